@@ -21,12 +21,28 @@
 #![warn(missing_docs)]
 
 pub mod code;
+pub mod config;
 pub mod content_format;
+pub mod endpoint;
+pub mod exchange;
+pub mod link_format;
 pub mod message;
 pub mod option;
+pub mod reliability;
+pub mod rng;
+pub mod router;
+pub mod server;
+pub mod time;
 pub mod uri;
 
 pub use code::{Code, Method};
 pub use content_format::ContentFormat;
 pub use message::{BuildError, Message, MessageBuilder, MessageType, ParseError};
 pub use option::{CoapOption, OptionNumber};
+pub use uri::{Host, Scheme, Uri, UriError};
+pub use config::Config;
+pub use endpoint::{Endpoint, Error, Event, RequestParams, Stats, Transmit};
+pub use exchange::{RequestId, Token};
+pub use router::{Resource, Route, Router};
+pub use server::{Handler, IncomingRequest, NoServer, Outcome, ResponseHandle, ResponseWriter};
+pub use time::Instant;

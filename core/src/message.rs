@@ -338,6 +338,18 @@ impl<'b> MessageBuilder<'b> {
         })
     }
 
+    /// Changes the code in the header.
+    pub fn set_code(&mut self, code: Code) {
+        if let Some(b) = self.buf.get_mut(1) {
+            *b = code.0;
+        }
+    }
+
+    /// The code currently in the header.
+    pub fn code(&self) -> Code {
+        Code(self.buf.get(1).copied().unwrap_or(0))
+    }
+
     /// Adds an option with a raw value.
     pub fn option(
         &mut self,

@@ -1,0 +1,118 @@
+//! Endpoint configuration: the transmission parameters of RFC 7252 §4.8 and the values
+//! derived from them (§4.8.2), plus this implementation's own knobs.
+
+use core::time::Duration;
+
+use crate::time::duration_ms;
+
+/// Endpoint configuration. `Config::default()` gives the RFC 7252 §4.8 defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// ACK_TIMEOUT (§4.8): the initial retransmission timeout is random in
+    /// `[ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR]`.
+    pub ack_timeout: Duration,
+    /// ACK_RANDOM_FACTOR in thousandths (1500 = 1.5); must be at least 1000.
+    pub ack_random_factor_milli: u32,
+    /// MAX_RETRANSMIT: retransmissions of a CON message before giving up.
+    pub max_retransmit: u8,
+    /// NSTART: outstanding interactions per peer (§4.7); further requests queue.
+    pub nstart: u8,
+    /// DEFAULT_LEISURE (§8.2), for responses to multicast requests.
+    pub default_leisure: Duration,
+    /// PROBING_RATE in bytes per second, for peers that do not answer (§4.7).
+    pub probing_rate: u32,
+    /// MAX_LATENCY (§4.8.2).
+    pub max_latency: Duration,
+    /// Length of the tokens this endpoint generates (0–8; §5.3.1 recommends randomness).
+    pub token_len: u8,
+    /// Total deadline of a request, CON or NON, after which the application gets
+    /// `Event::Timeout` (a CON also times out when its retransmissions are exhausted).
+    pub request_timeout: Duration,
+    /// How long a server waits before sending an empty ACK for a deferred (separate)
+    /// response (§5.2.2); zero sends it at once. If the application answers sooner the
+    /// response is piggybacked instead.
+    pub separate_ack_delay: Duration,
+    /// Max-Age of the 5.03 Service Unavailable sent when tables are full (§5.9.3.4).
+    pub busy_max_age: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ack_timeout: Duration::from_secs(2),
+            ack_random_factor_milli: 1500,
+            max_retransmit: 4,
+            nstart: 1,
+            default_leisure: Duration::from_secs(5),
+            probing_rate: 1,
+            max_latency: Duration::from_secs(100),
+            token_len: 8,
+            request_timeout: Duration::from_secs(93),
+            separate_ack_delay: Duration::ZERO,
+            busy_max_age: 2,
+        }
+    }
+}
+
+impl Config {
+    /// PROCESSING_DELAY = ACK_TIMEOUT (§4.8.2).
+    pub fn processing_delay(&self) -> Duration {
+        self.ack_timeout
+    }
+
+    fn ack_timeout_ms(&self) -> u64 {
+        duration_ms(self.ack_timeout)
+    }
+
+    fn factor(&self) -> u64 {
+        u64::from(self.ack_random_factor_milli.max(1000))
+    }
+
+    /// MAX_TRANSMIT_SPAN = ACK_TIMEOUT * (2^MAX_RETRANSMIT - 1) * ACK_RANDOM_FACTOR: the
+    /// longest time from the first transmission of a CON to its last retransmission.
+    pub fn max_transmit_span(&self) -> Duration {
+        let n = (1u64 << self.max_retransmit.min(32)) - 1;
+        Duration::from_millis(self.ack_timeout_ms().saturating_mul(n).saturating_mul(self.factor()) / 1000)
+    }
+
+    /// MAX_TRANSMIT_WAIT = ACK_TIMEOUT * (2^(MAX_RETRANSMIT + 1) - 1) * ACK_RANDOM_FACTOR:
+    /// the longest time from the first transmission of a CON until the sender gives up.
+    pub fn max_transmit_wait(&self) -> Duration {
+        let n = (1u64 << (self.max_retransmit.min(32) + 1)) - 1;
+        Duration::from_millis(self.ack_timeout_ms().saturating_mul(n).saturating_mul(self.factor()) / 1000)
+    }
+
+    /// EXCHANGE_LIFETIME = MAX_TRANSMIT_SPAN + 2 * MAX_LATENCY + PROCESSING_DELAY: how long
+    /// a CON Message ID stays in use, and how long duplicates are detected.
+    pub fn exchange_lifetime(&self) -> Duration {
+        self.max_transmit_span() + self.max_latency * 2 + self.processing_delay()
+    }
+
+    /// NON_LIFETIME = MAX_TRANSMIT_SPAN + MAX_LATENCY: the same for NON messages.
+    pub fn non_lifetime(&self) -> Duration {
+        self.max_transmit_span() + self.max_latency
+    }
+
+    /// The initial retransmission timeout range in milliseconds (§4.2).
+    pub(crate) fn initial_timeout_range_ms(&self) -> (u64, u64) {
+        let lo = self.ack_timeout_ms();
+        (lo, lo.saturating_mul(self.factor()) / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_defaults_match_rfc_7252_4_8_2() {
+        let c = Config::default();
+        assert_eq!(c.max_transmit_span(), Duration::from_secs(45));
+        assert_eq!(c.max_transmit_wait(), Duration::from_secs(93));
+        assert_eq!(c.max_latency, Duration::from_secs(100));
+        assert_eq!(c.processing_delay(), Duration::from_secs(2));
+        assert_eq!(c.exchange_lifetime(), Duration::from_secs(247));
+        assert_eq!(c.non_lifetime(), Duration::from_secs(145));
+        assert_eq!(c.initial_timeout_range_ms(), (2000, 3000));
+    }
+}

@@ -1,0 +1,997 @@
+//! The endpoint: the one state machine runtimes drive (see the crate docs for the
+//! contract). It ties the message layer ([`crate::reliability`]), client exchanges
+//! ([`crate::exchange`]) and the server side ([`crate::server`]) together over a fixed
+//! pool of message slots.
+
+use core::time::Duration;
+
+use heapless::Deque;
+
+use crate::code::{Code, CodeClass};
+use crate::config::Config;
+use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
+use crate::message::{write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError};
+use crate::option::OptionNumber;
+use crate::reliability::{
+    lifetime_ms, probing_delay_ms, DedupTable, DupAction, PeerTable, Retransmit, RetransmitStep,
+};
+use crate::rng::Rng;
+use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
+use crate::time::Instant;
+
+/// Default message size: RFC 7252 §4.6 (1152 bytes fits an IPv6 minimum MTU datagram).
+pub const DEFAULT_MESSAGE_SIZE: usize = 1152;
+
+/// Why the endpoint refused an application call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// Every message slot is in use, or the event queue has no room for the outcome of
+    /// another request: poll events, or wait for exchanges to finish.
+    #[error("no free message slot")]
+    Busy,
+    /// The message could not be built (too large for a slot, ...).
+    #[error("cannot build the message: {0}")]
+    Build(#[from] BuildError),
+    /// Requests are CON or NON.
+    #[error("a request must be CON or NON")]
+    InvalidType,
+    /// The code is not a request method code.
+    #[error("not a request code")]
+    NotARequest,
+    /// The handle does not refer to a deferred exchange (answered, or expired).
+    #[error("unknown or expired response handle")]
+    UnknownHandle,
+}
+
+/// What the application wants sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestParams {
+    /// Method code (0.01–0.31).
+    pub code: Code,
+    /// CON or NON.
+    pub ty: MessageType,
+    /// Total deadline; `None` uses `Config::request_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl RequestParams {
+    /// A confirmable request with the default timeout.
+    pub fn con(code: impl Into<Code>) -> Self {
+        RequestParams { code: code.into(), ty: MessageType::Con, timeout: None }
+    }
+
+    /// A non-confirmable request with the default timeout.
+    pub fn non(code: impl Into<Code>) -> Self {
+        RequestParams { code: code.into(), ty: MessageType::Non, timeout: None }
+    }
+
+    /// With a total deadline.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+}
+
+/// Metadata of a datagram written by [`Endpoint::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit<A> {
+    /// Destination.
+    pub peer: A,
+    /// Length of the datagram at the start of the caller's buffer.
+    pub len: usize,
+}
+
+/// Something the application should know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a, A> {
+    /// The response to a request (RFC 7252 §5.3.2: matched by token and peer).
+    Response {
+        /// The request.
+        id: RequestId,
+        /// Who answered.
+        peer: A,
+        /// The response; it stays valid until the next call to `poll_event`.
+        message: Message<'a>,
+    },
+    /// No response within the deadline, or CON retransmissions exhausted.
+    Timeout {
+        /// The request.
+        id: RequestId,
+    },
+    /// The peer rejected the request with RST.
+    Reset {
+        /// The request.
+        id: RequestId,
+    },
+}
+
+/// Counters for monitoring and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Duplicates detected and not handed to the application again.
+    pub duplicates: u32,
+    /// Requests answered 5.03 because no slot was free.
+    pub busy_rejections: u32,
+    /// Duplicate-detection entries dropped before their lifetime because the table was full.
+    pub dedup_evictions: u32,
+    /// Cached responses dropped to make room.
+    pub cache_evictions: u32,
+    /// Datagrams rejected as malformed (RST or silently dropped).
+    pub malformed: u32,
+    /// Control messages (ACK, RST, generated responses) dropped because their queue was full.
+    pub control_drops: u32,
+}
+
+/// A response the endpoint generates itself, without a slot.
+#[derive(Clone, Copy, Debug)]
+enum ControlKind {
+    /// Empty ACK or RST.
+    Empty { ty: MessageType, mid: u16 },
+    /// A bodyless response (4.02, 5.03, ...).
+    Response { ty: MessageType, mid: u16, code: Code, token: Token, max_age: Option<u32> },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Control<A> {
+    peer: A,
+    kind: ControlKind,
+}
+
+/// A response we send: piggybacked or NON (sent once), or separate CON (retransmitted).
+#[derive(Clone, Copy, Debug)]
+enum ResponsePhase {
+    /// Free the slot once transmitted.
+    SendOnce,
+    /// Sent; kept to answer duplicates of the request until `expires` (§4.5).
+    Cached { expires: Instant },
+    /// A CON separate response awaiting its ACK (§5.2.2).
+    AwaitAck(Retransmit),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct OutgoingResponse<A> {
+    peer: A,
+    mid: u16,
+    phase: ResponsePhase,
+}
+
+/// The empty ACK of a deferred CON request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AckState {
+    /// NON request: nothing to acknowledge.
+    NotNeeded,
+    /// To be sent at this time unless the response is ready first (then piggybacked).
+    Due(Instant),
+    /// Sent: the response will be a separate CON.
+    Sent,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DeferredRequest<A> {
+    peer: A,
+    token: Token,
+    mid: u16,
+    ack: AckState,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum SlotState<A> {
+    Free,
+    Request(ClientExchange<A>, u32),
+    Response(OutgoingResponse<A>),
+    Deferred(DeferredRequest<A>),
+    /// A received response held for `poll_event`.
+    Received { peer: A },
+}
+
+struct Slot<A, const M: usize> {
+    buf: [u8; M],
+    len: u16,
+    generation: u16,
+    /// The slot index is in the transmit queue.
+    queued: bool,
+    /// The slot's message should be transmitted when its queue entry comes up.
+    want_tx: bool,
+    state: SlotState<A>,
+}
+
+impl<A: Copy, const M: usize> Slot<A, M> {
+    fn new() -> Self {
+        Slot { buf: [0; M], len: 0, generation: 0, queued: false, want_tx: false, state: SlotState::Free }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum EventRecord {
+    Response { id: RequestId, slot: u16, generation: u16 },
+    Timeout(RequestId),
+    Reset(RequestId),
+}
+
+/// A CoAP endpoint: client and server roles over one transport address.
+///
+/// `A` is the peer address type (e.g. `std::net::SocketAddr`, `embassy_net::IpEndpoint`).
+/// `N` is the number of message slots: each holds one message of `M` bytes and serves
+/// one client request, one deferred or retransmitted response, one cached response for
+/// duplicate detection, or one response waiting in the event queue. Per-peer state (Message
+/// IDs, PROBING_RATE) covers `N` peers, least recently used evicted. Duplicate detection
+/// remembers the last `D` Message IDs received (§4.5); size it for the request rate times
+/// EXCHANGE_LIFETIME you want covered.
+pub struct Endpoint<A, const N: usize = 8, const M: usize = DEFAULT_MESSAGE_SIZE, const D: usize = 16> {
+    config: Config,
+    rng: Rng,
+    slots: [Slot<A, M>; N],
+    dedup: DedupTable<A, D>,
+    peers: PeerTable<A, N>,
+    tx: Deque<u16, N>,
+    control: Deque<Control<A>, N>,
+    events: Deque<EventRecord, N>,
+    /// Slot of the response event handed out last; freed on the next `poll_event`.
+    lent: Option<(u16, u16)>,
+    next_id: u32,
+    /// Order of requests, so that queued ones start first-come first-served.
+    next_seq: u32,
+    stats: Stats,
+}
+
+impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N, M, D> {
+    /// A new endpoint. `seed` feeds the generator of Message IDs, tokens and back-off
+    /// jitter: give it real entropy (RFC 7252 §5.3.1, §11.4).
+    pub fn new(config: Config, seed: u64) -> Self {
+        Endpoint {
+            config,
+            rng: Rng::new(seed),
+            slots: core::array::from_fn(|_| Slot::new()),
+            dedup: DedupTable::new(),
+            peers: PeerTable::new(),
+            tx: Deque::new(),
+            control: Deque::new(),
+            events: Deque::new(),
+            lent: None,
+            next_id: 0,
+            next_seq: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats { dedup_evictions: self.dedup.evictions, ..self.stats }
+    }
+
+    /// Slots currently in use (for monitoring and tests).
+    pub fn slots_in_use(&self) -> usize {
+        self.slots.iter().filter(|s| !matches!(s.state, SlotState::Free)).count()
+    }
+
+    /// Unexpired duplicate-detection entries (for monitoring and tests).
+    pub fn dedup_entries(&self, now: Instant) -> usize {
+        self.dedup.live(now)
+    }
+
+    // ----- slots -------------------------------------------------------------------
+
+    fn free_slot(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i) {
+            s.state = SlotState::Free;
+            s.want_tx = false;
+            s.len = 0;
+            s.generation = s.generation.wrapping_add(1);
+        }
+    }
+
+    /// A free slot, evicting the cached response that expires first if none is free.
+    fn alloc_slot(&mut self, now: Instant) -> Option<usize> {
+        if let Some(i) = self.slots.iter().position(|s| matches!(s.state, SlotState::Free)) {
+            return Some(i);
+        }
+        let (i, expired) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.state {
+                SlotState::Response(OutgoingResponse { phase: ResponsePhase::Cached { expires }, .. })
+                    if !s.want_tx =>
+                {
+                    Some((i, expires))
+                }
+                _ => None,
+            })
+            .min_by_key(|(_, e)| *e)?;
+        if expired > now {
+            self.stats.cache_evictions += 1;
+        }
+        self.free_slot(i);
+        Some(i)
+    }
+
+    fn queue_tx(&mut self, i: usize) {
+        let Some(s) = self.slots.get_mut(i) else { return };
+        s.want_tx = true;
+        if !s.queued {
+            // At most one entry per slot, so the queue (capacity N) cannot overflow.
+            if self.tx.push_back(i as u16).is_ok() {
+                s.queued = true;
+            }
+        }
+    }
+
+    fn push_control(&mut self, peer: A, kind: ControlKind) {
+        if self.control.push_back(Control { peer, kind }).is_err() {
+            self.stats.control_drops += 1;
+        }
+    }
+
+    fn handle_of(&self, i: usize) -> ResponseHandle {
+        let generation = self.slots.get(i).map(|s| s.generation).unwrap_or(0);
+        ResponseHandle { slot: i as u16, generation }
+    }
+
+    fn client_exchanges(&self) -> usize {
+        self.slots.iter().filter(|s| matches!(s.state, SlotState::Request(..))).count()
+    }
+
+    // ----- client ------------------------------------------------------------------
+
+    /// Starts a request to `peer`. `build` adds options and payload (the endpoint writes
+    /// the header and a fresh random token). The outcome arrives as exactly one event:
+    /// `Response`, `Timeout` or `Reset`, unless the request is cancelled.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        peer: A,
+        params: RequestParams,
+        build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+    ) -> Result<RequestId, Error> {
+        if !matches!(params.ty, MessageType::Con | MessageType::Non) {
+            return Err(Error::InvalidType);
+        }
+        if params.code.kind() != CodeClass::Request {
+            return Err(Error::NotARequest);
+        }
+        // Room for this request's single terminal event, whatever else is pending.
+        if self.events.len() + self.client_exchanges() >= N {
+            return Err(Error::Busy);
+        }
+        let i = self.alloc_slot(now).ok_or(Error::Busy)?;
+        let token = self.fresh_token(peer);
+        let slot = self.slots.get_mut(i).ok_or(Error::Busy)?;
+        let mut b = MessageBuilder::new(&mut slot.buf, params.ty, params.code, 0, token.as_slice())?;
+        build(&mut b)?;
+        slot.len = len16(b.finish());
+        let id = RequestId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1);
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let timeout = params.timeout.unwrap_or(self.config.request_timeout);
+        slot.state = SlotState::Request(
+            ClientExchange {
+                id,
+                peer,
+                token,
+                mid: 0,
+                confirmable: params.ty == MessageType::Con,
+                phase: ClientPhase::Queued,
+                deadline: now + timeout,
+                heard: false,
+            },
+            seq,
+        );
+        self.start_queued(now);
+        Ok(id)
+    }
+
+    fn fresh_token(&mut self, peer: A) -> Token {
+        let len = usize::from(self.config.token_len.min(8));
+        let mut bytes = [0u8; 8];
+        // Random tokens (§5.3.1); retry a few times on the (unlikely) clash with a live
+        // exchange to the same peer.
+        for _ in 0..4 {
+            self.rng.fill(&mut bytes[..len]);
+            let t = Token::new(&bytes[..len]).unwrap_or_default();
+            let clash = self.slots.iter().any(|s| {
+                matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.token == t)
+            });
+            if !clash {
+                return t;
+            }
+        }
+        Token::new(&bytes[..len]).unwrap_or_default()
+    }
+
+    /// Cancels a request: no event will be reported for it. Late responses are answered
+    /// as unknown (RST for a CON response, §5.3.2).
+    pub fn cancel(&mut self, id: RequestId) -> bool {
+        let found = self.slots.iter().position(|s| matches!(&s.state, SlotState::Request(x, _) if x.id == id));
+        match found {
+            Some(i) => {
+                self.free_slot(i);
+                true
+            }
+            None => {
+                // The outcome may already wait in the event queue: drop it there.
+                let mut kept: Deque<EventRecord, N> = Deque::new();
+                let mut removed = false;
+                while let Some(e) = self.events.pop_front() {
+                    let (x, slot) = match e {
+                        EventRecord::Response { id, slot, generation } => (id, Some((slot, generation))),
+                        EventRecord::Timeout(id) | EventRecord::Reset(id) => (id, None),
+                    };
+                    if x != id {
+                        let _ = kept.push_back(e);
+                        continue;
+                    }
+                    removed = true;
+                    if let Some((slot, generation)) = slot {
+                        let i = usize::from(slot);
+                        if self.slots.get(i).is_some_and(|s| s.generation == generation) {
+                            self.free_slot(i);
+                        }
+                    }
+                }
+                self.events = kept;
+                removed
+            }
+        }
+    }
+
+    /// Transmits queued requests whose peer has room under NSTART and PROBING_RATE (§4.7),
+    /// first come first served.
+    fn start_queued(&mut self, now: Instant) {
+        loop {
+            // The oldest queued request that may start now.
+            let mut pick: Option<(usize, u32)> = None;
+            for (i, s) in self.slots.iter().enumerate() {
+                if let SlotState::Request(x, seq) = &s.state {
+                    if x.phase == ClientPhase::Queued
+                        && pick.is_none_or(|(_, best)| seq.wrapping_sub(best) > u32::MAX / 2)
+                        && self.may_start(now, x.peer)
+                    {
+                        pick = Some((i, *seq));
+                    }
+                }
+            }
+            let Some((i, _)) = pick else { return };
+            self.transmit_request(now, i);
+        }
+    }
+
+    fn may_start(&self, now: Instant, peer: A) -> bool {
+        let outstanding = self
+            .slots
+            .iter()
+            .filter(|s| matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.is_outstanding()))
+            .count();
+        if outstanding >= usize::from(self.config.nstart.max(1)) {
+            return false;
+        }
+        // PROBING_RATE applies only to peers that stopped answering.
+        let probe_wait = self
+            .peers_get(peer)
+            .is_some_and(|p| p.unresponsive && p.probe_not_before > now);
+        !probe_wait
+    }
+
+    fn peers_get(&self, peer: A) -> Option<crate::reliability::Peer<A>> {
+        self.peers.find(peer)
+    }
+
+    fn transmit_request(&mut self, now: Instant, i: usize) {
+        let Some(SlotState::Request(x, _)) = self.slots.get(i).map(|s| s.state) else { return };
+        let mid = self.peers.next_mid(now, x.peer, &mut self.rng);
+        let retx = Retransmit::start(now, &self.config, &mut self.rng);
+        let Some(slot) = self.slots.get_mut(i) else { return };
+        if let Some(h) = slot.buf.get_mut(2..4) {
+            h.copy_from_slice(&mid.to_be_bytes());
+        }
+        let len = slot.len;
+        if let SlotState::Request(x, _) = &mut slot.state {
+            x.mid = mid;
+            x.phase = if x.confirmable { ClientPhase::AwaitAck(retx) } else { ClientPhase::AwaitResponse };
+        }
+        if let Some(p) = self.peers.get(x.peer) {
+            if p.unresponsive {
+                p.probe_not_before = now.add_millis(probing_delay_ms(&self.config, usize::from(len)));
+            }
+        }
+        self.queue_tx(i);
+    }
+
+    fn finish_request(&mut self, now: Instant, i: usize, record: EventRecord) {
+        let _ = self.events.push_back(record);
+        if !matches!(record, EventRecord::Response { .. }) {
+            self.free_slot(i);
+        }
+        self.start_queued(now);
+    }
+
+    // ----- server ------------------------------------------------------------------
+
+    /// Answers a deferred request (the handler returned [`Outcome::Defer`]). Piggybacked on
+    /// the ACK if that has not gone out yet, else a separate CON response retransmitted
+    /// until acknowledged (RFC 7252 §5.2.2); NON for a NON request.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        handle: ResponseHandle,
+        build: impl FnOnce(&mut ResponseWriter<'_>) -> Result<(), BuildError>,
+    ) -> Result<(), Error> {
+        let i = usize::from(handle.slot);
+        let d = match self.slots.get(i) {
+            Some(Slot { state: SlotState::Deferred(d), generation, .. }) if *generation == handle.generation => *d,
+            _ => return Err(Error::UnknownHandle),
+        };
+        let (ty, mid, phase) = match d.ack {
+            AckState::Due(_) => (
+                MessageType::Ack,
+                d.mid,
+                ResponsePhase::Cached { expires: now.add_millis(lifetime_ms(self.config.exchange_lifetime())) },
+            ),
+            AckState::Sent => (
+                MessageType::Con,
+                self.peers.next_mid(now, d.peer, &mut self.rng),
+                ResponsePhase::AwaitAck(Retransmit::start(now, &self.config, &mut self.rng)),
+            ),
+            AckState::NotNeeded => {
+                (MessageType::Non, self.peers.next_mid(now, d.peer, &mut self.rng), ResponsePhase::SendOnce)
+            }
+        };
+        let Some(slot) = self.slots.get_mut(i) else { return Err(Error::UnknownHandle) };
+        let mut w = ResponseWriter::new(MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, mid, d.token.as_slice())?);
+        let result = build(&mut w);
+        slot.len = match result {
+            Ok(()) => len16(w.builder.finish()),
+            Err(_) => {
+                // Whatever the builder holds may be partial: answer 5.00 instead.
+                len16(MessageBuilder::new(&mut slot.buf, ty, Code::INTERNAL_SERVER_ERROR, mid, d.token.as_slice())?.finish())
+            }
+        };
+        slot.state = SlotState::Response(OutgoingResponse { peer: d.peer, mid, phase });
+        self.queue_tx(i);
+        result.map_err(Error::Build)
+    }
+
+    // ----- input -------------------------------------------------------------------
+
+    /// Processes one received datagram from `peer`. Requests go to `handler`; responses
+    /// become events.
+    pub fn handle_datagram(&mut self, now: Instant, peer: A, bytes: &[u8], handler: &mut impl Handler<A>) {
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => return self.reject_malformed(peer, bytes, e),
+        };
+        if let Some(p) = self.peers.get(peer) {
+            p.unresponsive = false;
+        }
+        match (msg.code().kind(), msg.ty()) {
+            (CodeClass::Empty, MessageType::Con) => {
+                // CoAP ping (§4.3): answer with RST.
+                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid: msg.message_id() });
+            }
+            (CodeClass::Empty, MessageType::Ack) => self.on_empty_ack(now, peer, msg.message_id()),
+            (CodeClass::Empty, MessageType::Rst) => self.on_rst(now, peer, msg.message_id()),
+            (CodeClass::Empty, MessageType::Non) => {} // Not meaningful (§4.1); ignore.
+            (CodeClass::Request, MessageType::Con | MessageType::Non) => self.on_request(now, peer, &msg, handler),
+            (CodeClass::Success | CodeClass::ClientError | CodeClass::ServerError, _) => {
+                self.on_response(now, peer, &msg, bytes)
+            }
+            // Requests in ACK/RST, reserved classes, signaling codes over UDP: reject (§4.2).
+            (_, MessageType::Con) => {
+                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid: msg.message_id() })
+            }
+            _ => {}
+        }
+    }
+
+    /// A message format error: RST for CON, silent drop otherwise (§4.2, §4.3); unknown
+    /// versions are silently ignored (§3).
+    fn reject_malformed(&mut self, peer: A, bytes: &[u8], e: ParseError) {
+        self.stats.malformed += 1;
+        if matches!(e, ParseError::UnknownVersion(_) | ParseError::TooShort) {
+            return;
+        }
+        if let Some(h) = Header::peek(bytes) {
+            if h.ty == MessageType::Con {
+                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid: h.message_id });
+            }
+        }
+    }
+
+    fn on_empty_ack(&mut self, now: Instant, peer: A, mid: u16) {
+        for i in 0..N {
+            let Some(s) = self.slots.get_mut(i) else { continue };
+            match &mut s.state {
+                SlotState::Request(x, _) if x.peer == peer && x.mid == mid && matches!(x.phase, ClientPhase::AwaitAck(_)) => {
+                    // Separate response follows (§5.2.2).
+                    x.phase = ClientPhase::AwaitResponse;
+                    x.heard = true;
+                    // The request need not be retransmitted any more.
+                    s.want_tx = false;
+                    return;
+                }
+                SlotState::Response(r) if r.peer == peer && r.mid == mid && matches!(r.phase, ResponsePhase::AwaitAck(_)) => {
+                    self.free_slot(i);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let _ = now;
+    }
+
+    fn on_rst(&mut self, now: Instant, peer: A, mid: u16) {
+        for i in 0..N {
+            let Some(s) = self.slots.get(i) else { continue };
+            match &s.state {
+                SlotState::Request(x, _) if x.peer == peer && x.mid == mid && x.is_outstanding() => {
+                    let id = x.id;
+                    return self.finish_request(now, i, EventRecord::Reset(id));
+                }
+                SlotState::Response(r) if r.peer == peer && r.mid == mid && matches!(r.phase, ResponsePhase::AwaitAck(_)) => {
+                    return self.free_slot(i);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, peer: A, msg: &Message<'_>, handler: &mut impl Handler<A>) {
+        let con = msg.ty() == MessageType::Con;
+        let mid = msg.message_id();
+        let token = Token::new(msg.token()).unwrap_or_default();
+        if let Some(action) = self.dedup.lookup(now, peer, mid).copied() {
+            self.stats.duplicates += 1;
+            return self.answer_duplicate(peer, mid, token, con, action);
+        }
+        let lifetime = if con { self.config.exchange_lifetime() } else { self.config.non_lifetime() };
+        let lifetime = lifetime_ms(lifetime);
+        // §5.4.1: an unrecognized critical option in a request → 4.02 Bad Option.
+        if msg.unknown_critical_option(|n| handler.understands(n)).is_some() {
+            self.dedup.insert(now, peer, mid, lifetime, DupAction::Control(Code::BAD_OPTION));
+            return self.control_response(now, peer, mid, token, con, Code::BAD_OPTION, None);
+        }
+        let Some(i) = self.alloc_slot(now) else {
+            // §5.9.3.4: tables full; tell the client when to retry.
+            self.stats.busy_rejections += 1;
+            let max_age = Some(self.config.busy_max_age);
+            return self.control_response(now, peer, mid, token, con, Code::SERVICE_UNAVAILABLE, max_age);
+        };
+        let (ty, rmid) = if con {
+            (MessageType::Ack, mid)
+        } else {
+            (MessageType::Non, self.peers.next_mid(now, peer, &mut self.rng))
+        };
+        let handle = self.handle_of(i);
+        let Some(slot) = self.slots.get_mut(i) else { return };
+        let Ok(b) = MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, rmid, token.as_slice()) else { return };
+        let mut w = ResponseWriter::new(b);
+        let req = IncomingRequest { peer, message: *msg, handle, now };
+        match handler.handle(&req, &mut w) {
+            Outcome::Respond => {
+                slot.len = len16(w.builder.finish());
+                let phase = if con {
+                    ResponsePhase::Cached { expires: now.add_millis(lifetime) }
+                } else {
+                    ResponsePhase::SendOnce
+                };
+                slot.state = SlotState::Response(OutgoingResponse { peer, mid: rmid, phase });
+                let action = if con { DupAction::Resend { slot: handle.slot, generation: handle.generation } } else { DupAction::Ignore };
+                self.dedup.insert(now, peer, mid, lifetime, action);
+                self.queue_tx(i);
+            }
+            Outcome::Defer => {
+                let ack = if !con {
+                    AckState::NotNeeded
+                } else if self.config.separate_ack_delay.is_zero() {
+                    AckState::Sent
+                } else {
+                    AckState::Due(now + self.config.separate_ack_delay)
+                };
+                slot.len = 0;
+                slot.state = SlotState::Deferred(DeferredRequest { peer, token, mid, ack });
+                if ack == AckState::Sent {
+                    self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                }
+                let action = if con { DupAction::Resend { slot: handle.slot, generation: handle.generation } } else { DupAction::Ignore };
+                self.dedup.insert(now, peer, mid, lifetime, action);
+            }
+        }
+    }
+
+    fn control_response(&mut self, now: Instant, peer: A, mid: u16, token: Token, con: bool, code: Code, max_age: Option<u32>) {
+        let (ty, mid) = if con {
+            (MessageType::Ack, mid)
+        } else {
+            (MessageType::Non, self.peers.next_mid(now, peer, &mut self.rng))
+        };
+        self.push_control(peer, ControlKind::Response { ty, mid, code, token, max_age });
+    }
+
+    /// §4.5: a duplicate CON gets the same ACK (and piggybacked response) again; NON
+    /// duplicates are ignored. The application never sees a duplicate.
+    fn answer_duplicate(&mut self, peer: A, mid: u16, token: Token, con: bool, action: DupAction) {
+        match action {
+            DupAction::Ignore => {}
+            DupAction::EmptyAck => {
+                if con {
+                    self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid })
+                }
+            }
+            DupAction::Control(code) => {
+                if con {
+                    let max_age = None;
+                    self.push_control(peer, ControlKind::Response { ty: MessageType::Ack, mid, code, token, max_age });
+                }
+            }
+            DupAction::Resend { slot, generation } => {
+                let i = usize::from(slot);
+                let Some(s) = self.slots.get_mut(i) else { return };
+                if s.generation != generation {
+                    return; // The cached response was evicted; nothing safe to send.
+                }
+                match &mut s.state {
+                    SlotState::Response(r) if r.mid == mid && r.peer == peer => self.queue_tx(i),
+                    SlotState::Response(_) => {
+                        // Answered by a separate response: the request's ACK was empty.
+                        self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid })
+                    }
+                    SlotState::Deferred(d) => {
+                        d.ack = AckState::Sent;
+                        self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, peer: A, msg: &Message<'_>, bytes: &[u8]) {
+        let mid = msg.message_id();
+        let ty = msg.ty();
+        let con = ty == MessageType::Con;
+        if matches!(ty, MessageType::Con | MessageType::Non) {
+            if let Some(action) = self.dedup.lookup(now, peer, mid).copied() {
+                // Already delivered: acknowledge again, never deliver twice (§4.5).
+                self.stats.duplicates += 1;
+                if con && action == DupAction::EmptyAck {
+                    self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                }
+                return;
+            }
+        }
+        let found = self.slots.iter().position(|s| match &s.state {
+            SlotState::Request(x, _) => {
+                x.peer == peer
+                    && x.token.as_slice() == msg.token()
+                    && match (ty, x.phase) {
+                        // A piggybacked response must also match the Message ID (§5.3.2).
+                        (MessageType::Ack, ClientPhase::AwaitAck(_)) => x.mid == mid,
+                        (MessageType::Con | MessageType::Non, p) => p != ClientPhase::Queued,
+                        _ => false,
+                    }
+            }
+            _ => false,
+        });
+        let Some(i) = found else {
+            // §5.3.2: a CON response nobody waits for is rejected.
+            if con {
+                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid });
+            }
+            return;
+        };
+        // §5.4.1: unrecognized critical options in a CON response or a piggybacked one
+        // reject the response.
+        if msg.unknown_critical_option(|n| n.info().is_some()).is_some() {
+            if con {
+                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid });
+            }
+            return;
+        }
+        if bytes.len() > M {
+            // Cannot hold it for the application; let the exchange time out rather
+            // than acknowledge what we cannot deliver.
+            return;
+        }
+        let lifetime = lifetime_ms(if con { self.config.exchange_lifetime() } else { self.config.non_lifetime() });
+        match ty {
+            MessageType::Con => {
+                self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                self.dedup.insert(now, peer, mid, lifetime, DupAction::EmptyAck);
+            }
+            MessageType::Non => self.dedup.insert(now, peer, mid, lifetime, DupAction::Ignore),
+            _ => {}
+        }
+        let Some(s) = self.slots.get_mut(i) else { return };
+        let SlotState::Request(x, _) = s.state else { return };
+        if let Some(dst) = s.buf.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        s.len = len16(bytes.len());
+        s.want_tx = false;
+        s.state = SlotState::Received { peer };
+        let generation = s.generation;
+        self.finish_request(now, i, EventRecord::Response { id: x.id, slot: i as u16, generation });
+    }
+
+    /// Processes timers whose time has come: retransmissions, request deadlines, delayed
+    /// ACKs of deferred requests, queued requests waiting for PROBING_RATE.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..N {
+            let Some(s) = self.slots.get_mut(i) else { continue };
+            match &mut s.state {
+                SlotState::Request(x, _) => {
+                    if now >= x.deadline {
+                        let (id, peer, heard) = (x.id, x.peer, x.heard);
+                        self.timed_out(now, i, id, peer, heard);
+                        continue;
+                    }
+                    if let ClientPhase::AwaitAck(r) = &mut x.phase {
+                        if now >= r.next {
+                            match r.fire(now, &self.config) {
+                                RetransmitStep::Resend => self.queue_tx(i),
+                                RetransmitStep::GiveUp => {
+                                    let (id, peer, heard) = (x.id, x.peer, x.heard);
+                                    self.timed_out(now, i, id, peer, heard);
+                                }
+                            }
+                        }
+                    }
+                }
+                SlotState::Response(r) => match &mut r.phase {
+                    ResponsePhase::AwaitAck(rt) if now >= rt.next => match rt.fire(now, &self.config) {
+                        RetransmitStep::Resend => self.queue_tx(i),
+                        RetransmitStep::GiveUp => self.free_slot(i),
+                    },
+                    ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => self.free_slot(i),
+                    _ => {}
+                },
+                SlotState::Deferred(d) => {
+                    if let AckState::Due(t) = d.ack {
+                        if now >= t {
+                            d.ack = AckState::Sent;
+                            let (peer, mid) = (d.peer, d.mid);
+                            self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.start_queued(now);
+    }
+
+    fn timed_out(&mut self, now: Instant, i: usize, id: RequestId, peer: A, heard: bool) {
+        if !heard {
+            // The peer did not answer at all: PROBING_RATE applies from now on (§4.7).
+            if let Some(p) = self.peers.get(peer) {
+                p.unresponsive = true;
+            }
+        }
+        self.finish_request(now, i, EventRecord::Timeout(id));
+    }
+
+    /// The next time `handle_timeout` must be called, if any timer is armed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut arm = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for s in &self.slots {
+            match &s.state {
+                SlotState::Request(x, _) => {
+                    arm(x.deadline);
+                    match x.phase {
+                        ClientPhase::AwaitAck(r) => arm(r.next),
+                        ClientPhase::Queued => {
+                            if let Some(p) = self.peers_get(x.peer) {
+                                if p.unresponsive {
+                                    arm(p.probe_not_before);
+                                }
+                            }
+                        }
+                        ClientPhase::AwaitResponse => {}
+                    }
+                }
+                SlotState::Response(OutgoingResponse { phase: ResponsePhase::AwaitAck(r), .. }) => arm(r.next),
+                SlotState::Deferred(DeferredRequest { ack: AckState::Due(t), .. }) => arm(*t),
+                _ => {}
+            }
+        }
+        next
+    }
+
+    // ----- output ------------------------------------------------------------------
+
+    /// Writes the next datagram to send into `buf` (which should hold `M` bytes) and says
+    /// where it goes. Call until it returns `None` after every input.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<A>> {
+        let _ = now;
+        while let Some(c) = self.control.pop_front() {
+            let len = match c.kind {
+                ControlKind::Empty { ty, mid } => write_empty(buf, ty, mid).ok(),
+                ControlKind::Response { ty, mid, code, token, max_age } => {
+                    MessageBuilder::new(buf, ty, code, mid, token.as_slice()).ok().and_then(|mut b| {
+                        if let Some(age) = max_age {
+                            b.option_uint(OptionNumber::MAX_AGE, age).ok()?;
+                        }
+                        Some(b.finish())
+                    })
+                }
+            };
+            if let Some(len) = len {
+                return Some(Transmit { peer: c.peer, len });
+            }
+        }
+        while let Some(i) = self.tx.pop_front() {
+            let i = usize::from(i);
+            let Some(s) = self.slots.get_mut(i) else { continue };
+            s.queued = false;
+            if !s.want_tx {
+                continue;
+            }
+            s.want_tx = false;
+            let peer = match &s.state {
+                SlotState::Request(x, _) => x.peer,
+                SlotState::Response(r) => r.peer,
+                _ => continue,
+            };
+            let len = usize::from(s.len);
+            let Some(dst) = buf.get_mut(..len) else { continue };
+            dst.copy_from_slice(s.bytes());
+            if let SlotState::Response(OutgoingResponse { phase: ResponsePhase::SendOnce, .. }) = s.state {
+                self.free_slot(i);
+            }
+            return Some(Transmit { peer, len });
+        }
+        None
+    }
+
+    /// The next event. A `Response` borrows the endpoint's slot until the next call.
+    pub fn poll_event(&mut self) -> Option<Event<'_, A>> {
+        if let Some((slot, generation)) = self.lent.take() {
+            let i = usize::from(slot);
+            if self.slots.get(i).is_some_and(|s| s.generation == generation) {
+                self.free_slot(i);
+            }
+        }
+        loop {
+            let rec = self.events.pop_front()?;
+            match rec {
+                EventRecord::Timeout(id) => return Some(Event::Timeout { id }),
+                EventRecord::Reset(id) => return Some(Event::Reset { id }),
+                EventRecord::Response { id, slot, generation } => {
+                    let i = usize::from(slot);
+                    let ok = matches!(
+                        self.slots.get(i),
+                        Some(Slot { state: SlotState::Received { .. }, generation: g, .. }) if *g == generation
+                    );
+                    if !ok {
+                        continue;
+                    }
+                    self.lent = Some((slot, generation));
+                    let s = self.slots.get(i)?;
+                    let SlotState::Received { peer } = s.state else { continue };
+                    match Message::parse(s.bytes()) {
+                        Ok(message) => return Some(Event::Response { id, peer, message }),
+                        Err(_) => continue,
+                    }
+                }
+            }
+        }
+    }
+}
+
+
+/// Slot lengths fit in `u16`: datagrams are at most 65535 bytes, and `M` is clamped by the
+/// callers' buffers.
+fn len16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}

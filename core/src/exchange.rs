@@ -1,0 +1,67 @@
+//! Client exchanges (RFC 7252 §5.3): request identifiers, tokens, and the phases a request
+//! goes through until its response, reset or timeout.
+
+use crate::message::MAX_TOKEN_LEN;
+use crate::reliability::Retransmit;
+use crate::time::Instant;
+
+/// Identifies a request started with `Endpoint::request`; events carry it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestId(pub u32);
+
+/// A token (0–8 bytes, RFC 7252 §5.3.1), stored inline.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Token {
+    bytes: [u8; MAX_TOKEN_LEN],
+    len: u8,
+}
+
+impl Token {
+    /// A token from bytes; `None` if longer than 8.
+    pub fn new(bytes: &[u8]) -> Option<Token> {
+        let mut t = Token::default();
+        t.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        t.len = bytes.len() as u8;
+        Some(t)
+    }
+
+    /// The token bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+/// Where a client request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientPhase {
+    /// Waiting for NSTART or PROBING_RATE (§4.7) before its first transmission.
+    Queued,
+    /// A CON sent, not yet acknowledged.
+    AwaitAck(Retransmit),
+    /// A NON sent, or a CON acknowledged by an empty ACK: the response comes separately.
+    AwaitResponse,
+}
+
+/// A request of ours in flight.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientExchange<A> {
+    pub id: RequestId,
+    pub peer: A,
+    pub token: Token,
+    pub mid: u16,
+    pub confirmable: bool,
+    pub phase: ClientPhase,
+    /// Total deadline (`Config::request_timeout` or the per-request value).
+    pub deadline: Instant,
+    /// Anything heard from the peer for this exchange (ACK, RST or response).
+    pub heard: bool,
+}
+
+impl<A> ClientExchange<A> {
+    /// Counts towards NSTART once transmitted.
+    pub fn is_outstanding(&self) -> bool {
+        !matches!(self.phase, ClientPhase::Queued)
+    }
+}

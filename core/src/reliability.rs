@@ -1,0 +1,281 @@
+//! The message layer's bookkeeping (RFC 7252 §4): retransmission timers with randomized
+//! exponential back-off, duplicate detection, per-peer Message IDs, NSTART and
+//! PROBING_RATE state. All tables are fixed-size; they evict, they never grow.
+
+use crate::config::Config;
+use crate::rng::Rng;
+use crate::time::{duration_ms, Instant};
+
+/// Retransmission state of one CON message (§4.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Retransmit {
+    /// When the current timeout expires.
+    pub next: Instant,
+    /// The current timeout, doubled after each retransmission.
+    pub timeout_ms: u32,
+    /// Retransmissions sent so far.
+    pub count: u8,
+}
+
+/// What to do when a retransmission timer fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetransmitStep {
+    /// Send the message again; the timer was re-armed.
+    Resend,
+    /// MAX_RETRANSMIT reached and the last timeout expired: give up.
+    GiveUp,
+}
+
+impl Retransmit {
+    /// Arms the timer for the first transmission at `now`: the initial timeout is random in
+    /// `[ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR]` (§4.2).
+    pub fn start(now: Instant, config: &Config, rng: &mut Rng) -> Retransmit {
+        let (lo, hi) = config.initial_timeout_range_ms();
+        let timeout_ms = lo + rng.below_or_eq(hi.saturating_sub(lo));
+        let timeout_ms = u32::try_from(timeout_ms).unwrap_or(u32::MAX);
+        Retransmit {
+            next: now.add_millis(u64::from(timeout_ms)),
+            timeout_ms,
+            count: 0,
+        }
+    }
+
+    /// The timer fired at `now`: retransmit with a doubled timeout, or give up once
+    /// MAX_RETRANSMIT retransmissions have been sent and the last timeout expired.
+    pub fn fire(&mut self, now: Instant, config: &Config) -> RetransmitStep {
+        if self.count >= config.max_retransmit {
+            return RetransmitStep::GiveUp;
+        }
+        self.count += 1;
+        self.timeout_ms = self.timeout_ms.saturating_mul(2);
+        self.next = now.add_millis(u64::from(self.timeout_ms));
+        RetransmitStep::Resend
+    }
+}
+
+/// What a duplicate of a remembered message gets (§4.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DupAction {
+    /// Send again the response held in a slot (if it is still the same generation).
+    Resend { slot: u16, generation: u16 },
+    /// Send an empty ACK again (CON responses we acknowledged, deferred requests).
+    EmptyAck,
+    /// Answer again with a response the endpoint generates itself (4.02, 5.03, ...).
+    Control(crate::code::Code),
+    /// Ignore (NON duplicates, §4.5).
+    Ignore,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DedupEntry<A> {
+    peer: A,
+    mid: u16,
+    expires: Instant,
+    action: DupAction,
+}
+
+/// Recently received Message IDs per peer (§4.5). A ring in arrival order: when it is full
+/// the oldest entry is dropped, so a flood from many addresses costs a bounded table and
+/// can at worst make an old duplicate look new (counted in [`DedupTable::evictions`]).
+pub(crate) struct DedupTable<A, const N: usize> {
+    entries: [Option<DedupEntry<A>>; N],
+    next: usize,
+    pub evictions: u32,
+}
+
+impl<A: Copy + Eq, const N: usize> DedupTable<A, N> {
+    pub const fn new() -> Self {
+        DedupTable {
+            entries: [None; N],
+            next: 0,
+            evictions: 0,
+        }
+    }
+
+    /// Capacity.
+    pub const CAPACITY: usize = N;
+
+    /// The action remembered for `(peer, mid)` if it has not expired.
+    pub fn lookup(&mut self, now: Instant, peer: A, mid: u16) -> Option<&mut DupAction> {
+        self.entries
+            .iter_mut()
+            .flatten()
+            .find(|e| e.mid == mid && e.peer == peer && e.expires > now)
+            .map(|e| &mut e.action)
+    }
+
+    /// Remembers a message for `lifetime_ms`.
+    pub fn insert(&mut self, now: Instant, peer: A, mid: u16, lifetime_ms: u64, action: DupAction) {
+        let cap = Self::CAPACITY;
+        if cap == 0 {
+            return;
+        }
+        let i = self.next % cap;
+        self.next = (i + 1) % cap;
+        let slot = self.entries.get_mut(i);
+        if let Some(slot) = slot {
+            if matches!(slot, Some(e) if e.expires > now) {
+                self.evictions = self.evictions.saturating_add(1);
+            }
+            *slot = Some(DedupEntry {
+                peer,
+                mid,
+                expires: now.add_millis(lifetime_ms),
+                action,
+            });
+        }
+    }
+
+    /// Number of unexpired entries.
+    pub fn live(&self, now: Instant) -> usize {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|e| e.expires > now)
+            .count()
+    }
+}
+
+/// Per-peer state: the next Message ID, activity for PROBING_RATE.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peer<A> {
+    pub addr: A,
+    pub next_mid: u16,
+    pub last_used: Instant,
+    /// The peer has not answered a whole exchange: limit to PROBING_RATE (§4.7).
+    pub unresponsive: bool,
+    /// Earliest time the next request may go to an unresponsive peer.
+    pub probe_not_before: Instant,
+}
+
+/// Peers this endpoint talks to, least recently used evicted first. A new peer starts its
+/// Message IDs at a random value (§4.4).
+pub(crate) struct PeerTable<A, const N: usize> {
+    peers: [Option<Peer<A>>; N],
+}
+
+impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
+    pub const fn new() -> Self {
+        PeerTable {
+            peers: [None; N],
+        }
+    }
+
+    /// A copy of the entry for `addr`, without touching its LRU state.
+    pub fn find(&self, addr: A) -> Option<Peer<A>> {
+        self.peers.iter().flatten().find(|p| p.addr == addr).copied()
+    }
+
+    pub fn get(&mut self, addr: A) -> Option<&mut Peer<A>> {
+        self.peers
+            .iter_mut()
+            .flatten()
+            .find(|p| p.addr == addr)
+    }
+
+    /// The entry for `addr`, created (evicting the least recently used) if needed.
+    pub fn entry(&mut self, now: Instant, addr: A, rng: &mut Rng) -> Option<&mut Peer<A>> {
+        let flat = &mut self.peers;
+        let pos = match flat.iter().position(|p| matches!(p, Some(p) if p.addr == addr)) {
+            Some(i) => i,
+            None => {
+                let i = match flat.iter().position(Option::is_none) {
+                    Some(i) => i,
+                    None => flat
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| p.map(|p| p.last_used))
+                        .map(|(i, _)| i)?,
+                };
+                *flat.get_mut(i)? = Some(Peer {
+                    addr,
+                    next_mid: rng.next_u64() as u16,
+                    last_used: now,
+                    unresponsive: false,
+                    probe_not_before: Instant::ZERO,
+                });
+                i
+            }
+        };
+        let p = flat.get_mut(pos)?.as_mut()?;
+        p.last_used = now;
+        Some(p)
+    }
+
+    /// Allocates the next Message ID for `addr`.
+    pub fn next_mid(&mut self, now: Instant, addr: A, rng: &mut Rng) -> u16 {
+        match self.entry(now, addr, rng) {
+            Some(p) => {
+                let mid = p.next_mid;
+                p.next_mid = p.next_mid.wrapping_add(1);
+                mid
+            }
+            None => rng.next_u64() as u16,
+        }
+    }
+}
+
+/// The time a PROBING_RATE-limited peer must wait after `bytes` were sent to it.
+pub(crate) fn probing_delay_ms(config: &Config, bytes: usize) -> u64 {
+    let rate = u64::from(config.probing_rate.max(1));
+    (bytes as u64).saturating_mul(1000) / rate
+}
+
+/// Milliseconds of a lifetime, for dedup entries.
+pub(crate) fn lifetime_ms(d: core::time::Duration) -> u64 {
+    duration_ms(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_gives_up() {
+        let c = Config::default();
+        let mut rng = Rng::new(1);
+        for seed in 0..200 {
+            rng = Rng::new(seed);
+            let r = Retransmit::start(Instant::ZERO, &c, &mut rng);
+            assert!((2000..=3000).contains(&r.timeout_ms));
+        }
+        let mut r = Retransmit::start(Instant::ZERO, &c, &mut rng);
+        let t0 = r.timeout_ms;
+        let mut now = r.next;
+        for k in 1..=4u32 {
+            assert_eq!(r.fire(now, &c), RetransmitStep::Resend);
+            assert_eq!(r.timeout_ms, t0 << k);
+            now = r.next;
+        }
+        assert_eq!(r.fire(now, &c), RetransmitStep::GiveUp);
+        // Give-up time = t0 * 31, at most MAX_TRANSMIT_WAIT.
+        assert_eq!(now.as_millis(), u64::from(t0) * 31);
+        assert!(now.as_millis() <= 93_000);
+    }
+
+    #[test]
+    fn dedup_ring_bounded_and_expiring() {
+        let mut t: DedupTable<u32, 8> = DedupTable::new();
+        for i in 0..8u32 {
+            t.insert(Instant::ZERO, i, 1, 1000, DupAction::Ignore);
+        }
+        assert_eq!(t.live(Instant::ZERO), 8);
+        assert!(t.lookup(Instant::ZERO, 0, 1).is_some());
+        t.insert(Instant::ZERO, 100, 1, 1000, DupAction::Ignore);
+        assert!(t.lookup(Instant::ZERO, 0, 1).is_none(), "oldest evicted");
+        assert_eq!(t.evictions, 1);
+        assert!(t.lookup(Instant::from_millis(1000), 100, 1).is_none(), "expired");
+    }
+
+    #[test]
+    fn peers_lru_and_random_mid_start() {
+        let mut rng = Rng::new(7);
+        let mut t: PeerTable<u32, 2> = PeerTable::new();
+        let a = t.next_mid(Instant::from_millis(1), 1, &mut rng);
+        assert_eq!(t.next_mid(Instant::from_millis(2), 1, &mut rng), a.wrapping_add(1));
+        t.next_mid(Instant::from_millis(3), 2, &mut rng);
+        t.next_mid(Instant::from_millis(4), 3, &mut rng); // evicts peer 1 (LRU)
+        assert!(t.get(1).is_none());
+        assert!(t.get(2).is_some() && t.get(3).is_some());
+    }
+}

@@ -1,0 +1,202 @@
+//! A router: maps request paths to resources, dispatches by method, and answers
+//! `/.well-known/core` (RFC 6690 §4) from the routes it holds.
+
+use crate::code::{Code, Method};
+use crate::content_format::ContentFormat;
+use crate::link_format::{LinkWriter, SliceWriter};
+use crate::server::{Handler, IncomingRequest, Outcome, ResponseWriter};
+
+/// A resource: one method per request method. Unimplemented methods answer 4.05 Method Not
+/// Allowed (RFC 7252 §5.8).
+#[allow(unused_variables)]
+pub trait Resource<A> {
+    /// GET.
+    fn get(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// POST.
+    fn post(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// PUT.
+    fn put(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// DELETE.
+    fn delete(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// FETCH (RFC 8132).
+    fn fetch(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// PATCH (RFC 8132).
+    fn patch(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// iPATCH (RFC 8132).
+    fn ipatch(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        method_not_allowed(resp)
+    }
+    /// Link attributes advertised in `/.well-known/core`, without the leading `;`
+    /// (e.g. `rt="temperature";ct=0`).
+    fn link_attributes(&self) -> &str {
+        ""
+    }
+}
+
+/// Writes 4.05 Method Not Allowed.
+pub fn method_not_allowed(resp: &mut ResponseWriter<'_>) -> Outcome {
+    resp.set_code(Code::METHOD_NOT_ALLOWED);
+    Outcome::Respond
+}
+
+/// How a route's path matches a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PathMatch {
+    /// The request path equals the route path.
+    Exact,
+    /// The request path starts with the route path's segments.
+    Prefix,
+}
+
+/// One entry of a router.
+pub struct Route<'r, A> {
+    path: &'r str,
+    matching: PathMatch,
+    resource: &'r mut dyn Resource<A>,
+}
+
+impl<'r, A> Route<'r, A> {
+    /// A route for exactly `path` (e.g. `/sensors/temp`; `/` is the root).
+    pub fn new(path: &'r str, resource: &'r mut dyn Resource<A>) -> Self {
+        Route {
+            path,
+            matching: PathMatch::Exact,
+            resource,
+        }
+    }
+
+    /// A route for `path` and everything below it.
+    pub fn prefix(path: &'r str, resource: &'r mut dyn Resource<A>) -> Self {
+        Route {
+            path,
+            matching: PathMatch::Prefix,
+            resource,
+        }
+    }
+
+    /// Number of request segments this route consumes if it matches, else `None`.
+    fn matches<'m>(&self, mut req: impl Iterator<Item = &'m [u8]>) -> Option<usize> {
+        let mut n = 0;
+        for seg in self.path.split('/').filter(|s| !s.is_empty()) {
+            if req.next()? != seg.as_bytes() {
+                return None;
+            }
+            n += 1;
+        }
+        match (self.matching, req.next()) {
+            (PathMatch::Exact, Some(_)) => None,
+            _ => Some(n),
+        }
+    }
+}
+
+/// Routes requests to resources. Storage is the caller's: a slice of routes.
+pub struct Router<'r, A> {
+    routes: &'r mut [Route<'r, A>],
+}
+
+impl<'r, A> Router<'r, A> {
+    /// A router over `routes`. Exact routes win over prefix routes; among prefix routes,
+    /// the longest wins.
+    pub fn new(routes: &'r mut [Route<'r, A>]) -> Self {
+        Router { routes }
+    }
+
+    /// Writes one link per route (RFC 6690 §2).
+    fn write_links(&self, out: impl core::fmt::Write) -> core::fmt::Result {
+        let mut links = LinkWriter::new(out);
+        for r in self.routes.iter() {
+            let path = if r.path.is_empty() { "/" } else { r.path };
+            links.link(path, r.resource.link_attributes())?;
+        }
+        Ok(())
+    }
+
+    fn well_known_core(&self, resp: &mut ResponseWriter<'_>) -> Outcome {
+        let mut count = ByteCounter(0);
+        let _ = self.write_links(&mut count);
+        resp.set_code(Code::CONTENT);
+        let written = resp.content_format(ContentFormat::LINK_FORMAT).ok().and_then(|resp| {
+            let buf = resp.payload_buf().ok()?;
+            self.write_links(SliceWriter::new(buf)).ok()?;
+            resp.set_payload_len(count.0).ok()
+        });
+        if written.is_none() {
+            // Larger than one message: blockwise serving comes with RFC 7959 support.
+            resp.set_code(Code::INTERNAL_SERVER_ERROR);
+        }
+        Outcome::Respond
+    }
+}
+
+/// Counts the bytes a formatter would write.
+struct ByteCounter(usize);
+
+impl core::fmt::Write for ByteCounter {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+impl<A> Handler<A> for Router<'_, A> {
+    fn handle(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        let msg = *req.message();
+        let mut best: Option<(usize, bool)> = None; // (index, exact)
+        let mut best_len = 0;
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Some(n) = r.matches(msg.uri_path()) {
+                let exact = r.matching == PathMatch::Exact;
+                let better = match best {
+                    None => true,
+                    Some((_, best_exact)) => (exact && !best_exact) || (exact == best_exact && n > best_len),
+                };
+                if better {
+                    best = Some((i, exact));
+                    best_len = n;
+                }
+            }
+        }
+        let Some((i, _)) = best else {
+            let mut wk = [".well-known".as_bytes(), b"core"].into_iter();
+            let mut p = msg.uri_path();
+            let is_wk = p.by_ref().zip(wk.by_ref()).all(|(a, b)| a == b) && p.next().is_none() && wk.next().is_none();
+            if is_wk {
+                return match req.method() {
+                    Some(Method::Get) => self.well_known_core(resp),
+                    _ => method_not_allowed(resp),
+                };
+            }
+            resp.set_code(Code::NOT_FOUND);
+            return Outcome::Respond;
+        };
+        let Some(route) = self.routes.get_mut(i) else {
+            resp.set_code(Code::NOT_FOUND);
+            return Outcome::Respond;
+        };
+        let r = &mut *route.resource;
+        match req.method() {
+            Some(Method::Get) => r.get(req, resp),
+            Some(Method::Post) => r.post(req, resp),
+            Some(Method::Put) => r.put(req, resp),
+            Some(Method::Delete) => r.delete(req, resp),
+            Some(Method::Fetch) => r.fetch(req, resp),
+            Some(Method::Patch) => r.patch(req, resp),
+            Some(Method::IPatch) => r.ipatch(req, resp),
+            // RFC 7252 §5.8: unrecognized method codes get 4.05.
+            None => method_not_allowed(resp),
+        }
+    }
+}
