@@ -1,6 +1,9 @@
 //! A router: maps request paths to resources, dispatches by method, and answers
 //! `/.well-known/core` (RFC 6690 §4) from the routes it holds.
 
+use core::marker::PhantomData;
+use core::ops::DerefMut;
+
 use crate::code::{Code, Method};
 use crate::content_format::ContentFormat;
 use crate::link_format::{LinkWriter, SliceWriter};
@@ -60,30 +63,29 @@ pub enum PathMatch {
     Prefix,
 }
 
-/// One entry of a router.
-pub struct Route<'r, A> {
-    path: &'r str,
+/// One entry of a router: a path and the resource behind it. `R` is how the router
+/// reaches the resource: `&mut dyn Resource<A>` for borrowed, static storage (embedded),
+/// `Box<dyn Resource<A> + Send>` on std, or a concrete resource type.
+pub struct Route<'p, R> {
+    path: &'p str,
     matching: PathMatch,
-    resource: &'r mut dyn Resource<A>,
+    resource: R,
 }
 
-impl<'r, A> Route<'r, A> {
+impl<'p, R> Route<'p, R> {
     /// A route for exactly `path` (e.g. `/sensors/temp`; `/` is the root).
-    pub fn new(path: &'r str, resource: &'r mut dyn Resource<A>) -> Self {
-        Route {
-            path,
-            matching: PathMatch::Exact,
-            resource,
-        }
+    pub fn new(path: &'p str, resource: R) -> Self {
+        Route { path, matching: PathMatch::Exact, resource }
     }
 
     /// A route for `path` and everything below it.
-    pub fn prefix(path: &'r str, resource: &'r mut dyn Resource<A>) -> Self {
-        Route {
-            path,
-            matching: PathMatch::Prefix,
-            resource,
-        }
+    pub fn prefix(path: &'p str, resource: R) -> Self {
+        Route { path, matching: PathMatch::Prefix, resource }
+    }
+
+    /// The route's path.
+    pub fn path(&self) -> &'p str {
+        self.path
     }
 
     /// Number of request segments this route consumes if it matches, else `None`.
@@ -102,35 +104,53 @@ impl<'r, A> Route<'r, A> {
     }
 }
 
-/// Routes requests to resources. Storage is the caller's: a slice of routes.
-pub struct Router<'r, A> {
-    routes: &'r mut [Route<'r, A>],
+/// Routes requests to resources. The routes live in storage `S` of the caller's choice:
+/// an array, a `&mut [Route]`, or a `Vec<Route>` on std.
+pub struct Router<R, S> {
+    routes: S,
+    _resource: PhantomData<fn() -> R>,
 }
 
-impl<'r, A> Router<'r, A> {
+impl<'p, R, S> Router<R, S>
+where
+    S: AsRef<[Route<'p, R>]> + AsMut<[Route<'p, R>]>,
+    R: DerefMut,
+{
     /// A router over `routes`. Exact routes win over prefix routes; among prefix routes,
-    /// the longest wins.
-    pub fn new(routes: &'r mut [Route<'r, A>]) -> Self {
-        Router { routes }
+    /// the longest wins. A GET of `/.well-known/core` lists the routes (RFC 6690 §4)
+    /// unless a route claims that path.
+    pub fn new(routes: S) -> Self {
+        Router { routes, _resource: PhantomData }
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &[Route<'p, R>] {
+        self.routes.as_ref()
     }
 
     /// Writes one link per route (RFC 6690 §2).
-    fn write_links(&self, out: impl core::fmt::Write) -> core::fmt::Result {
+    fn write_links<A>(&self, out: impl core::fmt::Write) -> core::fmt::Result
+    where
+        R::Target: Resource<A>,
+    {
         let mut links = LinkWriter::new(out);
-        for r in self.routes.iter() {
+        for r in self.routes.as_ref() {
             let path = if r.path.is_empty() { "/" } else { r.path };
-            links.link(path, r.resource.link_attributes())?;
+            links.link(path, r.resource.deref().link_attributes())?;
         }
         Ok(())
     }
 
-    fn well_known_core(&self, resp: &mut ResponseWriter<'_>) -> Outcome {
+    fn well_known_core<A>(&self, resp: &mut ResponseWriter<'_>) -> Outcome
+    where
+        R::Target: Resource<A>,
+    {
         let mut count = ByteCounter(0);
-        let _ = self.write_links(&mut count);
+        let _ = self.write_links::<A>(&mut count);
         resp.set_code(Code::CONTENT);
         let written = resp.content_format(ContentFormat::LINK_FORMAT).ok().and_then(|resp| {
             let buf = resp.payload_buf().ok()?;
-            self.write_links(SliceWriter::new(buf)).ok()?;
+            self.write_links::<A>(SliceWriter::new(buf)).ok()?;
             resp.set_payload_len(count.0).ok()
         });
         if written.is_none() {
@@ -151,12 +171,17 @@ impl core::fmt::Write for ByteCounter {
     }
 }
 
-impl<A> Handler<A> for Router<'_, A> {
+impl<'p, A, R, S> Handler<A> for Router<R, S>
+where
+    S: AsRef<[Route<'p, R>]> + AsMut<[Route<'p, R>]>,
+    R: DerefMut,
+    R::Target: Resource<A>,
+{
     fn handle(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let msg = *req.message();
         let mut best: Option<(usize, bool)> = None; // (index, exact)
         let mut best_len = 0;
-        for (i, r) in self.routes.iter().enumerate() {
+        for (i, r) in self.routes.as_ref().iter().enumerate() {
             if let Some(n) = r.matches(msg.uri_path()) {
                 let exact = r.matching == PathMatch::Exact;
                 let better = match best {
@@ -175,18 +200,18 @@ impl<A> Handler<A> for Router<'_, A> {
             let is_wk = p.by_ref().zip(wk.by_ref()).all(|(a, b)| a == b) && p.next().is_none() && wk.next().is_none();
             if is_wk {
                 return match req.method() {
-                    Some(Method::Get) => self.well_known_core(resp),
+                    Some(Method::Get) => self.well_known_core::<A>(resp),
                     _ => method_not_allowed(resp),
                 };
             }
             resp.set_code(Code::NOT_FOUND);
             return Outcome::Respond;
         };
-        let Some(route) = self.routes.get_mut(i) else {
+        let Some(route) = self.routes.as_mut().get_mut(i) else {
             resp.set_code(Code::NOT_FOUND);
             return Outcome::Respond;
         };
-        let r = &mut *route.resource;
+        let r = route.resource.deref_mut();
         match req.method() {
             Some(Method::Get) => r.get(req, resp),
             Some(Method::Post) => r.post(req, resp),

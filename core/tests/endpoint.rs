@@ -446,3 +446,77 @@ fn response_event_borrows_until_next_poll() {
     assert!(p.client.poll_event().is_none());
     assert_eq!(p.client.slots_in_use(), 0);
 }
+
+mod routing {
+    use super::*;
+    use coap_core::{Resource, Route, Router};
+
+    struct Hello;
+    impl Resource<u32> for Hello {
+        fn get(&mut self, _: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>) -> Handled {
+            resp.respond(Code::CONTENT, Some(coap_core::ContentFormat::TEXT_PLAIN), b"hi").unwrap();
+            Handled::Respond
+        }
+        fn link_attributes(&self) -> &str {
+            "rt=\"greeting\";ct=0"
+        }
+    }
+    struct Files;
+    impl Resource<u32> for Files {
+        fn get(&mut self, req: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>) -> Handled {
+            let n = req.message().uri_path().count();
+            resp.respond(Code::CONTENT, None, n.to_string().as_bytes()).unwrap();
+            Handled::Respond
+        }
+    }
+
+    fn get(path: &[&str], method: Code) -> (Code, Vec<u8>, Option<u16>) {
+        let mut hello = Hello;
+        let mut files = Files;
+        let mut hello2 = Hello;
+        let mut routes: [Route<'_, &mut dyn Resource<u32>>; 3] = [
+            Route::new("/hello", &mut hello),
+            Route::prefix("/files", &mut files),
+            Route::new("/files/special", &mut hello2),
+        ];
+        let router = Router::new(&mut routes[..]);
+        let mut p: Pair<_> = Pair::new(40, Link::PERFECT, router);
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        p.client
+            .request(p.now, SERVER, RequestParams::con(method), |b| {
+                for s in &path {
+                    b.option_str(OptionNumber::URI_PATH, s)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        p.drive();
+        let resp = p.sent_by(SERVER).last().unwrap().1.clone();
+        let m = parse(&resp);
+        (m.code(), m.payload().to_vec(), m.content_format())
+    }
+
+    #[test]
+    fn dispatch_404_405_prefix_and_exact() {
+        assert_eq!(get(&["hello"], Code::GET), (Code::CONTENT, b"hi".to_vec(), Some(0)));
+        assert_eq!(get(&["hello"], Code::POST).0, Code::METHOD_NOT_ALLOWED);
+        assert_eq!(get(&["hello"], Code::new(0, 9)).0, Code::METHOD_NOT_ALLOWED, "unknown method: 4.05 (§5.8)");
+        assert_eq!(get(&["nothing"], Code::GET).0, Code::NOT_FOUND);
+        assert_eq!(get(&["hello", "x"], Code::GET).0, Code::NOT_FOUND);
+        assert_eq!(get(&["files", "a", "b"], Code::GET).1, b"3");
+        assert_eq!(get(&["files"], Code::GET).1, b"1");
+        assert_eq!(get(&["files", "special"], Code::GET).1, b"hi", "exact beats prefix");
+    }
+
+    #[test]
+    fn well_known_core_lists_routes() {
+        let (code, body, cf) = get(&[".well-known", "core"], Code::GET);
+        assert_eq!(code, Code::CONTENT);
+        assert_eq!(cf, Some(40));
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            "</hello>;rt=\"greeting\";ct=0,</files>,</files/special>;rt=\"greeting\";ct=0"
+        );
+        assert_eq!(get(&[".well-known", "core"], Code::POST).0, Code::METHOD_NOT_ALLOWED);
+    }
+}
