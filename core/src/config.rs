@@ -34,6 +34,10 @@ pub struct Config {
     pub separate_ack_delay: Duration,
     /// Max-Age of the 5.03 Service Unavailable sent when tables are full (§5.9.3.4).
     pub busy_max_age: u32,
+    /// How long a deferred request may wait for the application's answer before the
+    /// endpoint answers 5.03 itself and frees the slot, so that abandoned exchanges
+    /// cannot hold the server's tables forever.
+    pub deferred_timeout: Duration,
 }
 
 impl Default for Config {
@@ -50,6 +54,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(93),
             separate_ack_delay: Duration::ZERO,
             busy_max_age: 2,
+            deferred_timeout: Duration::from_secs(93),
         }
     }
 }

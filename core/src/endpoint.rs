@@ -173,6 +173,8 @@ struct DeferredRequest<A> {
     token: Token,
     mid: u16,
     ack: AckState,
+    /// When the endpoint gives up waiting for the application (`Config::deferred_timeout`).
+    expires: Instant,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -466,13 +468,15 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
     }
 
-    fn may_start(&self, now: Instant, peer: A) -> bool {
-        let outstanding = self
-            .slots
+    fn outstanding(&self, peer: A) -> usize {
+        self.slots
             .iter()
             .filter(|s| matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.is_outstanding()))
-            .count();
-        if outstanding >= usize::from(self.config.nstart.max(1)) {
+            .count()
+    }
+
+    fn may_start(&self, now: Instant, peer: A) -> bool {
+        if self.outstanding(peer) >= usize::from(self.config.nstart.max(1)) {
             return false;
         }
         // PROBING_RATE applies only to peers that stopped answering.
@@ -698,7 +702,8 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     AckState::Due(now + self.config.separate_ack_delay)
                 };
                 slot.len = 0;
-                slot.state = SlotState::Deferred(DeferredRequest { peer, token, mid, ack });
+                let expires = now + self.config.deferred_timeout;
+                slot.state = SlotState::Deferred(DeferredRequest { peer, token, mid, ack, expires });
                 if ack == AckState::Sent {
                     self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
                 }
@@ -856,6 +861,16 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     _ => {}
                 },
                 SlotState::Deferred(d) => {
+                    if now >= d.expires {
+                        let age = self.config.busy_max_age;
+                        let handle = self.handle_of(i);
+                        let _ = self.respond(now, handle, |w| {
+                            w.set_code(Code::SERVICE_UNAVAILABLE);
+                            w.option_uint(OptionNumber::MAX_AGE, age)?;
+                            Ok(())
+                        });
+                        continue;
+                    }
                     if let AckState::Due(t) = d.ack {
                         if now >= t {
                             d.ack = AckState::Sent;
@@ -891,8 +906,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     match x.phase {
                         ClientPhase::AwaitAck(r) => arm(r.next),
                         ClientPhase::Queued => {
+                            // Only PROBING_RATE needs a timer; a request waiting for NSTART
+                            // starts when another exchange with the peer ends.
                             if let Some(p) = self.peers_get(x.peer) {
-                                if p.unresponsive {
+                                if p.unresponsive && self.outstanding(x.peer) < usize::from(self.config.nstart.max(1)) {
                                     arm(p.probe_not_before);
                                 }
                             }
@@ -901,7 +918,12 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     }
                 }
                 SlotState::Response(OutgoingResponse { phase: ResponsePhase::AwaitAck(r), .. }) => arm(r.next),
-                SlotState::Deferred(DeferredRequest { ack: AckState::Due(t), .. }) => arm(*t),
+                SlotState::Deferred(d) => {
+                    arm(d.expires);
+                    if let AckState::Due(t) = d.ack {
+                        arm(t);
+                    }
+                }
                 _ => {}
             }
         }
