@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Every test of the workspace: installs the interop peers (libcoap, aiocoap, node-coap;
+# idempotent), then runs the whole test suite. README's "run all tests" command.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash tests/peers/install.sh
+export COAP_PEERS_DIR="$PWD/.peers"
+cargo test --workspace
