@@ -77,14 +77,24 @@ impl Config {
     /// longest time from the first transmission of a CON to its last retransmission.
     pub fn max_transmit_span(&self) -> Duration {
         let n = (1u64 << self.max_retransmit.min(32)) - 1;
-        Duration::from_millis(self.ack_timeout_ms().saturating_mul(n).saturating_mul(self.factor()) / 1000)
+        Duration::from_millis(
+            self.ack_timeout_ms()
+                .saturating_mul(n)
+                .saturating_mul(self.factor())
+                / 1000,
+        )
     }
 
     /// MAX_TRANSMIT_WAIT = ACK_TIMEOUT * (2^(MAX_RETRANSMIT + 1) - 1) * ACK_RANDOM_FACTOR:
     /// the longest time from the first transmission of a CON until the sender gives up.
     pub fn max_transmit_wait(&self) -> Duration {
         let n = (1u64 << (self.max_retransmit.min(32) + 1)) - 1;
-        Duration::from_millis(self.ack_timeout_ms().saturating_mul(n).saturating_mul(self.factor()) / 1000)
+        Duration::from_millis(
+            self.ack_timeout_ms()
+                .saturating_mul(n)
+                .saturating_mul(self.factor())
+                / 1000,
+        )
     }
 
     /// EXCHANGE_LIFETIME = MAX_TRANSMIT_SPAN + 2 * MAX_LATENCY + PROCESSING_DELAY: how long

@@ -237,7 +237,10 @@ mod tests {
             Some(ContentFormat::TEXT_PLAIN)
         );
         assert_eq!(ContentFormat::from_name("json"), Some(ContentFormat::JSON));
-        assert_eq!(ContentFormat::from_name("112"), Some(ContentFormat::SENML_CBOR));
+        assert_eq!(
+            ContentFormat::from_name("112"),
+            Some(ContentFormat::SENML_CBOR)
+        );
         assert_eq!(ContentFormat::from_name("65536"), None);
         assert_eq!(ContentFormat::from_name("image/gif"), None);
     }

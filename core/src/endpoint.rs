@@ -10,7 +10,9 @@ use heapless::Deque;
 use crate::code::{Code, CodeClass};
 use crate::config::Config;
 use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
-use crate::message::{write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError};
+use crate::message::{
+    write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError,
+};
 use crate::option::OptionNumber;
 use crate::reliability::{
     lifetime_ms, probing_delay_ms, DedupTable, DupAction, PeerTable, Retransmit, RetransmitStep,
@@ -58,12 +60,20 @@ pub struct RequestParams {
 impl RequestParams {
     /// A confirmable request with the default timeout.
     pub fn con(code: impl Into<Code>) -> Self {
-        RequestParams { code: code.into(), ty: MessageType::Con, timeout: None }
+        RequestParams {
+            code: code.into(),
+            ty: MessageType::Con,
+            timeout: None,
+        }
     }
 
     /// A non-confirmable request with the default timeout.
     pub fn non(code: impl Into<Code>) -> Self {
-        RequestParams { code: code.into(), ty: MessageType::Non, timeout: None }
+        RequestParams {
+            code: code.into(),
+            ty: MessageType::Non,
+            timeout: None,
+        }
     }
 
     /// With a total deadline.
@@ -129,7 +139,13 @@ enum ControlKind {
     /// Empty ACK or RST.
     Empty { ty: MessageType, mid: u16 },
     /// A bodyless response (4.02, 5.03, ...).
-    Response { ty: MessageType, mid: u16, code: Code, token: Token, max_age: Option<u32> },
+    Response {
+        ty: MessageType,
+        mid: u16,
+        code: Code,
+        token: Token,
+        max_age: Option<u32>,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -184,7 +200,9 @@ enum SlotState<A> {
     Response(OutgoingResponse<A>),
     Deferred(DeferredRequest<A>),
     /// A received response held for `poll_event`.
-    Received { peer: A },
+    Received {
+        peer: A,
+    },
 }
 
 struct Slot<A, const M: usize> {
@@ -200,7 +218,14 @@ struct Slot<A, const M: usize> {
 
 impl<A: Copy, const M: usize> Slot<A, M> {
     fn new() -> Self {
-        Slot { buf: [0; M], len: 0, generation: 0, queued: false, want_tx: false, state: SlotState::Free }
+        Slot {
+            buf: [0; M],
+            len: 0,
+            generation: 0,
+            queued: false,
+            want_tx: false,
+            state: SlotState::Free,
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -210,7 +235,11 @@ impl<A: Copy, const M: usize> Slot<A, M> {
 
 #[derive(Clone, Copy, Debug)]
 enum EventRecord {
-    Response { id: RequestId, slot: u16, generation: u16 },
+    Response {
+        id: RequestId,
+        slot: u16,
+        generation: u16,
+    },
     Timeout(RequestId),
     Reset(RequestId),
 }
@@ -224,7 +253,12 @@ enum EventRecord {
 /// IDs, PROBING_RATE) covers `N` peers, least recently used evicted. Duplicate detection
 /// remembers the last `D` Message IDs received (§4.5); size it for the request rate times
 /// EXCHANGE_LIFETIME you want covered.
-pub struct Endpoint<A, const N: usize = 8, const M: usize = DEFAULT_MESSAGE_SIZE, const D: usize = 16> {
+pub struct Endpoint<
+    A,
+    const N: usize = 8,
+    const M: usize = DEFAULT_MESSAGE_SIZE,
+    const D: usize = 16,
+> {
     config: Config,
     rng: Rng,
     slots: [Slot<A, M>; N],
@@ -268,12 +302,18 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        Stats { dedup_evictions: self.dedup.evictions, ..self.stats }
+        Stats {
+            dedup_evictions: self.dedup.evictions,
+            ..self.stats
+        }
     }
 
     /// Slots currently in use (for monitoring and tests).
     pub fn slots_in_use(&self) -> usize {
-        self.slots.iter().filter(|s| !matches!(s.state, SlotState::Free)).count()
+        self.slots
+            .iter()
+            .filter(|s| !matches!(s.state, SlotState::Free))
+            .count()
     }
 
     /// Unexpired duplicate-detection entries (for monitoring and tests).
@@ -294,7 +334,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
 
     /// A free slot, evicting the cached response that expires first if none is free.
     fn alloc_slot(&mut self, now: Instant) -> Option<usize> {
-        if let Some(i) = self.slots.iter().position(|s| matches!(s.state, SlotState::Free)) {
+        if let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| matches!(s.state, SlotState::Free))
+        {
             return Some(i);
         }
         let (i, expired) = self
@@ -302,11 +346,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             .iter()
             .enumerate()
             .filter_map(|(i, s)| match s.state {
-                SlotState::Response(OutgoingResponse { phase: ResponsePhase::Cached { expires }, .. })
-                    if !s.want_tx =>
-                {
-                    Some((i, expires))
-                }
+                SlotState::Response(OutgoingResponse {
+                    phase: ResponsePhase::Cached { expires },
+                    ..
+                }) if !s.want_tx => Some((i, expires)),
                 _ => None,
             })
             .min_by_key(|(_, e)| *e)?;
@@ -318,7 +361,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     }
 
     fn queue_tx(&mut self, i: usize) {
-        let Some(s) = self.slots.get_mut(i) else { return };
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
         s.want_tx = true;
         if !s.queued {
             // At most one entry per slot, so the queue (capacity N) cannot overflow.
@@ -336,11 +381,17 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
 
     fn handle_of(&self, i: usize) -> ResponseHandle {
         let generation = self.slots.get(i).map(|s| s.generation).unwrap_or(0);
-        ResponseHandle { slot: i as u16, generation }
+        ResponseHandle {
+            slot: i as u16,
+            generation,
+        }
     }
 
     fn client_exchanges(&self) -> usize {
-        self.slots.iter().filter(|s| matches!(s.state, SlotState::Request(..))).count()
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::Request(..)))
+            .count()
     }
 
     // ----- client ------------------------------------------------------------------
@@ -368,7 +419,8 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         let i = self.alloc_slot(now).ok_or(Error::Busy)?;
         let token = self.fresh_token(peer);
         let slot = self.slots.get_mut(i).ok_or(Error::Busy)?;
-        let mut b = MessageBuilder::new(&mut slot.buf, params.ty, params.code, 0, token.as_slice())?;
+        let mut b =
+            MessageBuilder::new(&mut slot.buf, params.ty, params.code, 0, token.as_slice())?;
         build(&mut b)?;
         slot.len = len16(b.finish());
         let id = RequestId(self.next_id);
@@ -401,9 +453,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         for _ in 0..4 {
             self.rng.fill(&mut bytes[..len]);
             let t = Token::new(&bytes[..len]).unwrap_or_default();
-            let clash = self.slots.iter().any(|s| {
-                matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.token == t)
-            });
+            let clash = self.slots.iter().any(
+                |s| matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.token == t),
+            );
             if !clash {
                 return t;
             }
@@ -414,7 +466,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     /// Cancels a request: no event will be reported for it. Late responses are answered
     /// as unknown (RST for a CON response, §5.3.2).
     pub fn cancel(&mut self, id: RequestId) -> bool {
-        let found = self.slots.iter().position(|s| matches!(&s.state, SlotState::Request(x, _) if x.id == id));
+        let found = self
+            .slots
+            .iter()
+            .position(|s| matches!(&s.state, SlotState::Request(x, _) if x.id == id));
         match found {
             Some(i) => {
                 self.free_slot(i);
@@ -426,7 +481,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 let mut removed = false;
                 while let Some(e) = self.events.pop_front() {
                     let (x, slot) = match e {
-                        EventRecord::Response { id, slot, generation } => (id, Some((slot, generation))),
+                        EventRecord::Response {
+                            id,
+                            slot,
+                            generation,
+                        } => (id, Some((slot, generation))),
                         EventRecord::Timeout(id) | EventRecord::Reset(id) => (id, None),
                     };
                     if x != id {
@@ -436,7 +495,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     removed = true;
                     if let Some((slot, generation)) = slot {
                         let i = usize::from(slot);
-                        if self.slots.get(i).is_some_and(|s| s.generation == generation) {
+                        if self
+                            .slots
+                            .get(i)
+                            .is_some_and(|s| s.generation == generation)
+                        {
                             self.free_slot(i);
                         }
                     }
@@ -491,21 +554,30 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     }
 
     fn transmit_request(&mut self, now: Instant, i: usize) {
-        let Some(SlotState::Request(x, _)) = self.slots.get(i).map(|s| s.state) else { return };
+        let Some(SlotState::Request(x, _)) = self.slots.get(i).map(|s| s.state) else {
+            return;
+        };
         let mid = self.peers.next_mid(now, x.peer, &mut self.rng);
         let retx = Retransmit::start(now, &self.config, &mut self.rng);
-        let Some(slot) = self.slots.get_mut(i) else { return };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         if let Some(h) = slot.buf.get_mut(2..4) {
             h.copy_from_slice(&mid.to_be_bytes());
         }
         let len = slot.len;
         if let SlotState::Request(x, _) = &mut slot.state {
             x.mid = mid;
-            x.phase = if x.confirmable { ClientPhase::AwaitAck(retx) } else { ClientPhase::AwaitResponse };
+            x.phase = if x.confirmable {
+                ClientPhase::AwaitAck(retx)
+            } else {
+                ClientPhase::AwaitResponse
+            };
         }
         if let Some(p) = self.peers.get(x.peer) {
             if p.unresponsive {
-                p.probe_not_before = now.add_millis(probing_delay_ms(&self.config, usize::from(len)));
+                p.probe_not_before =
+                    now.add_millis(probing_delay_ms(&self.config, usize::from(len)));
             }
         }
         self.queue_tx(i);
@@ -532,35 +604,64 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     ) -> Result<(), Error> {
         let i = usize::from(handle.slot);
         let d = match self.slots.get(i) {
-            Some(Slot { state: SlotState::Deferred(d), generation, .. }) if *generation == handle.generation => *d,
+            Some(Slot {
+                state: SlotState::Deferred(d),
+                generation,
+                ..
+            }) if *generation == handle.generation => *d,
             _ => return Err(Error::UnknownHandle),
         };
         let (ty, mid, phase) = match d.ack {
             AckState::Due(_) => (
                 MessageType::Ack,
                 d.mid,
-                ResponsePhase::Cached { expires: now.add_millis(lifetime_ms(self.config.exchange_lifetime())) },
+                ResponsePhase::Cached {
+                    expires: now.add_millis(lifetime_ms(self.config.exchange_lifetime())),
+                },
             ),
             AckState::Sent => (
                 MessageType::Con,
                 self.peers.next_mid(now, d.peer, &mut self.rng),
                 ResponsePhase::AwaitAck(Retransmit::start(now, &self.config, &mut self.rng)),
             ),
-            AckState::NotNeeded => {
-                (MessageType::Non, self.peers.next_mid(now, d.peer, &mut self.rng), ResponsePhase::SendOnce)
-            }
+            AckState::NotNeeded => (
+                MessageType::Non,
+                self.peers.next_mid(now, d.peer, &mut self.rng),
+                ResponsePhase::SendOnce,
+            ),
         };
-        let Some(slot) = self.slots.get_mut(i) else { return Err(Error::UnknownHandle) };
-        let mut w = ResponseWriter::new(MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, mid, d.token.as_slice())?);
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Err(Error::UnknownHandle);
+        };
+        let mut w = ResponseWriter::new(MessageBuilder::new(
+            &mut slot.buf,
+            ty,
+            Code::CONTENT,
+            mid,
+            d.token.as_slice(),
+        )?);
         let result = build(&mut w);
         slot.len = match result {
             Ok(()) => len16(w.builder.finish()),
             Err(_) => {
                 // Whatever the builder holds may be partial: answer 5.00 instead.
-                len16(MessageBuilder::new(&mut slot.buf, ty, Code::INTERNAL_SERVER_ERROR, mid, d.token.as_slice())?.finish())
+                len16(
+                    MessageBuilder::new(
+                        &mut slot.buf,
+                        ty,
+                        Code::INTERNAL_SERVER_ERROR,
+                        mid,
+                        d.token.as_slice(),
+                    )?
+                    .finish(),
+                )
             }
         };
-        slot.state = SlotState::Response(OutgoingResponse { peer: d.peer, mid, phase });
+        slot.state = SlotState::Response(OutgoingResponse {
+            peer: d.peer,
+            mid,
+            phase,
+        });
         self.queue_tx(i);
         result.map_err(Error::Build)
     }
@@ -569,7 +670,13 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
 
     /// Processes one received datagram from `peer`. Requests go to `handler`; responses
     /// become events.
-    pub fn handle_datagram(&mut self, now: Instant, peer: A, bytes: &[u8], handler: &mut impl Handler<A>) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        peer: A,
+        bytes: &[u8],
+        handler: &mut impl Handler<A>,
+    ) {
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
             Err(e) => return self.reject_malformed(peer, bytes, e),
@@ -580,19 +687,31 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         match (msg.code().kind(), msg.ty()) {
             (CodeClass::Empty, MessageType::Con) => {
                 // CoAP ping (§4.3): answer with RST.
-                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid: msg.message_id() });
+                self.push_control(
+                    peer,
+                    ControlKind::Empty {
+                        ty: MessageType::Rst,
+                        mid: msg.message_id(),
+                    },
+                );
             }
             (CodeClass::Empty, MessageType::Ack) => self.on_empty_ack(now, peer, msg.message_id()),
             (CodeClass::Empty, MessageType::Rst) => self.on_rst(now, peer, msg.message_id()),
             (CodeClass::Empty, MessageType::Non) => {} // Not meaningful (§4.1); ignore.
-            (CodeClass::Request, MessageType::Con | MessageType::Non) => self.on_request(now, peer, &msg, handler),
+            (CodeClass::Request, MessageType::Con | MessageType::Non) => {
+                self.on_request(now, peer, &msg, handler)
+            }
             (CodeClass::Success | CodeClass::ClientError | CodeClass::ServerError, _) => {
                 self.on_response(now, peer, &msg, bytes)
             }
             // Requests in ACK/RST, reserved classes, signaling codes over UDP: reject (§4.2).
-            (_, MessageType::Con) => {
-                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid: msg.message_id() })
-            }
+            (_, MessageType::Con) => self.push_control(
+                peer,
+                ControlKind::Empty {
+                    ty: MessageType::Rst,
+                    mid: msg.message_id(),
+                },
+            ),
             _ => {}
         }
     }
@@ -606,16 +725,28 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
         if let Some(h) = Header::peek(bytes) {
             if h.ty == MessageType::Con {
-                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid: h.message_id });
+                self.push_control(
+                    peer,
+                    ControlKind::Empty {
+                        ty: MessageType::Rst,
+                        mid: h.message_id,
+                    },
+                );
             }
         }
     }
 
     fn on_empty_ack(&mut self, now: Instant, peer: A, mid: u16) {
         for i in 0..N {
-            let Some(s) = self.slots.get_mut(i) else { continue };
+            let Some(s) = self.slots.get_mut(i) else {
+                continue;
+            };
             match &mut s.state {
-                SlotState::Request(x, _) if x.peer == peer && x.mid == mid && matches!(x.phase, ClientPhase::AwaitAck(_)) => {
+                SlotState::Request(x, _)
+                    if x.peer == peer
+                        && x.mid == mid
+                        && matches!(x.phase, ClientPhase::AwaitAck(_)) =>
+                {
                     // Separate response follows (§5.2.2).
                     x.phase = ClientPhase::AwaitResponse;
                     x.heard = true;
@@ -623,7 +754,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     s.want_tx = false;
                     return;
                 }
-                SlotState::Response(r) if r.peer == peer && r.mid == mid && matches!(r.phase, ResponsePhase::AwaitAck(_)) => {
+                SlotState::Response(r)
+                    if r.peer == peer
+                        && r.mid == mid
+                        && matches!(r.phase, ResponsePhase::AwaitAck(_)) =>
+                {
                     self.free_slot(i);
                     return;
                 }
@@ -637,11 +772,17 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         for i in 0..N {
             let Some(s) = self.slots.get(i) else { continue };
             match &s.state {
-                SlotState::Request(x, _) if x.peer == peer && x.mid == mid && x.is_outstanding() => {
+                SlotState::Request(x, _)
+                    if x.peer == peer && x.mid == mid && x.is_outstanding() =>
+                {
                     let id = x.id;
                     return self.finish_request(now, i, EventRecord::Reset(id));
                 }
-                SlotState::Response(r) if r.peer == peer && r.mid == mid && matches!(r.phase, ResponsePhase::AwaitAck(_)) => {
+                SlotState::Response(r)
+                    if r.peer == peer
+                        && r.mid == mid
+                        && matches!(r.phase, ResponsePhase::AwaitAck(_)) =>
+                {
                     return self.free_slot(i);
                 }
                 _ => {}
@@ -649,7 +790,13 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
     }
 
-    fn on_request(&mut self, now: Instant, peer: A, msg: &Message<'_>, handler: &mut impl Handler<A>) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        peer: A,
+        msg: &Message<'_>,
+        handler: &mut impl Handler<A>,
+    ) {
         let con = msg.ty() == MessageType::Con;
         let mid = msg.message_id();
         let token = Token::new(msg.token()).unwrap_or_default();
@@ -657,39 +804,78 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             self.stats.duplicates += 1;
             return self.answer_duplicate(peer, mid, token, con, action);
         }
-        let lifetime = if con { self.config.exchange_lifetime() } else { self.config.non_lifetime() };
+        let lifetime = if con {
+            self.config.exchange_lifetime()
+        } else {
+            self.config.non_lifetime()
+        };
         let lifetime = lifetime_ms(lifetime);
         // §5.4.1: an unrecognized critical option in a request → 4.02 Bad Option.
-        if msg.unknown_critical_option(|n| handler.understands(n)).is_some() {
-            self.dedup.insert(now, peer, mid, lifetime, DupAction::Control(Code::BAD_OPTION));
-            return self.control_response(now, peer, mid, token, con, Code::BAD_OPTION, None);
+        if msg
+            .unknown_critical_option(|n| handler.understands(n))
+            .is_some()
+        {
+            self.dedup.insert(
+                now,
+                peer,
+                mid,
+                lifetime,
+                DupAction::Control(Code::BAD_OPTION),
+            );
+            return self.control_response(now, peer, msg, Code::BAD_OPTION, None);
         }
         let Some(i) = self.alloc_slot(now) else {
             // §5.9.3.4: tables full; tell the client when to retry.
             self.stats.busy_rejections += 1;
             let max_age = Some(self.config.busy_max_age);
-            return self.control_response(now, peer, mid, token, con, Code::SERVICE_UNAVAILABLE, max_age);
+            return self.control_response(now, peer, msg, Code::SERVICE_UNAVAILABLE, max_age);
         };
         let (ty, rmid) = if con {
             (MessageType::Ack, mid)
         } else {
-            (MessageType::Non, self.peers.next_mid(now, peer, &mut self.rng))
+            (
+                MessageType::Non,
+                self.peers.next_mid(now, peer, &mut self.rng),
+            )
         };
         let handle = self.handle_of(i);
-        let Some(slot) = self.slots.get_mut(i) else { return };
-        let Ok(b) = MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, rmid, token.as_slice()) else { return };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        let Ok(b) = MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, rmid, token.as_slice())
+        else {
+            return;
+        };
         let mut w = ResponseWriter::new(b);
-        let req = IncomingRequest { peer, message: *msg, handle, now };
+        let req = IncomingRequest {
+            peer,
+            message: *msg,
+            handle,
+            now,
+        };
         match handler.handle(&req, &mut w) {
             Outcome::Respond => {
                 slot.len = len16(w.builder.finish());
                 let phase = if con {
-                    ResponsePhase::Cached { expires: now.add_millis(lifetime) }
+                    ResponsePhase::Cached {
+                        expires: now.add_millis(lifetime),
+                    }
                 } else {
                     ResponsePhase::SendOnce
                 };
-                slot.state = SlotState::Response(OutgoingResponse { peer, mid: rmid, phase });
-                let action = if con { DupAction::Resend { slot: handle.slot, generation: handle.generation } } else { DupAction::Ignore };
+                slot.state = SlotState::Response(OutgoingResponse {
+                    peer,
+                    mid: rmid,
+                    phase,
+                });
+                let action = if con {
+                    DupAction::Resend {
+                        slot: handle.slot,
+                        generation: handle.generation,
+                    }
+                } else {
+                    DupAction::Ignore
+                };
                 self.dedup.insert(now, peer, mid, lifetime, action);
                 self.queue_tx(i);
             }
@@ -703,23 +889,63 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 };
                 slot.len = 0;
                 let expires = now + self.config.deferred_timeout;
-                slot.state = SlotState::Deferred(DeferredRequest { peer, token, mid, ack, expires });
+                slot.state = SlotState::Deferred(DeferredRequest {
+                    peer,
+                    token,
+                    mid,
+                    ack,
+                    expires,
+                });
                 if ack == AckState::Sent {
-                    self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                    self.push_control(
+                        peer,
+                        ControlKind::Empty {
+                            ty: MessageType::Ack,
+                            mid,
+                        },
+                    );
                 }
-                let action = if con { DupAction::Resend { slot: handle.slot, generation: handle.generation } } else { DupAction::Ignore };
+                let action = if con {
+                    DupAction::Resend {
+                        slot: handle.slot,
+                        generation: handle.generation,
+                    }
+                } else {
+                    DupAction::Ignore
+                };
                 self.dedup.insert(now, peer, mid, lifetime, action);
             }
         }
     }
 
-    fn control_response(&mut self, now: Instant, peer: A, mid: u16, token: Token, con: bool, code: Code, max_age: Option<u32>) {
-        let (ty, mid) = if con {
-            (MessageType::Ack, mid)
+    /// Answers `req` with a bodyless response generated at transmit time (no slot).
+    fn control_response(
+        &mut self,
+        now: Instant,
+        peer: A,
+        req: &Message<'_>,
+        code: Code,
+        max_age: Option<u32>,
+    ) {
+        let token = Token::new(req.token()).unwrap_or_default();
+        let (ty, mid) = if req.ty() == MessageType::Con {
+            (MessageType::Ack, req.message_id())
         } else {
-            (MessageType::Non, self.peers.next_mid(now, peer, &mut self.rng))
+            (
+                MessageType::Non,
+                self.peers.next_mid(now, peer, &mut self.rng),
+            )
         };
-        self.push_control(peer, ControlKind::Response { ty, mid, code, token, max_age });
+        self.push_control(
+            peer,
+            ControlKind::Response {
+                ty,
+                mid,
+                code,
+                token,
+                max_age,
+            },
+        );
     }
 
     /// §4.5: a duplicate CON gets the same ACK (and piggybacked response) again; NON
@@ -729,18 +955,35 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             DupAction::Ignore => {}
             DupAction::EmptyAck => {
                 if con {
-                    self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid })
+                    self.push_control(
+                        peer,
+                        ControlKind::Empty {
+                            ty: MessageType::Ack,
+                            mid,
+                        },
+                    )
                 }
             }
             DupAction::Control(code) => {
                 if con {
                     let max_age = None;
-                    self.push_control(peer, ControlKind::Response { ty: MessageType::Ack, mid, code, token, max_age });
+                    self.push_control(
+                        peer,
+                        ControlKind::Response {
+                            ty: MessageType::Ack,
+                            mid,
+                            code,
+                            token,
+                            max_age,
+                        },
+                    );
                 }
             }
             DupAction::Resend { slot, generation } => {
                 let i = usize::from(slot);
-                let Some(s) = self.slots.get_mut(i) else { return };
+                let Some(s) = self.slots.get_mut(i) else {
+                    return;
+                };
                 if s.generation != generation {
                     return; // The cached response was evicted; nothing safe to send.
                 }
@@ -748,11 +991,23 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     SlotState::Response(r) if r.mid == mid && r.peer == peer => self.queue_tx(i),
                     SlotState::Response(_) => {
                         // Answered by a separate response: the request's ACK was empty.
-                        self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid })
+                        self.push_control(
+                            peer,
+                            ControlKind::Empty {
+                                ty: MessageType::Ack,
+                                mid,
+                            },
+                        )
                     }
                     SlotState::Deferred(d) => {
                         d.ack = AckState::Sent;
-                        self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid })
+                        self.push_control(
+                            peer,
+                            ControlKind::Empty {
+                                ty: MessageType::Ack,
+                                mid,
+                            },
+                        )
                     }
                     _ => {}
                 }
@@ -769,7 +1024,13 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 // Already delivered: acknowledge again, never deliver twice (§4.5).
                 self.stats.duplicates += 1;
                 if con && action == DupAction::EmptyAck {
-                    self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                    self.push_control(
+                        peer,
+                        ControlKind::Empty {
+                            ty: MessageType::Ack,
+                            mid,
+                        },
+                    );
                 }
                 return;
             }
@@ -790,15 +1051,30 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         let Some(i) = found else {
             // §5.3.2: a CON response nobody waits for is rejected.
             if con {
-                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid });
+                self.push_control(
+                    peer,
+                    ControlKind::Empty {
+                        ty: MessageType::Rst,
+                        mid,
+                    },
+                );
             }
             return;
         };
         // §5.4.1: unrecognized critical options in a CON response or a piggybacked one
         // reject the response.
-        if msg.unknown_critical_option(|n| n.info().is_some()).is_some() {
+        if msg
+            .unknown_critical_option(|n| n.info().is_some())
+            .is_some()
+        {
             if con {
-                self.push_control(peer, ControlKind::Empty { ty: MessageType::Rst, mid });
+                self.push_control(
+                    peer,
+                    ControlKind::Empty {
+                        ty: MessageType::Rst,
+                        mid,
+                    },
+                );
             }
             return;
         }
@@ -807,17 +1083,34 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             // than acknowledge what we cannot deliver.
             return;
         }
-        let lifetime = lifetime_ms(if con { self.config.exchange_lifetime() } else { self.config.non_lifetime() });
+        let lifetime = lifetime_ms(if con {
+            self.config.exchange_lifetime()
+        } else {
+            self.config.non_lifetime()
+        });
         match ty {
             MessageType::Con => {
-                self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
-                self.dedup.insert(now, peer, mid, lifetime, DupAction::EmptyAck);
+                self.push_control(
+                    peer,
+                    ControlKind::Empty {
+                        ty: MessageType::Ack,
+                        mid,
+                    },
+                );
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::EmptyAck);
             }
-            MessageType::Non => self.dedup.insert(now, peer, mid, lifetime, DupAction::Ignore),
+            MessageType::Non => self
+                .dedup
+                .insert(now, peer, mid, lifetime, DupAction::Ignore),
             _ => {}
         }
-        let Some(s) = self.slots.get_mut(i) else { return };
-        let SlotState::Request(x, _) = s.state else { return };
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
+        let SlotState::Request(x, _) = s.state else {
+            return;
+        };
         if let Some(dst) = s.buf.get_mut(..bytes.len()) {
             dst.copy_from_slice(bytes);
         }
@@ -825,14 +1118,24 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         s.want_tx = false;
         s.state = SlotState::Received { peer };
         let generation = s.generation;
-        self.finish_request(now, i, EventRecord::Response { id: x.id, slot: i as u16, generation });
+        self.finish_request(
+            now,
+            i,
+            EventRecord::Response {
+                id: x.id,
+                slot: i as u16,
+                generation,
+            },
+        );
     }
 
     /// Processes timers whose time has come: retransmissions, request deadlines, delayed
     /// ACKs of deferred requests, queued requests waiting for PROBING_RATE.
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..N {
-            let Some(s) = self.slots.get_mut(i) else { continue };
+            let Some(s) = self.slots.get_mut(i) else {
+                continue;
+            };
             match &mut s.state {
                 SlotState::Request(x, _) => {
                     if now >= x.deadline {
@@ -853,11 +1156,15 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     }
                 }
                 SlotState::Response(r) => match &mut r.phase {
-                    ResponsePhase::AwaitAck(rt) if now >= rt.next => match rt.fire(now, &self.config) {
-                        RetransmitStep::Resend => self.queue_tx(i),
-                        RetransmitStep::GiveUp => self.free_slot(i),
-                    },
-                    ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => self.free_slot(i),
+                    ResponsePhase::AwaitAck(rt) if now >= rt.next => {
+                        match rt.fire(now, &self.config) {
+                            RetransmitStep::Resend => self.queue_tx(i),
+                            RetransmitStep::GiveUp => self.free_slot(i),
+                        }
+                    }
+                    ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => {
+                        self.free_slot(i)
+                    }
                     _ => {}
                 },
                 SlotState::Deferred(d) => {
@@ -875,7 +1182,13 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                         if now >= t {
                             d.ack = AckState::Sent;
                             let (peer, mid) = (d.peer, d.mid);
-                            self.push_control(peer, ControlKind::Empty { ty: MessageType::Ack, mid });
+                            self.push_control(
+                                peer,
+                                ControlKind::Empty {
+                                    ty: MessageType::Ack,
+                                    mid,
+                                },
+                            );
                         }
                     }
                 }
@@ -909,7 +1222,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                             // Only PROBING_RATE needs a timer; a request waiting for NSTART
                             // starts when another exchange with the peer ends.
                             if let Some(p) = self.peers_get(x.peer) {
-                                if p.unresponsive && self.outstanding(x.peer) < usize::from(self.config.nstart.max(1)) {
+                                if p.unresponsive
+                                    && self.outstanding(x.peer)
+                                        < usize::from(self.config.nstart.max(1))
+                                {
                                     arm(p.probe_not_before);
                                 }
                             }
@@ -917,7 +1233,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                         ClientPhase::AwaitResponse => {}
                     }
                 }
-                SlotState::Response(OutgoingResponse { phase: ResponsePhase::AwaitAck(r), .. }) => arm(r.next),
+                SlotState::Response(OutgoingResponse {
+                    phase: ResponsePhase::AwaitAck(r),
+                    ..
+                }) => arm(r.next),
                 SlotState::Deferred(d) => {
                     arm(d.expires);
                     if let AckState::Due(t) = d.ack {
@@ -939,14 +1258,20 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         while let Some(c) = self.control.pop_front() {
             let len = match c.kind {
                 ControlKind::Empty { ty, mid } => write_empty(buf, ty, mid).ok(),
-                ControlKind::Response { ty, mid, code, token, max_age } => {
-                    MessageBuilder::new(buf, ty, code, mid, token.as_slice()).ok().and_then(|mut b| {
+                ControlKind::Response {
+                    ty,
+                    mid,
+                    code,
+                    token,
+                    max_age,
+                } => MessageBuilder::new(buf, ty, code, mid, token.as_slice())
+                    .ok()
+                    .and_then(|mut b| {
                         if let Some(age) = max_age {
                             b.option_uint(OptionNumber::MAX_AGE, age).ok()?;
                         }
                         Some(b.finish())
-                    })
-                }
+                    }),
             };
             if let Some(len) = len {
                 return Some(Transmit { peer: c.peer, len });
@@ -954,7 +1279,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
         while let Some(i) = self.tx.pop_front() {
             let i = usize::from(i);
-            let Some(s) = self.slots.get_mut(i) else { continue };
+            let Some(s) = self.slots.get_mut(i) else {
+                continue;
+            };
             s.queued = false;
             if !s.want_tx {
                 continue;
@@ -966,9 +1293,15 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 _ => continue,
             };
             let len = usize::from(s.len);
-            let Some(dst) = buf.get_mut(..len) else { continue };
+            let Some(dst) = buf.get_mut(..len) else {
+                continue;
+            };
             dst.copy_from_slice(s.bytes());
-            if let SlotState::Response(OutgoingResponse { phase: ResponsePhase::SendOnce, .. }) = s.state {
+            if let SlotState::Response(OutgoingResponse {
+                phase: ResponsePhase::SendOnce,
+                ..
+            }) = s.state
+            {
                 self.free_slot(i);
             }
             return Some(Transmit { peer, len });
@@ -980,7 +1313,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     pub fn poll_event(&mut self) -> Option<Event<'_, A>> {
         if let Some((slot, generation)) = self.lent.take() {
             let i = usize::from(slot);
-            if self.slots.get(i).is_some_and(|s| s.generation == generation) {
+            if self
+                .slots
+                .get(i)
+                .is_some_and(|s| s.generation == generation)
+            {
                 self.free_slot(i);
             }
         }
@@ -989,7 +1326,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             match rec {
                 EventRecord::Timeout(id) => return Some(Event::Timeout { id }),
                 EventRecord::Reset(id) => return Some(Event::Reset { id }),
-                EventRecord::Response { id, slot, generation } => {
+                EventRecord::Response {
+                    id,
+                    slot,
+                    generation,
+                } => {
                     let i = usize::from(slot);
                     let ok = matches!(
                         self.slots.get(i),
@@ -1000,7 +1341,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     }
                     self.lent = Some((slot, generation));
                     let s = self.slots.get(i)?;
-                    let SlotState::Received { peer } = s.state else { continue };
+                    let SlotState::Received { peer } = s.state else {
+                        continue;
+                    };
                     match Message::parse(s.bytes()) {
                         Ok(message) => return Some(Event::Response { id, peer, message }),
                         Err(_) => continue,
@@ -1010,7 +1353,6 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
     }
 }
-
 
 /// Slot lengths fit in `u16`: datagrams are at most 65535 bytes, and `M` is clamped by the
 /// callers' buffers.

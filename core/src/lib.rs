@@ -36,13 +36,13 @@ pub mod time;
 pub mod uri;
 
 pub use code::{Code, Method};
-pub use content_format::ContentFormat;
-pub use message::{BuildError, Message, MessageBuilder, MessageType, ParseError};
-pub use option::{CoapOption, OptionNumber};
-pub use uri::{Host, Scheme, Uri, UriError};
 pub use config::Config;
+pub use content_format::ContentFormat;
 pub use endpoint::{Endpoint, Error, Event, RequestParams, Stats, Transmit};
 pub use exchange::{RequestId, Token};
+pub use message::{BuildError, Message, MessageBuilder, MessageType, ParseError};
+pub use option::{CoapOption, OptionNumber};
 pub use router::{Resource, Route, Router};
 pub use server::{Handler, IncomingRequest, NoServer, Outcome, ResponseHandle, ResponseWriter};
 pub use time::Instant;
+pub use uri::{Host, Scheme, Uri, UriError};

@@ -82,10 +82,14 @@ mod tests {
     fn writes_links_and_reports_overflow() {
         let mut buf = [0u8; 64];
         let mut w = LinkWriter::new(SliceWriter::new(&mut buf));
-        w.link("/sensors/temp", "rt=\"temperature-c\";if=\"sensor\"").unwrap();
+        w.link("/sensors/temp", "rt=\"temperature-c\";if=\"sensor\"")
+            .unwrap();
         w.link("/hello", "").unwrap();
         let out = w.into_inner();
-        assert_eq!(out.written(), b"</sensors/temp>;rt=\"temperature-c\";if=\"sensor\",</hello>");
+        assert_eq!(
+            out.written(),
+            b"</sensors/temp>;rt=\"temperature-c\";if=\"sensor\",</hello>"
+        );
         let mut small = [0u8; 4];
         let mut w = LinkWriter::new(SliceWriter::new(&mut small));
         assert!(w.link("/toolong", "").is_err());

@@ -351,23 +351,27 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Adds an option with a raw value.
-    pub fn option(
-        &mut self,
-        number: OptionNumber,
-        value: &[u8],
-    ) -> Result<&mut Self, BuildError> {
+    pub fn option(&mut self, number: OptionNumber, value: &[u8]) -> Result<&mut Self, BuildError> {
         self.option_with(number, value.len(), |dst| dst.copy_from_slice(value))
     }
 
     /// Adds a uint option, minimally encoded.
-    pub fn option_uint(&mut self, number: OptionNumber, value: u32) -> Result<&mut Self, BuildError> {
+    pub fn option_uint(
+        &mut self,
+        number: OptionNumber,
+        value: u32,
+    ) -> Result<&mut Self, BuildError> {
         let mut b = [0; 4];
         let v = encode_uint(value, &mut b);
         self.option(number, v)
     }
 
     /// Adds a string option.
-    pub fn option_str(&mut self, number: OptionNumber, value: &str) -> Result<&mut Self, BuildError> {
+    pub fn option_str(
+        &mut self,
+        number: OptionNumber,
+        value: &str,
+    ) -> Result<&mut Self, BuildError> {
         self.option(number, value.as_bytes())
     }
 
@@ -391,7 +395,10 @@ impl<'b> MessageBuilder<'b> {
             let delta = n - self.last_number;
             let h = header_len(delta, len);
             let end = self.len + h + len;
-            let dst = self.buf.get_mut(self.len..end).ok_or(BuildError::BufferTooSmall)?;
+            let dst = self
+                .buf
+                .get_mut(self.len..end)
+                .ok_or(BuildError::BufferTooSmall)?;
             let (hdr, val) = dst.split_at_mut(h);
             write_header(delta, len, hdr);
             fill(val);
@@ -405,7 +412,12 @@ impl<'b> MessageBuilder<'b> {
 
     /// Inserts an option before the first option with a larger number. Only the delta of
     /// that following option changes, so only its header is re-encoded.
-    fn insert(&mut self, n: u16, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), BuildError> {
+    fn insert(
+        &mut self,
+        n: u16,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), BuildError> {
         // Find the first option with number > n, and the number before it.
         let mut pos = self.options_start;
         let mut prev = 0u16;
@@ -442,7 +454,9 @@ impl<'b> MessageBuilder<'b> {
     /// Appends the payload marker and payload (nothing for an empty payload, RFC 7252 §3).
     pub fn payload(&mut self, payload: &[u8]) -> Result<&mut Self, BuildError> {
         let dst = self.payload_buf()?;
-        let dst = dst.get_mut(..payload.len()).ok_or(BuildError::BufferTooSmall)?;
+        let dst = dst
+            .get_mut(..payload.len())
+            .ok_or(BuildError::BufferTooSmall)?;
         dst.copy_from_slice(payload);
         self.set_payload_len(payload.len())?;
         Ok(self)
@@ -454,7 +468,9 @@ impl<'b> MessageBuilder<'b> {
         if self.has_payload {
             return Err(BuildError::OptionAfterPayload);
         }
-        self.buf.get_mut(self.len + 1..).ok_or(BuildError::BufferTooSmall)
+        self.buf
+            .get_mut(self.len + 1..)
+            .ok_or(BuildError::BufferTooSmall)
     }
 
     /// Commits `n` payload bytes previously written into [`MessageBuilder::payload_buf`].

@@ -489,7 +489,14 @@ mod tests {
 
     #[test]
     fn header_encoding_boundaries() {
-        for (delta, len) in [(0u16, 0usize), (12, 12), (13, 13), (268, 268), (269, 269), (65535, 1034)] {
+        for (delta, len) in [
+            (0u16, 0usize),
+            (12, 12),
+            (13, 13),
+            (268, 268),
+            (269, 269),
+            (65535, 1034),
+        ] {
             let mut buf = [0u8; 8];
             let n = write_header(delta, len, &mut buf);
             assert_eq!(n, header_len(delta, len));

@@ -156,27 +156,29 @@ pub(crate) struct PeerTable<A, const N: usize> {
 
 impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
     pub const fn new() -> Self {
-        PeerTable {
-            peers: [None; N],
-        }
+        PeerTable { peers: [None; N] }
     }
 
     /// A copy of the entry for `addr`, without touching its LRU state.
     pub fn find(&self, addr: A) -> Option<Peer<A>> {
-        self.peers.iter().flatten().find(|p| p.addr == addr).copied()
+        self.peers
+            .iter()
+            .flatten()
+            .find(|p| p.addr == addr)
+            .copied()
     }
 
     pub fn get(&mut self, addr: A) -> Option<&mut Peer<A>> {
-        self.peers
-            .iter_mut()
-            .flatten()
-            .find(|p| p.addr == addr)
+        self.peers.iter_mut().flatten().find(|p| p.addr == addr)
     }
 
     /// The entry for `addr`, created (evicting the least recently used) if needed.
     pub fn entry(&mut self, now: Instant, addr: A, rng: &mut Rng) -> Option<&mut Peer<A>> {
         let flat = &mut self.peers;
-        let pos = match flat.iter().position(|p| matches!(p, Some(p) if p.addr == addr)) {
+        let pos = match flat
+            .iter()
+            .position(|p| matches!(p, Some(p) if p.addr == addr))
+        {
             Some(i) => i,
             None => {
                 let i = match flat.iter().position(Option::is_none) {
@@ -264,7 +266,10 @@ mod tests {
         t.insert(Instant::ZERO, 100, 1, 1000, DupAction::Ignore);
         assert!(t.lookup(Instant::ZERO, 0, 1).is_none(), "oldest evicted");
         assert_eq!(t.evictions, 1);
-        assert!(t.lookup(Instant::from_millis(1000), 100, 1).is_none(), "expired");
+        assert!(
+            t.lookup(Instant::from_millis(1000), 100, 1).is_none(),
+            "expired"
+        );
     }
 
     #[test]
@@ -272,7 +277,10 @@ mod tests {
         let mut rng = Rng::new(7);
         let mut t: PeerTable<u32, 2> = PeerTable::new();
         let a = t.next_mid(Instant::from_millis(1), 1, &mut rng);
-        assert_eq!(t.next_mid(Instant::from_millis(2), 1, &mut rng), a.wrapping_add(1));
+        assert_eq!(
+            t.next_mid(Instant::from_millis(2), 1, &mut rng),
+            a.wrapping_add(1)
+        );
         t.next_mid(Instant::from_millis(3), 2, &mut rng);
         t.next_mid(Instant::from_millis(4), 3, &mut rng); // evicts peer 1 (LRU)
         assert!(t.get(1).is_none());

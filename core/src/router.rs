@@ -75,12 +75,20 @@ pub struct Route<'p, R> {
 impl<'p, R> Route<'p, R> {
     /// A route for exactly `path` (e.g. `/sensors/temp`; `/` is the root).
     pub fn new(path: &'p str, resource: R) -> Self {
-        Route { path, matching: PathMatch::Exact, resource }
+        Route {
+            path,
+            matching: PathMatch::Exact,
+            resource,
+        }
     }
 
     /// A route for `path` and everything below it.
     pub fn prefix(path: &'p str, resource: R) -> Self {
-        Route { path, matching: PathMatch::Prefix, resource }
+        Route {
+            path,
+            matching: PathMatch::Prefix,
+            resource,
+        }
     }
 
     /// The route's path.
@@ -120,7 +128,10 @@ where
     /// the longest wins. A GET of `/.well-known/core` lists the routes (RFC 6690 §4)
     /// unless a route claims that path.
     pub fn new(routes: S) -> Self {
-        Router { routes, _resource: PhantomData }
+        Router {
+            routes,
+            _resource: PhantomData,
+        }
     }
 
     /// The routes.
@@ -148,11 +159,14 @@ where
         let mut count = ByteCounter(0);
         let _ = self.write_links::<A>(&mut count);
         resp.set_code(Code::CONTENT);
-        let written = resp.content_format(ContentFormat::LINK_FORMAT).ok().and_then(|resp| {
-            let buf = resp.payload_buf().ok()?;
-            self.write_links::<A>(SliceWriter::new(buf)).ok()?;
-            resp.set_payload_len(count.0).ok()
-        });
+        let written = resp
+            .content_format(ContentFormat::LINK_FORMAT)
+            .ok()
+            .and_then(|resp| {
+                let buf = resp.payload_buf().ok()?;
+                self.write_links::<A>(SliceWriter::new(buf)).ok()?;
+                resp.set_payload_len(count.0).ok()
+            });
         if written.is_none() {
             // Larger than one message: blockwise serving comes with RFC 7959 support.
             resp.set_code(Code::INTERNAL_SERVER_ERROR);
@@ -186,7 +200,9 @@ where
                 let exact = r.matching == PathMatch::Exact;
                 let better = match best {
                     None => true,
-                    Some((_, best_exact)) => (exact && !best_exact) || (exact == best_exact && n > best_len),
+                    Some((_, best_exact)) => {
+                        (exact && !best_exact) || (exact == best_exact && n > best_len)
+                    }
                 };
                 if better {
                     best = Some((i, exact));
@@ -197,7 +213,9 @@ where
         let Some((i, _)) = best else {
             let mut wk = [".well-known".as_bytes(), b"core"].into_iter();
             let mut p = msg.uri_path();
-            let is_wk = p.by_ref().zip(wk.by_ref()).all(|(a, b)| a == b) && p.next().is_none() && wk.next().is_none();
+            let is_wk = p.by_ref().zip(wk.by_ref()).all(|(a, b)| a == b)
+                && p.next().is_none()
+                && wk.next().is_none();
             if is_wk {
                 return match req.method() {
                     Some(Method::Get) => self.well_known_core::<A>(resp),

@@ -31,7 +31,6 @@ impl<'a, A: Copy> IncomingRequest<'a, A> {
 }
 
 impl<'a, A> IncomingRequest<'a, A> {
-
     /// The request message.
     pub fn message(&self) -> &Message<'a> {
         &self.message
@@ -101,19 +100,30 @@ impl<'b> ResponseWriter<'b> {
     }
 
     /// Adds a uint option.
-    pub fn option_uint(&mut self, number: OptionNumber, value: u32) -> Result<&mut Self, BuildError> {
+    pub fn option_uint(
+        &mut self,
+        number: OptionNumber,
+        value: u32,
+    ) -> Result<&mut Self, BuildError> {
         self.builder.option_uint(number, value)?;
         Ok(self)
     }
 
     /// Adds a string option.
-    pub fn option_str(&mut self, number: OptionNumber, value: &str) -> Result<&mut Self, BuildError> {
+    pub fn option_str(
+        &mut self,
+        number: OptionNumber,
+        value: &str,
+    ) -> Result<&mut Self, BuildError> {
         self.builder.option_str(number, value)?;
         Ok(self)
     }
 
     /// Sets the Content-Format option.
-    pub fn content_format(&mut self, format: crate::ContentFormat) -> Result<&mut Self, BuildError> {
+    pub fn content_format(
+        &mut self,
+        format: crate::ContentFormat,
+    ) -> Result<&mut Self, BuildError> {
         self.option_uint(OptionNumber::CONTENT_FORMAT, u32::from(format.0))
     }
 
@@ -159,7 +169,11 @@ pub trait Handler<A> {
     /// Handles one request (never a duplicate: the endpoint filters those). Either write
     /// the response into `response` and return [`Outcome::Respond`], or return
     /// [`Outcome::Defer`] and answer later.
-    fn handle(&mut self, request: &IncomingRequest<'_, A>, response: &mut ResponseWriter<'_>) -> Outcome;
+    fn handle(
+        &mut self,
+        request: &IncomingRequest<'_, A>,
+        response: &mut ResponseWriter<'_>,
+    ) -> Outcome;
 
     /// Whether this handler understands a critical option (RFC 7252 §5.4.1). By default,
     /// every option in the crate's registry; a request with any other critical option gets
@@ -184,7 +198,11 @@ impl<A, F> Handler<A> for F
 where
     F: FnMut(&IncomingRequest<'_, A>, &mut ResponseWriter<'_>) -> Outcome,
 {
-    fn handle(&mut self, request: &IncomingRequest<'_, A>, response: &mut ResponseWriter<'_>) -> Outcome {
+    fn handle(
+        &mut self,
+        request: &IncomingRequest<'_, A>,
+        response: &mut ResponseWriter<'_>,
+    ) -> Outcome {
         self(request, response)
     }
 }

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use coap_core::message::{MessageBuilder, MessageType};
 use coap_core::{
-    Code, Config, Endpoint, Event, IncomingRequest, Instant, NoServer, OptionNumber, Outcome as Handled,
-    RequestParams, ResponseWriter,
+    Code, Config, Endpoint, Event, IncomingRequest, Instant, NoServer, OptionNumber,
+    Outcome as Handled, RequestParams, ResponseWriter,
 };
 use sim::{parse, Link, Outcome, Pair, CLIENT, SERVER};
 
 /// A handler that counts executions and answers 2.04 with the count.
-fn counting(counter: Rc<Cell<u32>>) -> impl FnMut(&IncomingRequest<'_, u32>, &mut ResponseWriter<'_>) -> Handled {
+fn counting(
+    counter: Rc<Cell<u32>>,
+) -> impl FnMut(&IncomingRequest<'_, u32>, &mut ResponseWriter<'_>) -> Handled {
     move |_req, resp| {
         counter.set(counter.get() + 1);
         let n = counter.get().to_string();
@@ -42,8 +44,16 @@ fn piggybacked_response_on_a_perfect_link() {
     assert_eq!(count.get(), 1);
     assert_eq!(p.events.len(), 1);
     match &p.events[0] {
-        Outcome::Response { id: got, code, payload, .. } => {
-            assert_eq!((*got, *code, payload.as_slice()), (id, Code::CHANGED, b"1".as_slice()));
+        Outcome::Response {
+            id: got,
+            code,
+            payload,
+            ..
+        } => {
+            assert_eq!(
+                (*got, *code, payload.as_slice()),
+                (id, Code::CHANGED, b"1".as_slice())
+            );
         }
         e => panic!("unexpected {e:?}"),
     }
@@ -107,21 +117,35 @@ fn duplicate_non_ignored() {
 #[test]
 fn retransmission_timing_is_exactly_rfc_7252_4_2() {
     for seed in 0..200 {
-        let link = Link { loss: 1000, dup: 0, delay_ms: (1, 1) };
+        let link = Link {
+            loss: 1000,
+            dup: 0,
+            delay_ms: (1, 1),
+        };
         let mut p: Pair<_> = Pair::new(seed, link, NoServer);
         let t0 = p.now;
         let id = post(&mut p.client, p.now);
         p.drive();
-        let tx: Vec<u64> = p.sent_by(CLIENT).iter().map(|(t, _)| t.as_millis() - t0.as_millis()).collect();
+        let tx: Vec<u64> = p
+            .sent_by(CLIENT)
+            .iter()
+            .map(|(t, _)| t.as_millis() - t0.as_millis())
+            .collect();
         assert_eq!(tx.len(), 5, "1 transmission + MAX_RETRANSMIT 4");
         let first = tx[1];
         assert!((2000..=3000).contains(&first), "initial timeout {first}");
         for k in 1..5 {
             assert_eq!(tx[k] - tx[k - 1], first << (k - 1), "doubling at {k}");
         }
-        assert!(tx[4] <= 45_000, "last retransmission within MAX_TRANSMIT_SPAN");
+        assert!(
+            tx[4] <= 45_000,
+            "last retransmission within MAX_TRANSMIT_SPAN"
+        );
         let all: Vec<_> = p.sent_by(CLIENT).iter().map(|(_, b)| b.clone()).collect();
-        assert!(all.iter().all(|b| b == &all[0]), "same MID and bytes on every retransmission");
+        assert!(
+            all.iter().all(|b| b == &all[0]),
+            "same MID and bytes on every retransmission"
+        );
         assert_eq!(p.events, vec![Outcome::Timeout(id)]);
         let gave_up = p.now.as_millis() - t0.as_millis();
         assert_eq!(gave_up, first * 31);
@@ -173,14 +197,27 @@ fn unknown_critical_option_in_request_gets_4_02() {
         .unwrap();
     p.drive();
     assert_eq!(count.get(), 0);
-    assert!(matches!(&p.events[..], [Outcome::Response { id: i, code: Code::BAD_OPTION, .. }] if *i == id));
+    assert!(
+        matches!(&p.events[..], [Outcome::Response { id: i, code: Code::BAD_OPTION, .. }] if *i == id)
+    );
 }
 
 /// §5.4.1: an unrecognized critical option in a CON response → RST, not delivered.
 #[test]
 fn unknown_critical_option_in_con_response_gets_rst() {
-    let cfg = Config { request_timeout: Duration::from_secs(10), ..Config::default() };
-    let mut p: Pair<_> = Pair::with_config(7, Link { loss: 1000, ..Link::PERFECT }, NoServer, cfg);
+    let cfg = Config {
+        request_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let mut p: Pair<_> = Pair::with_config(
+        7,
+        Link {
+            loss: 1000,
+            ..Link::PERFECT
+        },
+        NoServer,
+        cfg,
+    );
     let id = p
         .client
         .request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(()))
@@ -188,10 +225,18 @@ fn unknown_critical_option_in_con_response_gets_rst() {
     p.flush();
     let req = parse(&p.sent[0].bytes);
     let mut buf = [0u8; 64];
-    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::CONTENT, 0x4242, req.token()).unwrap();
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::Con,
+        Code::CONTENT,
+        0x4242,
+        req.token(),
+    )
+    .unwrap();
     b.option(OptionNumber(9999), b"!").unwrap();
     let resp = b.into_bytes().to_vec();
-    p.client.handle_datagram(p.now, SERVER, &resp, &mut NoServer);
+    p.client
+        .handle_datagram(p.now, SERVER, &resp, &mut NoServer);
     let mut out = [0u8; 64];
     let t = p.client.poll_transmit(p.now, &mut out).unwrap();
     assert_eq!(&out[..t.len], &[0x70, 0x00, 0x42, 0x42]);
@@ -211,7 +256,10 @@ fn separate_response_con_retransmitted_until_acked() {
     };
     // Lossy from server to client for the first response transmission only.
     let mut p: Pair<_> = Pair::new(8, Link::PERFECT, handler);
-    let id = p.client.request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+    let id = p
+        .client
+        .request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
     p.drive_until(p.now.add_millis(100));
     // Request + empty ACK.
     assert_eq!(p.sent.len(), 2);
@@ -220,22 +268,43 @@ fn separate_response_con_retransmitted_until_acked() {
     // The app answers 5 s later; drop the first transmission by answering while the link
     // is down.
     p.drive_until(p.now.add_millis(5000));
-    p.link = Link { loss: 1000, ..Link::PERFECT };
+    p.link = Link {
+        loss: 1000,
+        ..Link::PERFECT
+    };
     let h = handle.get().unwrap();
     let now = p.now;
-    p.server.respond(now, h, |w| w.respond(Code::CONTENT, None, b"later")).unwrap();
+    p.server
+        .respond(now, h, |w| w.respond(Code::CONTENT, None, b"later"))
+        .unwrap();
     p.flush();
     p.link = Link::PERFECT;
     p.drive();
     let server_sent: Vec<_> = p.sent_by(SERVER);
-    let cons: Vec<_> = server_sent.iter().filter(|(_, b)| parse(b).ty() == MessageType::Con).collect();
+    let cons: Vec<_> = server_sent
+        .iter()
+        .filter(|(_, b)| parse(b).ty() == MessageType::Con)
+        .collect();
     assert_eq!(cons.len(), 2, "first CON lost, retransmitted once");
-    assert!(matches!(&p.events[..], [Outcome::Response { id: i, payload, .. }] if *i == id && payload == b"later"));
+    assert!(
+        matches!(&p.events[..], [Outcome::Response { id: i, payload, .. }] if *i == id && payload == b"later")
+    );
     // The client ACKed the separate response with its Message ID.
     let last_client = p.sent_by(CLIENT).last().unwrap().1.clone();
     let m = parse(&last_client);
-    assert_eq!((m.ty(), m.code(), m.message_id()), (MessageType::Ack, Code::EMPTY, parse(&cons[1].1).message_id()));
-    assert_eq!(p.server.slots_in_use(), 0, "server slot freed after the ACK");
+    assert_eq!(
+        (m.ty(), m.code(), m.message_id()),
+        (
+            MessageType::Ack,
+            Code::EMPTY,
+            parse(&cons[1].1).message_id()
+        )
+    );
+    assert_eq!(
+        p.server.slots_in_use(),
+        0,
+        "server slot freed after the ACK"
+    );
 }
 
 /// §5.2.2 with a delayed empty ACK: a response ready before the delay is piggybacked.
@@ -247,27 +316,46 @@ fn deferred_response_piggybacked_when_fast() {
         h2.set(Some(req.handle()));
         Handled::Defer
     };
-    let cfg = Config { separate_ack_delay: Duration::from_millis(500), ..Config::default() };
+    let cfg = Config {
+        separate_ack_delay: Duration::from_millis(500),
+        ..Config::default()
+    };
     let mut p: Pair<_> = Pair::with_config(9, Link::PERFECT, handler, cfg);
-    p.client.request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+    p.client
+        .request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
     p.drive_until(p.now.add_millis(100));
     let h = handle.get().unwrap();
     let now = p.now;
-    p.server.respond(now, h, |w| w.respond(Code::CONTENT, None, b"quick")).unwrap();
+    p.server
+        .respond(now, h, |w| w.respond(Code::CONTENT, None, b"quick"))
+        .unwrap();
     p.drive();
     assert_eq!(p.sent.len(), 2);
     let ack = parse(&p.sent[1].bytes);
-    assert_eq!((ack.ty(), ack.code(), ack.payload()), (MessageType::Ack, Code::CONTENT, b"quick".as_slice()));
+    assert_eq!(
+        (ack.ty(), ack.code(), ack.payload()),
+        (MessageType::Ack, Code::CONTENT, b"quick".as_slice())
+    );
 }
 
 /// Requests have a total deadline, NON too: the application gets Timeout.
 #[test]
 fn non_request_times_out() {
-    let cfg = Config { request_timeout: Duration::from_secs(7), ..Config::default() };
-    let link = Link { loss: 1000, ..Link::PERFECT };
+    let cfg = Config {
+        request_timeout: Duration::from_secs(7),
+        ..Config::default()
+    };
+    let link = Link {
+        loss: 1000,
+        ..Link::PERFECT
+    };
     let mut p: Pair<_> = Pair::with_config(10, link, NoServer, cfg);
     let t0 = p.now;
-    let id = p.client.request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(())).unwrap();
+    let id = p
+        .client
+        .request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(()))
+        .unwrap();
     p.drive();
     assert_eq!(p.events, vec![Outcome::Timeout(id)]);
     assert_eq!(p.now.as_millis() - t0.as_millis(), 7000);
@@ -278,7 +366,10 @@ fn non_request_times_out() {
 #[test]
 fn nstart_queues_further_requests() {
     let count = Rc::new(Cell::new(0));
-    let link = Link { delay_ms: (50, 50), ..Link::PERFECT };
+    let link = Link {
+        delay_ms: (50, 50),
+        ..Link::PERFECT
+    };
     let mut p: Pair<_> = Pair::new(11, link, counting(count.clone()));
     let a = post(&mut p.client, p.now);
     let b = post(&mut p.client, p.now);
@@ -296,16 +387,29 @@ fn nstart_queues_further_requests() {
 /// §4.7 PROBING_RATE: after a peer did not answer, the next request waits len/1 B/s.
 #[test]
 fn probing_rate_after_unanswered_exchange() {
-    let cfg = Config { request_timeout: Duration::from_secs(60), nstart: 2, ..Config::default() };
-    let link = Link { loss: 1000, ..Link::PERFECT };
+    let cfg = Config {
+        request_timeout: Duration::from_secs(60),
+        nstart: 2,
+        ..Config::default()
+    };
+    let link = Link {
+        loss: 1000,
+        ..Link::PERFECT
+    };
     let mut p: Pair<_> = Pair::with_config(12, link, NoServer, cfg);
-    p.client.request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(())).unwrap();
+    p.client
+        .request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(()))
+        .unwrap();
     p.drive();
     // The peer is now unresponsive: two requests back to back; NSTART 2 would let both go
     // at once, PROBING_RATE (1 byte/s) spaces them by the first one's size.
     let t1 = p.now;
-    p.client.request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(())).unwrap();
-    p.client.request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(())).unwrap();
+    p.client
+        .request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(()))
+        .unwrap();
+    p.client
+        .request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(()))
+        .unwrap();
     p.drive();
     let tx = p.sent_by(CLIENT);
     assert_eq!(tx.len(), 3);
@@ -319,10 +423,15 @@ fn probing_rate_after_unanswered_exchange() {
 #[test]
 fn tokens_random_mids_sequential_per_peer() {
     let mut p: Pair<_> = Pair::new(13, Link::PERFECT, NoServer);
-    let cfg_nstart = Config { nstart: 8, ..Config::default() };
+    let cfg_nstart = Config {
+        nstart: 8,
+        ..Config::default()
+    };
     p.client = Endpoint::new(cfg_nstart, 99);
     for _ in 0..3 {
-        p.client.request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+        p.client
+            .request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+            .unwrap();
     }
     p.flush();
     let msgs: Vec<_> = p.sent.iter().map(|d| d.bytes.clone()).collect();
@@ -333,20 +442,30 @@ fn tokens_random_mids_sequential_per_peer() {
     assert_eq!(m[2].message_id(), m[0].message_id().wrapping_add(2));
     let other: Endpoint<u32> = Endpoint::new(cfg_nstart, 100);
     let mut other = other;
-    other.request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+    other
+        .request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
     let mut buf = [0u8; 64];
     let t = other.poll_transmit(p.now, &mut buf).unwrap();
-    assert_ne!(parse(&buf[..t.len]).message_id(), m[0].message_id(), "seed-dependent start");
+    assert_ne!(
+        parse(&buf[..t.len]).message_id(),
+        m[0].message_id(),
+        "seed-dependent start"
+    );
 }
 
 /// A RST to our CON ends the exchange with Reset.
 #[test]
 fn rst_gives_reset_event() {
     let mut p: Pair<_> = Pair::new(14, Link::PERFECT, NoServer);
-    let id = p.client.request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+    let id = p
+        .client
+        .request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
     p.flush();
     let mid = parse(&p.sent[0].bytes).message_id().to_be_bytes();
-    p.client.handle_datagram(p.now, SERVER, &[0x70, 0, mid[0], mid[1]], &mut NoServer);
+    p.client
+        .handle_datagram(p.now, SERVER, &[0x70, 0, mid[0], mid[1]], &mut NoServer);
     p.flush();
     assert_eq!(p.events, vec![Outcome::Reset(id)]);
 }
@@ -355,19 +474,25 @@ fn rst_gives_reset_event() {
 #[test]
 fn responses_matched_by_token_and_peer() {
     let mut p: Pair<_> = Pair::new(15, Link::PERFECT, NoServer);
-    p.client.request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(())).unwrap();
+    p.client
+        .request(p.now, SERVER, RequestParams::non(Code::GET), |_| Ok(()))
+        .unwrap();
     p.flush();
     let req = parse(&p.sent[0].bytes);
     let token = req.token().to_vec();
     let mut buf = [0u8; 64];
-    let resp = MessageBuilder::new(&mut buf, MessageType::Non, Code::CONTENT, 1, &token).unwrap().into_bytes().to_vec();
+    let resp = MessageBuilder::new(&mut buf, MessageType::Non, Code::CONTENT, 1, &token)
+        .unwrap()
+        .into_bytes()
+        .to_vec();
     p.client.handle_datagram(p.now, 77, &resp, &mut NoServer);
     let mut bad = resp.clone();
     bad[4] ^= 0xff;
     p.client.handle_datagram(p.now, SERVER, &bad, &mut NoServer);
     p.flush();
     assert!(p.events.is_empty());
-    p.client.handle_datagram(p.now, SERVER, &resp, &mut NoServer);
+    p.client
+        .handle_datagram(p.now, SERVER, &resp, &mut NoServer);
     p.flush();
     assert_eq!(p.events.len(), 1);
 }
@@ -395,9 +520,19 @@ fn full_tables_answer_5_03_with_max_age() {
     assert_eq!(last.token(), &[0xaa]);
     assert_eq!(server.stats().busy_rejections, 1);
     // The client API refuses with an error, never grows.
-    let mut client: Endpoint<u32, 2> = Endpoint::new(Config { nstart: 4, ..Config::default() }, 2);
-    client.request(Instant::ZERO, 1, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
-    client.request(Instant::ZERO, 1, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+    let mut client: Endpoint<u32, 2> = Endpoint::new(
+        Config {
+            nstart: 4,
+            ..Config::default()
+        },
+        2,
+    );
+    client
+        .request(Instant::ZERO, 1, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
+    client
+        .request(Instant::ZERO, 1, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
     assert_eq!(
         client.request(Instant::ZERO, 1, RequestParams::con(Code::GET), |_| Ok(())),
         Err(coap_core::Error::Busy)
@@ -408,7 +543,10 @@ fn full_tables_answer_5_03_with_max_age() {
 #[test]
 fn cancel_suppresses_events() {
     let mut p: Pair<_> = Pair::new(16, Link::PERFECT, NoServer);
-    let id = p.client.request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).unwrap();
+    let id = p
+        .client
+        .request(p.now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+        .unwrap();
     assert!(p.client.cancel(id));
     p.drive();
     assert!(p.events.is_empty());
@@ -420,7 +558,9 @@ fn cancel_suppresses_events() {
 fn endpoint_size() {
     let n = core::mem::size_of::<Endpoint<std::net::SocketAddr, 8, 1152>>();
     let n32 = core::mem::size_of::<Endpoint<u32, 8, 1152>>();
-    println!("size_of::<Endpoint<SocketAddr, 8, 1152>>() = {n} bytes; with a 4-byte address: {n32}");
+    println!(
+        "size_of::<Endpoint<SocketAddr, 8, 1152>>() = {n} bytes; with a 4-byte address: {n32}"
+    );
     assert!(n <= 12 * 1024, "{n} bytes exceeds the 12 KiB goal");
 }
 
@@ -437,7 +577,8 @@ fn response_event_borrows_until_next_poll() {
     p.inject_to_server(CLIENT, &req);
     let t = p.server.poll_transmit(p.now, &mut buf).unwrap();
     let resp = buf[..t.len].to_vec();
-    p.client.handle_datagram(p.now, SERVER, &resp, &mut NoServer);
+    p.client
+        .handle_datagram(p.now, SERVER, &resp, &mut NoServer);
     assert_eq!(p.client.slots_in_use(), 1);
     match p.client.poll_event() {
         Some(Event::Response { message, .. }) => assert_eq!(message.payload(), b"1"),
@@ -454,7 +595,12 @@ mod routing {
     struct Hello;
     impl Resource<u32> for Hello {
         fn get(&mut self, _: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>) -> Handled {
-            resp.respond(Code::CONTENT, Some(coap_core::ContentFormat::TEXT_PLAIN), b"hi").unwrap();
+            resp.respond(
+                Code::CONTENT,
+                Some(coap_core::ContentFormat::TEXT_PLAIN),
+                b"hi",
+            )
+            .unwrap();
             Handled::Respond
         }
         fn link_attributes(&self) -> &str {
@@ -463,9 +609,14 @@ mod routing {
     }
     struct Files;
     impl Resource<u32> for Files {
-        fn get(&mut self, req: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>) -> Handled {
+        fn get(
+            &mut self,
+            req: &IncomingRequest<'_, u32>,
+            resp: &mut ResponseWriter<'_>,
+        ) -> Handled {
             let n = req.message().uri_path().count();
-            resp.respond(Code::CONTENT, None, n.to_string().as_bytes()).unwrap();
+            resp.respond(Code::CONTENT, None, n.to_string().as_bytes())
+                .unwrap();
             Handled::Respond
         }
     }
@@ -498,14 +649,25 @@ mod routing {
 
     #[test]
     fn dispatch_404_405_prefix_and_exact() {
-        assert_eq!(get(&["hello"], Code::GET), (Code::CONTENT, b"hi".to_vec(), Some(0)));
+        assert_eq!(
+            get(&["hello"], Code::GET),
+            (Code::CONTENT, b"hi".to_vec(), Some(0))
+        );
         assert_eq!(get(&["hello"], Code::POST).0, Code::METHOD_NOT_ALLOWED);
-        assert_eq!(get(&["hello"], Code::new(0, 9)).0, Code::METHOD_NOT_ALLOWED, "unknown method: 4.05 (§5.8)");
+        assert_eq!(
+            get(&["hello"], Code::new(0, 9)).0,
+            Code::METHOD_NOT_ALLOWED,
+            "unknown method: 4.05 (§5.8)"
+        );
         assert_eq!(get(&["nothing"], Code::GET).0, Code::NOT_FOUND);
         assert_eq!(get(&["hello", "x"], Code::GET).0, Code::NOT_FOUND);
         assert_eq!(get(&["files", "a", "b"], Code::GET).1, b"3");
         assert_eq!(get(&["files"], Code::GET).1, b"1");
-        assert_eq!(get(&["files", "special"], Code::GET).1, b"hi", "exact beats prefix");
+        assert_eq!(
+            get(&["files", "special"], Code::GET).1,
+            b"hi",
+            "exact beats prefix"
+        );
     }
 
     #[test]
@@ -517,6 +679,9 @@ mod routing {
             String::from_utf8(body).unwrap(),
             "</hello>;rt=\"greeting\";ct=0,</files>,</files/special>;rt=\"greeting\";ct=0"
         );
-        assert_eq!(get(&[".well-known", "core"], Code::POST).0, Code::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            get(&[".well-known", "core"], Code::POST).0,
+            Code::METHOD_NOT_ALLOWED
+        );
     }
 }

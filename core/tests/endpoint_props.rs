@@ -2,8 +2,8 @@
 //! and whatever the application does.
 
 use coap_core::{
-    Code, Config, Endpoint, Event, IncomingRequest, Instant, MessageType, OptionNumber, Outcome, RequestParams,
-    ResponseHandle, ResponseWriter,
+    Code, Config, Endpoint, Event, IncomingRequest, Instant, MessageType, OptionNumber, Outcome,
+    RequestParams, ResponseHandle, ResponseWriter,
 };
 use proptest::prelude::*;
 
@@ -20,14 +20,18 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (0u32..4, proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(p, b)| Op::Datagram(p, b)),
+        (0u32..4, proptest::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(p, b)| Op::Datagram(p, b)),
         (
             0u32..4,
             0u8..4,
             any::<u8>(),
             0u16..8,
             proptest::collection::vec(any::<u8>(), 0..9),
-            proptest::collection::vec((0u16..300, proptest::collection::vec(any::<u8>(), 0..6)), 0..4),
+            proptest::collection::vec(
+                (0u16..300, proptest::collection::vec(any::<u8>(), 0..6)),
+                0..4
+            ),
             proptest::collection::vec(any::<u8>(), 0..16),
         )
             .prop_map(|(p, t, c, mid, tok, opts, pl)| Op::Wellformed(p, t, c, mid, tok, opts, pl)),

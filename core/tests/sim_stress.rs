@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use coap_core::{
-    Code, Config, Endpoint, IncomingRequest, Instant, NoServer, OptionNumber, Outcome as Handled, RequestParams,
-    ResponseHandle, ResponseWriter,
+    Code, Config, Endpoint, IncomingRequest, Instant, NoServer, OptionNumber, Outcome as Handled,
+    RequestParams, ResponseHandle, ResponseWriter,
 };
 use sim::{Link, Outcome, Pair, SERVER};
 
@@ -20,7 +20,10 @@ type Executions = Rc<RefCell<HashMap<Vec<u8>, u32>>>;
 /// half the seeds answer through deferred (separate) responses.
 #[test]
 fn ten_thousand_seeds_exactly_once_or_timeout() {
-    let seeds: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let seeds: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let mut answered = 0u32;
     let mut timed_out = 0u32;
     let mut separate = 0u32;
@@ -43,7 +46,11 @@ fn ten_thousand_seeds_exactly_once_or_timeout() {
                 Handled::Respond
             }
         };
-        let link = Link { loss: 300, dup: 100, delay_ms: (1, 400) };
+        let link = Link {
+            loss: 300,
+            dup: 100,
+            delay_ms: (1, 400),
+        };
         let mut p: Pair<_> = Pair::new(seed, link, handler);
         let p3 = pending.clone();
         p.server_app = Some(Box::new(move |now, server: &mut Endpoint<u32>| {
@@ -80,7 +87,12 @@ fn ten_thousand_seeds_exactly_once_or_timeout() {
             }
         }
         p.drive();
-        assert_eq!(p.events.len(), ids.len(), "seed {seed}: one outcome per request: {:?}", p.events);
+        assert_eq!(
+            p.events.len(),
+            ids.len(),
+            "seed {seed}: one outcome per request: {:?}",
+            p.events
+        );
         for (id, body) in &ids {
             let outcomes: Vec<_> = p.events.iter().filter(|e| e.id() == *id).collect();
             assert_eq!(outcomes.len(), 1, "seed {seed}");
@@ -90,7 +102,11 @@ fn ten_thousand_seeds_exactly_once_or_timeout() {
                 Outcome::Response { code, payload, .. } => {
                     assert_eq!(*code, Code::CHANGED);
                     assert_eq!(n, 1, "seed {seed}: answered but not executed");
-                    assert_eq!(payload, &[1], "seed {seed}: the response of the single execution");
+                    assert_eq!(
+                        payload,
+                        &[1],
+                        "seed {seed}: the response of the single execution"
+                    );
                     answered += 1;
                     separate += u32::from(defer);
                 }
@@ -100,7 +116,10 @@ fn ten_thousand_seeds_exactly_once_or_timeout() {
         }
     }
     println!("{seeds} seeds: {answered} answered ({separate} separate), {timed_out} timed out");
-    assert!(answered > timed_out, "the protocol must mostly succeed at 30 % loss");
+    assert!(
+        answered > timed_out,
+        "the protocol must mostly succeed at 30 % loss"
+    );
     assert!(timed_out > 0, "30 % loss must make some requests time out");
 }
 
@@ -120,7 +139,10 @@ fn flood_from_ten_thousand_peers() {
         Handled::Respond
     };
     // Deferred exchanges nobody answers are given up after 2 s (Config::deferred_timeout).
-    let cfg = Config { deferred_timeout: std::time::Duration::from_secs(2), ..Config::default() };
+    let cfg = Config {
+        deferred_timeout: std::time::Duration::from_secs(2),
+        ..Config::default()
+    };
     let mut server: Endpoint<u32, 8> = Endpoint::new(cfg, 42);
     let mut client: Endpoint<u32, 8> = Endpoint::new(Config::default(), 43);
     let mut h = handler;
@@ -137,7 +159,9 @@ fn flood_from_ten_thousand_peers() {
         let m = mid.to_be_bytes();
         let dgram: Vec<u8> = match rng.next_u64() % 6 {
             0 => vec![0x40, 0x00, m[0], m[1]], // ping
-            1 if i % 1000 == 1 => vec![0x41, 0x01, m[0], m[1], 0x11, 0xff, b'd', b'e', b'f', b'e', b'r'],
+            1 if i % 1000 == 1 => vec![
+                0x41, 0x01, m[0], m[1], 0x11, 0xff, b'd', b'e', b'f', b'e', b'r',
+            ],
             1 => vec![0x41, 0x01, m[0], m[1], 0x11, 0xff, b'n', b'o', b'w'],
             2 => {
                 let n = (rng.next_u64() % 40) as usize;
@@ -146,7 +170,17 @@ fn flood_from_ten_thousand_peers() {
                 g
             }
             3 => vec![0x50, 0x01, m[0], m[1], 0xb4, b't', b'e', b's', b't'],
-            _ => vec![0x40, 0x02, 0x00, (i % 7) as u8, 0xb4, b't', b'e', b's', b't'], // many duplicates
+            _ => vec![
+                0x40,
+                0x02,
+                0x00,
+                (i % 7) as u8,
+                0xb4,
+                b't',
+                b'e',
+                b's',
+                b't',
+            ], // many duplicates
         };
         server.handle_datagram(now, peer, &dgram, &mut h);
         while server.poll_transmit(now, &mut buf).is_some() {}
@@ -155,7 +189,10 @@ fn flood_from_ten_thousand_peers() {
         }
         // Every 100 datagrams, a legitimate request through a perfect link.
         if i % 100 == 0 {
-            if client.request(now, SERVER, RequestParams::con(Code::GET), |_| Ok(())).is_ok() {
+            if client
+                .request(now, SERVER, RequestParams::con(Code::GET), |_| Ok(()))
+                .is_ok()
+            {
                 legit_sent += 1;
             }
             while let Some(t) = client.poll_transmit(now, &mut buf) {
@@ -185,7 +222,14 @@ fn flood_from_ten_thousand_peers() {
         "flood: legit sent {legit_sent}, served {served}, 5.03 {busy}; server stats {:?}",
         server.stats()
     );
-    assert_eq!(served + busy, legit_sent, "every legitimate request got an answer");
-    assert!(served > legit_sent / 2, "most legitimate requests are served");
+    assert_eq!(
+        served + busy,
+        legit_sent,
+        "every legitimate request got an answer"
+    );
+    assert!(
+        served > legit_sent / 2,
+        "most legitimate requests are served"
+    );
     assert!(*counter.borrow() > 10_000);
 }

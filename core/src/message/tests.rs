@@ -31,10 +31,14 @@ fn appendix_a_piggybacked_no_token() {
 
     let resp = hex("60 45 7d 34 ff 32322e332043");
     let m = Message::parse(&resp).unwrap();
-    assert_eq!((m.ty(), m.code(), m.message_id()), (MessageType::Ack, Code::CONTENT, 0x7d34));
+    assert_eq!(
+        (m.ty(), m.code(), m.message_id()),
+        (MessageType::Ack, Code::CONTENT, 0x7d34)
+    );
     assert_eq!(m.payload(), b"22.3 C");
     let mut buf = [0u8; 64];
-    let mut b = MessageBuilder::new(&mut buf, MessageType::Ack, Code::CONTENT, 0x7d34, &[]).unwrap();
+    let mut b =
+        MessageBuilder::new(&mut buf, MessageType::Ack, Code::CONTENT, 0x7d34, &[]).unwrap();
     b.payload(b"22.3 C").unwrap();
     assert_eq!(b.into_bytes(), &resp[..]);
 }
@@ -76,14 +80,23 @@ fn appendix_a_other_shapes() {
 
 #[test]
 fn error_too_short() {
-    assert_eq!(Message::parse(&[0x40, 0x01, 0x00]), Err(ParseError::TooShort));
+    assert_eq!(
+        Message::parse(&[0x40, 0x01, 0x00]),
+        Err(ParseError::TooShort)
+    );
     assert_eq!(Message::parse(&[]), Err(ParseError::TooShort));
 }
 
 #[test]
 fn error_version() {
-    assert_eq!(Message::parse(&[0x80, 0x01, 0, 1]), Err(ParseError::UnknownVersion(2)));
-    assert_eq!(Message::parse(&[0x00, 0x01, 0, 1]), Err(ParseError::UnknownVersion(0)));
+    assert_eq!(
+        Message::parse(&[0x80, 0x01, 0, 1]),
+        Err(ParseError::UnknownVersion(2))
+    );
+    assert_eq!(
+        Message::parse(&[0x00, 0x01, 0, 1]),
+        Err(ParseError::UnknownVersion(0))
+    );
 }
 
 #[test]
@@ -91,23 +104,38 @@ fn error_token_length() {
     for tkl in 9..=15u8 {
         let mut m = std::vec![0x40 | tkl, 0x01, 0, 1];
         m.extend_from_slice(&[0; 15]);
-        assert_eq!(Message::parse(&m), Err(ParseError::ReservedTokenLength(tkl)));
+        assert_eq!(
+            Message::parse(&m),
+            Err(ParseError::ReservedTokenLength(tkl))
+        );
     }
-    assert_eq!(Message::parse(&[0x44, 0x01, 0, 1, 1, 2]), Err(ParseError::TokenTruncated));
+    assert_eq!(
+        Message::parse(&[0x44, 0x01, 0, 1, 1, 2]),
+        Err(ParseError::TokenTruncated)
+    );
 }
 
 #[test]
 fn error_option_nibbles() {
     // Delta 15, length 0: not the payload marker.
-    assert_eq!(Message::parse(&[0x40, 1, 0, 1, 0xf0]), Err(ParseError::ReservedOptionDelta));
+    assert_eq!(
+        Message::parse(&[0x40, 1, 0, 1, 0xf0]),
+        Err(ParseError::ReservedOptionDelta)
+    );
     // Length nibble 15.
-    assert_eq!(Message::parse(&[0x40, 1, 0, 1, 0xbf]), Err(ParseError::ReservedOptionLength));
+    assert_eq!(
+        Message::parse(&[0x40, 1, 0, 1, 0xbf]),
+        Err(ParseError::ReservedOptionLength)
+    );
 }
 
 #[test]
 fn error_truncated_extended_and_value() {
     // Delta 13 needs one extra byte.
-    assert_eq!(Message::parse(&[0x40, 1, 0, 1, 0xd0]), Err(ParseError::OptionHeaderTruncated));
+    assert_eq!(
+        Message::parse(&[0x40, 1, 0, 1, 0xd0]),
+        Err(ParseError::OptionHeaderTruncated)
+    );
     // Length 14 needs two extra bytes; one present.
     assert_eq!(
         Message::parse(&[0x40, 1, 0, 1, 0x1e, 0x00]),
@@ -133,7 +161,10 @@ fn error_number_overflow() {
 
 #[test]
 fn error_empty_payload() {
-    assert_eq!(Message::parse(&[0x40, 1, 0, 1, 0xff]), Err(ParseError::EmptyPayload));
+    assert_eq!(
+        Message::parse(&[0x40, 1, 0, 1, 0xff]),
+        Err(ParseError::EmptyPayload)
+    );
     assert_eq!(
         Message::parse(&[0x40, 1, 0, 1, 0xb1, b'a', 0xff]),
         Err(ParseError::EmptyPayload)
@@ -142,9 +173,18 @@ fn error_empty_payload() {
 
 #[test]
 fn error_empty_message_with_content() {
-    assert_eq!(Message::parse(&[0x41, 0, 0, 1, 7]), Err(ParseError::EmptyMessageNotEmpty));
-    assert_eq!(Message::parse(&[0x60, 0, 0, 1, 0xb1, b'a']), Err(ParseError::EmptyMessageNotEmpty));
-    assert_eq!(Message::parse(&[0x70, 0, 0, 1, 0xff, 1]), Err(ParseError::EmptyMessageNotEmpty));
+    assert_eq!(
+        Message::parse(&[0x41, 0, 0, 1, 7]),
+        Err(ParseError::EmptyMessageNotEmpty)
+    );
+    assert_eq!(
+        Message::parse(&[0x60, 0, 0, 1, 0xb1, b'a']),
+        Err(ParseError::EmptyMessageNotEmpty)
+    );
+    assert_eq!(
+        Message::parse(&[0x70, 0, 0, 1, 0xff, 1]),
+        Err(ParseError::EmptyMessageNotEmpty)
+    );
     assert!(Message::parse(&[0x70, 0, 0, 1]).is_ok());
 }
 
@@ -153,7 +193,10 @@ fn header_peek_survives_bad_body() {
     let bad = [0x4f, 0x01, 0x12, 0x34, 0xff];
     assert!(Message::parse(&bad).is_err());
     let h = Header::peek(&bad).unwrap();
-    assert_eq!((h.ty, h.message_id, h.token_len), (MessageType::Con, 0x1234, 15));
+    assert_eq!(
+        (h.ty, h.message_id, h.token_len),
+        (MessageType::Con, 0x1234, 15)
+    );
 }
 
 #[test]
@@ -177,7 +220,10 @@ fn builder_sorts_options_and_keeps_repeat_order() {
     b.option(OptionNumber(2000), &[0; 300]).unwrap();
     b.option_str(OptionNumber::URI_PATH, "c").unwrap();
     b.payload(b"{}").unwrap();
-    assert_eq!(b.option_uint(OptionNumber::ACCEPT, 0).err(), Some(BuildError::OptionAfterPayload));
+    assert_eq!(
+        b.option_uint(OptionNumber::ACCEPT, 0).err(),
+        Some(BuildError::OptionAfterPayload)
+    );
     let bytes = b.into_bytes().to_vec();
     let m = Message::parse(&bytes).unwrap();
     let nums: Vec<u16> = m.options().map(|o| o.number.0).collect();
@@ -218,11 +264,20 @@ fn builder_buffer_too_small_everywhere() {
         Some(BuildError::TokenTooLong)
     );
     let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 1, &[]).unwrap();
-    assert_eq!(b.option(OptionNumber::URI_PATH, &[b'a'; 12]).err(), Some(BuildError::BufferTooSmall));
+    assert_eq!(
+        b.option(OptionNumber::URI_PATH, &[b'a'; 12]).err(),
+        Some(BuildError::BufferTooSmall)
+    );
     b.option(OptionNumber::URI_PATH, b"abcdef").unwrap();
     // Insertion that does not fit leaves the message intact.
-    assert_eq!(b.option(OptionNumber::URI_HOST, b"hostname").err(), Some(BuildError::BufferTooSmall));
-    assert_eq!(b.payload(b"0123456789").err(), Some(BuildError::BufferTooSmall));
+    assert_eq!(
+        b.option(OptionNumber::URI_HOST, b"hostname").err(),
+        Some(BuildError::BufferTooSmall)
+    );
+    assert_eq!(
+        b.payload(b"0123456789").err(),
+        Some(BuildError::BufferTooSmall)
+    );
     let len = b.written();
     let bytes = b.into_bytes();
     assert_eq!(len, 11);
@@ -244,5 +299,8 @@ fn unknown_critical_option_detection() {
     // A known critical option with an invalid value counts as unrecognized (§5.4.3).
     let bad_host = [0x40, 1, 0, 1, 0x30];
     let m = Message::parse(&bad_host).unwrap();
-    assert_eq!(m.unknown_critical_option(known), Some(OptionNumber::URI_HOST));
+    assert_eq!(
+        m.unknown_critical_option(known),
+        Some(OptionNumber::URI_HOST)
+    );
 }

@@ -23,7 +23,11 @@ pub struct Link {
 }
 
 impl Link {
-    pub const PERFECT: Link = Link { loss: 0, dup: 0, delay_ms: (5, 5) };
+    pub const PERFECT: Link = Link {
+        loss: 0,
+        dup: 0,
+        delay_ms: (5, 5),
+    };
 }
 
 #[derive(Clone, Debug)]
@@ -37,7 +41,12 @@ pub struct Datagram {
 /// Owned copy of a client event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Response { id: RequestId, code: coap_core::Code, payload: Vec<u8>, bytes: Vec<u8> },
+    Response {
+        id: RequestId,
+        code: coap_core::Code,
+        payload: Vec<u8>,
+        bytes: Vec<u8>,
+    },
     Timeout(RequestId),
     Reset(RequestId),
 }
@@ -49,6 +58,9 @@ impl Outcome {
         }
     }
 }
+
+/// Application code run against the server endpoint after every step.
+pub type ServerApp<const N: usize> = Box<dyn FnMut(Instant, &mut Endpoint<Addr, N>)>;
 
 /// A client and a server endpoint joined by a simulated link.
 pub struct Pair<H, const N: usize = 8> {
@@ -63,7 +75,7 @@ pub struct Pair<H, const N: usize = 8> {
     pub sent: Vec<Datagram>,
     pub events: Vec<Outcome>,
     /// Called with the server endpoint after every step (e.g. to send deferred responses).
-    pub server_app: Option<Box<dyn FnMut(Instant, &mut Endpoint<Addr, N>)>>,
+    pub server_app: Option<ServerApp<N>>,
 }
 
 impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
@@ -91,7 +103,12 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
     }
 
     fn put(&mut self, from: Addr, to: Addr, bytes: &[u8]) {
-        let d = Datagram { at: self.now, from, to, bytes: bytes.to_vec() };
+        let d = Datagram {
+            at: self.now,
+            from,
+            to,
+            bytes: bytes.to_vec(),
+        };
         self.sent.push(d);
         if self.chance(self.link.loss) {
             return;
@@ -100,7 +117,12 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
         for _ in 0..copies {
             let (lo, hi) = self.link.delay_ms;
             let delay = lo + self.rng.below_or_eq(hi - lo);
-            self.in_flight.push(Datagram { at: self.now.add_millis(delay), from, to, bytes: bytes.to_vec() });
+            self.in_flight.push(Datagram {
+                at: self.now.add_millis(delay),
+                from,
+                to,
+                bytes: bytes.to_vec(),
+            });
         }
     }
 
@@ -133,10 +155,14 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
     pub fn step(&mut self) -> bool {
         self.flush();
         let next_dgram = self.in_flight.iter().map(|d| d.at).min();
-        let next = [next_dgram, self.client.poll_timeout(), self.server.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            next_dgram,
+            self.client.poll_timeout(),
+            self.server.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(next) = next else { return false };
         if next > self.now {
             self.now = next;
@@ -146,8 +172,13 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
         while self.in_flight.first().is_some_and(|d| d.at <= self.now) {
             let d = self.in_flight.remove(0);
             match d.to {
-                SERVER => self.server.handle_datagram(self.now, d.from, &d.bytes, &mut self.handler),
-                CLIENT => self.client.handle_datagram(self.now, d.from, &d.bytes, &mut NoServer),
+                SERVER => {
+                    self.server
+                        .handle_datagram(self.now, d.from, &d.bytes, &mut self.handler)
+                }
+                CLIENT => self
+                    .client
+                    .handle_datagram(self.now, d.from, &d.bytes, &mut NoServer),
                 _ => {}
             }
         }
@@ -179,10 +210,14 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
         for _ in 0..100_000 {
             self.flush();
             let next_dgram = self.in_flight.iter().map(|d| d.at).min();
-            let next = [next_dgram, self.client.poll_timeout(), self.server.poll_timeout()]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                next_dgram,
+                self.client.poll_timeout(),
+                self.server.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if next.is_none_or(|n| n > until) {
                 self.flush();
                 self.now = self.now.max(until);
@@ -195,12 +230,17 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
 
     /// Injects a raw datagram to the server as if from `from`.
     pub fn inject_to_server(&mut self, from: Addr, bytes: &[u8]) {
-        self.server.handle_datagram(self.now, from, bytes, &mut self.handler);
+        self.server
+            .handle_datagram(self.now, from, bytes, &mut self.handler);
     }
 
     /// Datagrams sent by `from`, parsed.
     pub fn sent_by(&self, from: Addr) -> Vec<(Instant, Vec<u8>)> {
-        self.sent.iter().filter(|d| d.from == from).map(|d| (d.at, d.bytes.clone())).collect()
+        self.sent
+            .iter()
+            .filter(|d| d.from == from)
+            .map(|d| (d.at, d.bytes.clone()))
+            .collect()
     }
 }
 
