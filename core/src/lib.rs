@@ -16,6 +16,39 @@
 //! assert_eq!(m.uri_path().next(), Some(&b"temperature"[..]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Two endpoints talking in memory (the sans-IO contract: datagrams and time in,
+//! datagrams, events and deadlines out):
+//!
+//! ```
+//! use coap_core::{Code, Config, Endpoint, Event, Instant, NoServer, OptionNumber, Outcome, RequestParams};
+//!
+//! let mut client: Endpoint<u32> = Endpoint::new(Config::default(), 1);
+//! let mut server: Endpoint<u32> = Endpoint::new(Config::default(), 2);
+//! let mut hello = |_req: &coap_core::IncomingRequest<'_, u32>, resp: &mut coap_core::ResponseWriter<'_>| {
+//!     resp.respond(Code::CONTENT, None, b"hello").unwrap();
+//!     Outcome::Respond
+//! };
+//! let now = Instant::from_millis(0);
+//! let id = client.request(now, 2, RequestParams::con(Code::GET), |b| {
+//!     b.option_str(OptionNumber::URI_PATH, "hello")?;
+//!     Ok(())
+//! }).unwrap();
+//! let mut buf = [0u8; 1152];
+//! let t = client.poll_transmit(now, &mut buf).unwrap();          // CON GET /hello → peer 2
+//! server.handle_datagram(now, 1, &buf[..t.len], &mut hello);     // handler writes in place
+//! let t = server.poll_transmit(now, &mut buf).unwrap();          // ACK 2.05 "hello" → peer 1
+//! client.handle_datagram(now, 2, &buf[..t.len], &mut NoServer);
+//! match client.poll_event() {
+//!     Some(Event::Response { id: got, message, .. }) => {
+//!         assert_eq!(got, id);
+//!         assert_eq!(message.payload(), b"hello");
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! // Retransmissions and deadlines: call handle_timeout(now) when poll_timeout() says so.
+//! assert!(client.poll_timeout().is_none());
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
