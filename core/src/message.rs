@@ -286,9 +286,9 @@ pub enum BuildError {
     /// Tokens are 0–8 bytes.
     #[error("token longer than 8 bytes")]
     TokenTooLong,
-    /// Options must be added before the payload.
-    #[error("option added after the payload")]
-    OptionAfterPayload,
+    /// The payload was already written.
+    #[error("payload already written")]
+    PayloadAlreadySet,
     /// The value is longer than the option encoding can express.
     #[error("option value too long for the wire format")]
     ValueTooLong,
@@ -298,12 +298,14 @@ pub enum BuildError {
 ///
 /// Options may be added in any order: each is inserted at its place by number (equal
 /// numbers keep the order in which they were added, which is what repeatable options such
-/// as Uri-Path need), moving later options in place. Adding options in ascending order is
-/// the fast path (a plain append). The payload comes last.
+/// as Uri-Path need), moving later options (and the payload) in place. Adding options in
+/// ascending order before the payload is the fast path (a plain append).
 #[derive(Debug)]
 pub struct MessageBuilder<'b> {
     buf: &'b mut [u8],
     options_start: usize,
+    /// End of the options (the payload marker's position once there is a payload).
+    options_end: usize,
     len: usize,
     last_number: u16,
     has_payload: bool,
@@ -332,10 +334,18 @@ impl<'b> MessageBuilder<'b> {
         Ok(MessageBuilder {
             buf,
             options_start: len,
+            options_end: len,
             len,
             last_number: 0,
             has_payload: false,
         })
+    }
+
+    /// Changes the message type in the header.
+    pub fn set_type(&mut self, ty: MessageType) {
+        if let Some(b) = self.buf.first_mut() {
+            *b = (*b & 0xcf) | ((ty as u8) << 4);
+        }
     }
 
     /// Changes the code in the header.
@@ -383,14 +393,11 @@ impl<'b> MessageBuilder<'b> {
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<&mut Self, BuildError> {
-        if self.has_payload {
-            return Err(BuildError::OptionAfterPayload);
-        }
         if len > option::MAX_VALUE_LEN {
             return Err(BuildError::ValueTooLong);
         }
         let n = number.0;
-        if n >= self.last_number {
+        if n >= self.last_number && !self.has_payload {
             // Fast path: append.
             let delta = n - self.last_number;
             let h = header_len(delta, len);
@@ -403,6 +410,7 @@ impl<'b> MessageBuilder<'b> {
             write_header(delta, len, hdr);
             fill(val);
             self.len = end;
+            self.options_end = end;
             self.last_number = n;
             return Ok(self);
         }
@@ -410,32 +418,40 @@ impl<'b> MessageBuilder<'b> {
         Ok(self)
     }
 
-    /// Inserts an option before the first option with a larger number. Only the delta of
-    /// that following option changes, so only its header is re-encoded.
+    /// Inserts an option before the first option with a larger number (or before the
+    /// payload marker). Only the delta of the following option changes, so only its header
+    /// is re-encoded; everything after it moves in place.
     fn insert(
         &mut self,
         n: u16,
         len: usize,
         fill: impl FnOnce(&mut [u8]),
     ) -> Result<(), BuildError> {
-        // Find the first option with number > n, and the number before it.
+        // Find the first option with number > n (if any), and the number before it.
         let mut pos = self.options_start;
         let mut prev = 0u16;
-        let (next_number, next_len, old_hdr) = loop {
-            let bytes = self.buf.get(pos..self.len).unwrap_or_default();
+        let next = loop {
+            if pos >= self.options_end {
+                break None;
+            }
+            let bytes = self.buf.get(pos..self.options_end).unwrap_or_default();
             let (opt, used) = read_option(bytes, prev).map_err(|_| BuildError::BufferTooSmall)?;
             if opt.number.0 > n {
                 let vlen = opt.value.len();
-                break (opt.number.0, vlen, used - vlen);
+                break Some((opt.number.0, vlen, used - vlen));
             }
             prev = opt.number.0;
             pos += used;
         };
         let new_hdr = header_len(n - prev, len);
-        let next_hdr = header_len(next_number - n, next_len);
+        let (next_hdr, old_hdr) = match next {
+            Some((number, vlen, old)) => (header_len(number - n, vlen), old),
+            None => (0, 0),
+        };
         let insert = new_hdr + len + next_hdr;
-        // `insert` replaces `old_hdr` bytes (the following option's old header).
-        let grow = insert - old_hdr; // next_hdr <= old_hdr, new_hdr >= 1, so no underflow
+        // `insert` replaces `old_hdr` bytes (the following option's old header); the new
+        // delta is smaller, so next_hdr <= old_hdr and this cannot underflow.
+        let grow = insert - old_hdr;
         if self.len + grow > self.buf.len() {
             return Err(BuildError::BufferTooSmall);
         }
@@ -446,8 +462,13 @@ impl<'b> MessageBuilder<'b> {
         write_header(n - prev, len, hdr);
         let (val, nh) = rest.split_at_mut(len);
         fill(val);
-        write_header(next_number - n, next_len, nh);
+        if let Some((number, vlen, _)) = next {
+            write_header(number - n, vlen, nh);
+        } else {
+            self.last_number = n;
+        }
         self.len += grow;
+        self.options_end += grow;
         Ok(())
     }
 
@@ -466,7 +487,7 @@ impl<'b> MessageBuilder<'b> {
     /// [`MessageBuilder::set_payload_len`].
     pub fn payload_buf(&mut self) -> Result<&mut [u8], BuildError> {
         if self.has_payload {
-            return Err(BuildError::OptionAfterPayload);
+            return Err(BuildError::PayloadAlreadySet);
         }
         self.buf
             .get_mut(self.len + 1..)

@@ -220,14 +220,14 @@ fn builder_sorts_options_and_keeps_repeat_order() {
     b.option(OptionNumber(2000), &[0; 300]).unwrap();
     b.option_str(OptionNumber::URI_PATH, "c").unwrap();
     b.payload(b"{}").unwrap();
-    assert_eq!(
-        b.option_uint(OptionNumber::ACCEPT, 0).err(),
-        Some(BuildError::OptionAfterPayload)
-    );
+    assert_eq!(b.payload(b"again").err(), Some(BuildError::PayloadAlreadySet));
+    // Options after the payload are inserted before the payload marker.
+    b.option_uint(OptionNumber::ACCEPT, 0).unwrap();
+    b.option(OptionNumber(3000), b"last").unwrap();
     let bytes = b.into_bytes().to_vec();
     let m = Message::parse(&bytes).unwrap();
     let nums: Vec<u16> = m.options().map(|o| o.number.0).collect();
-    assert_eq!(nums, [3, 6, 11, 11, 11, 12, 15, 258, 2000]);
+    assert_eq!(nums, [3, 6, 11, 11, 11, 12, 15, 17, 258, 2000, 3000]);
     let path: Vec<&[u8]> = m.uri_path().collect();
     assert_eq!(path, [b"a".as_slice(), b"b", b"c"]);
     assert_eq!(m.content_format(), Some(50));
