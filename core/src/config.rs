@@ -38,6 +38,9 @@ pub struct Config {
     /// endpoint answers 5.03 itself and frees the slot, so that abandoned exchanges
     /// cannot hold the server's tables forever.
     pub deferred_timeout: Duration,
+    /// RFC 7641 §4.5: a notification is sent as CON at least this often to each observer,
+    /// so that a vanished client is eventually dropped (default 24 h).
+    pub observe_con_interval: Duration,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             separate_ack_delay: Duration::ZERO,
             busy_max_age: 2,
             deferred_timeout: Duration::from_secs(93),
+            observe_con_interval: Duration::from_secs(24 * 3600),
         }
     }
 }

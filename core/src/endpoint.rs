@@ -13,6 +13,7 @@ use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
 use crate::message::{
     write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError,
 };
+use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
 use crate::option::OptionNumber;
 use crate::reliability::{
     lifetime_ms, probing_delay_ms, DedupTable, DupAction, PeerTable, Retransmit, RetransmitStep,
@@ -20,6 +21,9 @@ use crate::reliability::{
 use crate::rng::Rng;
 use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
 use crate::time::Instant;
+
+/// Slack after a notification's Max-Age before re-registering (RFC 7641 §3.3.1).
+const REREGISTER_SLACK_MS: u64 = 2_000;
 
 /// Default message size: RFC 7252 §4.6 (1152 bytes fits an IPv6 minimum MTU datagram).
 pub const DEFAULT_MESSAGE_SIZE: usize = 1152;
@@ -104,6 +108,17 @@ pub enum Event<'a, A> {
         /// The response; it stays valid until the next call to `poll_event`.
         message: Message<'a>,
     },
+    /// A notification of an observation (RFC 7641): a response carrying Observe. More
+    /// follow until a `Response` (the final one), `Timeout`, `Reset`, or cancellation.
+    /// Reordered (stale) notifications are not reported (§3.4).
+    Notification {
+        /// The observe request.
+        id: RequestId,
+        /// Who notified.
+        peer: A,
+        /// The notification; valid until the next call to `poll_event`.
+        message: Message<'a>,
+    },
     /// No response within the deadline, or CON retransmissions exhausted.
     Timeout {
         /// The request.
@@ -131,6 +146,10 @@ pub struct Stats {
     pub malformed: u32,
     /// Control messages (ACK, RST, generated responses) dropped because their queue was full.
     pub control_drops: u32,
+    /// Notifications not delivered because they were older than the last one (RFC 7641 §3.4).
+    pub stale_notifications: u32,
+    /// Notifications not sent, or not taken, for want of a free slot or event space.
+    pub notification_drops: u32,
 }
 
 /// A response the endpoint generates itself, without a slot.
@@ -170,6 +189,8 @@ struct OutgoingResponse<A> {
     peer: A,
     mid: u16,
     phase: ResponsePhase,
+    /// A notification to an observer (its failure or RST ends the observation).
+    notification: bool,
 }
 
 /// The empty ACK of a deferred CON request.
@@ -196,7 +217,7 @@ struct DeferredRequest<A> {
 #[derive(Clone, Copy, Debug)]
 enum SlotState<A> {
     Free,
-    Request(ClientExchange<A>, u32),
+    Request(ClientExchange<A>),
     Response(OutgoingResponse<A>),
     Deferred(DeferredRequest<A>),
     /// A received response held for `poll_event`.
@@ -240,6 +261,11 @@ enum EventRecord {
         slot: u16,
         generation: u16,
     },
+    Notification {
+        id: RequestId,
+        slot: u16,
+        generation: u16,
+    },
     Timeout(RequestId),
     Reset(RequestId),
 }
@@ -257,25 +283,29 @@ pub struct Endpoint<
     A,
     const N: usize = 8,
     const M: usize = DEFAULT_MESSAGE_SIZE,
-    const D: usize = 16,
+    const D: usize = 12,
+    const O: usize = 4,
 > {
     config: Config,
     rng: Rng,
     slots: [Slot<A, M>; N],
     dedup: DedupTable<A, D>,
     peers: PeerTable<A, N>,
+    observers: ObserverTable<A, O>,
+    /// The next Observe value of notifications (RFC 7641 §4.4), 24-bit.
+    observe_seq: u32,
     tx: Deque<u16, N>,
     control: Deque<Control<A>, N>,
     events: Deque<EventRecord, N>,
     /// Slot of the response event handed out last; freed on the next `poll_event`.
     lent: Option<(u16, u16)>,
     next_id: u32,
-    /// Order of requests, so that queued ones start first-come first-served.
-    next_seq: u32,
     stats: Stats,
 }
 
-impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N, M, D> {
+impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usize>
+    Endpoint<A, N, M, D, O>
+{
     /// A new endpoint. `seed` feeds the generator of Message IDs, tokens and back-off
     /// jitter: give it real entropy (RFC 7252 §5.3.1, §11.4).
     pub fn new(config: Config, seed: u64) -> Self {
@@ -285,12 +315,13 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             slots: core::array::from_fn(|_| Slot::new()),
             dedup: DedupTable::new(),
             peers: PeerTable::new(),
+            observers: ObserverTable::new(),
+            observe_seq: 0,
             tx: Deque::new(),
             control: Deque::new(),
             events: Deque::new(),
             lent: None,
             next_id: 0,
-            next_seq: 0,
             stats: Stats::default(),
         }
     }
@@ -373,6 +404,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
     }
 
+    fn send_empty(&mut self, peer: A, ty: MessageType, mid: u16) {
+        self.push_control(peer, ControlKind::Empty { ty, mid });
+    }
+
     fn push_control(&mut self, peer: A, kind: ControlKind) {
         if self.control.push_back(Control { peer, kind }).is_err() {
             self.stats.control_drops += 1;
@@ -423,24 +458,23 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             MessageBuilder::new(&mut slot.buf, params.ty, params.code, 0, token.as_slice())?;
         build(&mut b)?;
         slot.len = len16(b.finish());
+        // A GET/FETCH with Observe=0 registers an observation (RFC 7641 §3.1).
+        let observe = (Message::parse(slot.bytes()).ok().and_then(|m| m.observe()) == Some(0))
+            .then_some(Observation::NEW);
         let id = RequestId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
         let timeout = params.timeout.unwrap_or(self.config.request_timeout);
-        slot.state = SlotState::Request(
-            ClientExchange {
-                id,
-                peer,
-                token,
-                mid: 0,
-                confirmable: params.ty == MessageType::Con,
-                phase: ClientPhase::Queued,
-                deadline: now + timeout,
-                heard: false,
-            },
-            seq,
-        );
+        slot.state = SlotState::Request(ClientExchange {
+            id,
+            peer,
+            token,
+            mid: 0,
+            confirmable: params.ty == MessageType::Con,
+            phase: ClientPhase::Queued,
+            deadline: now + timeout,
+            heard: false,
+            observe,
+        });
         self.start_queued(now);
         Ok(id)
     }
@@ -454,7 +488,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             self.rng.fill(&mut bytes[..len]);
             let t = Token::new(&bytes[..len]).unwrap_or_default();
             let clash = self.slots.iter().any(
-                |s| matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.token == t),
+                |s| matches!(&s.state, SlotState::Request(x) if x.peer == peer && x.token == t),
             );
             if !clash {
                 return t;
@@ -466,48 +500,49 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     /// Cancels a request: no event will be reported for it. Late responses are answered
     /// as unknown (RST for a CON response, §5.3.2).
     pub fn cancel(&mut self, id: RequestId) -> bool {
+        let mut removed = false;
         let found = self
             .slots
             .iter()
-            .position(|s| matches!(&s.state, SlotState::Request(x, _) if x.id == id));
-        match found {
-            Some(i) => {
-                self.free_slot(i);
-                true
-            }
-            None => {
-                // The outcome may already wait in the event queue: drop it there.
-                let mut kept: Deque<EventRecord, N> = Deque::new();
-                let mut removed = false;
-                while let Some(e) = self.events.pop_front() {
-                    let (x, slot) = match e {
-                        EventRecord::Response {
-                            id,
-                            slot,
-                            generation,
-                        } => (id, Some((slot, generation))),
-                        EventRecord::Timeout(id) | EventRecord::Reset(id) => (id, None),
-                    };
-                    if x != id {
-                        let _ = kept.push_back(e);
-                        continue;
-                    }
-                    removed = true;
-                    if let Some((slot, generation)) = slot {
-                        let i = usize::from(slot);
-                        if self
-                            .slots
-                            .get(i)
-                            .is_some_and(|s| s.generation == generation)
-                        {
-                            self.free_slot(i);
-                        }
-                    }
+            .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id));
+        if let Some(i) = found {
+            self.free_slot(i);
+            removed = true;
+        }
+        // Outcomes (and notifications) may already wait in the event queue: drop them.
+        let mut kept: Deque<EventRecord, N> = Deque::new();
+        while let Some(e) = self.events.pop_front() {
+            let (x, slot) = match e {
+                EventRecord::Response {
+                    id,
+                    slot,
+                    generation,
                 }
-                self.events = kept;
-                removed
+                | EventRecord::Notification {
+                    id,
+                    slot,
+                    generation,
+                } => (id, Some((slot, generation))),
+                EventRecord::Timeout(id) | EventRecord::Reset(id) => (id, None),
+            };
+            if x != id {
+                let _ = kept.push_back(e);
+                continue;
+            }
+            removed = true;
+            if let Some((slot, generation)) = slot {
+                let i = usize::from(slot);
+                if self
+                    .slots
+                    .get(i)
+                    .is_some_and(|s| s.generation == generation)
+                {
+                    self.free_slot(i);
+                }
             }
         }
+        self.events = kept;
+        removed
     }
 
     /// Transmits queued requests whose peer has room under NSTART and PROBING_RATE (§4.7),
@@ -517,12 +552,14 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             // The oldest queued request that may start now.
             let mut pick: Option<(usize, u32)> = None;
             for (i, s) in self.slots.iter().enumerate() {
-                if let SlotState::Request(x, seq) = &s.state {
+                // Request ids increase with time: the smallest (modulo wrap) is the oldest.
+                if let SlotState::Request(x) = &s.state {
+                    let seq = x.id.0;
                     if x.phase == ClientPhase::Queued
                         && pick.is_none_or(|(_, best)| seq.wrapping_sub(best) > u32::MAX / 2)
                         && self.may_start(now, x.peer)
                     {
-                        pick = Some((i, *seq));
+                        pick = Some((i, seq));
                     }
                 }
             }
@@ -534,7 +571,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     fn outstanding(&self, peer: A) -> usize {
         self.slots
             .iter()
-            .filter(|s| matches!(&s.state, SlotState::Request(x, _) if x.peer == peer && x.is_outstanding()))
+            .filter(|s| matches!(&s.state, SlotState::Request(x) if x.peer == peer && x.is_outstanding()))
             .count()
     }
 
@@ -554,7 +591,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
     }
 
     fn transmit_request(&mut self, now: Instant, i: usize) {
-        let Some(SlotState::Request(x, _)) = self.slots.get(i).map(|s| s.state) else {
+        let Some(SlotState::Request(x)) = self.slots.get(i).map(|s| s.state) else {
             return;
         };
         let mid = self.peers.next_mid(now, x.peer, &mut self.rng);
@@ -566,7 +603,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             h.copy_from_slice(&mid.to_be_bytes());
         }
         let len = slot.len;
-        if let SlotState::Request(x, _) = &mut slot.state {
+        if let SlotState::Request(x) = &mut slot.state {
             x.mid = mid;
             x.phase = if x.confirmable {
                 ClientPhase::AwaitAck(retx)
@@ -661,9 +698,128 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             peer: d.peer,
             mid,
             phase,
+            notification: false,
         });
         self.queue_tx(i);
         result.map_err(Error::Build)
+    }
+
+    /// Number of observers currently registered for `key`.
+    pub fn observers(&self, key: u32) -> usize {
+        self.observers.count(key)
+    }
+
+    /// Sends a notification to every observer of `key` (RFC 7641 §4.2): `render` writes
+    /// each one (code, Content-Format, ETag, Max-Age, payload) like a response; the
+    /// endpoint adds the token, a fresh Message ID and the Observe value. Notifications are
+    /// NON unless `render` asks for CON, the observer's last CON is older than
+    /// `Config::observe_con_interval`, or a CON notification to it is still unacknowledged
+    /// (then the new one replaces it, keeping its retransmission state, §4.5.2). An error
+    /// code ends the observation (§4.2). Returns how many notifications were queued.
+    pub fn notify(
+        &mut self,
+        now: Instant,
+        key: u32,
+        mut render: impl FnMut(A, &mut ResponseWriter<'_>) -> Result<(), BuildError>,
+    ) -> usize {
+        let mut sent = 0;
+        let con_interval = crate::time::duration_ms(self.config.observe_con_interval);
+        for o in 0..ObserverTable::<A, O>::CAPACITY {
+            let Some(obs) = self.observers.get_mut(o).map(|x| *x) else {
+                continue;
+            };
+            if obs.key != key {
+                continue;
+            }
+            // A CON notification still in flight is replaced, keeping its retransmission
+            // state.
+            let in_flight = obs.in_flight.and_then(|(slot, generation)| {
+                let s = self.slots.get(usize::from(slot))?;
+                match s.state {
+                    SlotState::Response(OutgoingResponse {
+                        phase: ResponsePhase::AwaitAck(r),
+                        notification: true,
+                        ..
+                    }) if s.generation == generation => Some((usize::from(slot), r)),
+                    _ => None,
+                }
+            });
+            let i = match in_flight {
+                Some((i, _)) => i,
+                None => match self.alloc_slot(now) {
+                    Some(i) => i,
+                    None => {
+                        self.stats.notification_drops += 1;
+                        continue;
+                    }
+                },
+            };
+            let force_con = in_flight.is_some()
+                || now.as_millis() >= obs.last_con.as_millis().saturating_add(con_interval);
+            let mid = self.peers.next_mid(now, obs.peer, &mut self.rng);
+            let seq = self.observe_seq;
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let ty = if force_con {
+                MessageType::Con
+            } else {
+                MessageType::Non
+            };
+            let Ok(b) =
+                MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, mid, obs.token.as_slice())
+            else {
+                continue;
+            };
+            let mut w = ResponseWriter::new(b);
+            w.notification = true;
+            let ok = render(obs.peer, &mut w).is_ok();
+            if force_con {
+                w.builder.set_type(MessageType::Con);
+            }
+            let success = w.code().kind() == CodeClass::Success;
+            let ok = ok && (!success || w.builder.option_uint(OptionNumber::OBSERVE, seq).is_ok());
+            if !ok {
+                // Could not render: leave the slot as it was (a replaced notification
+                // keeps going) or free it.
+                if in_flight.is_none() {
+                    self.free_slot(i);
+                }
+                self.stats.notification_drops += 1;
+                continue;
+            }
+            let con = w.builder.message_type() == MessageType::Con;
+            slot.len = len16(w.builder.finish());
+            let phase = if con {
+                ResponsePhase::AwaitAck(match in_flight {
+                    Some((_, r)) => r,
+                    None => Retransmit::start(now, &self.config, &mut self.rng),
+                })
+            } else {
+                ResponsePhase::SendOnce
+            };
+            slot.state = SlotState::Response(OutgoingResponse {
+                peer: obs.peer,
+                mid,
+                phase,
+                notification: true,
+            });
+            let generation = slot.generation;
+            self.observe_seq = (seq + 1) % OBSERVE_MODULUS;
+            if let Some(x) = self.observers.get_mut(o) {
+                x.last_mid = mid;
+                if con {
+                    x.last_con = now;
+                    x.in_flight = Some((i as u16, generation));
+                }
+            }
+            if !success {
+                self.observers.remove_index(o);
+            }
+            self.queue_tx(i);
+            sent += 1;
+        }
+        sent
     }
 
     // ----- input -------------------------------------------------------------------
@@ -687,13 +843,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         match (msg.code().kind(), msg.ty()) {
             (CodeClass::Empty, MessageType::Con) => {
                 // CoAP ping (§4.3): answer with RST.
-                self.push_control(
-                    peer,
-                    ControlKind::Empty {
-                        ty: MessageType::Rst,
-                        mid: msg.message_id(),
-                    },
-                );
+                self.send_empty(peer, MessageType::Rst, msg.message_id());
             }
             (CodeClass::Empty, MessageType::Ack) => self.on_empty_ack(now, peer, msg.message_id()),
             (CodeClass::Empty, MessageType::Rst) => self.on_rst(now, peer, msg.message_id()),
@@ -705,13 +855,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 self.on_response(now, peer, &msg, bytes)
             }
             // Requests in ACK/RST, reserved classes, signaling codes over UDP: reject (§4.2).
-            (_, MessageType::Con) => self.push_control(
-                peer,
-                ControlKind::Empty {
-                    ty: MessageType::Rst,
-                    mid: msg.message_id(),
-                },
-            ),
+            (_, MessageType::Con) => self.send_empty(peer, MessageType::Rst, msg.message_id()),
             _ => {}
         }
     }
@@ -725,13 +869,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         }
         if let Some(h) = Header::peek(bytes) {
             if h.ty == MessageType::Con {
-                self.push_control(
-                    peer,
-                    ControlKind::Empty {
-                        ty: MessageType::Rst,
-                        mid: h.message_id,
-                    },
-                );
+                self.send_empty(peer, MessageType::Rst, h.message_id);
             }
         }
     }
@@ -742,7 +880,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 continue;
             };
             match &mut s.state {
-                SlotState::Request(x, _)
+                SlotState::Request(x)
                     if x.peer == peer
                         && x.mid == mid
                         && matches!(x.phase, ClientPhase::AwaitAck(_)) =>
@@ -772,9 +910,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         for i in 0..N {
             let Some(s) = self.slots.get(i) else { continue };
             match &s.state {
-                SlotState::Request(x, _)
-                    if x.peer == peer && x.mid == mid && x.is_outstanding() =>
-                {
+                SlotState::Request(x) if x.peer == peer && x.mid == mid && x.is_outstanding() => {
                     let id = x.id;
                     return self.finish_request(now, i, EventRecord::Reset(id));
                 }
@@ -783,11 +919,30 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                         && r.mid == mid
                         && matches!(r.phase, ResponsePhase::AwaitAck(_)) =>
                 {
+                    // RFC 7641 §3.6: a RST to a notification ends the observation.
+                    if r.notification {
+                        self.drop_observer_of_slot(i);
+                    }
                     return self.free_slot(i);
                 }
                 _ => {}
             }
         }
+        // A RST to a NON notification (its slot is gone).
+        self.observers.remove_by_mid(peer, mid);
+    }
+
+    /// Removes the observer a notification slot was sent to (matched by peer and token).
+    fn drop_observer_of_slot(&mut self, i: usize) {
+        let Some(s) = self.slots.get(i) else { return };
+        let SlotState::Response(r) = s.state else {
+            return;
+        };
+        let Ok(m) = Message::parse(s.bytes()) else {
+            return;
+        };
+        let token = Token::new(m.token()).unwrap_or_default();
+        self.observers.remove(r.peer, &token);
     }
 
     fn on_request(
@@ -824,6 +979,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             );
             return self.control_response(now, peer, msg, Code::BAD_OPTION, None);
         }
+        // RFC 7641 §3.6: a GET with Observe=1 removes the registration, then is served as a
+        // normal GET.
+        if msg.observe() == Some(1) {
+            self.observers.remove(peer, &token);
+        }
         let Some(i) = self.alloc_slot(now) else {
             // §5.9.3.4: tables full; tell the client when to retry.
             self.stats.busy_rejections += 1;
@@ -855,6 +1015,24 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         };
         match handler.handle(&req, &mut w) {
             Outcome::Respond => {
+                // RFC 7641 §4.1: register an observer of a successful GET/FETCH with
+                // Observe=0 on an observable resource; when the table is full, answer
+                // without Observe (not registered).
+                let register = w.observe_key.filter(|_| {
+                    msg.observe() == Some(0)
+                        && w.code().kind() == CodeClass::Success
+                        && matches!(msg.code(), Code::GET | Code::FETCH)
+                });
+                if let Some(key) = register {
+                    if self.observers.register(now, peer, token, key) {
+                        let seq = self.observe_seq;
+                        if w.builder.option_uint(OptionNumber::OBSERVE, seq).is_ok() {
+                            self.observe_seq = (seq + 1) % OBSERVE_MODULUS;
+                        } else {
+                            self.observers.remove(peer, &token);
+                        }
+                    }
+                }
                 slot.len = len16(w.builder.finish());
                 let phase = if con {
                     ResponsePhase::Cached {
@@ -867,6 +1045,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     peer,
                     mid: rmid,
                     phase,
+                    notification: false,
                 });
                 let action = if con {
                     DupAction::Resend {
@@ -897,13 +1076,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     expires,
                 });
                 if ack == AckState::Sent {
-                    self.push_control(
-                        peer,
-                        ControlKind::Empty {
-                            ty: MessageType::Ack,
-                            mid,
-                        },
-                    );
+                    self.send_empty(peer, MessageType::Ack, mid);
                 }
                 let action = if con {
                     DupAction::Resend {
@@ -955,13 +1128,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             DupAction::Ignore => {}
             DupAction::EmptyAck => {
                 if con {
-                    self.push_control(
-                        peer,
-                        ControlKind::Empty {
-                            ty: MessageType::Ack,
-                            mid,
-                        },
-                    )
+                    self.send_empty(peer, MessageType::Ack, mid)
                 }
             }
             DupAction::Control(code) => {
@@ -991,23 +1158,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     SlotState::Response(r) if r.mid == mid && r.peer == peer => self.queue_tx(i),
                     SlotState::Response(_) => {
                         // Answered by a separate response: the request's ACK was empty.
-                        self.push_control(
-                            peer,
-                            ControlKind::Empty {
-                                ty: MessageType::Ack,
-                                mid,
-                            },
-                        )
+                        self.send_empty(peer, MessageType::Ack, mid)
                     }
                     SlotState::Deferred(d) => {
                         d.ack = AckState::Sent;
-                        self.push_control(
-                            peer,
-                            ControlKind::Empty {
-                                ty: MessageType::Ack,
-                                mid,
-                            },
-                        )
+                        self.send_empty(peer, MessageType::Ack, mid)
                     }
                     _ => {}
                 }
@@ -1024,19 +1179,13 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 // Already delivered: acknowledge again, never deliver twice (§4.5).
                 self.stats.duplicates += 1;
                 if con && action == DupAction::EmptyAck {
-                    self.push_control(
-                        peer,
-                        ControlKind::Empty {
-                            ty: MessageType::Ack,
-                            mid,
-                        },
-                    );
+                    self.send_empty(peer, MessageType::Ack, mid);
                 }
                 return;
             }
         }
         let found = self.slots.iter().position(|s| match &s.state {
-            SlotState::Request(x, _) => {
+            SlotState::Request(x) => {
                 x.peer == peer
                     && x.token.as_slice() == msg.token()
                     && match (ty, x.phase) {
@@ -1049,15 +1198,10 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             _ => false,
         });
         let Some(i) = found else {
-            // §5.3.2: a CON response nobody waits for is rejected.
-            if con {
-                self.push_control(
-                    peer,
-                    ControlKind::Empty {
-                        ty: MessageType::Rst,
-                        mid,
-                    },
-                );
+            // §5.3.2: a CON response nobody waits for is rejected; so is a NON
+            // notification of an observation we forgot (RFC 7641 §3.6, passive cancel).
+            if con || (ty == MessageType::Non && msg.observe().is_some()) {
+                self.send_empty(peer, MessageType::Rst, mid);
             }
             return;
         };
@@ -1068,13 +1212,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             .is_some()
         {
             if con {
-                self.push_control(
-                    peer,
-                    ControlKind::Empty {
-                        ty: MessageType::Rst,
-                        mid,
-                    },
-                );
+                self.send_empty(peer, MessageType::Rst, mid);
             }
             return;
         }
@@ -1088,15 +1226,16 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         } else {
             self.config.non_lifetime()
         });
+        let Some(SlotState::Request(x)) = self.slots.get(i).map(|s| s.state) else {
+            return;
+        };
+        if x.observe.is_some() && msg.observe().is_some() && msg.code().kind() == CodeClass::Success
+        {
+            return self.on_notification(now, peer, i, x, msg, bytes, lifetime);
+        }
         match ty {
             MessageType::Con => {
-                self.push_control(
-                    peer,
-                    ControlKind::Empty {
-                        ty: MessageType::Ack,
-                        mid,
-                    },
-                );
+                self.send_empty(peer, MessageType::Ack, mid);
                 self.dedup
                     .insert(now, peer, mid, lifetime, DupAction::EmptyAck);
             }
@@ -1108,7 +1247,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
-        let SlotState::Request(x, _) = s.state else {
+        let SlotState::Request(x) = s.state else {
             return;
         };
         if let Some(dst) = s.buf.get_mut(..bytes.len()) {
@@ -1129,6 +1268,136 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         );
     }
 
+    /// A notification for the observation in slot `i` (RFC 7641 §3.2–§3.4).
+    #[allow(clippy::too_many_arguments)]
+    fn on_notification(
+        &mut self,
+        now: Instant,
+        peer: A,
+        i: usize,
+        x: ClientExchange<A>,
+        msg: &Message<'_>,
+        bytes: &[u8],
+        lifetime: u64,
+    ) {
+        let mid = msg.message_id();
+        let ty = msg.ty();
+        let v = msg.observe().unwrap_or(0);
+        let obs = x.observe.unwrap_or(Observation::NEW);
+        let fresh = obs.is_fresh(v, now);
+        // Where the notification will wait for the application: a slot of its own, so
+        // the request stays available for re-registration.
+        let target = if fresh {
+            if self.events.is_full() {
+                None
+            } else {
+                self.alloc_slot(now)
+            }
+        } else {
+            Some(i)
+        };
+        let Some(j) = target else {
+            // No room: do not acknowledge, a CON notification will come again.
+            self.stats.notification_drops += 1;
+            return;
+        };
+        match ty {
+            MessageType::Con => {
+                self.send_empty(peer, MessageType::Ack, mid);
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::EmptyAck);
+            }
+            MessageType::Non => self
+                .dedup
+                .insert(now, peer, mid, lifetime, DupAction::Ignore),
+            _ => {}
+        }
+        // The registration is answered: stop retransmitting it, and re-register when the
+        // notification's Max-Age lapses without a newer one (§3.3.1).
+        let refresh = now.add_millis(u64::from(msg.max_age()) * 1000 + REREGISTER_SLACK_MS);
+        if let Some(SlotState::Request(e)) = self.slots.get_mut(i).map(|s| &mut s.state) {
+            e.phase = ClientPhase::Observing;
+            e.heard = true;
+            e.deadline = refresh;
+            e.observe = Some(if fresh {
+                Observation {
+                    last_value: v,
+                    last_at: now,
+                    delivered: true,
+                    established: true,
+                }
+            } else {
+                Observation {
+                    established: true,
+                    ..obs
+                }
+            });
+        }
+        if let Some(s) = self.slots.get_mut(i) {
+            s.want_tx = false;
+        }
+        if !fresh {
+            self.stats.stale_notifications += 1;
+            return;
+        }
+        let Some(s) = self.slots.get_mut(j) else {
+            return;
+        };
+        if let Some(dst) = s.buf.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        s.len = len16(bytes.len());
+        s.state = SlotState::Received { peer };
+        let generation = s.generation;
+        let _ = self.events.push_back(EventRecord::Notification {
+            id: x.id,
+            slot: j as u16,
+            generation,
+        });
+        // Observations end only by the final response, timeout, reset or cancellation.
+        self.start_queued(now);
+    }
+
+    /// Ends an observation actively (RFC 7641 §3.6): sends the registration again with
+    /// Observe=1 (same token). The server's answer arrives as the final `Response`.
+    pub fn cancel_observe(&mut self, now: Instant, id: RequestId) -> Result<(), Error> {
+        let i = self
+            .slots
+            .iter()
+            .position(
+                |s| matches!(&s.state, SlotState::Request(x) if x.id == id && x.observe.is_some()),
+            )
+            .ok_or(Error::UnknownHandle)?;
+        let j = self.alloc_slot(now).ok_or(Error::Busy)?;
+        let [si, sj] = self
+            .slots
+            .get_disjoint_mut([i, j])
+            .map_err(|_| Error::Busy)?;
+        let SlotState::Request(mut x) = si.state else {
+            return Err(Error::UnknownHandle);
+        };
+        let req = Message::parse(si.bytes()).map_err(|_| Error::UnknownHandle)?;
+        let ty = if x.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        let mut b = MessageBuilder::new(&mut sj.buf, ty, req.code(), 0, x.token.as_slice())?;
+        for o in req.options().filter(|o| o.number != OptionNumber::OBSERVE) {
+            b.option(o.number, o.value)?;
+        }
+        b.option_uint(OptionNumber::OBSERVE, 1)?;
+        b.payload(req.payload())?;
+        sj.len = len16(b.finish());
+        x.observe = None;
+        x.phase = ClientPhase::Queued;
+        x.deadline = now + self.config.request_timeout;
+        sj.state = SlotState::Request(x);
+        self.free_slot(i);
+        self.start_queued(now);
+        Ok(())
+    }
+
     /// Processes timers whose time has come: retransmissions, request deadlines, delayed
     /// ACKs of deferred requests, queued requests waiting for PROBING_RATE.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -1137,8 +1406,17 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                 continue;
             };
             match &mut s.state {
-                SlotState::Request(x, _) => {
+                SlotState::Request(x) => {
                     if now >= x.deadline {
+                        if let Some(o) = x.observe.as_mut().filter(|o| o.established) {
+                            // RFC 7641 §3.3.1: Max-Age lapsed without a notification:
+                            // register again (same token, new Message ID).
+                            o.established = false;
+                            x.deadline = now + self.config.request_timeout;
+                            x.phase = ClientPhase::Queued;
+                            self.transmit_request(now, i);
+                            continue;
+                        }
                         let (id, peer, heard) = (x.id, x.peer, x.heard);
                         self.timed_out(now, i, id, peer, heard);
                         continue;
@@ -1159,7 +1437,14 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     ResponsePhase::AwaitAck(rt) if now >= rt.next => {
                         match rt.fire(now, &self.config) {
                             RetransmitStep::Resend => self.queue_tx(i),
-                            RetransmitStep::GiveUp => self.free_slot(i),
+                            RetransmitStep::GiveUp => {
+                                // RFC 7641 §4.5: an unacknowledged CON notification ends
+                                // the observation.
+                                if r.notification {
+                                    self.drop_observer_of_slot(i);
+                                }
+                                self.free_slot(i)
+                            }
                         }
                     }
                     ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => {
@@ -1182,13 +1467,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                         if now >= t {
                             d.ack = AckState::Sent;
                             let (peer, mid) = (d.peer, d.mid);
-                            self.push_control(
-                                peer,
-                                ControlKind::Empty {
-                                    ty: MessageType::Ack,
-                                    mid,
-                                },
-                            );
+                            self.send_empty(peer, MessageType::Ack, mid);
                         }
                     }
                 }
@@ -1214,7 +1493,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
         let mut arm = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         for s in &self.slots {
             match &s.state {
-                SlotState::Request(x, _) => {
+                SlotState::Request(x) => {
                     arm(x.deadline);
                     match x.phase {
                         ClientPhase::AwaitAck(r) => arm(r.next),
@@ -1230,7 +1509,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                                 }
                             }
                         }
-                        ClientPhase::AwaitResponse => {}
+                        ClientPhase::AwaitResponse | ClientPhase::Observing => {}
                     }
                 }
                 SlotState::Response(OutgoingResponse {
@@ -1288,7 +1567,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
             }
             s.want_tx = false;
             let peer = match &s.state {
-                SlotState::Request(x, _) => x.peer,
+                SlotState::Request(x) => x.peer,
                 SlotState::Response(r) => r.peer,
                 _ => continue,
             };
@@ -1330,6 +1609,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     id,
                     slot,
                     generation,
+                }
+                | EventRecord::Notification {
+                    id,
+                    slot,
+                    generation,
                 } => {
                     let i = usize::from(slot);
                     let ok = matches!(
@@ -1344,10 +1628,15 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize> Endpoint<A, N
                     let SlotState::Received { peer } = s.state else {
                         continue;
                     };
-                    match Message::parse(s.bytes()) {
-                        Ok(message) => return Some(Event::Response { id, peer, message }),
-                        Err(_) => continue,
-                    }
+                    let Ok(message) = Message::parse(s.bytes()) else {
+                        continue;
+                    };
+                    return Some(match rec {
+                        EventRecord::Notification { .. } => {
+                            Event::Notification { id, peer, message }
+                        }
+                        _ => Event::Response { id, peer, message },
+                    });
                 }
             }
         }

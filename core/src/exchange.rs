@@ -42,6 +42,9 @@ pub(crate) enum ClientPhase {
     AwaitAck(Retransmit),
     /// A NON sent, or a CON acknowledged by an empty ACK: the response comes separately.
     AwaitResponse,
+    /// An established observation (RFC 7641): notifications arrive; not an outstanding
+    /// interaction for NSTART.
+    Observing,
 }
 
 /// A request of ours in flight.
@@ -57,11 +60,13 @@ pub(crate) struct ClientExchange<A> {
     pub deadline: Instant,
     /// Anything heard from the peer for this exchange (ACK, RST or response).
     pub heard: bool,
+    /// Set for a GET/FETCH with Observe=0 (RFC 7641 §3.1).
+    pub observe: Option<crate::observe::Observation>,
 }
 
 impl<A> ClientExchange<A> {
-    /// Counts towards NSTART once transmitted.
+    /// Counts towards NSTART once transmitted, until an observation is established.
     pub fn is_outstanding(&self) -> bool {
-        !matches!(self.phase, ClientPhase::Queued)
+        !matches!(self.phase, ClientPhase::Queued | ClientPhase::Observing)
     }
 }

@@ -60,6 +60,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod link_format;
 pub mod message;
+pub mod observe;
 pub mod option;
 pub mod reliability;
 pub mod rng;

@@ -348,6 +348,11 @@ impl<'b> MessageBuilder<'b> {
         }
     }
 
+    /// The message type in the header.
+    pub fn message_type(&self) -> MessageType {
+        MessageType::from_bits(self.buf.first().copied().unwrap_or(0) >> 4)
+    }
+
     /// Changes the code in the header.
     pub fn set_code(&mut self, code: Code) {
         if let Some(b) = self.buf.get_mut(1) {

@@ -36,6 +36,11 @@ impl<'a, A> IncomingRequest<'a, A> {
         &self.message
     }
 
+    /// The Observe option of the request (0 register, 1 deregister; RFC 7641 §2).
+    pub fn observe(&self) -> Option<u32> {
+        self.message.observe()
+    }
+
     /// The method, if the code is a known one.
     pub fn method(&self) -> Option<Method> {
         self.message.code().method()
@@ -75,11 +80,46 @@ pub enum Outcome {
 #[derive(Debug)]
 pub struct ResponseWriter<'b> {
     pub(crate) builder: MessageBuilder<'b>,
+    pub(crate) observe_key: Option<u32>,
+    pub(crate) notification: bool,
 }
 
 impl<'b> ResponseWriter<'b> {
     pub(crate) fn new(builder: MessageBuilder<'b>) -> Self {
-        ResponseWriter { builder }
+        ResponseWriter {
+            builder,
+            observe_key: None,
+            notification: false,
+        }
+    }
+
+    /// Declares the resource observable under `key` (RFC 7641). If the request asked to
+    /// observe (Observe=0) and the response is a success, the endpoint registers the
+    /// client (capacity permitting) and adds the Observe option; later
+    /// `Endpoint::notify(key, ..)` sends notifications to every observer of `key`.
+    pub fn observable(&mut self, key: u32) -> &mut Self {
+        self.observe_key = Some(key);
+        self
+    }
+
+    /// For notifications only: send this one as CON (acknowledged, retransmitted) instead
+    /// of NON. RFC 7641 §4.5: the endpoint also makes one CON at least every
+    /// `Config::observe_con_interval` by itself.
+    pub fn confirmable(&mut self, con: bool) -> &mut Self {
+        if self.notification {
+            let ty = if con {
+                crate::MessageType::Con
+            } else {
+                crate::MessageType::Non
+            };
+            self.builder.set_type(ty);
+        }
+        self
+    }
+
+    /// True when writing a notification rather than a response to a request.
+    pub fn is_notification(&self) -> bool {
+        self.notification
     }
 
     /// Sets the response code.

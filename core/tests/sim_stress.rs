@@ -111,7 +111,9 @@ fn ten_thousand_seeds_exactly_once_or_timeout() {
                     separate += u32::from(defer);
                 }
                 Outcome::Timeout(_) => timed_out += 1,
-                Outcome::Reset(_) => panic!("seed {seed}: unexpected reset"),
+                Outcome::Reset(_) | Outcome::Notification { .. } => {
+                    panic!("seed {seed}: unexpected {:?}", outcomes[0])
+                }
             }
         }
     }

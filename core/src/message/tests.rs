@@ -220,7 +220,10 @@ fn builder_sorts_options_and_keeps_repeat_order() {
     b.option(OptionNumber(2000), &[0; 300]).unwrap();
     b.option_str(OptionNumber::URI_PATH, "c").unwrap();
     b.payload(b"{}").unwrap();
-    assert_eq!(b.payload(b"again").err(), Some(BuildError::PayloadAlreadySet));
+    assert_eq!(
+        b.payload(b"again").err(),
+        Some(BuildError::PayloadAlreadySet)
+    );
     // Options after the payload are inserted before the payload marker.
     b.option_uint(OptionNumber::ACCEPT, 0).unwrap();
     b.option(OptionNumber(3000), b"last").unwrap();

@@ -47,6 +47,11 @@ pub enum Outcome {
         payload: Vec<u8>,
         bytes: Vec<u8>,
     },
+    Notification {
+        id: RequestId,
+        observe: u32,
+        payload: Vec<u8>,
+    },
     Timeout(RequestId),
     Reset(RequestId),
 }
@@ -54,7 +59,10 @@ pub enum Outcome {
 impl Outcome {
     pub fn id(&self) -> RequestId {
         match self {
-            Outcome::Response { id, .. } | Outcome::Timeout(id) | Outcome::Reset(id) => *id,
+            Outcome::Response { id, .. }
+            | Outcome::Notification { id, .. }
+            | Outcome::Timeout(id)
+            | Outcome::Reset(id) => *id,
         }
     }
 }
@@ -144,6 +152,11 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
                     code: message.code(),
                     payload: message.payload().to_vec(),
                     bytes: Vec::new(),
+                },
+                Event::Notification { id, message, .. } => Outcome::Notification {
+                    id,
+                    observe: message.observe().unwrap_or(u32::MAX),
+                    payload: message.payload().to_vec(),
                 },
                 Event::Timeout { id } => Outcome::Timeout(id),
                 Event::Reset { id } => Outcome::Reset(id),
