@@ -1,1 +1,201 @@
-//! placeholder
+//! CoAP (RFC 7252) over UDP on the smol ecosystem ([async-io], [futures-lite],
+//! [async-channel]): a thin adapter that drives the sans-IO [`coap_core::Endpoint`] from
+//! one socket, with an async client and server on top. Usable from `smol::block_on` and
+//! any other executor: sockets and timers come from async-io's reactor.
+//!
+//! The API is the one of `coap-tokio`, whose runtime-independent half ([`glue`]) this
+//! crate shares; only the loop, the socket and the resolver are smol's.
+//!
+//! ```no_run
+//! use coap_smol::{Client, Code, Method};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! smol::block_on(async {
+//!     let client = Client::bind("0.0.0.0:0".parse()?).await?;
+//!     let temp = client.get("coap://127.0.0.1/temp").await?;
+//!     assert_eq!(temp.code, Code::CONTENT);
+//!     let changed = client.request(Method::Put, "coap://127.0.0.1/led").payload("on").send().await?;
+//!     println!("{}", changed.code);
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! [async-io]: https://docs.rs/async-io
+//! [futures-lite]: https://docs.rs/futures-lite
+//! [async-channel]: https://docs.rs/async-channel
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::future::{pending, Future};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::ops::ControlFlow;
+use std::pin::pin;
+
+use async_io::{Async, Timer};
+use coap_core::NoServer;
+use coap_tokio::glue::{CommandReceiver, CommandSender, Driver, Handle, Input, Role};
+use futures_lite::future::race;
+
+pub use coap_tokio::coap_core;
+pub use coap_tokio::glue;
+pub use coap_tokio::{
+    ClientError, Code, Config, ContentFormat, Handler, IncomingRequest, Method, OptionNumber,
+    Outcome, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
+    ResponseWriter, Route, Router,
+};
+
+/// A CoAP client: a handle on an endpoint whose loop runs on a thread of its own (under
+/// `async_io::block_on`). Cheap to clone; the endpoint and its thread end when the last
+/// clone (and the last request) is gone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    handle: Handle,
+}
+
+impl Client {
+    /// Binds a client endpoint to `addr` (e.g. `0.0.0.0:0` or `[::]:0`) with the default
+    /// [`Config`].
+    pub async fn bind(addr: SocketAddr) -> io::Result<Client> {
+        Client::bind_with(addr, Config::default()).await
+    }
+
+    /// Binds a client endpoint with `config` (NSTART, timeouts, ...).
+    pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Client> {
+        let socket = Async::<UdpSocket>::bind(addr)?;
+        let local = socket.get_ref().local_addr()?;
+        let (commands, inbox) = glue::command_channel();
+        let driver = Driver::new(config, NoServer, Role::Client)?;
+        std::thread::Builder::new()
+            .name("coap-smol-client".into())
+            .spawn(move || async_io::block_on(run(socket, driver, inbox, pending())))?;
+        Ok(Client {
+            handle: Handle::new(commands, local, resolve),
+        })
+    }
+
+    /// The local address of the endpoint's socket.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A confirmable GET of `uri` (`coap://host[:port]/path?query`).
+    pub async fn get(&self, uri: &str) -> Result<Response, ClientError> {
+        self.handle.get(uri).await
+    }
+
+    /// A request to build further (payload, options, NON, timeout), then send.
+    pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
+        self.handle.request(method, uri)
+    }
+}
+
+fn resolve(host: String, port: u16) -> glue::ResolveFuture {
+    Box::pin(blocking::unblock(move || {
+        Ok((host.as_str(), port).to_socket_addrs()?.collect())
+    }))
+}
+
+/// A CoAP server endpoint: bind, then [`Server::serve`] a handler (e.g. a [`Router`]).
+#[derive(Debug)]
+pub struct Server {
+    socket: Async<UdpSocket>,
+    local: SocketAddr,
+    config: Config,
+    commands: CommandSender,
+    inbox: CommandReceiver,
+}
+
+impl Server {
+    /// Binds a server endpoint to `addr` with the default [`Config`].
+    pub async fn bind(addr: SocketAddr) -> io::Result<Server> {
+        Server::bind_with(addr, Config::default()).await
+    }
+
+    /// Binds a server endpoint with `config`.
+    pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Server> {
+        let socket = Async::<UdpSocket>::bind(addr)?;
+        let local = socket.get_ref().local_addr()?;
+        let (commands, inbox) = glue::command_channel();
+        Ok(Server {
+            socket,
+            local,
+            config,
+            commands,
+            inbox,
+        })
+    }
+
+    /// The local address of the socket.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A client on this endpoint (same socket, same port). Its requests go out while the
+    /// server is being served.
+    pub fn client(&self) -> Client {
+        Client {
+            handle: Handle::new(self.commands.clone(), self.local, resolve),
+        }
+    }
+
+    /// A handle to answer deferred requests (the handler returned `Outcome::Defer`) from
+    /// another task.
+    pub fn responder(&self) -> Responder {
+        Responder::new(self.commands.clone())
+    }
+
+    /// Serves requests with `handler` until a socket error.
+    pub async fn serve<H: Handler<SocketAddr>>(self, handler: H) -> io::Result<()> {
+        self.serve_with_shutdown(handler, pending()).await
+    }
+
+    /// Serves requests until `shutdown` completes, then returns `Ok(())`. Requests of this
+    /// endpoint's clients still waiting then fail with [`ClientError::Closed`].
+    pub async fn serve_with_shutdown<H: Handler<SocketAddr>>(
+        self,
+        handler: H,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let driver = Driver::new(self.config, handler, Role::Server)?;
+        run(self.socket, driver, self.inbox, shutdown).await
+    }
+}
+
+/// The endpoint loop.
+async fn run<H: Handler<SocketAddr>>(
+    socket: Async<UdpSocket>,
+    mut driver: Driver<H>,
+    commands: CommandReceiver,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let mut buf = vec![0; glue::MAX_DATAGRAM];
+    let mut shutdown = pin!(shutdown);
+    loop {
+        while let Some((peer, bytes)) = driver.poll_transmit() {
+            // A failed send is a lost datagram: the message layer retransmits or times out.
+            let _ = socket.send_to(bytes, peer).await;
+        }
+        let (deadline, listen) = (driver.deadline(), driver.accepts_commands());
+        let datagram = async { Input::Datagram(socket.recv_from(&mut buf).await) };
+        let timer = async {
+            deadline.map_or_else(Timer::never, Timer::at).await;
+            Input::Timeout
+        };
+        let command = async {
+            match listen {
+                true => Input::Command(commands.recv().await.ok()),
+                false => pending().await,
+            }
+        };
+        let stop = async {
+            shutdown.as_mut().await;
+            Input::Shutdown
+        };
+        let input = race(race(datagram, timer), race(command, stop)).await;
+        if let ControlFlow::Break(result) = driver.step(input, &buf, &commands) {
+            return result;
+        }
+    }
+}

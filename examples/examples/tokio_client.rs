@@ -1,0 +1,26 @@
+//! A CoAP client on tokio: GET the URI given as the argument and print the response.
+//!
+//! `cargo run -p coap-examples --example tokio_client -- coap://[::1]/hello`
+use std::process::ExitCode;
+
+use coap_examples::{client_addr, fail, print_response, uri_arg};
+use coap_tokio::Client;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let uri = uri_arg();
+    let client = Client::bind(client_addr())
+        .await
+        .unwrap_or_else(|e| fail(&format!("cannot bind: {e}")));
+    match client.get(&uri).await {
+        Ok(response) => {
+            print_response(&response);
+            if response.code.is_error() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(&format!("{uri}: {e}")),
+    }
+}

@@ -1,0 +1,423 @@
+//! The client side of the std adapters: requests as the application builds them, responses
+//! as it receives them, errors, and the mapping of a URI to the peer to send to.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use coap_core::option::decode_uint;
+use coap_core::uri::percent_decode_into;
+use coap_core::{BuildError, Code, Host, Message, Method, OptionNumber, Scheme, Uri, UriError};
+
+use super::driver::{Cmd, Command, CommandSender, OutgoingRequest};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URI does not parse (RFC 7252 §6.4).
+    #[error("invalid URI: {0}")]
+    InvalidUri(UriError),
+    /// A scheme other than `coap` (`coaps` needs DTLS, `coap+tcp` a TCP transport).
+    #[error("unsupported URI scheme (only coap:// is supported)")]
+    UnsupportedScheme,
+    /// The host name could not be resolved to an address the socket can reach.
+    #[error("cannot resolve the host: {0}")]
+    Resolve(io::Error),
+    /// No response within the request's deadline, or CON retransmissions exhausted.
+    #[error("request timed out")]
+    Timeout,
+    /// The peer answered with RST.
+    #[error("the peer reset the request")]
+    Reset,
+    /// The endpoint has no free slot for another request; retry later.
+    #[error("endpoint busy: no free slot for another request")]
+    Busy,
+    /// The request does not fit into a message.
+    #[error("cannot build the request: {0}")]
+    Build(BuildError),
+    /// A socket error, or a destination the socket cannot send to.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The endpoint's loop has stopped (server shut down, or runtime gone).
+    #[error("the endpoint is closed")]
+    Closed,
+}
+
+impl From<UriError> for ClientError {
+    fn from(e: UriError) -> Self {
+        match e {
+            UriError::UnsupportedScheme => ClientError::UnsupportedScheme,
+            e => ClientError::InvalidUri(e),
+        }
+    }
+}
+
+impl From<coap_core::Error> for ClientError {
+    fn from(e: coap_core::Error) -> Self {
+        match e {
+            coap_core::Error::Busy => ClientError::Busy,
+            coap_core::Error::Build(e) => ClientError::Build(e),
+            e => ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)),
+        }
+    }
+}
+
+/// A response, owned: it outlives the endpoint's message slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The response code (2.05 Content, 4.04 Not Found, ...).
+    pub code: Code,
+    /// Options in wire order (ascending number; repeated options in their order).
+    pub options: Vec<(OptionNumber, Vec<u8>)>,
+    /// The payload (empty when there is none).
+    pub payload: Vec<u8>,
+    /// The address the response came from (an IPv4-mapped IPv6 address as IPv4).
+    pub peer: SocketAddr,
+}
+
+impl Response {
+    /// Copies a received message.
+    pub fn from_message(peer: SocketAddr, message: &Message<'_>) -> Response {
+        let peer = match peer {
+            SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_some() => {
+                SocketAddr::new(a.ip().to_canonical(), a.port())
+            }
+            a => a,
+        };
+        Response {
+            code: message.code(),
+            options: message
+                .options()
+                .map(|o| (o.number, o.value.to_vec()))
+                .collect(),
+            payload: message.payload().to_vec(),
+            peer,
+        }
+    }
+
+    /// The Content-Format option, if present.
+    pub fn content_format(&self) -> Option<u16> {
+        self.option(OptionNumber::CONTENT_FORMAT)
+            .and_then(decode_uint)
+            .and_then(|v| u16::try_from(v).ok())
+    }
+
+    /// The value of the first option with number `n`.
+    pub fn option(&self, n: impl Into<OptionNumber>) -> Option<&[u8]> {
+        let n = n.into();
+        self.options
+            .iter()
+            .find(|(k, _)| *k == n)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The values of all options with number `n`, in order.
+    pub fn options_of(&self, n: impl Into<OptionNumber>) -> impl Iterator<Item = &[u8]> {
+        let n = n.into();
+        self.options
+            .iter()
+            .filter(move |(k, _)| *k == n)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The payload as UTF-8 text, if it is.
+    pub fn payload_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.payload).ok()
+    }
+}
+
+/// The future a [`Resolver`] returns: the addresses of a host name.
+pub type ResolveFuture = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send>>;
+
+/// How a runtime resolves a host name and port (`tokio::net::lookup_host`, `blocking`).
+pub type Resolver = fn(String, u16) -> ResolveFuture;
+
+/// The runtime-independent part of a client: sends commands to the endpoint loop. Cheap
+/// to clone; the loop of a client-only endpoint stops when every clone is gone.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    commands: CommandSender,
+    local: SocketAddr,
+    resolver: Resolver,
+}
+
+impl Handle {
+    /// A handle on the loop reading `commands`, whose socket is bound to `local`.
+    pub fn new(commands: CommandSender, local: SocketAddr, resolver: Resolver) -> Handle {
+        Handle {
+            commands,
+            local,
+            resolver,
+        }
+    }
+
+    /// The local address of the endpoint's socket.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// A confirmable GET of `uri`.
+    pub async fn get(&self, uri: &str) -> Result<Response, ClientError> {
+        self.request(Method::Get, uri).send().await
+    }
+
+    /// A request to build further, then [`RequestBuilder::send`].
+    pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
+        RequestBuilder {
+            handle: self.clone(),
+            request: OutgoingRequest {
+                uri: uri.to_owned(),
+                code: method.code(),
+                confirmable: true,
+                timeout: None,
+                content_format: None,
+                accept: None,
+                options: Vec::new(),
+                payload: Vec::new(),
+            },
+        }
+    }
+
+    /// The address to send a request for `uri` to.
+    async fn peer_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
+        match Target::of(uri)? {
+            Target::Addr(a) => pick_peer(&[a], self.local).ok_or_else(|| {
+                let msg = format!("cannot send to {a} from a socket bound to {}", self.local);
+                ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, msg))
+            }),
+            Target::Name(host, port) => {
+                let addrs = (self.resolver)(host.clone(), port)
+                    .await
+                    .map_err(ClientError::Resolve)?;
+                pick_peer(&addrs, self.local).ok_or_else(|| {
+                    let msg = format!("no address of {host} is reachable from {}", self.local);
+                    ClientError::Resolve(io::Error::new(io::ErrorKind::NotFound, msg))
+                })
+            }
+        }
+    }
+}
+
+/// Hands out keys that identify a request between a `send` future and the loop.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+
+/// A request being built: options and payload, then [`RequestBuilder::send`].
+#[derive(Clone, Debug)]
+#[must_use = "a request does nothing until sent"]
+pub struct RequestBuilder {
+    handle: Handle,
+    request: OutgoingRequest,
+}
+
+impl RequestBuilder {
+    /// The payload.
+    pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> Self {
+        self.request.payload = payload.into();
+        self
+    }
+
+    /// The Content-Format of the payload (e.g. 0 text/plain, 50 application/json).
+    pub fn content_format(mut self, format: u16) -> Self {
+        self.request.content_format = Some(format);
+        self
+    }
+
+    /// The Accept option: the Content-Format wanted in the response.
+    pub fn accept(mut self, format: u16) -> Self {
+        self.request.accept = Some(format);
+        self
+    }
+
+    /// Adds an option (raw value); call again to repeat it. URI options come from the URI.
+    pub fn option(mut self, number: impl Into<OptionNumber>, value: impl Into<Vec<u8>>) -> Self {
+        self.request.options.push((number.into(), value.into()));
+        self
+    }
+
+    /// Sends the request non-confirmable (NON).
+    pub fn non(self) -> Self {
+        self.confirmable(false)
+    }
+
+    /// Confirmable (CON, the default) or non-confirmable.
+    pub fn confirmable(mut self, confirmable: bool) -> Self {
+        self.request.confirmable = confirmable;
+        self
+    }
+
+    /// The total deadline of the request (default: `Config::request_timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.request.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends the request and waits for its response. Dropping the future cancels the
+    /// exchange in the endpoint (a late response is then rejected).
+    pub async fn send(self) -> Result<Response, ClientError> {
+        let RequestBuilder { handle, request } = self;
+        let peer = handle.peer_for(&request.uri).await?;
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        let (reply, response) = async_channel::bounded(1);
+        let command = Command(Cmd::Request {
+            key,
+            peer,
+            request,
+            reply,
+        });
+        handle
+            .commands
+            .try_send(command)
+            .map_err(|_| ClientError::Closed)?;
+        let guard = CancelOnDrop {
+            commands: &handle.commands,
+            key: Some(key),
+        };
+        let result = response.recv().await.map_err(|_| ClientError::Closed);
+        guard.disarm();
+        result?
+    }
+}
+
+/// Cancels the exchange when a `send` future is dropped before its outcome arrived.
+struct CancelOnDrop<'a> {
+    commands: &'a CommandSender,
+    key: Option<u64>,
+}
+
+impl CancelOnDrop<'_> {
+    fn disarm(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            // A closed loop has nothing left to cancel.
+            let _ = self.commands.try_send(Command(Cmd::Cancel { key }));
+        }
+    }
+}
+
+/// Where a URI says to send: an address, or a name to resolve.
+enum Target {
+    Addr(SocketAddr),
+    Name(String, u16),
+}
+
+impl Target {
+    fn of(text: &str) -> Result<Target, ClientError> {
+        let uri = Uri::parse(text)?;
+        if uri.scheme() != Scheme::Coap {
+            return Err(ClientError::UnsupportedScheme);
+        }
+        let port = uri.port();
+        Ok(match uri.host() {
+            Host::Ip(IpAddr::V6(ip)) => {
+                let scope = uri.zone().map(scope_id).unwrap_or(0);
+                Target::Addr(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)))
+            }
+            Host::Ip(ip) => Target::Addr(SocketAddr::new(ip, port)),
+            Host::Name(name) => {
+                let mut buf = vec![0; name.len()];
+                let len = percent_decode_into(name, &mut buf)?;
+                buf.truncate(len);
+                let name = String::from_utf8(buf)
+                    .map_err(|_| ClientError::InvalidUri(UriError::InvalidUtf8))?;
+                Target::Name(name, port)
+            }
+        })
+    }
+}
+
+/// The scope id of an IPv6 zone (RFC 6874): a number, or an interface name (Linux).
+fn scope_id(zone: &str) -> u32 {
+    let mut buf = vec![0; zone.len()];
+    let zone = match percent_decode_into(zone, &mut buf) {
+        Ok(n) => std::str::from_utf8(&buf[..n]).unwrap_or(""),
+        Err(_) => "",
+    };
+    if let Ok(n) = zone.parse() {
+        return n;
+    }
+    if zone.is_empty() || zone.contains(['/', '.']) {
+        return 0;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{zone}/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The first candidate of the socket's address family; an IPv4 one, IPv4-mapped, from a
+/// socket bound to the unspecified IPv6 address (dual stack).
+fn pick_peer(candidates: &[SocketAddr], local: SocketAddr) -> Option<SocketAddr> {
+    if let Some(a) = candidates.iter().find(|a| a.is_ipv4() == local.is_ipv4()) {
+        return Some(*a);
+    }
+    match (local, candidates.first()) {
+        (SocketAddr::V6(l), Some(SocketAddr::V4(a))) if l.ip().is_unspecified() => Some(
+            SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn targets() {
+        assert!(
+            matches!(Target::of("coap://127.0.0.1/x"), Ok(Target::Addr(a)) if a == addr("127.0.0.1:5683"))
+        );
+        assert!(
+            matches!(Target::of("coap://[::1]:7/x"), Ok(Target::Addr(a)) if a == addr("[::1]:7"))
+        );
+        assert!(
+            matches!(Target::of("coap://[fe80::1%2542]/"), Ok(Target::Addr(SocketAddr::V6(a))) if a.scope_id() == 42)
+        );
+        assert!(
+            matches!(Target::of("coap://ex%61mple.com:9/"), Ok(Target::Name(n, 9)) if n == "example.com")
+        );
+        assert!(matches!(
+            Target::of("coaps://h/"),
+            Err(ClientError::UnsupportedScheme)
+        ));
+        assert!(matches!(
+            Target::of("coap+tcp://h/"),
+            Err(ClientError::UnsupportedScheme)
+        ));
+        assert!(matches!(
+            Target::of("http://h/"),
+            Err(ClientError::UnsupportedScheme)
+        ));
+        assert!(matches!(
+            Target::of("/relative"),
+            Err(ClientError::InvalidUri(UriError::MissingScheme))
+        ));
+    }
+
+    #[test]
+    fn peer_family() {
+        let v4 = addr("127.0.0.1:5683");
+        let v6 = addr("[::1]:5683");
+        assert_eq!(pick_peer(&[v6, v4], addr("0.0.0.0:0")), Some(v4));
+        assert_eq!(pick_peer(&[v4, v6], addr("[::]:0")), Some(v6));
+        assert_eq!(
+            pick_peer(&[v4], addr("[::]:0")),
+            Some(addr("[::ffff:127.0.0.1]:5683"))
+        );
+        assert_eq!(pick_peer(&[v4], addr("[::1]:0")), None);
+        assert_eq!(pick_peer(&[v6], addr("127.0.0.1:0")), None);
+        assert_eq!(pick_peer(&[], addr("127.0.0.1:0")), None);
+    }
+}

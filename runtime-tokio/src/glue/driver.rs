@@ -1,0 +1,369 @@
+//! The adapter side: the core endpoint with its table of waiting requests, fed by an
+//! adapter's loop through [`Driver::step`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use async_channel::Sender;
+use coap_core::{
+    BuildError, Code, Config, Endpoint, Event, Handler, Instant, MessageBuilder, MessageType,
+    OptionNumber, RequestId, RequestParams, ResponseHandle, Uri, UriError,
+};
+
+use super::client::{ClientError, Response};
+use super::reply::{Reply, RespondError};
+
+/// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
+pub const SLOTS: usize = 256;
+/// Largest message a std endpoint sends or holds (RFC 7252 §4.6).
+pub const MESSAGE_SIZE: usize = coap_core::endpoint::DEFAULT_MESSAGE_SIZE;
+/// Message IDs remembered for duplicate detection (RFC 7252 §4.5).
+pub const DEDUP_ENTRIES: usize = 4096;
+/// Observers (RFC 7641) a std endpoint can hold.
+pub const OBSERVERS: usize = 256;
+/// Size of the receive buffer: any UDP datagram, so that none is truncated.
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// The core endpoint as the std adapters size it.
+pub type StdEndpoint = Endpoint<SocketAddr, SLOTS, MESSAGE_SIZE, DEDUP_ENTRIES, OBSERVERS>;
+
+/// The sending side of the channel from client handles and responders to the loop.
+pub type CommandSender = async_channel::Sender<Command>;
+/// The loop's side of the command channel.
+pub type CommandReceiver = async_channel::Receiver<Command>;
+
+/// A new (unbounded) command channel.
+pub fn command_channel() -> (CommandSender, CommandReceiver) {
+    async_channel::unbounded()
+}
+
+/// Something the application asks of the endpoint loop (opaque: built by [`super::Handle`]
+/// and [`super::Responder`], consumed by [`Driver::step`]).
+#[derive(Debug)]
+pub struct Command(pub(super) Cmd);
+
+#[derive(Debug)]
+pub(super) enum Cmd {
+    Request {
+        key: u64,
+        peer: SocketAddr,
+        request: OutgoingRequest,
+        reply: Sender<Result<Response, ClientError>>,
+    },
+    Cancel {
+        key: u64,
+    },
+    Respond {
+        handle: ResponseHandle,
+        reply: Reply,
+        done: Sender<Result<(), RespondError>>,
+    },
+}
+
+/// A request as the application built it, owned until the loop writes it into a slot.
+#[derive(Clone, Debug)]
+pub(super) struct OutgoingRequest {
+    /// Validated by `send` before it reaches the loop.
+    pub uri: String,
+    pub code: Code,
+    pub confirmable: bool,
+    pub timeout: Option<Duration>,
+    pub content_format: Option<u16>,
+    pub accept: Option<u16>,
+    pub options: Vec<(OptionNumber, Vec<u8>)>,
+    pub payload: Vec<u8>,
+}
+
+impl OutgoingRequest {
+    fn write(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
+        // The URI parsed in `send`; only the lack of space can fail here.
+        let uri = Uri::parse(&self.uri).map_err(|_| BuildError::BufferTooSmall)?;
+        uri.write_options(b).map_err(|e| match e {
+            UriError::Build(e) => e,
+            _ => BuildError::BufferTooSmall,
+        })?;
+        if let Some(f) = self.content_format {
+            b.option_uint(OptionNumber::CONTENT_FORMAT, u32::from(f))?;
+        }
+        if let Some(f) = self.accept {
+            b.option_uint(OptionNumber::ACCEPT, u32::from(f))?;
+        }
+        for (n, v) in &self.options {
+            b.option(*n, v)?;
+        }
+        b.payload(&self.payload)?;
+        Ok(())
+    }
+}
+
+/// Whether the loop serves requests, which decides what a closed command channel means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Only client handles use the endpoint: stop when the last one is dropped.
+    Client,
+    /// A server: keep serving when no handle is left.
+    Server,
+}
+
+/// What an adapter's loop awaited.
+#[derive(Debug)]
+pub enum Input {
+    /// `recv_from` completed: the datagram is at the start of the loop's buffer.
+    Datagram(io::Result<(usize, SocketAddr)>),
+    /// The deadline from [`Driver::deadline`] passed.
+    Timeout,
+    /// A command, or `None` when the channel closed.
+    Command(Option<Command>),
+    /// The shutdown future completed.
+    Shutdown,
+}
+
+type Waiter = (u64, Sender<Result<Response, ClientError>>);
+
+/// The core endpoint plus what a std adapter needs around it: the clock origin, the
+/// handler, the transmit buffer, and the requests waiting for their outcome.
+pub struct Driver<H> {
+    endpoint: Box<StdEndpoint>,
+    handler: H,
+    role: Role,
+    start: std::time::Instant,
+    out: Vec<u8>,
+    /// Outcome channels of the requests in the core, by the core's id.
+    waiting: HashMap<RequestId, Waiter>,
+    /// The core's id of each request, by the key its `send` future knows.
+    ids: HashMap<u64, RequestId>,
+    commands_open: bool,
+}
+
+impl<H: Handler<SocketAddr>> Driver<H> {
+    /// An endpoint with `config`, seeded from the OS, serving requests with `handler`.
+    pub fn new(config: Config, handler: H, role: Role) -> io::Result<Self> {
+        let seed = getrandom::u64().map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Driver {
+            endpoint: new_endpoint(config, seed)?,
+            handler,
+            role,
+            start: std::time::Instant::now(),
+            out: vec![0; MESSAGE_SIZE],
+            waiting: HashMap::new(),
+            ids: HashMap::new(),
+            commands_open: true,
+        })
+    }
+
+    /// The core endpoint (statistics, slots in use).
+    pub fn endpoint(&self) -> &StdEndpoint {
+        &self.endpoint
+    }
+
+    /// Now on the core's clock: milliseconds since the driver was created.
+    pub fn now(&self) -> Instant {
+        Instant::from_millis(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// When to feed [`Input::Timeout`], if a timer is armed.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        let t = self.endpoint.poll_timeout()?;
+        self.start.checked_add(Duration::from_millis(t.as_millis()))
+    }
+
+    /// Whether the loop should await commands (false once a server's channel closed).
+    pub fn accepts_commands(&self) -> bool {
+        self.commands_open
+    }
+
+    /// The next datagram to send. Call until `None` before awaiting the next input.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
+        let now = self.now();
+        let t = self.endpoint.poll_transmit(now, &mut self.out)?;
+        Some((t.peer, self.out.get(..t.len)?))
+    }
+
+    /// Feeds one input (`buf` is the loop's receive buffer) and dispatches the resulting
+    /// events. `Break` ends the loop with its result.
+    pub fn step(
+        &mut self,
+        input: Input,
+        buf: &[u8],
+        commands: &CommandReceiver,
+    ) -> ControlFlow<io::Result<()>> {
+        match input {
+            Input::Shutdown => return ControlFlow::Break(Ok(())),
+            Input::Datagram(Ok((n, peer))) => {
+                self.handle_datagram(peer, buf.get(..n).unwrap_or(buf))
+            }
+            Input::Datagram(Err(e)) if transient(&e) => {}
+            Input::Datagram(Err(e)) => return ControlFlow::Break(Err(e)),
+            Input::Timeout => self.handle_timeout(),
+            Input::Command(Some(c)) => {
+                self.handle_command(c);
+                // Take what else is queued in one go (bounded, so the socket gets its turn).
+                for _ in 0..SLOTS {
+                    let Ok(c) = commands.try_recv() else { break };
+                    self.handle_command(c);
+                }
+            }
+            Input::Command(None) => match self.role {
+                Role::Client => return ControlFlow::Break(Ok(())),
+                Role::Server => self.commands_open = false,
+            },
+        }
+        self.dispatch_events();
+        ControlFlow::Continue(())
+    }
+
+    /// Feeds a received datagram.
+    pub fn handle_datagram(&mut self, peer: SocketAddr, bytes: &[u8]) {
+        let now = self.now();
+        self.endpoint
+            .handle_datagram(now, peer, bytes, &mut self.handler);
+    }
+
+    /// Feeds the passing of the deadline.
+    pub fn handle_timeout(&mut self) {
+        let now = self.now();
+        self.endpoint.handle_timeout(now);
+    }
+
+    /// Carries out a command.
+    pub fn handle_command(&mut self, command: Command) {
+        let now = self.now();
+        match command.0 {
+            Cmd::Request {
+                key,
+                peer,
+                request,
+                reply,
+            } => {
+                let ty = if request.confirmable {
+                    MessageType::Con
+                } else {
+                    MessageType::Non
+                };
+                let params = RequestParams {
+                    code: request.code,
+                    ty,
+                    timeout: request.timeout,
+                };
+                match self
+                    .endpoint
+                    .request(now, peer, params, |b| request.write(b))
+                {
+                    Ok(id) => {
+                        self.waiting.insert(id, (key, reply));
+                        self.ids.insert(key, id);
+                    }
+                    Err(e) => {
+                        let _ = reply.try_send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::Cancel { key } => {
+                if let Some(id) = self.ids.remove(&key) {
+                    self.waiting.remove(&id);
+                    self.endpoint.cancel(id);
+                }
+            }
+            Cmd::Respond {
+                handle,
+                reply,
+                done,
+            } => {
+                let r = self.endpoint.respond(now, handle, |w| reply.write(w));
+                let _ = done.try_send(r.map_err(RespondError::from));
+            }
+        }
+    }
+
+    /// Hands every pending event to the request waiting for it.
+    fn dispatch_events(&mut self) {
+        let mut observations = Vec::new();
+        while let Some(event) = self.endpoint.poll_event() {
+            let (id, outcome) = match event {
+                Event::Response { id, peer, message } => {
+                    (id, Ok(Response::from_message(peer, &message)))
+                }
+                // A request that registered an observation (Observe=0 among its options)
+                // takes the first notification as its response.
+                Event::Notification { id, peer, message } => {
+                    observations.push(id);
+                    (id, Ok(Response::from_message(peer, &message)))
+                }
+                Event::Timeout { id } => (id, Err(ClientError::Timeout)),
+                Event::Reset { id } => (id, Err(ClientError::Reset)),
+            };
+            if let Some((key, reply)) = self.waiting.remove(&id) {
+                self.ids.remove(&key);
+                // The `send` future may be gone; its Cancel is still on the way.
+                let _ = reply.try_send(outcome);
+            }
+        }
+        // Nobody follows the observation: cancel it passively (RFC 7641 §3.6, later
+        // notifications get RST).
+        for id in observations {
+            self.endpoint.cancel(id);
+        }
+    }
+}
+
+impl<H> std::fmt::Debug for Driver<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("role", &self.role)
+            .field("waiting", &self.waiting.len())
+            .field("slots_in_use", &self.endpoint.slots_in_use())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Receive errors that say something about one datagram or peer, not the socket (e.g.
+/// ICMP port unreachable reported as ECONNREFUSED / WSAECONNRESET): keep going.
+fn transient(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionReset
+            | ConnectionRefused
+            | ConnectionAborted
+            | Interrupted
+            | WouldBlock
+            | TimedOut
+            | HostUnreachable
+            | NetworkUnreachable
+    )
+}
+
+/// The boxed endpoint. `Endpoint::new` returns it by value (550 KB at these sizes) and
+/// unoptimized builds copy it several times on the stack: over 2 MiB, more than a tokio
+/// worker or test thread has. So it is built on a short-lived thread with room for that.
+fn new_endpoint(config: Config, seed: u64) -> io::Result<Box<StdEndpoint>> {
+    std::thread::Builder::new()
+        .name("coap-endpoint-init".into())
+        .stack_size(16 << 20)
+        .spawn(move || Box::new(StdEndpoint::new(config, seed)))?
+        .join()
+        .map_err(|_| io::Error::other("building the endpoint failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Building a driver needs no more stack than a small thread has, in any profile.
+    #[test]
+    fn driver_builds_on_a_small_stack() {
+        let slots = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let d = Driver::new(Config::default(), coap_core::NoServer, Role::Client).unwrap();
+                d.endpoint().slots_in_use()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(slots, 0);
+    }
+}

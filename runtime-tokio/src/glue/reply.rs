@@ -1,0 +1,112 @@
+//! Deferred (separate) server responses: a handler returns `Outcome::Defer`, and another
+//! task answers later through a [`Responder`], since the core's `respond` must run on the
+//! endpoint's loop.
+
+use coap_core::option::encode_uint;
+use coap_core::{BuildError, Code, OptionNumber, ResponseHandle, ResponseWriter};
+
+use super::driver::{Cmd, Command, CommandSender};
+
+/// An owned response, for answering a deferred request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The response code.
+    pub code: Code,
+    /// Options (any order; repeated options keep their order).
+    pub options: Vec<(OptionNumber, Vec<u8>)>,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+impl Reply {
+    /// A response with `code`, no options and no payload.
+    pub fn new(code: Code) -> Reply {
+        Reply {
+            code,
+            options: Vec::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    /// Adds the Content-Format option.
+    pub fn content_format(self, format: u16) -> Reply {
+        let mut b = [0; 4];
+        let v = encode_uint(u32::from(format), &mut b).to_vec();
+        self.option(OptionNumber::CONTENT_FORMAT, v)
+    }
+
+    /// Adds an option.
+    pub fn option(mut self, number: impl Into<OptionNumber>, value: impl Into<Vec<u8>>) -> Reply {
+        self.options.push((number.into(), value.into()));
+        self
+    }
+
+    /// Sets the payload.
+    pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> Reply {
+        self.payload = payload.into();
+        self
+    }
+
+    /// Writes the response into the endpoint's buffer.
+    pub fn write(&self, w: &mut ResponseWriter<'_>) -> Result<(), BuildError> {
+        w.set_code(self.code);
+        for (n, v) in &self.options {
+            w.option(*n, v)?;
+        }
+        w.payload(&self.payload)?;
+        Ok(())
+    }
+}
+
+/// Why a deferred response was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RespondError {
+    /// The handle is not a deferred request of this endpoint (already answered, or from
+    /// another endpoint).
+    #[error("unknown or already answered response handle")]
+    UnknownHandle,
+    /// The response does not fit into a message; the client got 5.00 instead.
+    #[error("cannot build the response: {0}")]
+    Build(BuildError),
+    /// The endpoint's loop has stopped.
+    #[error("the endpoint is closed")]
+    Closed,
+}
+
+impl From<coap_core::Error> for RespondError {
+    fn from(e: coap_core::Error) -> Self {
+        match e {
+            coap_core::Error::Build(e) => RespondError::Build(e),
+            _ => RespondError::UnknownHandle,
+        }
+    }
+}
+
+/// Answers deferred requests from any task. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Responder {
+    commands: CommandSender,
+}
+
+impl Responder {
+    /// A responder for the loop reading `commands`.
+    pub fn new(commands: CommandSender) -> Responder {
+        Responder { commands }
+    }
+
+    /// Answers the request behind `handle` (from `IncomingRequest::handle` in a handler
+    /// that returned `Outcome::Defer`): piggybacked if its ACK has not gone out yet, else a
+    /// separate response (RFC 7252 §5.2.2). Resolves once the endpoint has taken it.
+    pub async fn respond(&self, handle: ResponseHandle, reply: Reply) -> Result<(), RespondError> {
+        let (done, result) = async_channel::bounded(1);
+        let command = Command(Cmd::Respond {
+            handle,
+            reply,
+            done,
+        });
+        self.commands
+            .try_send(command)
+            .map_err(|_| RespondError::Closed)?;
+        result.recv().await.map_err(|_| RespondError::Closed)?
+    }
+}
