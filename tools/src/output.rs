@@ -1,0 +1,345 @@
+//! Printing a response payload for people, by its Content-Format: JSON indented, CBOR in
+//! diagnostic notation (RFC 8949 §8), link format one link per line, text as is, and
+//! anything else as a hex dump.
+
+use std::fmt::Write as _;
+
+use cbor_diag::{DataItem, FloatWidth, IntegerWidth};
+use coap_core::content_format::Family;
+use coap_core::ContentFormat;
+
+/// A payload rendered for a terminal.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Rendered {
+    /// The text to print; ends with a newline unless empty.
+    pub text: String,
+    /// Set when the payload did not parse as its Content-Format says (it is then shown as
+    /// text or hex).
+    pub warning: Option<String>,
+}
+
+/// Renders `payload` according to `format` (the response's Content-Format, if any).
+pub fn render(payload: &[u8], format: Option<ContentFormat>) -> Rendered {
+    if payload.is_empty() {
+        return Rendered {
+            text: String::new(),
+            warning: None,
+        };
+    }
+    let Some(format) = format else {
+        return Rendered {
+            text: text_or_hex(payload),
+            warning: None,
+        };
+    };
+    let parsed = match format.family() {
+        Family::Json => json(payload).map_err(|e| format!("payload is not valid JSON ({e})")),
+        Family::Cbor if format == ContentFormat::CBOR_SEQ => {
+            cbor_seq(payload).map_err(|e| format!("payload is not a valid CBOR sequence ({e})"))
+        }
+        Family::Cbor => cbor(payload).map_err(|e| format!("payload is not valid CBOR ({e})")),
+        Family::LinkFormat => match std::str::from_utf8(payload) {
+            Ok(s) => Ok(links(s).join("\n")),
+            Err(_) => Err("link-format payload is not UTF-8".to_string()),
+        },
+        Family::Text | Family::Xml => match std::str::from_utf8(payload) {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) => Err(format!("{format} payload is not UTF-8")),
+        },
+        Family::Binary => {
+            return Rendered {
+                text: hex_dump(payload),
+                warning: None,
+            }
+        }
+    };
+    match parsed {
+        Ok(text) => Rendered {
+            text: with_newline(text),
+            warning: None,
+        },
+        Err(w) => Rendered {
+            text: text_or_hex(payload),
+            warning: Some(w),
+        },
+    }
+}
+
+fn with_newline(mut s: String) -> String {
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
+/// Printable UTF-8 as text, anything else as a hex dump.
+fn text_or_hex(payload: &[u8]) -> String {
+    match std::str::from_utf8(payload) {
+        Ok(s)
+            if s.chars()
+                .all(|c| !c.is_control() || c.is_ascii_whitespace()) =>
+        {
+            with_newline(s.to_string())
+        }
+        _ => hex_dump(payload),
+    }
+}
+
+/// JSON, indented by two spaces, keys in their original order.
+pub fn json(payload: &[u8]) -> Result<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())
+}
+
+/// One CBOR data item in (pretty) diagnostic notation. Encoding indicators (`_1`, ...)
+/// appear only where the encoding is not the preferred (shortest) one.
+pub fn cbor(payload: &[u8]) -> Result<String, String> {
+    let mut item = cbor_diag::parse_bytes(payload).map_err(|e| e.to_string())?;
+    drop_preferred_widths(&mut item);
+    Ok(item.to_diag_pretty().trim_end().to_string())
+}
+
+/// The shortest width for an argument (integer value, length or tag) of `v`.
+fn preferred_int_width(v: u64) -> IntegerWidth {
+    match v {
+        0..=23 => IntegerWidth::Zero,
+        24..=0xff => IntegerWidth::Eight,
+        0x100..=0xffff => IntegerWidth::Sixteen,
+        0x1_0000..=0xffff_ffff => IntegerWidth::ThirtyTwo,
+        _ => IntegerWidth::SixtyFour,
+    }
+}
+
+fn int_width(w: &mut IntegerWidth, v: u64) {
+    if *w == preferred_int_width(v) {
+        *w = IntegerWidth::Unknown;
+    }
+}
+
+fn float_width(w: &mut FloatWidth, v: f64) {
+    let fits16 = v.is_nan() || f64::from(half::f16::from_f64(v)) == v;
+    let fits32 = v.is_nan() || f64::from(v as f32) == v;
+    let preferred = match *w {
+        FloatWidth::Sixteen => true,
+        FloatWidth::ThirtyTwo => !fits16,
+        FloatWidth::SixtyFour => !fits32,
+        FloatWidth::Unknown => false,
+    };
+    if preferred {
+        *w = FloatWidth::Unknown;
+    }
+}
+
+/// Clears the encoding widths that preferred serialization (RFC 8949 §4.1) would choose,
+/// so that the printer shows indicators only for unusual encodings.
+fn drop_preferred_widths(item: &mut DataItem) {
+    match item {
+        DataItem::Integer { value, bitwidth } | DataItem::Negative { value, bitwidth } => {
+            int_width(bitwidth, *value)
+        }
+        DataItem::ByteString(b) => int_width(&mut b.bitwidth, b.data.len() as u64),
+        DataItem::TextString(t) => int_width(&mut t.bitwidth, t.data.len() as u64),
+        DataItem::IndefiniteByteString(chunks) => chunks
+            .iter_mut()
+            .for_each(|b| int_width(&mut b.bitwidth, b.data.len() as u64)),
+        DataItem::IndefiniteTextString(chunks) => chunks
+            .iter_mut()
+            .for_each(|t| int_width(&mut t.bitwidth, t.data.len() as u64)),
+        DataItem::Array { data, bitwidth } => {
+            if let Some(w) = bitwidth {
+                int_width(w, data.len() as u64);
+            }
+            data.iter_mut().for_each(drop_preferred_widths);
+        }
+        DataItem::Map { data, bitwidth } => {
+            if let Some(w) = bitwidth {
+                int_width(w, data.len() as u64);
+            }
+            for (k, v) in data {
+                drop_preferred_widths(k);
+                drop_preferred_widths(v);
+            }
+        }
+        DataItem::Tag {
+            tag,
+            bitwidth,
+            value,
+        } => {
+            int_width(bitwidth, tag.0);
+            drop_preferred_widths(value);
+        }
+        DataItem::Float { value, bitwidth } => float_width(bitwidth, *value),
+        DataItem::Simple(_) => {}
+    }
+}
+
+/// A CBOR sequence (RFC 8742): the items in diagnostic notation, separated by commas
+/// (RFC 8742 §4.2), one per line.
+pub fn cbor_seq(mut payload: &[u8]) -> Result<String, String> {
+    let mut items = Vec::new();
+    while !payload.is_empty() {
+        match cbor_diag::parse_bytes_partial(payload).map_err(|e| e.to_string())? {
+            Some((item, used)) if used > 0 => {
+                let mut item = item;
+                drop_preferred_widths(&mut item);
+                items.push(item.to_diag_pretty().trim_end().to_string());
+                payload = payload.get(used..).unwrap_or_default();
+            }
+            _ => return Err("truncated data item".into()),
+        }
+    }
+    Ok(items.join(",\n"))
+}
+
+/// Splits an RFC 6690 link-format document into its links (commas inside `<...>` and
+/// quoted strings do not split), trimmed.
+pub fn links(doc: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut in_uri, mut in_quote, mut escaped) = (false, false, false);
+    let mut start = 0;
+    for (i, c) in doc.char_indices() {
+        if in_quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_quote = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '<' if !in_uri => in_uri = true,
+            '>' if in_uri => in_uri = false,
+            '"' if !in_uri => in_quote = true,
+            ',' if !in_uri => {
+                out.push(doc[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(doc[start..].trim());
+    out.retain(|l| !l.is_empty());
+    out
+}
+
+/// A `hexdump -C` style dump: offset, 16 bytes in hex, and the printable ASCII.
+pub fn hex_dump(data: &[u8]) -> String {
+    let mut out = String::new();
+    for (n, chunk) in data.chunks(16).enumerate() {
+        let _ = write!(out, "{:08x} ", n * 16);
+        for i in 0..16 {
+            if i == 8 {
+                out.push(' ');
+            }
+            match chunk.get(i) {
+                Some(b) => {
+                    let _ = write!(out, " {b:02x}");
+                }
+                None => out.push_str("   "),
+            }
+        }
+        out.push_str("  |");
+        out.extend(chunk.iter().map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        }));
+        out.push_str("|\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(payload: &[u8], cf: u16) -> Rendered {
+        render(payload, Some(ContentFormat(cf)))
+    }
+
+    #[test]
+    fn json_is_indented_in_order() {
+        let out = r(br#"{"z":1,"a":[true,null],"n":1.50}"#, 50);
+        assert_eq!(out.warning, None);
+        assert_eq!(
+            out.text,
+            "{\n  \"z\": 1,\n  \"a\": [\n    true,\n    null\n  ],\n  \"n\": 1.50\n}\n"
+        );
+        let bad = r(b"{nope", 50);
+        assert!(bad.warning.unwrap().contains("not valid JSON"));
+        assert_eq!(bad.text, "{nope\n");
+    }
+
+    #[test]
+    fn cbor_diagnostic_notation() {
+        // {"a": 1, "b": [1, 2]}
+        let out = r(&[0xa2, 0x61, 0x61, 0x01, 0x61, 0x62, 0x82, 0x01, 0x02], 60);
+        assert_eq!(out.warning, None);
+        assert!(out.text.contains("\"a\": 1"), "{}", out.text);
+        assert!(out.text.contains("\"b\": ["), "{}", out.text);
+        // A tag; preferred encodings print without indicators, others with them.
+        let out = r(&[0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0], 60);
+        assert_eq!(out.text, "1(1363896240)\n");
+        assert_eq!(
+            r(&[0x82, 0x18, 0x64, 0x19, 0x00, 0x01], 60)
+                .text
+                .replace([' ', '\n'], ""),
+            "[100,1_1]"
+        );
+        assert_eq!(r(&[0xf9, 0x3e, 0x00], 60).text, "1.5\n");
+        assert_eq!(r(&[0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0], 60).text, "1.5_3\n");
+        assert_eq!(
+            r(&[0xfb, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a], 60).text,
+            "0.1\n"
+        );
+        assert_eq!(r(&[0x43, 1, 2, 3], 60).text, "h'010203'\n");
+        assert_eq!(r(&[0x39, 0x01, 0x00], 60).text, "-257\n");
+        let seq = r(&[0x01, 0x61, 0x78], 63);
+        assert_eq!(seq.text, "1,\n\"x\"\n");
+        let bad = r(&[0xa2, 0x61], 60);
+        assert!(bad.warning.unwrap().contains("not valid CBOR"));
+        // SenML+CBOR is CBOR too.
+        assert_eq!(r(&[0x80], 112).text, "[]\n");
+    }
+
+    #[test]
+    fn link_format_one_per_line() {
+        let doc = r#"</hello>;rt="hello";ct=0,</a,b>;title="x, y",</time>;obs"#;
+        assert_eq!(
+            links(doc),
+            vec![
+                r#"</hello>;rt="hello";ct=0"#,
+                r#"</a,b>;title="x, y""#,
+                "</time>;obs"
+            ]
+        );
+        assert_eq!(r(doc.as_bytes(), 40).text.lines().count(), 3);
+        assert_eq!(links(""), Vec::<&str>::new());
+        assert_eq!(
+            links(r#"</q>;title="a \" , b",</r>"#),
+            vec![r#"</q>;title="a \" , b""#, "</r>"]
+        );
+    }
+
+    #[test]
+    fn text_binary_and_unknown() {
+        assert_eq!(r(b"Hello, world!", 0).text, "Hello, world!\n");
+        assert_eq!(r(b"line\n", 0).text, "line\n");
+        assert_eq!(
+            r(b"\x00\x01ABC", 42).text,
+            "00000000  00 01 41 42 43                                    |..ABC|\n"
+        );
+        assert_eq!(render(b"plain", None).text, "plain\n");
+        assert!(render(b"\x00\xff", None)
+            .text
+            .starts_with("00000000  00 ff"));
+        assert!(render(b"", Some(ContentFormat::JSON)).text.is_empty());
+        let dump = hex_dump(&[0x41; 17]);
+        assert_eq!(dump.lines().count(), 2);
+        assert!(dump.starts_with("00000000  41 41 41 41 41 41 41 41  41 41"));
+        assert!(dump.contains("\n00000010  41 "));
+    }
+}

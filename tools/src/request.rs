@@ -1,0 +1,208 @@
+//! `coap get|post|put|delete|fetch|patch|ipatch`: one request, the response pretty-printed.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use coap_core::option::decode_uint;
+use coap_core::{ContentFormat, Host, Method, Scheme, Uri, UriError};
+use coap_tokio::{Client, ClientError, Response};
+use coap_tools::exit::{Exit, Fail};
+use coap_tools::{input, output};
+
+use crate::cli::RequestArgs;
+use crate::stderr_line;
+
+/// A checked request target: where to send, and from which local address.
+pub struct Target {
+    /// The destination.
+    pub peer: SocketAddr,
+    /// The unspecified address of the destination's family, port 0.
+    pub local: SocketAddr,
+}
+
+/// Checks a URI (exit 2 if it is not a `coap://` URI) and resolves its host (exit 1 if
+/// that fails).
+pub async fn target(text: &str) -> Result<Target, Fail> {
+    let uri = Uri::parse(text).map_err(|e| match e {
+        UriError::UnsupportedScheme => Fail::usage(format_args!(
+            "unsupported URI scheme in '{text}': use coap://"
+        )),
+        e => Fail::usage(format_args!("invalid URI '{text}': {e}")),
+    })?;
+    if uri.scheme() != Scheme::Coap {
+        return Err(Fail::usage(format_args!(
+            "unsupported URI scheme '{}' in '{text}': only coap:// is supported",
+            uri.scheme().as_str()
+        )));
+    }
+    let peer = match uri.host() {
+        Host::Ip(ip) => SocketAddr::new(ip, uri.port()),
+        Host::Name(raw) => {
+            // A reg-name may be percent-encoded (RFC 3986 §3.2.2).
+            let mut buf = vec![0; raw.len()];
+            let name = coap_core::uri::percent_decode_into(raw, &mut buf)
+                .ok()
+                .and_then(|n| String::from_utf8(buf[..n].to_vec()).ok())
+                .ok_or_else(|| Fail::usage(format_args!("invalid host in '{text}'")))?;
+            let mut addrs = tokio::net::lookup_host((name.as_str(), uri.port()))
+                .await
+                .map_err(|e| {
+                    Fail::failure(format_args!(
+                        "cannot resolve host '{name}': {}",
+                        input::io_reason(&e)
+                    ))
+                })?;
+            addrs.next().ok_or_else(|| {
+                Fail::failure(format_args!("cannot resolve host '{name}': no address"))
+            })?
+        }
+    };
+    let local = match peer {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    Ok(Target { peer, local })
+}
+
+/// Maps a client error to an exit code and a one-line message.
+pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fail {
+    match e {
+        ClientError::Timeout => Fail::new(
+            Exit::Timeout,
+            match timeout {
+                Some(t) => format!("timeout: no response from {uri} within {}", secs(t)),
+                None => format!("timeout: no response from {uri}"),
+            },
+        ),
+        ClientError::InvalidUri(_) | ClientError::UnsupportedScheme | ClientError::Build(_) => {
+            Fail::usage(format_args!("{uri}: {e}"))
+        }
+        ClientError::Resolve(_)
+        | ClientError::Reset
+        | ClientError::Busy
+        | ClientError::Io(_)
+        | ClientError::Closed => Fail::failure(format_args!("{uri}: {e}")),
+    }
+}
+
+/// Seconds for messages: `1 s`, `0.5 s`.
+pub fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// Sends one request and prints the response.
+pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
+    // Everything the user typed is checked before anything goes on the network.
+    let content_format = args
+        .content_format
+        .as_deref()
+        .map(input::content_format)
+        .transpose()
+        .map_err(Fail::usage)?;
+    let accept = args
+        .accept
+        .as_deref()
+        .map(input::content_format)
+        .transpose()
+        .map_err(Fail::usage)?;
+    let options = args
+        .options
+        .iter()
+        .map(|o| input::option(o))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Fail::usage)?;
+    let payload = args
+        .payload
+        .as_deref()
+        .map(|p| input::payload(p, std::io::stdin().lock()))
+        .transpose()
+        .map_err(Fail::usage)?;
+    let target = target(&args.uri).await?;
+
+    let client = Client::bind(target.local).await.map_err(|e| {
+        Fail::failure(format_args!(
+            "cannot open a UDP socket on {}: {}",
+            target.local,
+            input::io_reason(&e)
+        ))
+    })?;
+    let mut req = client.request(method, &args.uri);
+    if let Some(p) = payload {
+        req = req.payload(p);
+    }
+    if let Some(cf) = content_format {
+        req = req.content_format(cf);
+    }
+    if let Some(a) = accept {
+        req = req.accept(a);
+    }
+    for (number, value) in options {
+        req = req.option(number.0, value);
+    }
+    if args.non {
+        req = req.non();
+    }
+    if let Some(t) = args.timeout {
+        req = req.timeout(t);
+    }
+    tracing::debug!(%method, uri = %args.uri, peer = %target.peer, non = args.non, "sending request");
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| client_error(&e, &args.uri, args.timeout))?;
+    log_response(&resp);
+
+    stderr_line(&resp.code.to_string());
+    match &args.output {
+        Some(path) if path.as_os_str() == "-" => write_stdout(&resp.payload)?,
+        Some(path) => std::fs::write(path, &resp.payload).map_err(|e| {
+            Fail::failure(format_args!(
+                "cannot write output file '{}': {}",
+                path.display(),
+                input::io_reason(&e)
+            ))
+        })?,
+        None => {
+            let rendered = output::render(&resp.payload, resp.content_format().map(ContentFormat));
+            if let Some(w) = rendered.warning {
+                stderr_line(&format!("warning: {w}"));
+            }
+            write_stdout(rendered.text.as_bytes())?;
+        }
+    }
+    Ok(Exit::for_code(resp.code))
+}
+
+fn log_response(resp: &Response) {
+    tracing::debug!(code = %resp.code, peer = %resp.peer, payload_len = resp.payload.len(), "response");
+    for (number, value) in &resp.options {
+        let shown = match number.info().map(|i| i.format) {
+            Some(coap_core::option::ValueFormat::Uint) => decode_uint(value).map(|v| v.to_string()),
+            Some(coap_core::option::ValueFormat::String) => {
+                std::str::from_utf8(value).ok().map(|s| format!("{s:?}"))
+            }
+            _ => None,
+        };
+        let shown = shown.unwrap_or_else(|| {
+            format!(
+                "0x{}",
+                value.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            )
+        });
+        tracing::debug!("option {number} ({}): {shown}", number.0);
+    }
+}
+
+/// Writes to stdout; a closed pipe (`coap get ... | head -c1`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), Fail> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Fail::failure(format_args!(
+            "cannot write to standard output: {}",
+            input::io_reason(&e)
+        ))),
+    }
+}

@@ -1,0 +1,584 @@
+//! End-to-end tests of the `coap` binary: a demo server on an ephemeral loopback port,
+//! requests against it, and the exit codes and one-line errors of the failure cases.
+//! Every wait is bounded; a hung child is killed and the test fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coap");
+/// Upper bound for any single command (the timeout test needs about one second).
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    /// The failure contract: the expected exit code, and stderr is exactly one line
+    /// without a panic or backtrace.
+    fn assert_fails(&self, code: i32, contains: &str) {
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code; stderr: {:?}, stdout: {:?}",
+            self.stderr,
+            self.stdout
+        );
+        assert_one_line(&self.stderr);
+        assert!(
+            self.stderr.contains(contains),
+            "stderr {:?} lacks {contains:?}",
+            self.stderr
+        );
+    }
+}
+
+fn assert_one_line(stderr: &str) {
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "stderr is not one line: {stderr:?}"
+    );
+    assert!(
+        stderr.ends_with('\n'),
+        "stderr line not terminated: {stderr:?}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "panic: {stderr:?}"
+    );
+}
+
+fn read_all_in_thread(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    })
+}
+
+/// Runs `coap ARGS` with `stdin`, killing it after [`WAIT`].
+fn coap(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn coap");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        let input = input.to_vec();
+        thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let out = read_all_in_thread(child.stdout.take().expect("stdout"));
+    let err = read_all_in_thread(child.stderr.take().expect("stderr"));
+    let status = wait_bounded(&mut child, WAIT)
+        .unwrap_or_else(|| panic!("coap {args:?} did not finish within {WAIT:?}"));
+    Run {
+        status,
+        stdout: out.join().expect("stdout"),
+        stderr: err.join().expect("stderr"),
+        took: start.elapsed(),
+    }
+}
+
+fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `coap serve` on 127.0.0.1 with an ephemeral port, killed on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coap serve");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = match rx.recv_timeout(WAIT) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("coap serve printed nothing: {e}");
+            }
+        };
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Server {
+            child,
+            addr,
+            stderr: rx,
+        }
+    }
+
+    fn uri(&self, path: &str) -> String {
+        format!("coap://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory for test files, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("coap-tools-cli-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str, contents: &[u8]) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).expect("write temp file");
+        p.to_str().expect("utf-8 path").to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn get_hello() {
+    let s = Server::start();
+    let r = coap(&["get", &s.uri("/hello")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Hello, world!\n");
+    assert_eq!(r.stderr, "2.05 Content\n");
+}
+
+#[test]
+fn get_time_is_utc() {
+    let s = Server::start();
+    let r = coap(&["get", &s.uri("/time"), "--non"], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    let t = r.stdout.trim_end();
+    assert!(
+        t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+        "{t:?}"
+    );
+}
+
+#[test]
+fn post_echo_payload_from_file() {
+    let s = Server::start();
+    let dir = TempDir::new();
+    let file = dir.file("payload.txt", b"from a file");
+    let r = coap(
+        &[
+            "post",
+            &s.uri("/echo"),
+            "--payload",
+            &format!("@{file}"),
+            "--content-format",
+            "text",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "2.04 Changed\n");
+    assert_eq!(r.stdout, "from a file\n");
+}
+
+#[test]
+fn post_echo_payload_from_stdin() {
+    let s = Server::start();
+    let r = coap(
+        &["post", &s.uri("/echo"), "--payload", "-", "-c", "0"],
+        Some(b"from stdin\n"),
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "2.04 Changed\n");
+    assert_eq!(r.stdout, "from stdin\n");
+}
+
+#[test]
+fn json_is_pretty_printed() {
+    let s = Server::start();
+    let r = coap(
+        &[
+            "post",
+            &s.uri("/echo"),
+            "-p",
+            r#"{"name":"coap","ports":[5683,5684],"secure":false}"#,
+            "-c",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "{\n  \"name\": \"coap\",\n  \"ports\": [\n    5683,\n    5684\n  ],\n  \"secure\": false\n}\n"
+    );
+}
+
+#[test]
+fn cbor_is_printed_in_diagnostic_notation() {
+    let s = Server::start();
+    let dir = TempDir::new();
+    // {"temp": 21.5, "unit": "C", "raw": h'0102', "ok": true}
+    let cbor = [
+        0xa4, 0x64, b't', b'e', b'm', b'p', 0xf9, 0x4d, 0x60, 0x64, b'u', b'n', b'i', b't', 0x61,
+        b'C', 0x63, b'r', b'a', b'w', 0x42, 0x01, 0x02, 0x62, b'o', b'k', 0xf5,
+    ];
+    let file = dir.file("payload.cbor", &cbor);
+    let r = coap(
+        &[
+            "post",
+            &s.uri("/echo"),
+            "-p",
+            &format!("@{file}"),
+            "-c",
+            "application/cbor",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    // cbor-diag's pretty layout: one entry per line, each followed by a comma.
+    assert_eq!(r.stdout, "{\n    \"temp\": 21.5,\n    \"unit\": \"C\",\n    \"raw\": h'0102',\n    \"ok\": true,\n}\n");
+}
+
+#[test]
+fn binary_is_hex_dumped_or_written_raw() {
+    let s = Server::start();
+    let dir = TempDir::new();
+    let file = dir.file("payload.bin", &[0x00, 0x01, 0xfe, b'A']);
+    let payload = format!("@{file}");
+    let r = coap(
+        &[
+            "post",
+            &s.uri("/echo"),
+            "-p",
+            &payload,
+            "-c",
+            "octet-stream",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("00000000  00 01 fe 41 "),
+        "{:?}",
+        r.stdout
+    );
+    let out = dir.0.join("out.bin");
+    let r = coap(
+        &[
+            "post",
+            &s.uri("/echo"),
+            "-p",
+            &payload,
+            "-c",
+            "42",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert_eq!(std::fs::read(&out).unwrap(), [0x00, 0x01, 0xfe, b'A']);
+}
+
+#[test]
+fn well_known_core_one_link_per_line() {
+    let s = Server::start();
+    let r = coap(&["get", &s.uri("/.well-known/core")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(
+        lines[0].starts_with("</hello>;") && lines[0].contains("ct=0") && lines[0].contains("rt="),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("</time>;") && lines[1].contains("title="),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].starts_with("</echo>;"), "{}", lines[2]);
+}
+
+#[test]
+fn not_found_exits_4() {
+    let s = Server::start();
+    let r = coap(&["get", &s.uri("/nope")], None);
+    r.assert_fails(4, "4.04 Not Found");
+    let r = coap(&["get", &s.uri("/echo")], None);
+    r.assert_fails(4, "4.05 Method Not Allowed");
+}
+
+#[test]
+fn timeout_exits_3() {
+    // A socket that never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let uri = format!("coap://{}/x", silent.local_addr().expect("addr"));
+    let r = coap(&["get", &uri, "--timeout", "1"], None);
+    r.assert_fails(3, "timeout");
+    assert!(r.took < Duration::from_secs(10), "took {:?}", r.took);
+}
+
+/// A peer on 127.0.0.1 that answers the first request it gets with `code` in a
+/// piggybacked ACK (with `payload`), or with RST when `code` is `None`.
+fn one_shot_peer(
+    code: Option<coap_core::Code>,
+    payload: &'static [u8],
+) -> (SocketAddr, thread::JoinHandle<()>) {
+    use coap_core::{Message, MessageBuilder, MessageType};
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.set_read_timeout(Some(WAIT)).expect("read timeout");
+    let addr = socket.local_addr().expect("addr");
+    let peer = thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            return;
+        };
+        let req = Message::parse(&buf[..n]).expect("a CoAP request");
+        let mut out = [0u8; 1500];
+        let len = match code {
+            Some(code) => {
+                let mut b = MessageBuilder::new(
+                    &mut out,
+                    MessageType::Ack,
+                    code,
+                    req.message_id(),
+                    req.token(),
+                )
+                .expect("header");
+                if !payload.is_empty() {
+                    b.payload(payload).expect("payload");
+                }
+                b.finish()
+            }
+            None => MessageBuilder::new(
+                &mut out,
+                MessageType::Rst,
+                coap_core::Code::EMPTY,
+                req.message_id(),
+                &[],
+            )
+            .expect("header")
+            .finish(),
+        };
+        socket.send_to(&out[..len], from).expect("send");
+    });
+    (addr, peer)
+}
+
+#[test]
+fn server_error_exits_5() {
+    let (addr, peer) = one_shot_peer(Some(coap_core::Code::SERVICE_UNAVAILABLE), b"overloaded");
+    let r = coap(&["get", &format!("coap://{addr}/x")], None);
+    r.assert_fails(5, "5.03 Service Unavailable");
+    assert_eq!(r.stdout, "overloaded\n");
+    peer.join().expect("peer");
+}
+
+#[test]
+fn reset_exits_1() {
+    let (addr, peer) = one_shot_peer(None, b"");
+    let r = coap(&["get", &format!("coap://{addr}/x")], None);
+    r.assert_fails(1, "reset");
+    peer.join().expect("peer");
+}
+
+#[test]
+fn bad_uri_exits_2() {
+    coap(&["get", "coap://[::1"], None).assert_fails(2, "invalid URI");
+    coap(&["get", "http://example.com/"], None).assert_fails(2, "coap://");
+    coap(&["get", "not a uri"], None).assert_fails(2, "invalid URI");
+}
+
+#[test]
+fn unknown_content_format_exits_2() {
+    coap(
+        &[
+            "post",
+            "coap://127.0.0.1/echo",
+            "-p",
+            "x",
+            "--content-format",
+            "foo/bar",
+        ],
+        None,
+    )
+    .assert_fails(2, "unknown content format 'foo/bar'");
+    coap(&["get", "coap://127.0.0.1/", "--accept", "99999"], None)
+        .assert_fails(2, "unknown content format");
+}
+
+#[test]
+fn missing_payload_file_exits_2() {
+    let dir = TempDir::new();
+    let missing = dir.0.join("missing.txt");
+    let arg = format!("@{}", missing.display());
+    coap(&["put", "coap://127.0.0.1/x", "--payload", &arg], None)
+        .assert_fails(2, "cannot read payload file");
+}
+
+#[test]
+fn bad_arguments_exit_2_on_one_line() {
+    coap(&["get"], None).assert_fails(2, "<URI>");
+    coap(&["get", "coap://127.0.0.1/", "--frobnicate"], None).assert_fails(2, "--frobnicate");
+    coap(&["get", "coap://127.0.0.1/", "--option", "12=json"], None).assert_fails(2, "uint option");
+    coap(&["get", "coap://127.0.0.1/", "--timeout", "-1"], None).assert_fails(2, "--timeout");
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let r = coap(&["--help"], None);
+    assert_eq!(r.code(), 0);
+    for needle in [
+        "Exit codes:",
+        "  3  timeout",
+        "  4  4.xx",
+        "  5  5.xx",
+        "  2  usage",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "help lacks {needle:?}:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn options_are_sent() {
+    // Uri-Query via --option does not change routing; Content-Format via --option is echoed.
+    let s = Server::start();
+    let r = coap(
+        &[
+            "post",
+            &s.uri("/echo"),
+            "-p",
+            "[1]",
+            "-O",
+            "Uri-Query=a=b",
+            "-O",
+            "12=50",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "[\n  1\n]\n");
+}
+
+#[test]
+fn bench_reports_rate_and_latency() {
+    let s = Server::start();
+    let r = coap(
+        &[
+            "bench",
+            &s.uri("/hello"),
+            "--duration",
+            "1",
+            "--concurrency",
+            "8",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout, r.stderr);
+    for needle in ["req/s", "p50", "p99", "timeouts:"] {
+        assert!(
+            r.stdout.contains(needle),
+            "bench output lacks {needle:?}:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        !r.stdout.contains("requests:   0 responses"),
+        "{}",
+        r.stdout
+    );
+    // stderr is not a terminal here: no progress line.
+    assert_eq!(r.stderr, "", "{}", r.stderr);
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_stops_on_ctrl_c() {
+    let mut s = Server::start();
+    let pid = s.child.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = wait_bounded(&mut s.child, WAIT).expect("serve did not stop on SIGINT");
+    assert_eq!(status.code(), Some(0));
+    // The reader thread ends (and the channel disconnects) at EOF.
+    let mut rest = Vec::new();
+    while let Ok(line) = s.stderr.recv_timeout(WAIT) {
+        rest.push(line);
+    }
+    assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+}
