@@ -1,1 +1,2 @@
-//! placeholder
+//! Cross-crate and interop tests for the CoAP stack.
+#![warn(missing_docs)]
