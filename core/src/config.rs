@@ -41,6 +41,9 @@ pub struct Config {
     /// RFC 7641 §4.5: a notification is sent as CON at least this often to each observer,
     /// so that a vanished client is eventually dropped (default 24 h).
     pub observe_con_interval: Duration,
+    /// Largest block size served and requested, as SZX (block size `16 << szx`; 6 = 1024
+    /// bytes, RFC 7959 §2.2). Smaller blocks asked for by a peer are honoured.
+    pub max_block_szx: u8,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             busy_max_age: 2,
             deferred_timeout: Duration::from_secs(93),
             observe_con_interval: Duration::from_secs(24 * 3600),
+            max_block_szx: 6,
         }
     }
 }

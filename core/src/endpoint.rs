@@ -7,12 +7,14 @@ use core::time::Duration;
 
 use heapless::Deque;
 
+use crate::block::Block;
 use crate::code::{Code, CodeClass};
 use crate::config::Config;
 use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
 use crate::message::{
     write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError,
 };
+use crate::no_response::NoResponse;
 use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
 use crate::option::OptionNumber;
 use crate::reliability::{
@@ -119,6 +121,41 @@ pub enum Event<'a, A> {
         /// The notification; valid until the next call to `poll_event`.
         message: Message<'a>,
     },
+    /// One block of a Block2 response (RFC 7959 §2.4) that has more blocks: its payload
+    /// belongs at the offset its Block2 option gives. The endpoint requests the next
+    /// block itself; the last block arrives as `Response`.
+    Block {
+        /// The request.
+        id: RequestId,
+        /// Who answered.
+        peer: A,
+        /// The block; valid until the next call to `poll_event`.
+        message: Message<'a>,
+    },
+    /// The exchange ended without a usable response (see [`FailReason`]).
+    Failed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A Block1 upload's block was accepted with 2.31 Continue (RFC 7959 §2.5): hand the
+    /// next `size` bytes of the body, from `offset`, to `Endpoint::upload_next`.
+    Continue {
+        /// The upload.
+        id: RequestId,
+        /// Where the next block starts in the body.
+        offset: usize,
+        /// The block size the server accepts (it may have asked for smaller blocks).
+        size: usize,
+    },
+    /// The request asked for no response (RFC 7967) and none came: for a request that
+    /// suppressed every class, as soon as it was sent (NON) or acknowledged (CON); for one
+    /// that suppressed some classes, when the deadline passed in silence.
+    NoResponse {
+        /// The request.
+        id: RequestId,
+    },
     /// No response within the deadline, or CON retransmissions exhausted.
     Timeout {
         /// The request.
@@ -129,6 +166,15 @@ pub enum Event<'a, A> {
         /// The request.
         id: RequestId,
     },
+}
+
+/// Why an exchange failed (besides timeouts and resets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FailReason {
+    /// The ETag changed between blocks of a Block2 transfer: the representation changed
+    /// while it was being transferred (RFC 7959 §2.4). Start again.
+    RepresentationChanged,
 }
 
 /// Counters for monitoring and tests.
@@ -266,6 +312,14 @@ enum EventRecord {
         slot: u16,
         generation: u16,
     },
+    Block {
+        id: RequestId,
+        slot: u16,
+        generation: u16,
+    },
+    Failed(RequestId, FailReason),
+    NoResponse(RequestId),
+    Continue(RequestId, crate::block::Block),
     Timeout(RequestId),
     Reset(RequestId),
 }
@@ -461,6 +515,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
         // A GET/FETCH with Observe=0 registers an observation (RFC 7641 §3.1).
         let observe = (Message::parse(slot.bytes()).ok().and_then(|m| m.observe()) == Some(0))
             .then_some(Observation::NEW);
+        let no_response = Message::parse(slot.bytes())
+            .map(|m| NoResponse::of(&m))
+            .unwrap_or_default();
         let id = RequestId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
         let timeout = params.timeout.unwrap_or(self.config.request_timeout);
@@ -474,6 +531,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
             deadline: now + timeout,
             heard: false,
             observe,
+            etag: None,
+            no_response,
+            notification_rest: false,
         });
         self.start_queued(now);
         Ok(id)
@@ -508,6 +568,14 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
         if let Some(i) = found {
             self.free_slot(i);
             removed = true;
+            // A notification's remaining blocks may be in flight under the same id.
+            while let Some(k) = self
+                .slots
+                .iter()
+                .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id))
+            {
+                self.free_slot(k);
+            }
         }
         // Outcomes (and notifications) may already wait in the event queue: drop them.
         let mut kept: Deque<EventRecord, N> = Deque::new();
@@ -522,7 +590,15 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                     id,
                     slot,
                     generation,
+                }
+                | EventRecord::Block {
+                    id,
+                    slot,
+                    generation,
                 } => (id, Some((slot, generation))),
+                EventRecord::Failed(id, _)
+                | EventRecord::NoResponse(id)
+                | EventRecord::Continue(id, _) => (id, None),
                 EventRecord::Timeout(id) | EventRecord::Reset(id) => (id, None),
             };
             if x != id {
@@ -885,6 +961,11 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                         && x.mid == mid
                         && matches!(x.phase, ClientPhase::AwaitAck(_)) =>
                 {
+                    if x.no_response.suppresses_all() {
+                        // RFC 7967: the empty ACK is all that will come.
+                        let id = x.id;
+                        return self.finish_request(now, i, EventRecord::NoResponse(id));
+                    }
                     // Separate response follows (§5.2.2).
                     x.phase = ClientPhase::AwaitResponse;
                     x.heard = true;
@@ -965,19 +1046,22 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
             self.config.non_lifetime()
         };
         let lifetime = lifetime_ms(lifetime);
-        // §5.4.1: an unrecognized critical option in a request → 4.02 Bad Option.
-        if msg
-            .unknown_critical_option(|n| handler.understands(n))
-            .is_some()
-        {
-            self.dedup.insert(
-                now,
-                peer,
-                mid,
-                lifetime,
-                DupAction::Control(Code::BAD_OPTION),
-            );
-            return self.control_response(now, peer, msg, Code::BAD_OPTION, None);
+        // §5.4.1: an unrecognized critical option in a request → 4.02 Bad Option for a
+        // CON, rejection (RST) for a NON; §5.7.2: a proxy request to a non-proxy → 5.05.
+        if let Some(option) = msg.unknown_critical_option(|n| handler.understands(n)) {
+            let code = if matches!(option, OptionNumber::PROXY_URI | OptionNumber::PROXY_SCHEME) {
+                Code::PROXYING_NOT_SUPPORTED
+            } else {
+                Code::BAD_OPTION
+            };
+            if !con && code == Code::BAD_OPTION {
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::Ignore);
+                return self.send_empty(peer, MessageType::Rst, mid);
+            }
+            self.dedup
+                .insert(now, peer, mid, lifetime, DupAction::Control(code));
+            return self.control_response(now, peer, msg, code, None);
         }
         // RFC 7641 §3.6: a GET with Observe=1 removes the registration, then is served as a
         // normal GET.
@@ -1007,6 +1091,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
             return;
         };
         let mut w = ResponseWriter::new(b);
+        w.block2 = Block::of(msg, OptionNumber::BLOCK2);
+        w.size2 = msg.uint_option(OptionNumber::SIZE2) == Some(0);
+        w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
         let req = IncomingRequest {
             peer,
             message: *msg,
@@ -1033,7 +1120,23 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                         }
                     }
                 }
+                let code = w.code();
                 slot.len = len16(w.builder.finish());
+                // RFC 7967 §2: the client does not want this class of response. A CON
+                // request still gets its (empty) ACK.
+                if NoResponse::of(msg).suppresses(code) {
+                    self.free_slot(i);
+                    let action = if con {
+                        DupAction::EmptyAck
+                    } else {
+                        DupAction::Ignore
+                    };
+                    self.dedup.insert(now, peer, mid, lifetime, action);
+                    if con {
+                        self.send_empty(peer, MessageType::Ack, mid);
+                    }
+                    return;
+                }
                 let phase = if con {
                     ResponsePhase::Cached {
                         expires: now.add_millis(lifetime),
@@ -1233,16 +1336,46 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
         {
             return self.on_notification(now, peer, i, x, msg, bytes, lifetime);
         }
-        match ty {
-            MessageType::Con => {
-                self.send_empty(peer, MessageType::Ack, mid);
-                self.dedup
-                    .insert(now, peer, mid, lifetime, DupAction::EmptyAck);
+        let more = Block::of(msg, OptionNumber::BLOCK2)
+            .filter(|b| b.more && msg.code().kind() == CodeClass::Success && x.observe.is_none());
+        if let Some(block) = more {
+            return self.on_block2(now, peer, i, x, msg, bytes, lifetime, block);
+        }
+        if msg.code() == Code::CONTINUE {
+            if let Some(next) = self.next_upload_block(i, msg) {
+                self.acknowledge_response(now, peer, msg, lifetime);
+                if let Some(SlotState::Request(e)) = self.slots.get_mut(i).map(|s| &mut s.state) {
+                    e.phase = ClientPhase::AwaitBody(next);
+                    e.heard = true;
+                    e.deadline = now + self.config.request_timeout;
+                }
+                if let Some(s) = self.slots.get_mut(i) {
+                    s.want_tx = false;
+                }
+                let _ = self.events.push_back(EventRecord::Continue(x.id, next));
+                return self.start_queued(now);
             }
-            MessageType::Non => self
-                .dedup
-                .insert(now, peer, mid, lifetime, DupAction::Ignore),
-            _ => {}
+        }
+        self.acknowledge_response(now, peer, msg, lifetime);
+        if x.notification_rest {
+            // The last block of a notification: report it as a block; the observation
+            // itself goes on in its own slot.
+            let Some(s) = self.slots.get_mut(i) else {
+                return;
+            };
+            if let Some(dst) = s.buf.get_mut(..bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            s.len = len16(bytes.len());
+            s.want_tx = false;
+            s.state = SlotState::Received { peer };
+            let generation = s.generation;
+            let _ = self.events.push_back(EventRecord::Block {
+                id: x.id,
+                slot: i as u16,
+                generation,
+            });
+            return self.start_queued(now);
         }
         let Some(s) = self.slots.get_mut(i) else {
             return;
@@ -1266,6 +1399,223 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                 generation,
             },
         );
+    }
+
+    /// After 2.31 Continue to the upload block in slot `i`: the next block to send, in the
+    /// size the server asked for (RFC 7959 §2.5: it may lower SZX, never raise it).
+    fn next_upload_block(&self, i: usize, response: &Message<'_>) -> Option<Block> {
+        let s = self.slots.get(i)?;
+        let sent = Block::of(&Message::parse(s.bytes()).ok()?, OptionNumber::BLOCK1)?;
+        if !sent.more {
+            return None;
+        }
+        let szx =
+            Block::of(response, OptionNumber::BLOCK1).map_or(sent.szx, |b| b.szx.min(sent.szx));
+        let offset = sent.offset() + sent.size();
+        Some(Block::new((offset >> (szx + 4)) as u32, false, szx))
+    }
+
+    /// Starts a Block1 upload (RFC 7959 §2.5) of a `total`-byte body: `build` adds the
+    /// options, `first` is the first block — at most [`Endpoint::upload_block_size`]
+    /// bytes; the whole body if it is that small. The endpoint adds Block1, Size1 and a
+    /// random Request-Tag (RFC 9175 §3). Each block accepted with 2.31 Continue yields
+    /// `Event::Continue`; answer with [`Endpoint::upload_next`]. The final response
+    /// arrives as `Response`.
+    pub fn upload(
+        &mut self,
+        now: Instant,
+        peer: A,
+        params: RequestParams,
+        total: usize,
+        build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+        first: &[u8],
+    ) -> Result<RequestId, Error> {
+        let size = self.upload_block_size();
+        if first.len() > size || (first.len() < size && first.len() < total) {
+            return Err(Error::Build(BuildError::BufferTooSmall));
+        }
+        let szx = Block::szx_for(size);
+        let more = total > first.len();
+        let mut tag = [0u8; 4];
+        self.rng.fill(&mut tag);
+        self.request(now, peer, params, |b| {
+            build(b)?;
+            if more {
+                b.option_uint(OptionNumber::BLOCK1, Block::new(0, true, szx).encode())?;
+                b.option_uint(
+                    OptionNumber::SIZE1,
+                    u32::try_from(total).unwrap_or(u32::MAX),
+                )?;
+                b.option(OptionNumber::REQUEST_TAG, &tag)?;
+            }
+            b.payload(first)?;
+            Ok(())
+        })
+    }
+
+    /// The block size uploads start with (`Config::max_block_szx`).
+    pub fn upload_block_size(&self) -> usize {
+        16 << self.config.max_block_szx.min(crate::block::MAX_SZX)
+    }
+
+    /// Sends the next block of an upload after `Event::Continue`: `chunk` holds the bytes
+    /// at the announced offset, `size` of them unless it is the last block (`last`).
+    pub fn upload_next(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        chunk: &[u8],
+        last: bool,
+    ) -> Result<(), Error> {
+        let i = self
+            .slots
+            .iter()
+            .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id && matches!(x.phase, ClientPhase::AwaitBody(_))))
+            .ok_or(Error::UnknownHandle)?;
+        let j = self.alloc_slot(now).ok_or(Error::Busy)?;
+        let [si, sj] = self
+            .slots
+            .get_disjoint_mut([i, j])
+            .map_err(|_| Error::Busy)?;
+        let SlotState::Request(mut x) = si.state else {
+            return Err(Error::UnknownHandle);
+        };
+        let ClientPhase::AwaitBody(next) = x.phase else {
+            return Err(Error::UnknownHandle);
+        };
+        if chunk.len() > next.size() || (!last && chunk.len() != next.size()) {
+            return Err(Error::Build(BuildError::BufferTooSmall));
+        }
+        let req = Message::parse(si.bytes()).map_err(|_| Error::UnknownHandle)?;
+        let ty = if x.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        let mut b = MessageBuilder::new(&mut sj.buf, ty, req.code(), 0, x.token.as_slice())?;
+        for o in req.options().filter(|o| o.number != OptionNumber::BLOCK1) {
+            b.option(o.number, o.value)?;
+        }
+        b.option_uint(
+            OptionNumber::BLOCK1,
+            Block::new(next.num, !last, next.szx).encode(),
+        )?;
+        b.payload(chunk)?;
+        sj.len = len16(b.finish());
+        x.phase = ClientPhase::Queued;
+        x.deadline = now + self.config.request_timeout;
+        sj.state = SlotState::Request(x);
+        self.free_slot(i);
+        self.start_queued(now);
+        Ok(())
+    }
+
+    /// ACKs a CON response and remembers its Message ID so a duplicate is acknowledged
+    /// again but never delivered twice (§4.5).
+    fn acknowledge_response(&mut self, now: Instant, peer: A, msg: &Message<'_>, lifetime: u64) {
+        let mid = msg.message_id();
+        match msg.ty() {
+            MessageType::Con => {
+                self.send_empty(peer, MessageType::Ack, mid);
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::EmptyAck);
+            }
+            MessageType::Non => self
+                .dedup
+                .insert(now, peer, mid, lifetime, DupAction::Ignore),
+            _ => {}
+        }
+    }
+
+    /// A Block2 response with more blocks to come (RFC 7959 §2.4, §3.1): hand the block to
+    /// the application and request the next one. The request moves to a new slot and the
+    /// block takes the old one, so a transfer needs one extra slot at a time.
+    #[allow(clippy::too_many_arguments)]
+    fn on_block2(
+        &mut self,
+        now: Instant,
+        peer: A,
+        i: usize,
+        x: ClientExchange<A>,
+        msg: &Message<'_>,
+        bytes: &[u8],
+        lifetime: u64,
+        block: Block,
+    ) {
+        let etag = Token::new(
+            msg.option(OptionNumber::ETAG)
+                .map(|o| o.value)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        if x.etag.is_some_and(|e| e != etag) {
+            self.acknowledge_response(now, peer, msg, lifetime);
+            let record = EventRecord::Failed(x.id, FailReason::RepresentationChanged);
+            return self.finish_request(now, i, record);
+        }
+        // Room for the block event and the next request; otherwise leave the response
+        // unacknowledged (a CON comes again; a piggybacked one is asked for again).
+        if self.events.is_full() {
+            return;
+        }
+        let Some(j) = self.alloc_slot(now) else {
+            return;
+        };
+        let Ok([si, sj]) = self.slots.get_disjoint_mut([i, j]) else {
+            return;
+        };
+        let Ok(req) = Message::parse(si.bytes()) else {
+            return;
+        };
+        let ty = if x.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        let next = Block::new(block.num + 1, false, block.szx);
+        let built = (|| {
+            // After a Block1 upload, the rest of the response is asked for without the
+            // body (RFC 7959 §3.3, Figure 9); a FETCH keeps its payload (RFC 8132 §2).
+            let upload = req.option(OptionNumber::BLOCK1).is_some();
+            let skip = |n: OptionNumber| {
+                n == OptionNumber::BLOCK2
+                    || (upload && matches!(n, OptionNumber::BLOCK1 | OptionNumber::SIZE1))
+            };
+            let mut b = MessageBuilder::new(&mut sj.buf, ty, req.code(), 0, x.token.as_slice())?;
+            for o in req.options().filter(|o| !skip(o.number)) {
+                b.option(o.number, o.value)?;
+            }
+            b.option_uint(OptionNumber::BLOCK2, next.encode())?;
+            if !upload {
+                b.payload(req.payload())?;
+            }
+            Ok::<usize, BuildError>(b.finish())
+        })();
+        let Ok(len) = built else { return };
+        sj.len = len16(len);
+        sj.state = SlotState::Request(ClientExchange {
+            mid: 0,
+            phase: ClientPhase::Queued,
+            deadline: now + self.config.request_timeout,
+            heard: true,
+            etag: Some(etag),
+            ..x
+        });
+        // The block takes the request's old slot.
+        if let Some(dst) = si.buf.get_mut(..bytes.len()) {
+            dst.copy_from_slice(bytes);
+        }
+        si.len = len16(bytes.len());
+        si.want_tx = false;
+        si.state = SlotState::Received { peer };
+        let generation = si.generation;
+        self.acknowledge_response(now, peer, msg, lifetime);
+        let _ = self.events.push_back(EventRecord::Block {
+            id: x.id,
+            slot: i as u16,
+            generation,
+        });
+        self.start_queued(now);
     }
 
     /// A notification for the observation in slot `i` (RFC 7641 §3.2–§3.4).
@@ -1354,8 +1704,75 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
             slot: j as u16,
             generation,
         });
+        // A notification larger than one block carries its first block; the rest is
+        // fetched with GET and Block2 (without Observe), under the same RequestId.
+        if let Some(b) = Block::of(msg, OptionNumber::BLOCK2).filter(|b| b.more && b.num == 0) {
+            let etag = Token::new(
+                msg.option(OptionNumber::ETAG)
+                    .map(|o| o.value)
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_default();
+            self.fetch_notification_rest(now, i, x, b, etag);
+        }
         // Observations end only by the final response, timeout, reset or cancellation.
         self.start_queued(now);
+    }
+
+    /// Starts the GET for blocks 1.. of a notification (RFC 7959 §3.4).
+    fn fetch_notification_rest(
+        &mut self,
+        now: Instant,
+        i: usize,
+        x: ClientExchange<A>,
+        first: Block,
+        etag: Token,
+    ) {
+        let Some(k) = self.alloc_slot(now) else {
+            self.stats.notification_drops += 1;
+            return;
+        };
+        let token = self.fresh_token(x.peer);
+        let Ok([si, sk]) = self.slots.get_disjoint_mut([i, k]) else {
+            return;
+        };
+        let Ok(req) = Message::parse(si.bytes()) else {
+            return;
+        };
+        let ty = if x.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        let next = Block::new(1, false, first.szx);
+        let built = (|| {
+            let mut b = MessageBuilder::new(&mut sk.buf, ty, req.code(), 0, token.as_slice())?;
+            for o in req
+                .options()
+                .filter(|o| !matches!(o.number, OptionNumber::OBSERVE | OptionNumber::BLOCK2))
+            {
+                b.option(o.number, o.value)?;
+            }
+            b.option_uint(OptionNumber::BLOCK2, next.encode())?;
+            b.payload(req.payload())?;
+            Ok::<usize, BuildError>(b.finish())
+        })();
+        let Ok(len) = built else {
+            self.free_slot(k);
+            return;
+        };
+        sk.len = len16(len);
+        sk.state = SlotState::Request(ClientExchange {
+            token,
+            mid: 0,
+            phase: ClientPhase::Queued,
+            deadline: now + self.config.request_timeout,
+            heard: false,
+            observe: None,
+            etag: Some(etag),
+            notification_rest: true,
+            ..x
+        });
     }
 
     /// Ends an observation actively (RFC 7641 §3.6): sends the registration again with
@@ -1484,7 +1901,20 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                 p.unresponsive = true;
             }
         }
-        self.finish_request(now, i, EventRecord::Timeout(id));
+        // RFC 7967: silence is an answer when the request suppressed some classes and the
+        // request itself got through (a NON, or an acknowledged CON).
+        let silent_ok = match self.slots.get(i).map(|s| s.state) {
+            Some(SlotState::Request(x)) => {
+                x.no_response.suppresses_any() && (!x.confirmable || heard)
+            }
+            _ => false,
+        };
+        let record = if silent_ok {
+            EventRecord::NoResponse(id)
+        } else {
+            EventRecord::Timeout(id)
+        };
+        self.finish_request(now, i, record);
     }
 
     /// The next time `handle_timeout` must be called, if any timer is armed.
@@ -1509,7 +1939,9 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                                 }
                             }
                         }
-                        ClientPhase::AwaitResponse | ClientPhase::Observing => {}
+                        ClientPhase::AwaitResponse
+                        | ClientPhase::Observing
+                        | ClientPhase::AwaitBody(_) => {}
                     }
                 }
                 SlotState::Response(OutgoingResponse {
@@ -1576,12 +2008,18 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                 continue;
             };
             dst.copy_from_slice(s.bytes());
-            if let SlotState::Response(OutgoingResponse {
-                phase: ResponsePhase::SendOnce,
-                ..
-            }) = s.state
-            {
-                self.free_slot(i);
+            match s.state {
+                SlotState::Response(OutgoingResponse {
+                    phase: ResponsePhase::SendOnce,
+                    ..
+                }) => {
+                    self.free_slot(i);
+                }
+                // RFC 7967: a NON that wants no response at all is done once sent.
+                SlotState::Request(x) if !x.confirmable && x.no_response.suppresses_all() => {
+                    self.finish_request(now, i, EventRecord::NoResponse(x.id));
+                }
+                _ => {}
             }
             return Some(Transmit { peer, len });
         }
@@ -1605,12 +2043,26 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
             match rec {
                 EventRecord::Timeout(id) => return Some(Event::Timeout { id }),
                 EventRecord::Reset(id) => return Some(Event::Reset { id }),
+                EventRecord::Failed(id, reason) => return Some(Event::Failed { id, reason }),
+                EventRecord::NoResponse(id) => return Some(Event::NoResponse { id }),
+                EventRecord::Continue(id, b) => {
+                    return Some(Event::Continue {
+                        id,
+                        offset: b.offset(),
+                        size: b.size(),
+                    })
+                }
                 EventRecord::Response {
                     id,
                     slot,
                     generation,
                 }
                 | EventRecord::Notification {
+                    id,
+                    slot,
+                    generation,
+                }
+                | EventRecord::Block {
                     id,
                     slot,
                     generation,
@@ -1635,6 +2087,7 @@ impl<A: Copy + Eq, const N: usize, const M: usize, const D: usize, const O: usiz
                         EventRecord::Notification { .. } => {
                             Event::Notification { id, peer, message }
                         }
+                        EventRecord::Block { .. } => Event::Block { id, peer, message },
                         _ => Event::Response { id, peer, message },
                     });
                 }

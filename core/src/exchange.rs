@@ -45,6 +45,9 @@ pub(crate) enum ClientPhase {
     /// An established observation (RFC 7641): notifications arrive; not an outstanding
     /// interaction for NSTART.
     Observing,
+    /// A Block1 upload got 2.31 Continue: waiting for the application's next block, which
+    /// goes out as this Block1 value (RFC 7959 §2.5).
+    AwaitBody(crate::block::Block),
 }
 
 /// A request of ours in flight.
@@ -62,11 +65,22 @@ pub(crate) struct ClientExchange<A> {
     pub heard: bool,
     /// Set for a GET/FETCH with Observe=0 (RFC 7641 §3.1).
     pub observe: Option<crate::observe::Observation>,
+    /// ETag of the first block of a Block2 transfer: later blocks must carry the same
+    /// (RFC 7959 §2.4), or the representation changed under us.
+    pub etag: Option<Token>,
+    /// No-Response classes the request asked the server to suppress (RFC 7967 §2).
+    pub no_response: crate::no_response::NoResponse,
+    /// Fetches the rest of a notification larger than one block (RFC 7959 §3.4 with
+    /// RFC 7641): its last block is reported as a `Block`, not as the final `Response`.
+    pub notification_rest: bool,
 }
 
 impl<A> ClientExchange<A> {
     /// Counts towards NSTART once transmitted, until an observation is established.
     pub fn is_outstanding(&self) -> bool {
-        !matches!(self.phase, ClientPhase::Queued | ClientPhase::Observing)
+        !matches!(
+            self.phase,
+            ClientPhase::Queued | ClientPhase::Observing | ClientPhase::AwaitBody(_)
+        )
     }
 }

@@ -53,6 +53,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod block;
+pub mod cache;
 pub mod code;
 pub mod config;
 pub mod content_format;
@@ -60,6 +62,7 @@ pub mod endpoint;
 pub mod exchange;
 pub mod link_format;
 pub mod message;
+pub mod no_response;
 pub mod observe;
 pub mod option;
 pub mod reliability;
@@ -69,10 +72,11 @@ pub mod server;
 pub mod time;
 pub mod uri;
 
+pub use block::Block;
 pub use code::{Code, Method};
 pub use config::Config;
 pub use content_format::ContentFormat;
-pub use endpoint::{Endpoint, Error, Event, RequestParams, Stats, Transmit};
+pub use endpoint::{Endpoint, Error, Event, FailReason, RequestParams, Stats, Transmit};
 pub use exchange::{RequestId, Token};
 pub use message::{BuildError, Message, MessageBuilder, MessageType, ParseError};
 pub use option::{CoapOption, OptionNumber};

@@ -119,6 +119,7 @@ pub struct Header {
 
 impl Header {
     /// Reads the header of a datagram, if it has four bytes.
+    #[inline]
     pub fn peek(bytes: &[u8]) -> Option<Header> {
         let h: &[u8; 4] = bytes.get(..4)?.try_into().ok()?;
         Some(Header {
@@ -145,6 +146,7 @@ pub struct Message<'a> {
 impl<'a> Message<'a> {
     /// Parses and validates a datagram strictly (RFC 7252 §3). Option values are not checked
     /// against their registered formats here; see [`OptionNumber::check_value`].
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Result<Message<'a>, ParseError> {
         let h = Header::peek(bytes).ok_or(ParseError::TooShort)?;
         if h.version != 1 {
@@ -192,11 +194,13 @@ impl<'a> Message<'a> {
     }
 
     /// Token (0–8 bytes).
+    #[inline]
     pub fn token(&self) -> &'a [u8] {
         self.token
     }
 
     /// All options in wire (ascending number) order.
+    #[inline]
     pub fn options(&self) -> Options<'a> {
         Options::new(self.options)
     }
@@ -207,11 +211,13 @@ impl<'a> Message<'a> {
     }
 
     /// Payload (empty when there is none).
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         self.payload
     }
 
     /// The first option with this number.
+    #[inline]
     pub fn option(&self, number: OptionNumber) -> Option<CoapOption<'a>> {
         self.options().find_number(number)
     }
@@ -313,6 +319,7 @@ pub struct MessageBuilder<'b> {
 
 impl<'b> MessageBuilder<'b> {
     /// Starts a message with header and token.
+    #[inline]
     pub fn new(
         buf: &'b mut [u8],
         ty: MessageType,
@@ -366,11 +373,13 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Adds an option with a raw value.
+    #[inline]
     pub fn option(&mut self, number: OptionNumber, value: &[u8]) -> Result<&mut Self, BuildError> {
         self.option_with(number, value.len(), |dst| dst.copy_from_slice(value))
     }
 
     /// Adds a uint option, minimally encoded.
+    #[inline]
     pub fn option_uint(
         &mut self,
         number: OptionNumber,
@@ -382,6 +391,7 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Adds a string option.
+    #[inline]
     pub fn option_str(
         &mut self,
         number: OptionNumber,
@@ -392,6 +402,7 @@ impl<'b> MessageBuilder<'b> {
 
     /// Adds an option of `len` bytes whose value `fill` writes in place (used, e.g., to
     /// percent-decode URI components straight into the message).
+    #[inline]
     pub fn option_with(
         &mut self,
         number: OptionNumber,
@@ -478,29 +489,45 @@ impl<'b> MessageBuilder<'b> {
     }
 
     /// Appends the payload marker and payload (nothing for an empty payload, RFC 7252 §3).
+    #[inline]
     pub fn payload(&mut self, payload: &[u8]) -> Result<&mut Self, BuildError> {
-        let dst = self.payload_buf()?;
-        let dst = dst
-            .get_mut(..payload.len())
+        if self.has_payload {
+            return Err(BuildError::PayloadAlreadySet);
+        }
+        if payload.is_empty() {
+            return Ok(self);
+        }
+        let start = self.len + 1;
+        let end = start + payload.len();
+        let dst = self
+            .buf
+            .get_mut(self.len..end)
             .ok_or(BuildError::BufferTooSmall)?;
-        dst.copy_from_slice(payload);
-        self.set_payload_len(payload.len())?;
+        let (marker, body) = dst.split_at_mut(1);
+        marker[0] = PAYLOAD_MARKER;
+        body.copy_from_slice(payload);
+        self.len = end;
+        self.has_payload = true;
         Ok(self)
     }
 
     /// The space available for a payload, for writing it in place; follow with
     /// [`MessageBuilder::set_payload_len`].
+    #[inline]
     pub fn payload_buf(&mut self) -> Result<&mut [u8], BuildError> {
         if self.has_payload {
             return Err(BuildError::PayloadAlreadySet);
         }
-        self.buf
-            .get_mut(self.len + 1..)
-            .ok_or(BuildError::BufferTooSmall)
+        // A full buffer has room for an empty payload only.
+        Ok(self.buf.get_mut(self.len + 1..).unwrap_or_default())
     }
 
     /// Commits `n` payload bytes previously written into [`MessageBuilder::payload_buf`].
+    #[inline]
     pub fn set_payload_len(&mut self, n: usize) -> Result<(), BuildError> {
+        if self.has_payload {
+            return Err(BuildError::PayloadAlreadySet);
+        }
         if n == 0 {
             return Ok(());
         }
@@ -513,17 +540,24 @@ impl<'b> MessageBuilder<'b> {
         Ok(())
     }
 
+    /// Bytes still free in the buffer.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.len)
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> usize {
         self.len
     }
 
     /// Finishes the message, returning its length in the buffer.
+    #[inline]
     pub fn finish(self) -> usize {
         self.len
     }
 
     /// Finishes and returns the written bytes.
+    #[inline]
     pub fn into_bytes(self) -> &'b [u8] {
         let len = self.len;
         let buf: &'b [u8] = self.buf;

@@ -213,6 +213,7 @@ impl fmt::Display for OptionNumber {
 /// Decodes a uint option value (RFC 7252 §3.2). Non-minimal encodings with leading zero
 /// bytes are accepted (node-coap sends Content-Format 0 as one 0x00 byte); a value that
 /// does not fit in a `u32` yields `None`.
+#[inline]
 pub fn decode_uint(value: &[u8]) -> Option<u32> {
     let mut v: u32 = 0;
     for &b in value {
@@ -225,6 +226,7 @@ pub fn decode_uint(value: &[u8]) -> Option<u32> {
 }
 
 /// Encodes `v` minimally (zero is the empty string) into `out`, returning the bytes used.
+#[inline]
 pub fn encode_uint(v: u32, out: &mut [u8; 4]) -> &[u8] {
     let bytes = v.to_be_bytes();
     let skip = (v.leading_zeros() / 8) as usize;
@@ -277,6 +279,7 @@ pub enum OptionWireError {
 
 /// Reads one option starting at `buf[0]` (which must not be 0xFF), given the previous
 /// option number. Returns the option and the number of bytes it took.
+#[inline]
 pub(crate) fn read_option(
     buf: &[u8],
     prev: u16,
@@ -317,6 +320,7 @@ pub(crate) fn read_option(
 }
 
 /// Length of the header (first byte plus extended delta and length) for an option.
+#[inline]
 pub(crate) const fn header_len(delta: u16, len: usize) -> usize {
     1 + ext_len(delta as usize) + ext_len(len)
 }
@@ -336,6 +340,7 @@ pub const MAX_VALUE_LEN: usize = 65535 + 269;
 
 /// Writes an option header into `out` (which must hold `header_len(delta, len)` bytes;
 /// callers check). Returns the bytes written.
+#[inline]
 pub(crate) fn write_header(delta: u16, len: usize, out: &mut [u8]) -> usize {
     fn nibble(v: usize) -> u8 {
         match v {
@@ -383,6 +388,7 @@ impl<'a> Options<'a> {
 
     /// Walks all options once and reports the first wire error, if any. Returns the
     /// offset of the payload marker (or `bytes.len()` when there is none).
+    #[inline]
     pub(crate) fn validate(bytes: &[u8]) -> Result<usize, OptionWireError> {
         let mut pos = 0;
         let mut prev = 0;
@@ -409,6 +415,7 @@ impl<'a> Options<'a> {
 impl<'a> Iterator for Options<'a> {
     type Item = CoapOption<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<CoapOption<'a>> {
         match self.rest.first() {
             None | Some(0xff) => return None,

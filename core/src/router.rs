@@ -41,6 +41,12 @@ pub trait Resource<A> {
     fn ipatch(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
         method_not_allowed(resp)
     }
+    /// Whether this resource takes Block1 uploads (RFC 7959 §2.3), e.g. with
+    /// [`crate::block::Reassembly`]. Resources that do not get 4.02 Bad Option for a
+    /// request with Block1 instead of a silently truncated body.
+    fn accepts_block1(&self) -> bool {
+        false
+    }
     /// Link attributes advertised in `/.well-known/core`, without the leading `;`
     /// (e.g. `rt="temperature";ct=0`).
     fn link_attributes(&self) -> &str {
@@ -191,6 +197,12 @@ where
     R: DerefMut,
     R::Target: Resource<A>,
 {
+    /// Block1 is checked per resource ([`Resource::accepts_block1`]); the rest as by
+    /// default.
+    fn understands(&self, option: crate::OptionNumber) -> bool {
+        option == crate::OptionNumber::BLOCK1 || crate::server::default_understands(option)
+    }
+
     fn handle(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let msg = *req.message();
         let mut best: Option<(usize, bool)> = None; // (index, exact)
@@ -230,6 +242,10 @@ where
             return Outcome::Respond;
         };
         let r = route.resource.deref_mut();
+        if req.message().option(crate::OptionNumber::BLOCK1).is_some() && !r.accepts_block1() {
+            resp.set_code(Code::BAD_OPTION);
+            return Outcome::Respond;
+        }
         match req.method() {
             Some(Method::Get) => r.get(req, resp),
             Some(Method::Post) => r.post(req, resp),

@@ -1,6 +1,7 @@
 //! The server side of an exchange (RFC 7252 §5.2): what a handler sees of a request, how
 //! it writes the response in place, and how it defers a response to answer later.
 
+use crate::block::Block;
 use crate::code::{Code, Method};
 use crate::message::{BuildError, Message, MessageBuilder};
 use crate::option::OptionNumber;
@@ -82,6 +83,12 @@ pub struct ResponseWriter<'b> {
     pub(crate) builder: MessageBuilder<'b>,
     pub(crate) observe_key: Option<u32>,
     pub(crate) notification: bool,
+    /// The request's Block2 option (RFC 7959 §2.4), for serving by offset.
+    pub(crate) block2: Option<Block>,
+    /// The request asked for Size2 (Size2=0, §4).
+    pub(crate) size2: bool,
+    /// Largest block size this endpoint serves (`Config::max_block_szx`).
+    pub(crate) max_szx: u8,
 }
 
 impl<'b> ResponseWriter<'b> {
@@ -90,7 +97,82 @@ impl<'b> ResponseWriter<'b> {
             builder,
             observe_key: None,
             notification: false,
+            block2: None,
+            size2: false,
+            max_szx: crate::block::MAX_SZX,
         }
+    }
+
+    /// Serves a representation of `total` bytes by offset (RFC 7959 §2.4): `fill(offset,
+    /// dst)` writes the bytes at `offset` into `dst`. If it fits and no block was asked
+    /// for, the whole representation goes in this message; otherwise the block the
+    /// request asked for (Block2, early negotiation of a smaller size honoured, any block
+    /// number on its own) with Block2 and Size2. The core never holds the whole
+    /// representation. Add an ETag before calling it so clients detect changes between
+    /// blocks. A block number past the end gets 4.02 Bad Option.
+    pub fn payload_by_offset(
+        &mut self,
+        total: usize,
+        fill: impl FnOnce(usize, &mut [u8]),
+    ) -> Result<(), BuildError> {
+        // Room for the payload marker, Block2 (≤ 4 bytes) and Size2 (≤ 5 bytes).
+        let whole = self.builder.remaining().saturating_sub(1);
+        if self.block2.is_none() && total <= whole {
+            let dst = self
+                .builder
+                .payload_buf()?
+                .get_mut(..total)
+                .ok_or(BuildError::BufferTooSmall)?;
+            fill(0, dst);
+            return self.builder.set_payload_len(total);
+        }
+        let room = self.builder.remaining().saturating_sub(1 + 4 + 5);
+        let mut szx = self.max_szx.min(Block::szx_for(room));
+        if room < 16 {
+            return Err(BuildError::BufferTooSmall);
+        }
+        let offset = match self.block2 {
+            // Early negotiation: the client asked for smaller blocks than ours.
+            Some(b) if b.szx < szx => {
+                szx = b.szx;
+                b.offset()
+            }
+            // Larger blocks asked for: serve the same offset in our size (§2.4).
+            Some(b) => b.offset(),
+            None => 0,
+        };
+        let block = Block::new((offset >> (szx + 4)) as u32, false, szx);
+        if offset >= total && !(offset == 0 && total == 0) {
+            self.set_code(Code::BAD_OPTION);
+            return Ok(());
+        }
+        let n = block.size().min(total - offset);
+        let block = Block::new(block.num, offset + n < total, szx);
+        self.builder
+            .option_uint(OptionNumber::BLOCK2, block.encode())?;
+        if self.size2 || block.num == 0 {
+            self.builder.option_uint(
+                OptionNumber::SIZE2,
+                u32::try_from(total).unwrap_or(u32::MAX),
+            )?;
+        }
+        let dst = self
+            .builder
+            .payload_buf()?
+            .get_mut(..n)
+            .ok_or(BuildError::BufferTooSmall)?;
+        fill(offset, dst);
+        self.builder.set_payload_len(n)
+    }
+
+    /// [`ResponseWriter::payload_by_offset`] for a representation held in memory.
+    pub fn payload_blockwise(&mut self, representation: &[u8]) -> Result<(), BuildError> {
+        self.payload_by_offset(representation.len(), |offset, dst| {
+            let end = offset + dst.len();
+            if let Some(src) = representation.get(offset..end) {
+                dst.copy_from_slice(src);
+            }
+        })
     }
 
     /// Declares the resource observable under `key` (RFC 7641). If the request asked to
@@ -215,12 +297,30 @@ pub trait Handler<A> {
         response: &mut ResponseWriter<'_>,
     ) -> Outcome;
 
-    /// Whether this handler understands a critical option (RFC 7252 §5.4.1). By default,
-    /// every option in the crate's registry; a request with any other critical option gets
-    /// 4.02 Bad Option without reaching the handler.
+    /// Whether this handler understands a critical option (RFC 7252 §5.4.1). A CON request
+    /// with a critical option it does not understand gets 4.02 Bad Option (a NON one is
+    /// rejected with RST) without reaching the handler; Proxy-Uri and Proxy-Scheme get
+    /// 5.05 Proxying Not Supported (§5.7.2).
+    ///
+    /// By default: every option in the registry except those that need support the
+    /// handler must declare: Block1 (a resource that ignored it would truncate uploads,
+    /// RFC 7959 §2.3), Proxy-Uri and Proxy-Scheme (proxies only), and OSCORE (RFC 8613).
     fn understands(&self, option: OptionNumber) -> bool {
-        option.info().is_some()
+        default_understands(option)
     }
+}
+
+/// The default of [`Handler::understands`]: registered options, minus those that need
+/// explicit support (Block1, Proxy-Uri, Proxy-Scheme, OSCORE).
+pub fn default_understands(option: OptionNumber) -> bool {
+    option.info().is_some()
+        && !matches!(
+            option,
+            OptionNumber::BLOCK1
+                | OptionNumber::PROXY_URI
+                | OptionNumber::PROXY_SCHEME
+                | OptionNumber::OSCORE
+        )
 }
 
 /// A handler for endpoints that only act as clients: every request gets 4.04 Not Found.
@@ -244,5 +344,34 @@ where
         response: &mut ResponseWriter<'_>,
     ) -> Outcome {
         self(request, response)
+    }
+}
+
+/// A handler that also understands some options beyond the default (e.g. Block1 for a
+/// handler that reassembles uploads): `Understanding::new(handler, &[OptionNumber::BLOCK1])`.
+#[derive(Clone, Copy, Debug)]
+pub struct Understanding<H> {
+    handler: H,
+    options: &'static [OptionNumber],
+}
+
+impl<H> Understanding<H> {
+    /// Wraps `handler`, declaring `options` understood.
+    pub const fn new(handler: H, options: &'static [OptionNumber]) -> Self {
+        Understanding { handler, options }
+    }
+}
+
+impl<A, H: Handler<A>> Handler<A> for Understanding<H> {
+    fn handle(
+        &mut self,
+        request: &IncomingRequest<'_, A>,
+        response: &mut ResponseWriter<'_>,
+    ) -> Outcome {
+        self.handler.handle(request, response)
+    }
+
+    fn understands(&self, option: OptionNumber) -> bool {
+        self.options.contains(&option) || self.handler.understands(option)
     }
 }

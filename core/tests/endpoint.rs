@@ -685,3 +685,37 @@ mod routing {
         );
     }
 }
+
+/// §5.4.1 for NON: a NON request with an unknown critical option is rejected with RST;
+/// §5.7.2: Proxy-Uri / Proxy-Scheme to a non-proxy get 5.05; OSCORE without support 4.02.
+#[test]
+fn non_bad_option_rst_proxy_5_05_oscore_4_02() {
+    let mut server: Endpoint<u32> = Endpoint::new(Config::default(), 1);
+    let mut h = |_: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>| {
+        resp.respond(Code::CONTENT, None, b"served").unwrap();
+        Handled::Respond
+    };
+    let mut exchange = |ty: MessageType, mid: u16, option: OptionNumber, value: &[u8]| {
+        let mut buf = [0u8; 128];
+        let mut b = MessageBuilder::new(&mut buf, ty, Code::GET, mid, &[7]).unwrap();
+        b.option(option, value).unwrap();
+        let req = b.into_bytes().to_vec();
+        server.handle_datagram(Instant::ZERO, 9, &req, &mut h);
+        let mut out = [0u8; 128];
+        let t = server.poll_transmit(Instant::ZERO, &mut out).unwrap();
+        out[..t.len].to_vec()
+    };
+    let r = exchange(MessageType::Non, 1, OptionNumber(2049), b"x");
+    assert_eq!(&r[..], &[0x70, 0, 0, 1], "RST with the request's MID");
+    let r = exchange(
+        MessageType::Con,
+        2,
+        OptionNumber::PROXY_URI,
+        b"coap://198.51.100.1/hello",
+    );
+    assert_eq!(parse(&r).code(), Code::PROXYING_NOT_SUPPORTED);
+    let r = exchange(MessageType::Con, 3, OptionNumber::PROXY_SCHEME, b"coap");
+    assert_eq!(parse(&r).code(), Code::PROXYING_NOT_SUPPORTED);
+    let r = exchange(MessageType::Con, 4, OptionNumber::OSCORE, &[0x09, 0x00]);
+    assert_eq!(parse(&r).code(), Code::BAD_OPTION);
+}

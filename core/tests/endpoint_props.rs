@@ -16,6 +16,10 @@ enum Op {
     Request(u32, bool, u8),
     Respond(usize),
     Cancel(u32),
+    Notify(u8, u16),
+    CancelObserve(u32),
+    Upload(u32, u16),
+    UploadNext(u32, u16, bool),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -39,6 +43,10 @@ fn op() -> impl Strategy<Value = Op> {
         (0u32..4, any::<bool>(), 0u8..8).prop_map(|(p, c, m)| Op::Request(p, c, m)),
         (0usize..8).prop_map(Op::Respond),
         (0u32..40).prop_map(Op::Cancel),
+        (0u8..3, 0u16..600).prop_map(|(k, n)| Op::Notify(k, n)),
+        (0u32..40).prop_map(Op::CancelObserve),
+        (0u32..4, 0u16..3000).prop_map(|(p, n)| Op::Upload(p, n)),
+        (0u32..40, 0u16..300, any::<bool>()).prop_map(|(i, n, l)| Op::UploadNext(i, n, l)),
     ]
 }
 
@@ -47,7 +55,7 @@ proptest! {
 
     #[test]
     fn endpoint_never_panics_and_stays_bounded(ops in proptest::collection::vec(op(), 1..80), seed: u64, defer_all: bool) {
-        let cfg = Config { nstart: 2, separate_ack_delay: std::time::Duration::from_millis(300), ..Config::default() };
+        let cfg = Config { nstart: 2, max_block_szx: 3, separate_ack_delay: std::time::Duration::from_millis(300), ..Config::default() };
         let mut ep: Endpoint<u32, 4, 256, 8> = Endpoint::new(cfg, seed);
         let mut handles: Vec<ResponseHandle> = Vec::new();
         let mut now = Instant::from_millis(0);
@@ -57,6 +65,7 @@ proptest! {
         for op in ops {
             let mut pending = Vec::new();
             let mut handler = |req: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>| {
+                resp.observable(u32::from(req.payload().first().copied().unwrap_or(0) % 3));
                 if defer_all || req.payload().first() == Some(&0) {
                     pending.push(req.handle());
                     Outcome::Defer
@@ -100,6 +109,27 @@ proptest! {
                         let _ = ep.respond(now, h, |w| w.respond(Code::CHANGED, None, b"late"));
                     }
                 }
+                Op::Notify(k, n) => {
+                    let body = vec![7u8; n as usize];
+                    ep.notify(now, u32::from(k), |_, w| w.payload_blockwise(&body));
+                }
+                Op::CancelObserve(i) => {
+                    if let Some(id) = started.get(i as usize).copied() {
+                        let _ = ep.cancel_observe(now, id);
+                    }
+                }
+                Op::Upload(p, n) => {
+                    let body = vec![3u8; n as usize];
+                    let size = ep.upload_block_size().min(body.len());
+                    if let Ok(id) = ep.upload(now, p, RequestParams::con(Code::PUT), body.len(), |_| Ok(()), &body[..size]) {
+                        started.push(id);
+                    }
+                }
+                Op::UploadNext(i, n, last) => {
+                    if let Some(id) = started.get(i as usize).copied() {
+                        let _ = ep.upload_next(now, id, &vec![1u8; n as usize], last);
+                    }
+                }
                 Op::Cancel(i) => {
                     if let Some(id) = started.get(i as usize).copied() {
                         if ep.cancel(id) {
@@ -116,7 +146,8 @@ proptest! {
             while let Some(ev) = ep.poll_event() {
                 let id = match ev {
                     Event::Response { id, .. } | Event::Timeout { id } | Event::Reset { id } => id,
-                    Event::Notification { .. } => continue,
+                    Event::Notification { .. } | Event::Block { .. } | Event::Continue { .. } => continue,
+                    Event::Failed { id, .. } | Event::NoResponse { id } => id,
                 };
                 prop_assert!(terminal.insert(id, "done").is_none(), "one outcome per request");
             }
@@ -130,7 +161,8 @@ proptest! {
         while let Some(ev) = ep.poll_event() {
             let id = match ev {
                     Event::Response { id, .. } | Event::Timeout { id } | Event::Reset { id } => id,
-                    Event::Notification { .. } => continue,
+                    Event::Notification { .. } | Event::Block { .. } | Event::Continue { .. } => continue,
+                    Event::Failed { id, .. } | Event::NoResponse { id } => id,
                 };
             prop_assert!(terminal.insert(id, "done").is_none());
         }

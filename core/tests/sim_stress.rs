@@ -111,7 +111,12 @@ fn ten_thousand_seeds_exactly_once_or_timeout() {
                     separate += u32::from(defer);
                 }
                 Outcome::Timeout(_) => timed_out += 1,
-                Outcome::Reset(_) | Outcome::Notification { .. } => {
+                Outcome::Reset(_)
+                | Outcome::Notification { .. }
+                | Outcome::Block { .. }
+                | Outcome::Failed(..)
+                | Outcome::NoResponse(_)
+                | Outcome::Continue { .. } => {
                     panic!("seed {seed}: unexpected {:?}", outcomes[0])
                 }
             }

@@ -307,3 +307,17 @@ fn unknown_critical_option_detection() {
         Some(OptionNumber::URI_HOST)
     );
 }
+
+#[test]
+fn empty_payload_fits_a_full_buffer_and_payload_is_written_once() {
+    let mut buf = [0u8; 4];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 1, &[]).unwrap();
+    assert!(b.payload(&[]).is_ok());
+    assert_eq!(b.payload_buf().map(|p| p.len()), Ok(0));
+    let mut buf = [0u8; 16];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 1, &[]).unwrap();
+    b.payload_buf().unwrap()[..2].copy_from_slice(b"ab");
+    b.set_payload_len(2).unwrap();
+    assert_eq!(b.set_payload_len(2), Err(BuildError::PayloadAlreadySet));
+    assert_eq!(b.written(), 7);
+}

@@ -52,6 +52,18 @@ pub enum Outcome {
         observe: u32,
         payload: Vec<u8>,
     },
+    Block {
+        id: RequestId,
+        block: coap_core::Block,
+        payload: Vec<u8>,
+    },
+    Failed(RequestId, coap_core::FailReason),
+    NoResponse(RequestId),
+    Continue {
+        id: RequestId,
+        offset: usize,
+        size: usize,
+    },
     Timeout(RequestId),
     Reset(RequestId),
 }
@@ -61,6 +73,10 @@ impl Outcome {
         match self {
             Outcome::Response { id, .. }
             | Outcome::Notification { id, .. }
+            | Outcome::Block { id, .. }
+            | Outcome::Failed(id, _)
+            | Outcome::NoResponse(id)
+            | Outcome::Continue { id, .. }
             | Outcome::Timeout(id)
             | Outcome::Reset(id) => *id,
         }
@@ -158,6 +174,15 @@ impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
                     observe: message.observe().unwrap_or(u32::MAX),
                     payload: message.payload().to_vec(),
                 },
+                Event::Block { id, message, .. } => Outcome::Block {
+                    id,
+                    block: coap_core::Block::of(&message, coap_core::OptionNumber::BLOCK2)
+                        .expect("Block2"),
+                    payload: message.payload().to_vec(),
+                },
+                Event::Failed { id, reason } => Outcome::Failed(id, reason),
+                Event::NoResponse { id } => Outcome::NoResponse(id),
+                Event::Continue { id, offset, size } => Outcome::Continue { id, offset, size },
                 Event::Timeout { id } => Outcome::Timeout(id),
                 Event::Reset { id } => Outcome::Reset(id),
             });
