@@ -35,7 +35,9 @@ use std::pin::pin;
 
 use async_io::{Async, Timer};
 use coap_core::NoServer;
-use coap_tokio::glue::{CommandReceiver, CommandSender, Driver, Handle, Input, Role};
+use coap_tokio::glue::{
+    BatchIo, CommandReceiver, CommandSender, Driver, Handle, Input, NonBlockingSocket, Role, Wait,
+};
 use futures_lite::future::race;
 
 pub use coap_tokio::coap_core;
@@ -163,22 +165,28 @@ impl Server {
     }
 }
 
-/// The endpoint loop.
+/// The endpoint loop: pump datagrams between the socket and the driver in batches, then
+/// wait for the socket, the core's next deadline, a command or the shutdown.
 async fn run<H: Handler<SocketAddr>>(
     socket: Async<UdpSocket>,
     mut driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut buf = vec![0; glue::MAX_DATAGRAM];
+    let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
     loop {
-        while let Some((peer, bytes)) = driver.poll_transmit() {
-            // A failed send is a lost datagram: the message layer retransmits or times out.
-            let _ = socket.send_to(bytes, peer).await;
-        }
+        let wait = match glue::pump(&mut driver, &mut io, &Socket(&socket), &commands) {
+            ControlFlow::Break(result) => return result,
+            ControlFlow::Continue(wait) => wait,
+        };
         let (deadline, listen) = (driver.deadline(), driver.accepts_commands());
-        let datagram = async { Input::Datagram(socket.recv_from(&mut buf).await) };
+        let ready = async {
+            Input::Ready(match wait {
+                Wait::Input => socket.readable().await,
+                Wait::Writable => socket.writable().await,
+            })
+        };
         let timer = async {
             deadline.map_or_else(Timer::never, Timer::at).await;
             Input::Timeout
@@ -193,9 +201,34 @@ async fn run<H: Handler<SocketAddr>>(
             shutdown.as_mut().await;
             Input::Shutdown
         };
-        let input = race(race(datagram, timer), race(command, stop)).await;
-        if let ControlFlow::Break(result) = driver.step(input, &buf, &commands) {
+        let input = race(race(ready, timer), race(command, stop)).await;
+        if let ControlFlow::Break(result) = driver.step(input, &[], &commands) {
             return result;
         }
+    }
+}
+
+/// The socket as [`glue::pump`] uses it (async-io made it non-blocking).
+struct Socket<'a>(&'a Async<UdpSocket>);
+
+impl NonBlockingSocket for Socket<'_> {
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.0.get_ref().recv_from(buf)
+    }
+
+    fn try_send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
+        self.0.get_ref().send_to(buf, peer)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_io<R>(
+        &self,
+        _writable: bool,
+        op: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        use std::os::fd::AsFd;
+        // async-io keeps no readiness state to reset: `readable()`/`writable()` wait for
+        // the next event.
+        op(self.0.get_ref().as_fd())
     }
 }

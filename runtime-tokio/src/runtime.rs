@@ -10,8 +10,8 @@ use coap_core::{Config, Handler, Method, NoServer};
 use tokio::net::UdpSocket;
 
 use crate::glue::{
-    self, ClientError, CommandReceiver, CommandSender, Driver, Handle, Input, RequestBuilder,
-    Responder, Response, Role,
+    self, BatchIo, ClientError, CommandReceiver, CommandSender, Driver, Handle, Input,
+    NonBlockingSocket, RequestBuilder, Responder, Response, Role, Wait,
 };
 
 /// A CoAP client: a handle on an endpoint whose loop runs as a tokio task. Cheap to clone;
@@ -130,30 +130,63 @@ impl Server {
     }
 }
 
-/// The endpoint loop.
+/// The endpoint loop: pump datagrams between the socket and the driver in batches, then
+/// wait for the socket, the core's next deadline, a command or the shutdown.
 async fn run<H: Handler<SocketAddr>>(
     socket: UdpSocket,
     mut driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let mut buf = vec![0; glue::MAX_DATAGRAM];
+    let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
     loop {
-        while let Some((peer, bytes)) = driver.poll_transmit() {
-            // A failed send is a lost datagram: the message layer retransmits or times out.
-            let _ = socket.send_to(bytes, peer).await;
-        }
+        let wait = match glue::pump(&mut driver, &mut io, &socket, &commands) {
+            ControlFlow::Break(result) => return result,
+            ControlFlow::Continue(wait) => wait,
+        };
         let deadline = driver.deadline();
         let input = tokio::select! {
             () = &mut shutdown => Input::Shutdown,
-            r = socket.recv_from(&mut buf) => Input::Datagram(r),
+            r = ready(&socket, wait) => Input::Ready(r),
             () = sleep_until(deadline) => Input::Timeout,
             c = commands.recv(), if driver.accepts_commands() => Input::Command(c.ok()),
         };
-        if let ControlFlow::Break(result) = driver.step(input, &buf, &commands) {
+        if let ControlFlow::Break(result) = driver.step(input, &[], &commands) {
             return result;
         }
+    }
+}
+
+async fn ready(socket: &UdpSocket, wait: Wait) -> io::Result<()> {
+    match wait {
+        Wait::Input => socket.readable().await,
+        Wait::Writable => socket.writable().await,
+    }
+}
+
+impl NonBlockingSocket for UdpSocket {
+    fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        UdpSocket::try_recv_from(self, buf)
+    }
+
+    fn try_send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
+        UdpSocket::try_send_to(self, buf, peer)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn try_io<R>(
+        &self,
+        writable: bool,
+        op: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        use std::os::fd::AsFd;
+        let interest = if writable {
+            tokio::io::Interest::WRITABLE
+        } else {
+            tokio::io::Interest::READABLE
+        };
+        UdpSocket::try_io(self, interest, || op(self.as_fd()))
     }
 }
 

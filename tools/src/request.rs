@@ -82,7 +82,9 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Reset
         | ClientError::Busy
         | ClientError::Io(_)
-        | ClientError::Closed => Fail::failure(format_args!("{uri}: {e}")),
+        | ClientError::Closed
+        | ClientError::RepresentationChanged
+        | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
 }
 

@@ -44,6 +44,13 @@ pub enum ClientError {
     /// The endpoint's loop has stopped (server shut down, or runtime gone).
     #[error("the endpoint is closed")]
     Closed,
+    /// The representation changed during a block-wise transfer (its ETag changed,
+    /// RFC 7959 §2.4); ask again.
+    #[error("the resource changed during the block-wise transfer")]
+    RepresentationChanged,
+    /// The request asked for no response (No-Response, RFC 7967) and none came.
+    #[error("no response (as asked with No-Response)")]
+    NoResponse,
 }
 
 impl From<UriError> for ClientError {

@@ -119,6 +119,9 @@ pub enum Input {
     Command(Option<Command>),
     /// The shutdown future completed.
     Shutdown,
+    /// The socket became readable or writable (what [`super::pump`] asked to wait for):
+    /// pump again.
+    Ready(io::Result<()>),
 }
 
 type Waiter = (u64, Sender<Result<Response, ClientError>>);
@@ -135,6 +138,8 @@ pub struct Driver<H> {
     waiting: HashMap<RequestId, Waiter>,
     /// The core's id of each request, by the key its `send` future knows.
     ids: HashMap<u64, RequestId>,
+    /// Blocks received so far of Block2 transfers (RFC 7959), by request.
+    partial: HashMap<RequestId, Vec<u8>>,
     commands_open: bool,
 }
 
@@ -150,6 +155,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             out: vec![0; MESSAGE_SIZE],
             waiting: HashMap::new(),
             ids: HashMap::new(),
+            partial: HashMap::new(),
             commands_open: true,
         })
     }
@@ -182,6 +188,14 @@ impl<H: Handler<SocketAddr>> Driver<H> {
         Some((t.peer, self.out.get(..t.len)?))
     }
 
+    /// [`Driver::poll_transmit`] into `buf` (which should hold [`MESSAGE_SIZE`] bytes), for
+    /// loops that send several datagrams at once: where it goes and its length.
+    pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
+        let now = self.now();
+        let t = self.endpoint.poll_transmit(now, buf)?;
+        Some((t.peer, t.len.min(buf.len())))
+    }
+
     /// Feeds one input (`buf` is the loop's receive buffer) and dispatches the resulting
     /// events. `Break` ends the loop with its result.
     pub fn step(
@@ -197,6 +211,9 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             }
             Input::Datagram(Err(e)) if transient(&e) => {}
             Input::Datagram(Err(e)) => return ControlFlow::Break(Err(e)),
+            Input::Ready(Ok(())) => return ControlFlow::Continue(()),
+            Input::Ready(Err(e)) if transient(&e) => return ControlFlow::Continue(()),
+            Input::Ready(Err(e)) => return ControlFlow::Break(Err(e)),
             Input::Timeout => self.handle_timeout(),
             Input::Command(Some(c)) => {
                 self.handle_command(c);
@@ -283,8 +300,33 @@ impl<H: Handler<SocketAddr>> Driver<H> {
         let mut observations = Vec::new();
         while let Some(event) = self.endpoint.poll_event() {
             let (id, outcome) = match event {
+                // RFC 7959: blocks of a Block2 transfer are collected in order; the
+                // response carries the whole representation.
+                Event::Block { id, message, .. } => {
+                    self.partial
+                        .entry(id)
+                        .or_default()
+                        .extend_from_slice(message.payload());
+                    continue;
+                }
                 Event::Response { id, peer, message } => {
-                    (id, Ok(Response::from_message(peer, &message)))
+                    let mut response = Response::from_message(peer, &message);
+                    if let Some(mut body) = self.partial.remove(&id) {
+                        body.extend_from_slice(&response.payload);
+                        response.payload = body;
+                    }
+                    (id, Ok(response))
+                }
+                Event::Failed { id, .. } => (id, Err(ClientError::RepresentationChanged)),
+                // The request asked for no response (RFC 7967): an empty 2.xx-less answer.
+                Event::NoResponse { id } => (id, Err(ClientError::NoResponse)),
+                // Uploads are not offered by this API yet: end the exchange.
+                Event::Continue { id, .. } => {
+                    self.endpoint.cancel(id);
+                    (
+                        id,
+                        Err(ClientError::Build(coap_core::BuildError::BufferTooSmall)),
+                    )
                 }
                 // A request that registered an observation (Observe=0 among its options)
                 // takes the first notification as its response.
@@ -295,6 +337,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 Event::Timeout { id } => (id, Err(ClientError::Timeout)),
                 Event::Reset { id } => (id, Err(ClientError::Reset)),
             };
+            self.partial.remove(&id);
             if let Some((key, reply)) = self.waiting.remove(&id) {
                 self.ids.remove(&key);
                 // The `send` future may be gone; its Cancel is still on the way.
