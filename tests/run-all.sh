@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Every test of the workspace: installs the interop peers (libcoap, aiocoap, node-coap;
-# idempotent), then runs the whole test suite. README's "run all tests" command.
+# idempotent), runs the whole test suite (unit, property, simulator, runtime, CLI and
+# interop tests, doc tests), then runs the examples against each other.
+# README's "run all tests" command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tests/peers/install.sh
 export COAP_PEERS_DIR="$PWD/.peers"
 cargo test --workspace
+bash tests/run-examples.sh
