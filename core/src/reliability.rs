@@ -2,6 +2,8 @@
 //! exponential back-off, duplicate detection, per-peer Message IDs, NSTART and
 //! PROBING_RATE state. All tables are fixed-size; they evict, they never grow.
 
+use core::hash::{Hash, Hasher};
+
 use crate::config::Config;
 use crate::rng::Rng;
 use crate::time::{duration_ms, Instant};
@@ -70,23 +72,51 @@ pub(crate) enum DupAction {
 struct DedupEntry<A> {
     peer: A,
     mid: u16,
-    expires: Instant,
+    /// Next entry in the same hash bucket ([`NO_ENTRY`] ends the chain).
+    chain: u16,
+    /// Expiry in whole seconds of the caller's clock, rounded up (lifetimes are minutes).
+    expires_s: u32,
     action: DupAction,
 }
+
+const NO_ENTRY: u16 = u16::MAX;
 
 /// Recently received Message IDs per peer (§4.5). A ring in arrival order: when it is full
 /// the oldest entry is dropped, so a flood from many addresses costs a bounded table and
 /// can at worst make an old duplicate look new (counted in [`DedupTable::evictions`]).
+/// A hash index over (peer, Message ID) keeps lookups O(1) however large the table is
+/// (N ≤ 65535).
 pub(crate) struct DedupTable<A, const N: usize> {
     entries: [Option<DedupEntry<A>>; N],
+    /// Bucket → first entry of its chain.
+    heads: [u16; N],
     next: usize,
     pub evictions: u32,
 }
 
-impl<A: Copy + Eq, const N: usize> DedupTable<A, N> {
+/// FNV-1a: small, no_std, good enough to spread (peer, Message ID) over buckets.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+fn secs_ceil(ms: u64) -> u32 {
+    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
+impl<A: Copy + Eq + Hash, const N: usize> DedupTable<A, N> {
     pub const fn new() -> Self {
         DedupTable {
             entries: [None; N],
+            heads: [NO_ENTRY; N],
             next: 0,
             evictions: 0,
         }
@@ -95,32 +125,79 @@ impl<A: Copy + Eq, const N: usize> DedupTable<A, N> {
     /// Capacity.
     pub const CAPACITY: usize = N;
 
+    fn bucket(peer: &A, mid: u16) -> usize {
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        peer.hash(&mut h);
+        h.write(&mid.to_be_bytes());
+        (h.finish() % (N.max(1) as u64)) as usize
+    }
+
     /// The action remembered for `(peer, mid)` if it has not expired.
     pub fn lookup(&mut self, now: Instant, peer: A, mid: u16) -> Option<&mut DupAction> {
-        self.entries
-            .iter_mut()
-            .flatten()
-            .find(|e| e.mid == mid && e.peer == peer && e.expires > now)
-            .map(|e| &mut e.action)
+        let now_s = now.as_millis() / 1000;
+        let mut i = *self.heads.get(Self::bucket(&peer, mid))?;
+        let mut found = None;
+        // Chains are short; the bound guards against any inconsistency.
+        for _ in 0..N {
+            let e = self.entries.get(usize::from(i))?.as_ref()?;
+            if e.mid == mid && e.peer == peer {
+                found = (u64::from(e.expires_s) > now_s).then_some(i);
+                break;
+            }
+            if e.chain == NO_ENTRY {
+                break;
+            }
+            i = e.chain;
+        }
+        let i = found?;
+        self.entries.get_mut(usize::from(i))?.as_mut().map(|e| &mut e.action)
+    }
+
+    /// Unlinks entry `i` from its bucket's chain.
+    fn unlink(&mut self, i: usize) {
+        let Some(Some(old)) = self.entries.get(i).copied() else { return };
+        let b = Self::bucket(&old.peer, old.mid);
+        let Some(head) = self.heads.get_mut(b) else { return };
+        if usize::from(*head) == i {
+            *head = old.chain;
+            return;
+        }
+        let mut j = *head;
+        for _ in 0..N {
+            let Some(Some(e)) = self.entries.get_mut(usize::from(j)) else { return };
+            if usize::from(e.chain) == i {
+                e.chain = old.chain;
+                return;
+            }
+            if e.chain == NO_ENTRY {
+                return;
+            }
+            j = e.chain;
+        }
     }
 
     /// Remembers a message for `lifetime_ms`.
     pub fn insert(&mut self, now: Instant, peer: A, mid: u16, lifetime_ms: u64, action: DupAction) {
-        let cap = Self::CAPACITY;
+        let cap = Self::CAPACITY.min(usize::from(NO_ENTRY));
         if cap == 0 {
             return;
         }
         let i = self.next % cap;
         self.next = (i + 1) % cap;
-        let slot = self.entries.get_mut(i);
-        if let Some(slot) = slot {
-            if matches!(slot, Some(e) if e.expires > now) {
-                self.evictions = self.evictions.saturating_add(1);
-            }
+        if matches!(self.entries.get(i), Some(Some(e)) if u64::from(e.expires_s) > now.as_millis() / 1000) {
+            self.evictions = self.evictions.saturating_add(1);
+        }
+        self.unlink(i);
+        let b = Self::bucket(&peer, mid);
+        let Some(head) = self.heads.get_mut(b) else { return };
+        let chain = *head;
+        *head = i as u16;
+        if let Some(slot) = self.entries.get_mut(i) {
             *slot = Some(DedupEntry {
                 peer,
                 mid,
-                expires: now.add_millis(lifetime_ms),
+                chain,
+                expires_s: secs_ceil(now.as_millis().saturating_add(lifetime_ms)),
                 action,
             });
         }
@@ -128,10 +205,11 @@ impl<A: Copy + Eq, const N: usize> DedupTable<A, N> {
 
     /// Number of unexpired entries.
     pub fn live(&self, now: Instant) -> usize {
+        let now_s = now.as_millis() / 1000;
         self.entries
             .iter()
             .flatten()
-            .filter(|e| e.expires > now)
+            .filter(|e| u64::from(e.expires_s) > now_s)
             .count()
     }
 }
@@ -141,7 +219,8 @@ impl<A: Copy + Eq, const N: usize> DedupTable<A, N> {
 pub(crate) struct Peer<A> {
     pub addr: A,
     pub next_mid: u16,
-    pub last_used: Instant,
+    /// Seconds of the caller's clock, for least-recently-used eviction.
+    pub last_used_s: u32,
     /// The peer has not answered a whole exchange: limit to PROBING_RATE (§4.7).
     pub unresponsive: bool,
     /// Earliest time the next request may go to an unresponsive peer.
@@ -186,13 +265,13 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
                     None => flat
                         .iter()
                         .enumerate()
-                        .min_by_key(|(_, p)| p.map(|p| p.last_used))
+                        .min_by_key(|(_, p)| p.map(|p| p.last_used_s))
                         .map(|(i, _)| i)?,
                 };
                 *flat.get_mut(i)? = Some(Peer {
                     addr,
                     next_mid: rng.next_u64() as u16,
-                    last_used: now,
+                    last_used_s: secs_ceil(now.as_millis()),
                     unresponsive: false,
                     probe_not_before: Instant::ZERO,
                 });
@@ -200,7 +279,7 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
             }
         };
         let p = flat.get_mut(pos)?.as_mut()?;
-        p.last_used = now;
+        p.last_used_s = secs_ceil(now.as_millis());
         Some(p)
     }
 
@@ -272,17 +351,42 @@ mod tests {
         );
     }
 
+    /// The hash index agrees with a plain model of the ring under many collisions.
+    #[test]
+    fn dedup_index_matches_a_model() {
+        extern crate std;
+        use std::vec::Vec;
+        let mut t: DedupTable<u32, 64> = DedupTable::new();
+        let mut model: Vec<(u32, u16)> = Vec::new();
+        let mut rng = Rng::new(3);
+        for n in 0..5000u32 {
+            let peer = (rng.next_u64() % 7) as u32;
+            let mid = (rng.next_u64() % 50) as u16;
+            if t.lookup(Instant::ZERO, peer, mid).is_none() {
+                t.insert(Instant::ZERO, peer, mid, 1_000_000, DupAction::Ignore);
+                model.push((peer, mid));
+                if model.len() > 64 {
+                    model.remove(0);
+                }
+            }
+            for (p, m) in &model {
+                assert!(t.lookup(Instant::ZERO, *p, *m).is_some(), "step {n}: lost ({p}, {m})");
+            }
+            assert_eq!(t.live(Instant::ZERO), model.len());
+        }
+    }
+
     #[test]
     fn peers_lru_and_random_mid_start() {
         let mut rng = Rng::new(7);
         let mut t: PeerTable<u32, 2> = PeerTable::new();
-        let a = t.next_mid(Instant::from_millis(1), 1, &mut rng);
+        let a = t.next_mid(Instant::from_millis(1000), 1, &mut rng);
         assert_eq!(
-            t.next_mid(Instant::from_millis(2), 1, &mut rng),
+            t.next_mid(Instant::from_millis(2000), 1, &mut rng),
             a.wrapping_add(1)
         );
-        t.next_mid(Instant::from_millis(3), 2, &mut rng);
-        t.next_mid(Instant::from_millis(4), 3, &mut rng); // evicts peer 1 (LRU)
+        t.next_mid(Instant::from_millis(3000), 2, &mut rng);
+        t.next_mid(Instant::from_millis(4000), 3, &mut rng); // evicts peer 1 (LRU)
         assert!(t.get(1).is_none());
         assert!(t.get(2).is_some() && t.get(3).is_some());
     }
