@@ -360,8 +360,13 @@ pub struct Endpoint<
     stats: Stats,
 }
 
-impl<A: Copy + Eq + core::hash::Hash, const N: usize, const M: usize, const D: usize, const O: usize>
-    Endpoint<A, N, M, D, O>
+impl<
+        A: Copy + Eq + core::hash::Hash,
+        const N: usize,
+        const M: usize,
+        const D: usize,
+        const O: usize,
+    > Endpoint<A, N, M, D, O>
 {
     /// A new endpoint. `seed` feeds the generator of Message IDs, tokens and back-off
     /// jitter: give it real entropy (RFC 7252 §5.3.1, §11.4).

@@ -150,21 +150,30 @@ impl<A: Copy + Eq + Hash, const N: usize> DedupTable<A, N> {
             i = e.chain;
         }
         let i = found?;
-        self.entries.get_mut(usize::from(i))?.as_mut().map(|e| &mut e.action)
+        self.entries
+            .get_mut(usize::from(i))?
+            .as_mut()
+            .map(|e| &mut e.action)
     }
 
     /// Unlinks entry `i` from its bucket's chain.
     fn unlink(&mut self, i: usize) {
-        let Some(Some(old)) = self.entries.get(i).copied() else { return };
+        let Some(Some(old)) = self.entries.get(i).copied() else {
+            return;
+        };
         let b = Self::bucket(&old.peer, old.mid);
-        let Some(head) = self.heads.get_mut(b) else { return };
+        let Some(head) = self.heads.get_mut(b) else {
+            return;
+        };
         if usize::from(*head) == i {
             *head = old.chain;
             return;
         }
         let mut j = *head;
         for _ in 0..N {
-            let Some(Some(e)) = self.entries.get_mut(usize::from(j)) else { return };
+            let Some(Some(e)) = self.entries.get_mut(usize::from(j)) else {
+                return;
+            };
             if usize::from(e.chain) == i {
                 e.chain = old.chain;
                 return;
@@ -184,12 +193,15 @@ impl<A: Copy + Eq + Hash, const N: usize> DedupTable<A, N> {
         }
         let i = self.next % cap;
         self.next = (i + 1) % cap;
-        if matches!(self.entries.get(i), Some(Some(e)) if u64::from(e.expires_s) > now.as_millis() / 1000) {
+        if matches!(self.entries.get(i), Some(Some(e)) if u64::from(e.expires_s) > now.as_millis() / 1000)
+        {
             self.evictions = self.evictions.saturating_add(1);
         }
         self.unlink(i);
         let b = Self::bucket(&peer, mid);
-        let Some(head) = self.heads.get_mut(b) else { return };
+        let Some(head) = self.heads.get_mut(b) else {
+            return;
+        };
         let chain = *head;
         *head = i as u16;
         if let Some(slot) = self.entries.get_mut(i) {
@@ -370,7 +382,10 @@ mod tests {
                 }
             }
             for (p, m) in &model {
-                assert!(t.lookup(Instant::ZERO, *p, *m).is_some(), "step {n}: lost ({p}, {m})");
+                assert!(
+                    t.lookup(Instant::ZERO, *p, *m).is_some(),
+                    "step {n}: lost ({p}, {m})"
+                );
             }
             assert_eq!(t.live(Instant::ZERO), model.len());
         }
