@@ -43,9 +43,9 @@ use futures_lite::future::race;
 pub use coap_tokio::coap_core;
 pub use coap_tokio::glue;
 pub use coap_tokio::{
-    ClientError, Code, Config, ContentFormat, Handler, IncomingRequest, Method, OptionNumber,
-    Outcome, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
-    ResponseWriter, Route, Router,
+    ClientError, Code, Config, ContentFormat, Handler, IncomingRequest, Method, Notifier,
+    Observation, OptionNumber, Outcome, Reply, RequestBuilder, Resource, RespondError, Responder,
+    Response, ResponseHandle, ResponseWriter, Route, Router,
 };
 
 /// A CoAP client: a handle on an endpoint whose loop runs on a thread of its own (under
@@ -146,6 +146,11 @@ impl Server {
     /// another task.
     pub fn responder(&self) -> Responder {
         Responder::new(self.commands.clone())
+    }
+
+    /// A handle to notify the observers of a resource (RFC 7641) from another task.
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.commands.clone())
     }
 
     /// Serves requests with `handler` until a socket error.

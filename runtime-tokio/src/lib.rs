@@ -59,6 +59,8 @@ pub use coap_core::{
     Code, Config, ContentFormat, Handler, IncomingRequest, Method, OptionNumber, Outcome, Resource,
     ResponseHandle, ResponseWriter, Route, Router,
 };
-pub use glue::{ClientError, Reply, RequestBuilder, RespondError, Responder, Response};
+pub use glue::{
+    ClientError, Notifier, Observation, Reply, RequestBuilder, RespondError, Responder, Response,
+};
 #[cfg(feature = "tokio")]
 pub use runtime::{Client, Server};

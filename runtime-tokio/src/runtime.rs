@@ -11,7 +11,7 @@ use tokio::net::UdpSocket;
 
 use crate::glue::{
     self, BatchIo, ClientError, CommandReceiver, CommandSender, Driver, Handle, Input,
-    NonBlockingSocket, RequestBuilder, Responder, Response, Role, Wait,
+    NonBlockingSocket, Notifier, RequestBuilder, Responder, Response, Role, Wait,
 };
 
 /// A CoAP client: a handle on an endpoint whose loop runs as a tokio task. Cheap to clone;
@@ -111,6 +111,11 @@ impl Server {
     /// another task.
     pub fn responder(&self) -> Responder {
         Responder::new(self.commands.clone())
+    }
+
+    /// A handle to notify the observers of a resource (RFC 7641) from another task.
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.commands.clone())
     }
 
     /// Serves requests with `handler` until a socket error.

@@ -622,6 +622,57 @@ macro_rules! runtime_suite {
                 });
             }
 
+            /// RFC 7641 through the runtime: a stream of notifications in order (also ones
+            /// larger than a message, sent block-wise), pushed with the server's Notifier;
+            /// active cancel ends the stream and the registration.
+            #[test]
+            fn observe_stream_notifier_and_cancel() {
+                run(async {
+                    for ip in LOOPBACKS {
+                        let state = Arc::new(Mutex::new(String::from("v0")));
+                        let s2 = state.clone();
+                        let server = Server::bind(SocketAddr::new(ip, 0)).await.unwrap();
+                        let addr = server.local_addr();
+                        let notifier = server.notifier();
+                        let (stop, stopped) = async_channel::bounded::<()>(1);
+                        rt::detach(async move {
+                            let handler = move |_: &IncomingRequest<'_, SocketAddr>,
+                                                w: &mut ResponseWriter<'_>| {
+                                w.observable(7);
+                                let body = s2.lock().unwrap().clone();
+                                w.payload_blockwise(body.as_bytes()).unwrap();
+                                Outcome::Respond
+                            };
+                            let shutdown = async move {
+                                let _ = stopped.recv().await;
+                            };
+                            server.serve_with_shutdown(handler, shutdown).await.unwrap();
+                        });
+                        let c = client(ip).await;
+                        let mut obs = c
+                            .request(Method::Get, &uri(addr, "/state"))
+                            .observe()
+                            .await
+                            .unwrap();
+                        let first = obs.next().await.unwrap().unwrap();
+                        assert_eq!(first.payload_str(), Some("v0"));
+                        let big = "x".repeat(3000);
+                        for v in ["v1", "v2", big.as_str()] {
+                            *state.lock().unwrap() = v.to_string();
+                            let n = notifier.notify(7, Reply::new(Code::CONTENT).payload(v)).await;
+                            assert_eq!(n, Some(1));
+                            let r = obs.next().await.unwrap().unwrap();
+                            assert_eq!(r.payload_str(), Some(v), "notification in order, whole");
+                            assert!(r.option(coap_core::OptionNumber::OBSERVE).is_some());
+                        }
+                        let last = obs.cancel().await;
+                        assert!(matches!(last, Some(Ok(ref r)) if r.option(coap_core::OptionNumber::OBSERVE).is_none()), "{last:?}");
+                        assert_eq!(notifier.notify(7, Reply::new(Code::CONTENT)).await, Some(0));
+                        drop(stop);
+                    }
+                });
+            }
+
             #[test]
             fn host_names_and_request_errors() {
                 run(async {

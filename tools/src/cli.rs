@@ -119,6 +119,19 @@ pub struct RequestArgs {
     /// Write the raw response payload to FILE (- for standard output) instead of pretty-printing it.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Observe the resource (RFC 7641): print every notification until --count,
+    /// --duration, Ctrl-C or the end of the observation; then deregister.
+    #[arg(long)]
+    pub observe: bool,
+
+    /// With --observe: stop after N notifications.
+    #[arg(long, value_name = "N", requires = "observe")]
+    pub count: Option<u64>,
+
+    /// With --observe: stop after S seconds.
+    #[arg(long, value_name = "S", value_parser = parse_seconds, requires = "observe")]
+    pub duration: Option<std::time::Duration>,
 }
 
 #[derive(Args, Debug)]

@@ -149,12 +149,22 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         req = req.timeout(t);
     }
     tracing::debug!(%method, uri = %args.uri, peer = %target.peer, non = args.non, "sending request");
+    if args.observe {
+        return observe(req, &args).await;
+    }
     let resp = req
         .send()
         .await
         .map_err(|e| client_error(&e, &args.uri, args.timeout))?;
     log_response(&resp);
 
+    show(&resp, &args)?;
+    Ok(Exit::for_code(resp.code))
+}
+
+/// Prints a response: the code on stderr, the payload by its Content-Format (or raw to
+/// `-o FILE`).
+fn show(resp: &Response, args: &RequestArgs) -> Result<(), Fail> {
     stderr_line(&resp.code.to_string());
     match &args.output {
         Some(path) if path.as_os_str() == "-" => write_stdout(&resp.payload)?,
@@ -173,7 +183,53 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
             write_stdout(rendered.text.as_bytes())?;
         }
     }
-    Ok(Exit::for_code(resp.code))
+    Ok(())
+}
+
+/// `--observe`: every notification as it comes, then an active deregistration.
+async fn observe(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Result<Exit, Fail> {
+    let mut obs = req
+        .observe()
+        .await
+        .map_err(|e| client_error(&e, &args.uri, args.timeout))?;
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut seen = 0u64;
+    let mut last = Exit::for_code(coap_core::Code::CONTENT);
+    loop {
+        if args.count.is_some_and(|n| seen >= n) {
+            break;
+        }
+        let next = async {
+            match deadline {
+                Some(d) => tokio::time::timeout_at(d, obs.next()).await.ok(),
+                None => Some(obs.next().await),
+            }
+        };
+        let item = tokio::select! {
+            item = next => item,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        match item {
+            // --duration elapsed or Ctrl-C.
+            None => break,
+            // The observation ended by itself: the stream is over.
+            Some(None) => return Ok(last),
+            Some(Some(Ok(resp))) => {
+                seen += 1;
+                log_response(&resp);
+                show(&resp, args)?;
+                last = Exit::for_code(resp.code);
+                if resp.code.is_error() || resp.option(coap_core::OptionNumber::OBSERVE).is_none() {
+                    // A final response (error, or the server does not observe): done.
+                    return Ok(last);
+                }
+            }
+            Some(Some(Err(e))) => return Err(client_error(&e, &args.uri, args.timeout)),
+        }
+    }
+    // Deregister (RFC 7641 §3.6), bounded in time.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), obs.cancel()).await;
+    Ok(last)
 }
 
 fn log_response(resp: &Response) {

@@ -288,6 +288,102 @@ impl RequestBuilder {
     }
 }
 
+impl RequestBuilder {
+    /// Observes the resource (RFC 7641): sends the request with Observe=0 and returns the
+    /// stream of notifications — the first is the registration's response. The stream
+    /// ends after the final response (one without Observe, or an error) or an error
+    /// (`Timeout` when re-registration fails). The endpoint keeps the notifications in
+    /// order (§3.4) and re-registers when Max-Age lapses. Dropping the [`Observation`]
+    /// forgets it (later notifications get RST); [`Observation::cancel`] deregisters.
+    pub async fn observe(self) -> Result<Observation, ClientError> {
+        let RequestBuilder {
+            handle,
+            mut request,
+        } = self;
+        if !request
+            .options
+            .iter()
+            .any(|(n, _)| *n == OptionNumber::OBSERVE)
+        {
+            request.options.push((OptionNumber::OBSERVE, Vec::new()));
+        }
+        let peer = handle.peer_for(&request.uri).await?;
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        // Bounded: a consumer that does not keep up misses notifications (the newest
+        // state matters, RFC 7641 §1.3) instead of growing memory.
+        let (sink, notifications) = async_channel::bounded(64);
+        handle
+            .commands
+            .try_send(Command(Cmd::Observe {
+                key,
+                peer,
+                request,
+                sink,
+            }))
+            .map_err(|_| ClientError::Closed)?;
+        Ok(Observation {
+            commands: handle.commands.clone(),
+            key,
+            notifications: Box::pin(notifications),
+            forget_on_drop: true,
+        })
+    }
+}
+
+/// The notifications of an observed resource (RFC 7641), in order; a
+/// [`futures_core::Stream`], or use [`Observation::next`].
+#[derive(Debug)]
+pub struct Observation {
+    commands: CommandSender,
+    key: u64,
+    notifications: Pin<Box<async_channel::Receiver<Result<Response, ClientError>>>>,
+    forget_on_drop: bool,
+}
+
+impl Observation {
+    /// The next notification; `None` when the observation has ended.
+    pub async fn next(&mut self) -> Option<Result<Response, ClientError>> {
+        self.notifications.recv().await.ok()
+    }
+
+    /// Deregisters actively (GET with Observe=1, RFC 7641 §3.6) and waits for the
+    /// server's final answer, returned here (bounded by the request timeout).
+    pub async fn cancel(mut self) -> Option<Result<Response, ClientError>> {
+        self.commands
+            .try_send(Command(Cmd::CancelObserve { key: self.key }))
+            .ok()?;
+        let mut last = None;
+        // Notifications already on the way come first; the final answer ends the stream.
+        while let Ok(r) = self.notifications.recv().await {
+            last = Some(r);
+        }
+        self.forget_on_drop = false;
+        last
+    }
+}
+
+impl futures_core::Stream for Observation {
+    type Item = Result<Response, ClientError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.notifications.as_mut().poll_next(cx)
+    }
+}
+
+impl Drop for Observation {
+    fn drop(&mut self) {
+        if self.forget_on_drop {
+            // Passive cancel (RFC 7641 §3.6): the next notification gets RST.
+            let _ = self
+                .commands
+                .try_send(Command(Cmd::Cancel { key: self.key }));
+        }
+    }
+}
+
 /// Cancels the exchange when a `send` future is dropped before its outcome arrived.
 struct CancelOnDrop<'a> {
     commands: &'a CommandSender,

@@ -56,6 +56,23 @@ pub(super) enum Cmd {
     Cancel {
         key: u64,
     },
+    /// Registers an observation (RFC 7641); every notification goes to `sink`.
+    Observe {
+        key: u64,
+        peer: SocketAddr,
+        request: OutgoingRequest,
+        sink: Sender<Result<Response, ClientError>>,
+    },
+    /// Ends an observation actively (GET with Observe=1, RFC 7641 §3.6).
+    CancelObserve {
+        key: u64,
+    },
+    /// Notifies every observer of a resource (RFC 7641 §4.2).
+    Notify {
+        resource: u32,
+        reply: Reply,
+        done: Sender<usize>,
+    },
     Respond {
         handle: ResponseHandle,
         reply: Reply,
@@ -140,6 +157,10 @@ pub struct Driver<H> {
     ids: HashMap<u64, RequestId>,
     /// Blocks received so far of Block2 transfers (RFC 7959), by request.
     partial: HashMap<RequestId, Vec<u8>>,
+    /// Observations (RFC 7641) and where their notifications go.
+    observations: HashMap<RequestId, Sender<Result<Response, ClientError>>>,
+    /// A notification larger than a message, waiting for its remaining blocks.
+    pending_notification: HashMap<RequestId, Response>,
     commands_open: bool,
 }
 
@@ -156,6 +177,8 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             waiting: HashMap::new(),
             ids: HashMap::new(),
             partial: HashMap::new(),
+            observations: HashMap::new(),
+            pending_notification: HashMap::new(),
             commands_open: true,
         })
     }
@@ -281,8 +304,53 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             Cmd::Cancel { key } => {
                 if let Some(id) = self.ids.remove(&key) {
                     self.waiting.remove(&id);
+                    self.observations.remove(&id);
+                    self.pending_notification.remove(&id);
+                    self.partial.remove(&id);
                     self.endpoint.cancel(id);
                 }
+            }
+            Cmd::Observe {
+                key,
+                peer,
+                request,
+                sink,
+            } => {
+                let ty = if request.confirmable {
+                    MessageType::Con
+                } else {
+                    MessageType::Non
+                };
+                let params = RequestParams {
+                    code: request.code,
+                    ty,
+                    timeout: request.timeout,
+                };
+                match self
+                    .endpoint
+                    .request(now, peer, params, |b| request.write(b))
+                {
+                    Ok(id) => {
+                        self.observations.insert(id, sink);
+                        self.ids.insert(key, id);
+                    }
+                    Err(e) => {
+                        let _ = sink.try_send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::CancelObserve { key } => {
+                if let Some(id) = self.ids.get(&key) {
+                    let _ = self.endpoint.cancel_observe(now, *id);
+                }
+            }
+            Cmd::Notify {
+                resource,
+                reply,
+                done,
+            } => {
+                let n = self.endpoint.notify(now, resource, |_, w| reply.write(w));
+                let _ = done.try_send(n);
             }
             Cmd::Respond {
                 handle,
@@ -295,11 +363,43 @@ impl<H: Handler<SocketAddr>> Driver<H> {
         }
     }
 
-    /// Hands every pending event to the request waiting for it.
+    /// Hands every pending event to the request (or observation) waiting for it.
     fn dispatch_events(&mut self) {
         let mut observations = Vec::new();
         while let Some(event) = self.endpoint.poll_event() {
             let (id, outcome) = match event {
+                // A notification larger than a message: its first block, the rest follows
+                // as blocks (RFC 7959 §3.4); deliver it once complete.
+                Event::Notification { id, peer, message }
+                    if self.observations.contains_key(&id) =>
+                {
+                    let response = Response::from_message(peer, &message);
+                    let more = coap_core::Block::of(&message, OptionNumber::BLOCK2)
+                        .is_some_and(|b| b.more);
+                    if more {
+                        self.pending_notification.insert(id, response);
+                    } else if let Some(sink) = self.observations.get(&id) {
+                        // A slow consumer misses notifications rather than growing memory.
+                        let _ = sink.try_send(Ok(response));
+                    }
+                    continue;
+                }
+                Event::Block { id, message, .. } if self.pending_notification.contains_key(&id) => {
+                    let more = coap_core::Block::of(&message, OptionNumber::BLOCK2)
+                        .is_some_and(|b| b.more);
+                    if let Some(p) = self.pending_notification.get_mut(&id) {
+                        p.payload.extend_from_slice(message.payload());
+                    }
+                    if !more {
+                        if let (Some(p), Some(sink)) = (
+                            self.pending_notification.remove(&id),
+                            self.observations.get(&id),
+                        ) {
+                            let _ = sink.try_send(Ok(p));
+                        }
+                    }
+                    continue;
+                }
                 // RFC 7959: blocks of a Block2 transfer are collected in order; the
                 // response carries the whole representation.
                 Event::Block { id, message, .. } => {
@@ -318,7 +418,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                     (id, Ok(response))
                 }
                 Event::Failed { id, .. } => (id, Err(ClientError::RepresentationChanged)),
-                // The request asked for no response (RFC 7967): an empty 2.xx-less answer.
+                // The request asked for no response (RFC 7967) and none came.
                 Event::NoResponse { id } => (id, Err(ClientError::NoResponse)),
                 // Uploads are not offered by this API yet: end the exchange.
                 Event::Continue { id, .. } => {
@@ -328,8 +428,8 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                         Err(ClientError::Build(coap_core::BuildError::BufferTooSmall)),
                     )
                 }
-                // A request that registered an observation (Observe=0 among its options)
-                // takes the first notification as its response.
+                // A plain request that registered an observation (Observe=0 among its
+                // options) takes the first notification as its response.
                 Event::Notification { id, peer, message } => {
                     observations.push(id);
                     (id, Ok(Response::from_message(peer, &message)))
@@ -338,6 +438,13 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 Event::Reset { id } => (id, Err(ClientError::Reset)),
             };
             self.partial.remove(&id);
+            // The end of an observation: its final response or error, then the stream ends.
+            if let Some(sink) = self.observations.remove(&id) {
+                self.pending_notification.remove(&id);
+                self.ids.retain(|_, v| *v != id);
+                let _ = sink.try_send(outcome);
+                continue;
+            }
             if let Some((key, reply)) = self.waiting.remove(&id) {
                 self.ids.remove(&key);
                 // The `send` future may be gone; its Cancel is still on the way.

@@ -33,9 +33,11 @@ mod driver;
 mod reply;
 
 pub use batch::{pump, BatchIo, NonBlockingSocket, Wait, BATCH};
-pub use client::{ClientError, Handle, RequestBuilder, ResolveFuture, Resolver, Response};
+pub use client::{
+    ClientError, Handle, Observation, RequestBuilder, ResolveFuture, Resolver, Response,
+};
 pub use driver::{
     command_channel, Command, CommandReceiver, CommandSender, Driver, Input, Role, StdEndpoint,
     DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS,
 };
-pub use reply::{Reply, RespondError, Responder};
+pub use reply::{Notifier, Reply, RespondError, Responder};

@@ -53,7 +53,8 @@ impl Reply {
         for (n, v) in &self.options {
             w.option(*n, v)?;
         }
-        w.payload(&self.payload)?;
+        // Larger than a message: served block-wise (RFC 7959), also for notifications.
+        w.payload_blockwise(&self.payload)?;
         Ok(())
     }
 }
@@ -79,6 +80,35 @@ impl From<coap_core::Error> for RespondError {
             coap_core::Error::Build(e) => RespondError::Build(e),
             _ => RespondError::UnknownHandle,
         }
+    }
+}
+
+/// Sends notifications to the observers of a resource (RFC 7641 §4.2) from any task: the
+/// resource declared itself observable with `ResponseWriter::observable(key)`.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    commands: CommandSender,
+}
+
+impl Notifier {
+    /// A notifier on the loop reading `commands`.
+    pub fn new(commands: CommandSender) -> Notifier {
+        Notifier { commands }
+    }
+
+    /// Notifies every observer of `resource` with `reply` (larger representations go
+    /// block-wise); returns how many notifications were sent, or `None` if the endpoint
+    /// is closed. An error code ends the observations (§4.2).
+    pub async fn notify(&self, resource: u32, reply: Reply) -> Option<usize> {
+        let (done, result) = async_channel::bounded(1);
+        self.commands
+            .try_send(Command(Cmd::Notify {
+                resource,
+                reply,
+                done,
+            }))
+            .ok()?;
+        result.recv().await.ok()
     }
 }
 
