@@ -96,6 +96,13 @@ pub(super) struct OutgoingRequest {
 
 impl OutgoingRequest {
     fn write(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
+        self.write_options(b)?;
+        b.payload(&self.payload)?;
+        Ok(())
+    }
+
+    /// The options only (the payload of an upload goes in blocks).
+    fn write_options(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
         // The URI parsed in `send`; only the lack of space can fail here.
         let uri = Uri::parse(&self.uri).map_err(|_| BuildError::BufferTooSmall)?;
         uri.write_options(b).map_err(|e| match e {
@@ -111,7 +118,6 @@ impl OutgoingRequest {
         for (n, v) in &self.options {
             b.option(*n, v)?;
         }
-        b.payload(&self.payload)?;
         Ok(())
     }
 }
@@ -161,6 +167,8 @@ pub struct Driver<H> {
     observations: HashMap<RequestId, Sender<Result<Response, ClientError>>>,
     /// A notification larger than a message, waiting for its remaining blocks.
     pending_notification: HashMap<RequestId, Response>,
+    /// Bodies of Block1 uploads in progress (RFC 7959 §2.5), by request.
+    uploads: HashMap<RequestId, Vec<u8>>,
     commands_open: bool,
 }
 
@@ -179,6 +187,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             partial: HashMap::new(),
             observations: HashMap::new(),
             pending_notification: HashMap::new(),
+            uploads: HashMap::new(),
             commands_open: true,
         })
     }
@@ -288,11 +297,27 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                     ty,
                     timeout: request.timeout,
                 };
-                match self
-                    .endpoint
-                    .request(now, peer, params, |b| request.write(b))
-                {
+                // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
+                let block = self.endpoint.upload_block_size();
+                let result = if request.payload.len() > block {
+                    let first = request.payload.get(..block).unwrap_or_default();
+                    self.endpoint.upload(
+                        now,
+                        peer,
+                        params,
+                        request.payload.len(),
+                        |b| request.write_options(b),
+                        first,
+                    )
+                } else {
+                    self.endpoint
+                        .request(now, peer, params, |b| request.write(b))
+                };
+                match result {
                     Ok(id) => {
+                        if request.payload.len() > block {
+                            self.uploads.insert(id, request.payload);
+                        }
                         self.waiting.insert(id, (key, reply));
                         self.ids.insert(key, id);
                     }
@@ -307,6 +332,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                     self.observations.remove(&id);
                     self.pending_notification.remove(&id);
                     self.partial.remove(&id);
+                    self.uploads.remove(&id);
                     self.endpoint.cancel(id);
                 }
             }
@@ -420,13 +446,19 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 Event::Failed { id, .. } => (id, Err(ClientError::RepresentationChanged)),
                 // The request asked for no response (RFC 7967) and none came.
                 Event::NoResponse { id } => (id, Err(ClientError::NoResponse)),
-                // Uploads are not offered by this API yet: end the exchange.
-                Event::Continue { id, .. } => {
-                    self.endpoint.cancel(id);
-                    (
-                        id,
-                        Err(ClientError::Build(coap_core::BuildError::BufferTooSmall)),
-                    )
+                // The server took a block of an upload: send the next one.
+                Event::Continue { id, offset, size } => {
+                    let body = self.uploads.get(&id).map(Vec::as_slice).unwrap_or_default();
+                    let end = offset.saturating_add(size).min(body.len());
+                    let chunk = body.get(offset..end).unwrap_or_default();
+                    let now = self.now();
+                    match self.endpoint.upload_next(now, id, chunk, end == body.len()) {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            self.endpoint.cancel(id);
+                            (id, Err(e.into()))
+                        }
+                    }
                 }
                 // A plain request that registered an observation (Observe=0 among its
                 // options) takes the first notification as its response.
@@ -438,6 +470,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 Event::Reset { id } => (id, Err(ClientError::Reset)),
             };
             self.partial.remove(&id);
+            self.uploads.remove(&id);
             // The end of an observation: its final response or error, then the stream ends.
             if let Some(sink) = self.observations.remove(&id) {
                 self.pending_notification.remove(&id);
