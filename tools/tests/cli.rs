@@ -353,7 +353,7 @@ fn well_known_core_one_link_per_line() {
     let r = coap(&["get", &s.uri("/.well-known/core")], None);
     assert_eq!(r.code(), 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert_eq!(lines.len(), 5, "{}", r.stdout);
     assert!(
         lines[0].starts_with("</hello>;") && lines[0].contains("ct=0") && lines[0].contains("rt="),
         "{}",
@@ -365,6 +365,26 @@ fn well_known_core_one_link_per_line() {
         lines[1]
     );
     assert!(lines[2].starts_with("</echo>;"), "{}", lines[2]);
+    assert!(
+        lines[3].starts_with("</large>;") && lines[3].contains("sz=10240"),
+        "{}",
+        lines[3]
+    );
+    assert!(lines[4].starts_with("</upload>;"), "{}", lines[4]);
+}
+
+/// `/large` is 10 KiB, served block-wise: the client reassembles all ten blocks.
+#[test]
+fn get_large_prints_10240_bytes() {
+    let s = Server::start();
+    let r = coap(&["get", &s.uri("/large")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout.len(), 10240, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.as_bytes(),
+        &coap_tools::demo::large_representation()[..]
+    );
+    assert_eq!(r.stderr, "2.05 Content\n");
 }
 
 #[test]

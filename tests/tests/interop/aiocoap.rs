@@ -4,8 +4,10 @@ use std::process::Command;
 
 use super::our_server::OurServer;
 use super::peer_clients::{self, Answer, Ask};
+use coap_tokio::{Code, Method, OptionNumber};
+
 use super::support::{self, Aiocoap, PeerServer};
-use super::{block_on, our_client_against_test_script};
+use super::{answered, block_on, our_client, our_client_against_test_script, request};
 
 #[test]
 fn our_client_against_aiocoap_server() {
@@ -91,4 +93,67 @@ fn aiocoap_client_against_our_server() {
     peer_clients::check("aiocoap-client", false, |server, ask| {
         aiocoap_ask(&aio, server, ask)
     });
+}
+
+/// `aiocoap-client` fetches our 10 KiB `/large` (Block2 1024, RFC 7959) and prints it
+/// byte-exact.
+#[test]
+fn aiocoap_client_gets_large() {
+    let Some(aio) = support::aiocoap() else {
+        return;
+    };
+    let server = OurServer::start();
+    let mut cmd = Command::new(&aio.client);
+    cmd.args(["--no-color", "--no-pretty-print"])
+        .arg(server.uri("/large"));
+    let done = support::run("aiocoap-client", cmd);
+    assert!(done.status.success(), "{}", done.show());
+    let expected = coap_tools::demo::large_representation();
+    assert_eq!(done.stdout.len(), expected.len(), "{}", done.stderr);
+    assert!(
+        done.stdout.as_bytes() == &expected[..],
+        "the body differs:\n{}",
+        done.stderr
+    );
+}
+
+/// Our client fetches a 7000-byte file from `aiocoap-fileserver` (Block2 by offset with
+/// ETags) and gets it byte-exact.
+#[test]
+fn our_client_against_aiocoap_fileserver() {
+    let Some(aio) = support::aiocoap() else {
+        return;
+    };
+    let dir = support::Scratch::new("aiocoap-fileserver");
+    let body: Vec<u8> = (0..7000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(dir.path().join("large.bin"), &body).unwrap();
+    let fileserver = aio.python.with_file_name("aiocoap-fileserver");
+    let mut server = PeerServer::start("aiocoap-fileserver", |port| {
+        let mut cmd = Command::new(&fileserver);
+        cmd.arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(dir.path());
+        cmd
+    });
+    block_on(async {
+        let c = our_client().await;
+        let uri = server.uri("/large.bin");
+        let r = answered(
+            &format!("aiocoap-fileserver: GET {uri}"),
+            request(&c, Method::Get, &uri).send().await,
+        );
+        assert_eq!(r.code, Code::CONTENT, "{r:?}");
+        assert_eq!(r.payload.len(), body.len());
+        assert!(r.payload == body, "the body differs");
+        // The last block's Block2: 6/_/1024 (7000 = 6 * 1024 + 856).
+        assert_eq!(
+            r.option(OptionNumber::BLOCK2),
+            Some(&[0x66][..]),
+            "{:?}",
+            r.options
+        );
+    });
+    server.assert_running();
 }

@@ -303,3 +303,123 @@ fn libcoap_client_block1_post_is_not_truncated() {
         other => panic!("unexpected final response {other}:\n{log}"),
     }
 }
+
+/// The responses (codes 2.xx to 5.xx) in a `coap-client-notls -v 6` dump.
+fn responses(stdout: &str) -> Vec<Dump> {
+    stdout
+        .lines()
+        .filter_map(parse_dump)
+        .filter(|d| matches!(d.code.as_bytes(), [b'2'..=b'5', b'.', ..]))
+        .collect()
+}
+
+/// The value of option `name` in a dump's option list (`Block2:3/M/64` → `3/M/64`).
+fn dump_option<'a>(d: &'a Dump, name: &str) -> Option<&'a str> {
+    d.options
+        .split(", ")
+        .find_map(|o| o.strip_prefix(name)?.strip_prefix(':'))
+}
+
+/// libcoap's client fetches our 10 KiB `/large` block-wise at 16, 64 and 1024 bytes
+/// (`-b`: early negotiation of the block size, RFC 7959 §2.4): every block in the size
+/// asked for, in order, Size2 on the first, one ETag, and the file byte-exact.
+#[test]
+fn libcoap_client_gets_large_blockwise() {
+    let Some(lib) = support::libcoap() else {
+        return;
+    };
+    let server = super::our_server::OurServer::start();
+    let dir = support::Scratch::new("libcoap-large");
+    let expected = coap_tools::demo::large_representation();
+    for size in [16usize, 64, 1024] {
+        let out = dir.path().join(format!("large-{size}"));
+        let mut cmd = Command::new(&lib.client);
+        cmd.args(["-v", "6", "-B", "8", "-b", &size.to_string(), "-o"])
+            .arg(&out)
+            .arg(server.uri("/large"));
+        let done = support::run("coap-client-notls", cmd);
+        let log = || {
+            let mut l = done.show();
+            l.truncate(4000);
+            l
+        };
+        assert!(done.status.success(), "{}", log());
+        let got = std::fs::read(&out).unwrap_or_else(|e| panic!("{e}\n{}", log()));
+        assert_eq!(got.len(), expected.len(), "size {size}\n{}", log());
+        assert!(got == expected, "size {size}: body differs\n{}", log());
+        let resps = responses(&done.stdout);
+        assert_eq!(resps.len(), expected.len() / size, "size {size}\n{}", log());
+        for (n, r) in resps.iter().enumerate() {
+            let more = if n + 1 < resps.len() { "M" } else { "_" };
+            assert_eq!(r.code, "2.05", "block {n} at {size}\n{}", log());
+            assert_eq!(
+                dump_option(r, "Block2"),
+                Some(format!("{n}/{more}/{size}").as_str()),
+                "block {n} at {size}\n{}",
+                log()
+            );
+            assert_eq!(
+                dump_option(r, "ETag"),
+                dump_option(&resps[0], "ETag"),
+                "one ETag throughout\n{}",
+                log()
+            );
+        }
+        assert_eq!(dump_option(&resps[0], "Size2"), Some("10240"), "{}", log());
+    }
+}
+
+/// libcoap's client PUTs 10 KiB to our `/upload` in 64-byte Block1 blocks: 2.31 Continue
+/// echoing each block, 2.04 Changed with the last; a GET then returns the body byte-exact.
+/// (`-v 7`: at `-v 6` libcoap dumps only the first request and the last response.)
+#[test]
+fn libcoap_client_puts_upload_blockwise() {
+    let Some(lib) = support::libcoap() else {
+        return;
+    };
+    let server = super::our_server::OurServer::start();
+    let dir = support::Scratch::new("libcoap-upload");
+    // 10 KiB of every byte value, not a repeating 64-byte pattern.
+    let body: Vec<u8> = (0..10 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let mut cmd = Command::new(&lib.client);
+    cmd.args(["-v", "7", "-B", "8", "-m", "put", "-b", "64", "-f"])
+        .arg(&file)
+        .arg(server.uri("/upload"));
+    let done = support::run("coap-client-notls", cmd);
+    let mut log = done.show();
+    log.truncate(4000);
+    assert!(done.status.success(), "{log}");
+    let resps = responses(&done.stdout);
+    assert_eq!(resps.len(), 160, "{log}");
+    for (n, r) in resps.iter().enumerate() {
+        let (code, more) = if n < 159 {
+            ("2.31", "M")
+        } else {
+            ("2.04", "_")
+        };
+        assert_eq!(r.code, code, "block {n}\n{log}");
+        assert_eq!(
+            dump_option(r, "Block1"),
+            Some(format!("{n}/{more}/64").as_str()),
+            "block {n}\n{log}"
+        );
+    }
+
+    let out = dir.path().join("back.bin");
+    let mut cmd = Command::new(&lib.client);
+    cmd.args(["-B", "8", "-o"])
+        .arg(&out)
+        .arg(server.uri("/upload"));
+    let done = support::run("coap-client-notls", cmd);
+    assert!(done.status.success(), "{}", done.show());
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got == body,
+        "GET /upload: {} bytes, differs from the 10240 uploaded",
+        got.len()
+    );
+}

@@ -138,11 +138,11 @@ pub fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A directory of its own for one child's output, removed on drop.
-struct Scratch(PathBuf);
+/// A directory of its own for one child's output (or a test's files), removed on drop.
+pub struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(label: &str) -> Scratch {
+    pub fn new(label: &str) -> Scratch {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let safe: String = label
@@ -154,6 +154,11 @@ impl Scratch {
             std::env::temp_dir().join(format!("coap-interop-{}-{n}-{safe}", std::process::id()));
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         Scratch(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
     }
 }
 
