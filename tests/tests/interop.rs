@@ -17,6 +17,8 @@ mod aiocoap;
 mod libcoap;
 #[path = "interop/node_coap.rs"]
 mod node_coap;
+#[path = "interop/observe.rs"]
+mod observe;
 #[path = "interop/our_server.rs"]
 mod our_server;
 #[path = "interop/peer_clients.rs"]

@@ -23,8 +23,11 @@ pub struct Cli {
 const SERVE_HELP: &str = "\
 Resources:
   /hello              GET: \"Hello, world!\" (text/plain)
-  /time               GET: the current UTC time (text/plain)
+  /time               GET: the current UTC time (text/plain); observable (RFC 7641),
+                      a notification every second
   /echo               POST: 2.04 with the request's payload and Content-Format
+  /large              GET: 10 KiB of text, block-wise (Block2, Size2, ETag; RFC 7959)
+  /upload             PUT: store a body up to 64 KiB (Block1); GET: return it
   /.well-known/core   GET: the resources in link format (RFC 6690)
 
 Prints \"listening on ADDR\" on stderr once the socket is bound. Ctrl-C (SIGINT) or
@@ -61,7 +64,7 @@ pub enum Command {
     /// iPATCH a resource (RFC 8132).
     #[command(name = "ipatch", after_help = EXIT_CODES_HELP)]
     IPatch(RequestArgs),
-    /// Run a demo server: /hello, /time, /echo and /.well-known/core.
+    /// Run a demo server: /hello, /time (observable), /echo, /large, /upload, /.well-known/core.
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Closed-loop load test: keep N requests in flight, report req/s and latency.

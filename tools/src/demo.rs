@@ -79,9 +79,21 @@ impl Resource<SocketAddr> for Hello {
     }
 }
 
-/// `/time`: the current UTC time, e.g. `2026-11-25T16:30:00Z`.
+/// `/time`: the current UTC time, e.g. `2026-11-25T16:30:00Z`; observable (RFC 7641):
+/// `coap serve` notifies its observers every second (see [`time_notification`]).
 #[derive(Debug, Default)]
 pub struct Time;
+
+/// The observe key of `/time` (`ResponseWriter::observable`, `Notifier::notify`).
+pub const TIME_KEY: u32 = 1;
+
+/// The notification `coap serve` sends to `/time`'s observers every second.
+pub fn time_notification() -> coap_tokio::Reply {
+    coap_tokio::Reply::new(Code::CONTENT)
+        .content_format(ContentFormat::TEXT_PLAIN.0)
+        .option(OptionNumber::MAX_AGE, vec![1])
+        .payload(utc_now())
+}
 
 /// The current UTC time as RFC 3339 text, to the second.
 pub fn utc_now() -> String {
@@ -95,6 +107,7 @@ impl Resource<SocketAddr> for Time {
         resp: &mut ResponseWriter<'_>,
     ) -> Outcome {
         let now = utc_now();
+        resp.observable(TIME_KEY);
         // Max-Age 1: the representation is stale after a second.
         if let Err(e) = resp.option_uint(OptionNumber::MAX_AGE, 1) {
             tracing::warn!("cannot add Max-Age: {e}");
@@ -108,7 +121,7 @@ impl Resource<SocketAddr> for Time {
     }
 
     fn link_attributes(&self) -> &str {
-        r#"rt="demo.time";ct=0;title="Current UTC time""#
+        r#"rt="demo.time";ct=0;obs;title="Current UTC time""#
     }
 }
 

@@ -42,7 +42,23 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     stderr_line(&format!(
         "coap serve: listening on {local} (Ctrl-C to stop)"
     ));
+    // /time is observable: notify its observers every second (RFC 7641 §4.2).
+    let notifier = server.notifier();
+    let ticker = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if notifier
+                .notify(demo::TIME_KEY, demo::time_notification())
+                .await
+                .is_none()
+            {
+                break;
+            }
+        }
+    });
     let result = server.serve_with_shutdown(demo::router(), signal).await;
+    ticker.abort();
     if let Ok(sig) = rx.await {
         stderr_line(&format!("coap serve: {sig}, shutting down"));
     }

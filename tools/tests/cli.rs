@@ -602,3 +602,34 @@ fn serve_stops_on_ctrl_c() {
     }
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
 }
+
+/// `/time` is observable: `coap get --observe --count 3` prints three notifications a
+/// second apart and exits 0; `coap put` of a body larger than a block goes block-wise.
+#[test]
+fn observe_time_and_put_large_upload() {
+    let s = Server::start();
+    let r = coap(&["get", "--observe", "--count", "3", &s.uri("/time")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.ends_with('Z')).count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stderr.lines().filter(|l| *l == "2.05 Content").count(),
+        3,
+        "{}",
+        r.stderr
+    );
+    let dir = TempDir::new();
+    let body: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let file = dir.file("body.txt", body.as_bytes());
+    let put = coap(&["put", &s.uri("/upload"), "-p", &format!("@{file}")], None);
+    assert_eq!(put.code(), 0, "{}", put.stderr);
+    assert_eq!(put.stderr, "2.04 Changed\n");
+    let got = coap(&["get", &s.uri("/upload"), "-o", "-"], None);
+    assert_eq!(got.stdout, body);
+}

@@ -10,7 +10,7 @@ use super::{answered, block_on, our_client, request, text};
 
 /// `coap-server-notls` on a free port: `/`, `/time`, `/async`, `/example_data`, and up to
 /// 10 resources created by PUT (`-d 10`). Logs at debug level (shown if a test fails).
-fn start_server(lib: &Libcoap) -> PeerServer {
+pub(super) fn start_server(lib: &Libcoap) -> PeerServer {
     PeerServer::start("coap-server-notls", |port| {
         let mut cmd = Command::new(&lib.server);
         cmd.args([

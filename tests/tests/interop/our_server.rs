@@ -139,6 +139,18 @@ impl OurServer {
                     .await
                     .expect("bind our server");
                 addr_tx.send(server.local_addr()).unwrap();
+                // /time is observable, as in `coap serve`: a notification every second.
+                let notifier = server.notifier();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(500));
+                    loop {
+                        tick.tick().await;
+                        let reply = demo::time_notification();
+                        if notifier.notify(demo::TIME_KEY, reply).await.is_none() {
+                            break;
+                        }
+                    }
+                });
                 let shutdown = async move {
                     // Closed (the sender dropped) or a message: stop.
                     let _ = stopped.recv().await;
