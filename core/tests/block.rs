@@ -628,3 +628,45 @@ fn blockwise_notifications() {
     assert_eq!(p.server.observers(1), 1, "still observing");
     p.client.cancel(id);
 }
+
+/// RFC 8132: FETCH carries its payload on every request of a Block2 transfer (the payload
+/// is part of the request's identity), and FETCH can register an observation.
+#[test]
+fn fetch_with_block2_and_observe() {
+    let handler = |req: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>| {
+        assert_eq!(req.message().code(), Code::FETCH);
+        assert_eq!(
+            req.payload(),
+            b"{\"q\":1}",
+            "every block request carries the FETCH body"
+        );
+        resp.observable(9);
+        resp.payload_blockwise(&representation(3000, 3)).unwrap();
+        Handled::Respond
+    };
+    let mut p: Pair<_> = Pair::new(8, Link::PERFECT, handler);
+    let now = p.now;
+    let id = p
+        .client
+        .request(now, SERVER, RequestParams::con(Code::FETCH), |b| {
+            b.option_uint(OptionNumber::CONTENT_FORMAT, 50)?;
+            b.payload(b"{\"q\":1}")?;
+            Ok(())
+        })
+        .unwrap();
+    p.drive();
+    let (body, _) = reassemble(&p.events);
+    assert_eq!(body, representation(3000, 3));
+    assert!(matches!(p.events.last(), Some(Outcome::Response { id: i, .. }) if *i == id));
+    // FETCH with Observe=0 registers.
+    let now = p.now;
+    p.client
+        .request(now, SERVER, RequestParams::con(Code::FETCH), |b| {
+            b.option_uint(OptionNumber::OBSERVE, 0)?;
+            b.payload(b"{\"q\":1}")?;
+            Ok(())
+        })
+        .unwrap();
+    p.drive_until(p.now.add_millis(2000));
+    assert_eq!(p.server.observers(9), 1);
+}

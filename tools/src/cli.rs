@@ -28,6 +28,8 @@ Resources:
   /echo               POST: 2.04 with the request's payload and Content-Format
   /large              GET: 10 KiB of text, block-wise (Block2, Size2, ETag; RFC 7959)
   /upload             PUT: store a body up to 64 KiB (Block1); GET: return it
+  /config             GET/FETCH/PATCH/iPATCH: a JSON object (RFC 8132; merge patches,
+                      4.09, 4.12 with If-Match, 4.15)
   /.well-known/core   GET: the resources in link format (RFC 6690)
 
 Prints \"listening on ADDR\" on stderr once the socket is bound. Ctrl-C (SIGINT) or

@@ -33,6 +33,7 @@ pub fn routes() -> Vec<Route<'static, BoxedResource>> {
         Route::new("/echo", Box::new(Echo) as BoxedResource),
         Route::new("/large", Box::new(Large::new()) as BoxedResource),
         Route::new("/upload", Box::new(Upload::new()) as BoxedResource),
+        Route::new("/config", Box::new(Config::new()) as BoxedResource),
     ]
 }
 
@@ -349,7 +350,10 @@ mod tests {
     fn routes_are_listed_with_attributes() {
         let r = router();
         let paths: Vec<_> = r.routes().iter().map(|r| r.path()).collect();
-        assert_eq!(paths, ["/hello", "/time", "/echo", "/large", "/upload"]);
+        assert_eq!(
+            paths,
+            ["/hello", "/time", "/echo", "/large", "/upload", "/config"]
+        );
     }
 
     use coap_core::{Block, Config, Endpoint, Instant, Message, MessageBuilder, MessageType};
@@ -530,5 +534,142 @@ mod tests {
             &[1; 256],
         );
         assert_eq!(Message::parse(&r).unwrap().code(), Code::BAD_OPTION);
+    }
+}
+
+/// `/config`: a JSON object for FETCH and PATCH/iPATCH (RFC 8132). GET returns it (with an
+/// ETag); FETCH with a JSON array of keys returns those members; PATCH and iPATCH take a
+/// JSON merge patch (RFC 7396, Content-Format 52): 4.15 for another format, 4.00 for a
+/// body that is not a JSON object, 4.12 when If-Match does not match, 4.09 when the patch
+/// would change the read-only `"version"` member.
+#[derive(Debug)]
+pub struct Config {
+    value: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Config {
+    /// The initial configuration.
+    pub fn new() -> Self {
+        let value = serde_json::json!({"version": 1, "name": "demo", "interval": 10});
+        Config {
+            value: value.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    fn etag(&self) -> [u8; 8] {
+        let text = serde_json::Value::Object(self.value.clone()).to_string();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h.to_be_bytes()
+    }
+
+    fn json(resp: &mut ResponseWriter<'_>, code: Code, value: &serde_json::Value) -> Outcome {
+        respond(
+            resp,
+            code,
+            Some(ContentFormat::JSON),
+            value.to_string().as_bytes(),
+        )
+    }
+
+    fn patch_common(
+        &mut self,
+        req: &IncomingRequest<'_, SocketAddr>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Outcome {
+        let m = req.message();
+        if m.content_format() != Some(ContentFormat::MERGE_PATCH.0) {
+            resp.set_code(Code::UNSUPPORTED_CONTENT_FORMAT);
+            return Outcome::Respond;
+        }
+        let etag = self.etag();
+        if m.options_of(OptionNumber::IF_MATCH).next().is_some()
+            && !m.options_of(OptionNumber::IF_MATCH).any(|v| v == etag)
+        {
+            resp.set_code(Code::PRECONDITION_FAILED);
+            return Outcome::Respond;
+        }
+        let Ok(serde_json::Value::Object(patch)) = serde_json::from_slice(req.payload()) else {
+            resp.set_code(Code::BAD_REQUEST);
+            return Outcome::Respond;
+        };
+        if patch
+            .get("version")
+            .is_some_and(|v| Some(v) != self.value.get("version"))
+        {
+            resp.set_code(Code::CONFLICT);
+            return Outcome::Respond;
+        }
+        for (k, v) in patch {
+            if v.is_null() {
+                self.value.remove(&k);
+            } else {
+                self.value.insert(k, v);
+            }
+        }
+        resp.set_code(Code::CHANGED);
+        let _ = resp.option(OptionNumber::ETAG, &self.etag());
+        Outcome::Respond
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Resource<SocketAddr> for Config {
+    fn get(
+        &mut self,
+        _: &IncomingRequest<'_, SocketAddr>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Outcome {
+        let _ = resp.option(OptionNumber::ETAG, &self.etag());
+        Self::json(
+            resp,
+            Code::CONTENT,
+            &serde_json::Value::Object(self.value.clone()),
+        )
+    }
+
+    fn fetch(
+        &mut self,
+        req: &IncomingRequest<'_, SocketAddr>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Outcome {
+        let Ok(serde_json::Value::Array(keys)) = serde_json::from_slice(req.payload()) else {
+            resp.set_code(Code::BAD_REQUEST);
+            return Outcome::Respond;
+        };
+        let subset: serde_json::Map<_, _> = keys
+            .iter()
+            .filter_map(|k| k.as_str())
+            .filter_map(|k| self.value.get(k).map(|v| (k.to_owned(), v.clone())))
+            .collect();
+        Self::json(resp, Code::CONTENT, &serde_json::Value::Object(subset))
+    }
+
+    fn patch(
+        &mut self,
+        req: &IncomingRequest<'_, SocketAddr>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Outcome {
+        self.patch_common(req, resp)
+    }
+
+    fn ipatch(
+        &mut self,
+        req: &IncomingRequest<'_, SocketAddr>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Outcome {
+        // A merge patch is idempotent, so iPATCH takes the same documents.
+        self.patch_common(req, resp)
+    }
+
+    fn link_attributes(&self) -> &str {
+        r#"rt="demo.config";ct=50;title="JSON object for FETCH and PATCH""#
     }
 }

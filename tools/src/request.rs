@@ -152,10 +152,25 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
     if args.observe {
         return observe(req, &args).await;
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| client_error(&e, &args.uri, args.timeout))?;
+    // A progress bar for block-wise transfers longer than one block, on a terminal only.
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let (sink, updates) = async_channel::bounded::<coap_tokio::glue::Progress>(64);
+        req = req.clone().progress(sink);
+        tokio::spawn(progress_bar(updates))
+    });
+    let sent = req.send().await;
+    if let Some(bar) = bar {
+        bar.abort();
+        let _ = bar.await;
+    }
+    let resp = match sent {
+        // RFC 7967: the request asked for no response, and none came: done.
+        Err(coap_tokio::ClientError::NoResponse) => {
+            stderr_line("no response (as asked with No-Response)");
+            return Ok(Exit::Success);
+        }
+        r => r.map_err(|e| client_error(&e, &args.uri, args.timeout))?,
+    };
     log_response(&resp);
 
     show(&resp, &args)?;
@@ -184,6 +199,32 @@ fn show(resp: &Response, args: &RequestArgs) -> Result<(), Fail> {
         }
     }
     Ok(())
+}
+
+/// Shows block-wise progress (bytes and, when known, the total) until aborted.
+async fn progress_bar(updates: async_channel::Receiver<coap_tokio::glue::Progress>) {
+    let bar = indicatif::ProgressBar::hidden();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bytes}/{total_bytes} {wide_bar} {bytes_per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let _clear = ClearOnDrop(bar.clone());
+    while let Ok(p) = updates.recv().await {
+        if let Some(t) = p.total {
+            bar.set_length(t as u64);
+        }
+        bar.set_position(p.done as u64);
+    }
+}
+
+/// Clears the progress bar when the transfer ends (the task is aborted).
+struct ClearOnDrop(indicatif::ProgressBar);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// `--observe`: every notification as it comes, then an active deregistration.

@@ -353,7 +353,7 @@ fn well_known_core_one_link_per_line() {
     let r = coap(&["get", &s.uri("/.well-known/core")], None);
     assert_eq!(r.code(), 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{}", r.stdout);
+    assert_eq!(lines.len(), 6, "{}", r.stdout);
     assert!(
         lines[0].starts_with("</hello>;") && lines[0].contains("ct=0") && lines[0].contains("rt="),
         "{}",
@@ -632,4 +632,55 @@ fn observe_time_and_put_large_upload() {
     assert_eq!(put.stderr, "2.04 Changed\n");
     let got = coap(&["get", &s.uri("/upload"), "-o", "-"], None);
     assert_eq!(got.stdout, body);
+}
+
+/// RFC 8132 against `/config`: FETCH of selected members, PATCH with a merge patch
+/// (2.04), 4.15 for another format, 4.09 for the read-only member, 4.12 for a stale
+/// If-Match; iPATCH too.
+#[test]
+fn fetch_patch_ipatch_codes() {
+    let s = Server::start();
+    let u = s.uri("/config");
+    let r = coap(&["fetch", &u, "-c", "json", "-p", "[\"name\"]"], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("\"name\": \"demo\"") && !r.stdout.contains("interval"),
+        "{}",
+        r.stdout
+    );
+    let r = coap(
+        &[
+            "patch",
+            &u,
+            "-c",
+            "application/merge-patch+json",
+            "-p",
+            "{\"interval\":5}",
+        ],
+        None,
+    );
+    assert_eq!((r.code(), r.stderr.as_str()), (0, "2.04 Changed\n"));
+    let r = coap(&["get", &u], None);
+    assert!(r.stdout.contains("\"interval\": 5"), "{}", r.stdout);
+    let r = coap(
+        &["ipatch", &u, "-c", "json", "-p", "{\"interval\":6}"],
+        None,
+    );
+    r.assert_fails(4, "4.15");
+    let r = coap(&["ipatch", &u, "-c", "52", "-p", "{\"version\":2}"], None);
+    r.assert_fails(4, "4.09");
+    let r = coap(
+        &[
+            "patch",
+            &u,
+            "-c",
+            "52",
+            "-O",
+            "If-Match=0x0102",
+            "-p",
+            "{\"interval\":7}",
+        ],
+        None,
+    );
+    r.assert_fails(4, "4.12");
 }

@@ -185,6 +185,7 @@ impl Handle {
                 options: Vec::new(),
                 payload: Vec::new(),
             },
+            progress: None,
         }
     }
 
@@ -217,6 +218,7 @@ static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
 pub struct RequestBuilder {
     handle: Handle,
     request: OutgoingRequest,
+    progress: Option<async_channel::Sender<super::driver::Progress>>,
 }
 
 impl RequestBuilder {
@@ -255,6 +257,13 @@ impl RequestBuilder {
         self
     }
 
+    /// Reports the progress of a block-wise transfer (RFC 7959) of this request — each
+    /// block received or acknowledged — to `sink` (best effort: a full channel skips).
+    pub fn progress(mut self, sink: async_channel::Sender<super::driver::Progress>) -> Self {
+        self.progress = Some(sink);
+        self
+    }
+
     /// The total deadline of the request (default: `Config::request_timeout`).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.request.timeout = Some(timeout);
@@ -264,7 +273,11 @@ impl RequestBuilder {
     /// Sends the request and waits for its response. Dropping the future cancels the
     /// exchange in the endpoint (a late response is then rejected).
     pub async fn send(self) -> Result<Response, ClientError> {
-        let RequestBuilder { handle, request } = self;
+        let RequestBuilder {
+            handle,
+            request,
+            progress,
+        } = self;
         let peer = handle.peer_for(&request.uri).await?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (reply, response) = async_channel::bounded(1);
@@ -273,6 +286,7 @@ impl RequestBuilder {
             peer,
             request,
             reply,
+            progress,
         });
         handle
             .commands
@@ -299,6 +313,7 @@ impl RequestBuilder {
         let RequestBuilder {
             handle,
             mut request,
+            ..
         } = self;
         if !request
             .options

@@ -52,6 +52,7 @@ pub(super) enum Cmd {
         peer: SocketAddr,
         request: OutgoingRequest,
         reply: Sender<Result<Response, ClientError>>,
+        progress: Option<Sender<Progress>>,
     },
     Cancel {
         key: u64,
@@ -149,6 +150,16 @@ pub enum Input {
 
 type Waiter = (u64, Sender<Result<Response, ClientError>>);
 
+/// How far a block-wise transfer got (RFC 7959): bytes moved so far and, when the peer
+/// said (Size1/Size2), the total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes received (Block2) or sent and acknowledged (Block1) so far.
+    pub done: usize,
+    /// The size of the whole representation, if known.
+    pub total: Option<usize>,
+}
+
 /// The core endpoint plus what a std adapter needs around it: the clock origin, the
 /// handler, the transmit buffer, and the requests waiting for their outcome.
 pub struct Driver<H> {
@@ -169,6 +180,8 @@ pub struct Driver<H> {
     pending_notification: HashMap<RequestId, Response>,
     /// Bodies of Block1 uploads in progress (RFC 7959 §2.5), by request.
     uploads: HashMap<RequestId, Vec<u8>>,
+    /// Where to report the progress of block-wise transfers, by request.
+    progress: HashMap<RequestId, Sender<Progress>>,
     commands_open: bool,
 }
 
@@ -188,6 +201,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             observations: HashMap::new(),
             pending_notification: HashMap::new(),
             uploads: HashMap::new(),
+            progress: HashMap::new(),
             commands_open: true,
         })
     }
@@ -286,6 +300,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 peer,
                 request,
                 reply,
+                progress,
             } => {
                 let ty = if request.confirmable {
                     MessageType::Con
@@ -315,6 +330,9 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 };
                 match result {
                     Ok(id) => {
+                        if let Some(p) = progress {
+                            self.progress.insert(id, p);
+                        }
                         if request.payload.len() > block {
                             self.uploads.insert(id, request.payload);
                         }
@@ -429,10 +447,15 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 // RFC 7959: blocks of a Block2 transfer are collected in order; the
                 // response carries the whole representation.
                 Event::Block { id, message, .. } => {
-                    self.partial
-                        .entry(id)
-                        .or_default()
-                        .extend_from_slice(message.payload());
+                    let body = self.partial.entry(id).or_default();
+                    body.extend_from_slice(message.payload());
+                    if let Some(p) = self.progress.get(&id) {
+                        let total = message.uint_option(OptionNumber::SIZE2).map(|v| v as usize);
+                        let _ = p.try_send(Progress {
+                            done: body.len(),
+                            total,
+                        });
+                    }
                     continue;
                 }
                 Event::Response { id, peer, message } => {
@@ -449,6 +472,12 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 // The server took a block of an upload: send the next one.
                 Event::Continue { id, offset, size } => {
                     let body = self.uploads.get(&id).map(Vec::as_slice).unwrap_or_default();
+                    if let Some(p) = self.progress.get(&id) {
+                        let _ = p.try_send(Progress {
+                            done: offset,
+                            total: Some(body.len()),
+                        });
+                    }
                     let end = offset.saturating_add(size).min(body.len());
                     let chunk = body.get(offset..end).unwrap_or_default();
                     let now = self.now();
@@ -471,6 +500,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             };
             self.partial.remove(&id);
             self.uploads.remove(&id);
+            self.progress.remove(&id);
             // The end of an observation: its final response or error, then the stream ends.
             if let Some(sink) = self.observations.remove(&id) {
                 self.pending_notification.remove(&id);

@@ -37,7 +37,7 @@ pub use client::{
     ClientError, Handle, Observation, RequestBuilder, ResolveFuture, Resolver, Response,
 };
 pub use driver::{
-    command_channel, Command, CommandReceiver, CommandSender, Driver, Input, Role, StdEndpoint,
-    DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS,
+    command_channel, Command, CommandReceiver, CommandSender, Driver, Input, Progress, Role,
+    StdEndpoint, DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS,
 };
 pub use reply::{Notifier, Reply, RespondError, Responder};
