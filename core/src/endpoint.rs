@@ -324,6 +324,34 @@ enum EventRecord {
     Reset(RequestId),
 }
 
+impl EventRecord {
+    /// The request an event belongs to, and the slot holding its message, if any.
+    fn parts(self) -> (RequestId, Option<(u16, u16)>) {
+        match self {
+            EventRecord::Response {
+                id,
+                slot,
+                generation,
+            }
+            | EventRecord::Notification {
+                id,
+                slot,
+                generation,
+            }
+            | EventRecord::Block {
+                id,
+                slot,
+                generation,
+            } => (id, Some((slot, generation))),
+            EventRecord::Failed(id, _)
+            | EventRecord::NoResponse(id)
+            | EventRecord::Continue(id, _)
+            | EventRecord::Timeout(id)
+            | EventRecord::Reset(id) => (id, None),
+        }
+    }
+}
+
 /// A CoAP endpoint: client and server roles over one transport address.
 ///
 /// `A` is the peer address type (e.g. `std::net::SocketAddr`, `embassy_net::IpEndpoint`):
@@ -601,27 +629,7 @@ impl<
         // Outcomes (and notifications) may already wait in the event queue: drop them.
         let mut kept: Deque<EventRecord, N> = Deque::new();
         while let Some(e) = self.events.pop_front() {
-            let (x, slot) = match e {
-                EventRecord::Response {
-                    id,
-                    slot,
-                    generation,
-                }
-                | EventRecord::Notification {
-                    id,
-                    slot,
-                    generation,
-                }
-                | EventRecord::Block {
-                    id,
-                    slot,
-                    generation,
-                } => (id, Some((slot, generation))),
-                EventRecord::Failed(id, _)
-                | EventRecord::NoResponse(id)
-                | EventRecord::Continue(id, _) => (id, None),
-                EventRecord::Timeout(id) | EventRecord::Reset(id) => (id, None),
-            };
+            let (x, slot) = e.parts();
             if x != id {
                 let _ = kept.push_back(e);
                 continue;

@@ -102,6 +102,20 @@ impl OutgoingRequest {
         Ok(())
     }
 
+    /// Code, message type and deadline for the core.
+    fn params(&self) -> RequestParams {
+        let ty = if self.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        RequestParams {
+            code: self.code,
+            ty,
+            timeout: self.timeout,
+        }
+    }
+
     /// The options only (the payload of an upload goes in blocks).
     fn write_options(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
         // The URI parsed in `send`; only the lack of space can fail here.
@@ -302,16 +316,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 reply,
                 progress,
             } => {
-                let ty = if request.confirmable {
-                    MessageType::Con
-                } else {
-                    MessageType::Non
-                };
-                let params = RequestParams {
-                    code: request.code,
-                    ty,
-                    timeout: request.timeout,
-                };
+                let params = request.params();
                 // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
                 let block = self.endpoint.upload_block_size();
                 let result = if request.payload.len() > block {
@@ -360,16 +365,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 request,
                 sink,
             } => {
-                let ty = if request.confirmable {
-                    MessageType::Con
-                } else {
-                    MessageType::Non
-                };
-                let params = RequestParams {
-                    code: request.code,
-                    ty,
-                    timeout: request.timeout,
-                };
+                let params = request.params();
                 match self
                     .endpoint
                     .request(now, peer, params, |b| request.write(b))
