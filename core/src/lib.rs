@@ -65,6 +65,9 @@ pub mod message;
 pub mod no_response;
 pub mod observe;
 pub mod option;
+#[cfg(feature = "oscore")]
+pub mod oscore;
+pub mod rd;
 pub mod reliability;
 pub mod rng;
 pub mod router;

@@ -1,0 +1,1 @@
+//! OSCORE (RFC 8613): object security for CoAP. (Filled in by the OSCORE work.)

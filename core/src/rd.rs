@@ -1,0 +1,1 @@
+//! Resource directory client (RFC 9176). (Filled in by the link-format work.)
