@@ -1385,6 +1385,9 @@ impl<
                 return self.start_queued(now);
             }
         }
+        if msg.code() == Code::UNAUTHORIZED && self.repeat_with_echo(now, peer, i, x, msg, lifetime) {
+            return;
+        }
         self.acknowledge_response(now, peer, msg, lifetime);
         if x.notification_rest {
             // The last block of a notification: report it as a block; the observation
@@ -1428,6 +1431,63 @@ impl<
                 generation,
             },
         );
+    }
+
+    /// RFC 9175 §2.4: a 4.01 Unauthorized with an Echo option asks the client to repeat
+    /// the request carrying that Echo value (freshness, or OSCORE replay-window recovery,
+    /// RFC 8613 Appendix B.1.2). The request is repeated once, with a new Message ID and the
+    /// same token; a request that already carried Echo gets the 4.01 delivered instead, so a
+    /// server that keeps asking cannot make us loop. Returns whether the request was repeated.
+    fn repeat_with_echo(
+        &mut self,
+        now: Instant,
+        peer: A,
+        i: usize,
+        x: ClientExchange<A>,
+        msg: &Message<'_>,
+        lifetime: u64,
+    ) -> bool {
+        let Some(echo) = msg.option(OptionNumber::ECHO) else {
+            return false;
+        };
+        let Some(req) = self.slots.get(i).and_then(|s| Message::parse(s.bytes()).ok()) else {
+            return false;
+        };
+        if req.option(OptionNumber::ECHO).is_some() {
+            return false;
+        }
+        let Some(j) = self.alloc_slot(now) else {
+            return false;
+        };
+        let Ok([si, sj]) = self.slots.get_disjoint_mut([i, j]) else {
+            return false;
+        };
+        let Ok(req) = Message::parse(si.bytes()) else {
+            return false;
+        };
+        let built = (|| {
+            let mut b = MessageBuilder::new(&mut sj.buf, req.ty(), req.code(), 0, req.token())?;
+            for o in req.options() {
+                b.option(o.number, o.value)?;
+            }
+            b.option(OptionNumber::ECHO, echo.value)?;
+            b.payload(req.payload())?;
+            Ok::<usize, BuildError>(b.finish())
+        })();
+        let Ok(len) = built else {
+            return false;
+        };
+        sj.len = len16(len);
+        sj.state = SlotState::Request(ClientExchange {
+            mid: 0,
+            phase: ClientPhase::Queued,
+            heard: true,
+            ..x
+        });
+        self.acknowledge_response(now, peer, msg, lifetime);
+        self.free_slot(i);
+        self.start_queued(now);
+        true
     }
 
     /// After 2.31 Continue to the upload block in slot `i`: the next block to send, in the

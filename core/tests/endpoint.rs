@@ -719,3 +719,70 @@ fn non_bad_option_rst_proxy_5_05_oscore_4_02() {
     let r = exchange(MessageType::Con, 4, OptionNumber::OSCORE, &[0x09, 0x00]);
     assert_eq!(parse(&r).code(), Code::BAD_OPTION);
 }
+
+/// A server that demands freshness (RFC 9175 §2.3): without the Echo value it issued,
+/// 4.01 Unauthorized carrying Echo; with it, 2.05. `always` never accepts.
+fn echo_demanding(
+    seen: Rc<Cell<u32>>,
+    always: bool,
+) -> impl FnMut(&IncomingRequest<'_, u32>, &mut ResponseWriter<'_>) -> Handled {
+    move |req, resp| {
+        seen.set(seen.get() + 1);
+        let echo = req.message().option(OptionNumber::ECHO).map(|o| o.value);
+        if echo == Some(b"fresh".as_slice()) && !always {
+            resp.respond(Code::CONTENT, None, req.payload()).unwrap();
+        } else {
+            resp.set_code(Code::UNAUTHORIZED);
+            resp.option(OptionNumber::ECHO, b"fresh").unwrap();
+        }
+        Handled::Respond
+    }
+}
+
+#[test]
+fn unauthorized_with_echo_repeats_the_request_once_with_that_echo() {
+    // RFC 9175 §2.4: the client repeats the request with the Echo value it got.
+    let seen = Rc::new(Cell::new(0));
+    let mut p: Pair<_> = Pair::new(3, Link::PERFECT, echo_demanding(seen.clone(), false));
+    let id = post(&mut p.client, p.now);
+    p.drive();
+    assert_eq!(seen.get(), 2, "the request reached the server twice");
+    let sent = p.sent_by(CLIENT);
+    assert_eq!(sent.len(), 2);
+    let (first, second) = (parse(&sent[0].1), parse(&sent[1].1));
+    assert!(first.option(OptionNumber::ECHO).is_none());
+    assert_eq!(
+        second.option(OptionNumber::ECHO).map(|o| o.value),
+        Some(b"fresh".as_slice())
+    );
+    // A new exchange on the wire (new Message ID), same request otherwise.
+    assert_ne!(first.message_id(), second.message_id());
+    assert_eq!(first.token(), second.token());
+    assert_eq!(second.payload(), b"x");
+    assert_eq!(second.uri_path().next(), Some(b"counter".as_slice()));
+    match p.events.as_slice() {
+        [Outcome::Response {
+            id: got,
+            code,
+            payload,
+            ..
+        }] => assert_eq!((*got, *code, payload.as_slice()), (id, Code::CONTENT, &b"x"[..])),
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[test]
+fn a_second_echo_challenge_is_delivered_not_followed() {
+    // A server that keeps answering 4.01 + Echo cannot make the client loop.
+    let seen = Rc::new(Cell::new(0));
+    let mut p: Pair<_> = Pair::new(4, Link::PERFECT, echo_demanding(seen.clone(), true));
+    let id = post(&mut p.client, p.now);
+    p.drive();
+    assert_eq!(seen.get(), 2);
+    match p.events.as_slice() {
+        [Outcome::Response { id: got, code, .. }] => {
+            assert_eq!((*got, *code), (id, Code::UNAUTHORIZED))
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}

@@ -29,6 +29,7 @@
 
 mod batch;
 mod client;
+pub mod credentials;
 mod driver;
 mod reply;
 
