@@ -10,10 +10,11 @@ use heapless::Deque;
 use crate::block::Block;
 use crate::code::{Code, CodeClass};
 use crate::config::Config;
-use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
+use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, RequestId, Token};
 use crate::message::{
     write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError,
 };
+use crate::multicast::{self, Delivery};
 use crate::no_response::NoResponse;
 use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
 use crate::option::OptionNumber;
@@ -101,7 +102,9 @@ pub struct Transmit<A> {
 /// Something the application should know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event<'a, A> {
-    /// The response to a request (RFC 7252 §5.3.2: matched by token and peer).
+    /// The response to a request (RFC 7252 §5.3.2: matched by token and peer). A group
+    /// request gets one per responder (matched by token, `peer` is the responder) until its
+    /// window closes with `Timeout`.
     Response {
         /// The request.
         id: RequestId,
@@ -156,7 +159,9 @@ pub enum Event<'a, A> {
         /// The request.
         id: RequestId,
     },
-    /// No response within the deadline, or CON retransmissions exhausted.
+    /// No response within the deadline, or CON retransmissions exhausted. For a group
+    /// request ([`Endpoint::request_group`]) the end of the collection window: every
+    /// response that came was reported before it.
     Timeout {
         /// The request.
         id: RequestId,
@@ -196,6 +201,11 @@ pub struct Stats {
     pub stale_notifications: u32,
     /// Notifications not sent, or not taken, for want of a free slot or event space.
     pub notification_drops: u32,
+    /// Responses to group requests not delivered for want of a free slot or event space.
+    pub group_response_drops: u32,
+    /// Responses to multicast requests not sent because they were errors nobody asked
+    /// for (RFC 7252 §8.2).
+    pub multicast_suppressed: u32,
 }
 
 /// A response the endpoint generates itself, without a slot.
@@ -224,6 +234,9 @@ struct Control<A> {
 enum ResponsePhase {
     /// Free the slot once transmitted.
     SendOnce,
+    /// A response to a multicast request, held back until a random point in the leisure
+    /// period (RFC 7252 §8.2), then sent once.
+    Leisure { until: Instant },
     /// Sent; kept to answer duplicates of the request until `expires` (§4.5).
     Cached { expires: Instant },
     /// A CON separate response awaiting its ACK (§5.2.2).
@@ -544,6 +557,39 @@ impl<
         params: RequestParams,
         build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
     ) -> Result<RequestId, Error> {
+        self.start_request(now, peer, params, ExchangeKind::Unicast, build)
+    }
+
+    /// Starts a request to a group (multicast) address (RFC 7252 §8.1): sent once as NON
+    /// whatever `params.ty` says, and every response from any member (matched by token) is
+    /// reported as `Event::Response` with the responder's address, until the deadline
+    /// (`params.timeout`, the collection window; `Config::request_timeout` if `None`) ends
+    /// it with `Event::Timeout`. A responder's Block2 response continues by unicast with
+    /// that responder (RFC 7959 §2.8): its blocks arrive as `Event::Block` and its last one
+    /// as its `Response`; the window closes only after those continuations end. Later
+    /// requests to a responder are ordinary unicast requests to its address.
+    pub fn request_group(
+        &mut self,
+        now: Instant,
+        group: A,
+        params: RequestParams,
+        build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+    ) -> Result<RequestId, Error> {
+        let params = RequestParams {
+            ty: MessageType::Non,
+            ..params
+        };
+        self.start_request(now, group, params, ExchangeKind::Group, build)
+    }
+
+    fn start_request(
+        &mut self,
+        now: Instant,
+        peer: A,
+        params: RequestParams,
+        kind: ExchangeKind,
+        build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+    ) -> Result<RequestId, Error> {
         if !matches!(params.ty, MessageType::Con | MessageType::Non) {
             return Err(Error::InvalidType);
         }
@@ -583,6 +629,7 @@ impl<
             etag: None,
             no_response,
             notification_rest: false,
+            kind,
         });
         self.start_queued(now);
         Ok(id)
@@ -726,6 +773,19 @@ impl<
     }
 
     fn finish_request(&mut self, now: Instant, i: usize, record: EventRecord) {
+        let follow_up = matches!(
+            self.slots.get(i).map(|s| s.state),
+            Some(SlotState::Request(ClientExchange {
+                kind: ExchangeKind::GroupFollowUp,
+                ..
+            }))
+        );
+        if follow_up && !matches!(record, EventRecord::Response { .. }) {
+            // One responder of a group request failed to finish its Block2 transfer: its
+            // answer is dropped; the group request goes on (it ends with its window).
+            self.free_slot(i);
+            return self.start_queued(now);
+        }
         let _ = self.events.push_back(record);
         if !matches!(record, EventRecord::Response { .. }) {
             self.free_slot(i);
@@ -938,10 +998,52 @@ impl<
         bytes: &[u8],
         handler: &mut impl Handler<A>,
     ) {
+        self.receive(now, peer, bytes, handler, Delivery::Unicast)
+    }
+
+    /// Feeds a datagram that arrived on a group (multicast) address this endpoint listens
+    /// on (RFC 7252 §8). Only requests are taken; they are answered by unicast NON after a
+    /// random delay within `Config::default_leisure` (§8.2), never acknowledged or reset
+    /// (§8.1), and error responses are suppressed unless the request asked for them
+    /// ([`crate::multicast`]). Handlers see [`Delivery::Multicast`] and may stay silent
+    /// with [`Outcome::Ignore`] when they have nothing useful to say.
+    pub fn handle_group_datagram(
+        &mut self,
+        now: Instant,
+        peer: A,
+        bytes: &[u8],
+        handler: &mut impl Handler<A>,
+    ) {
+        self.receive(now, peer, bytes, handler, Delivery::Multicast)
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        peer: A,
+        bytes: &[u8],
+        handler: &mut impl Handler<A>,
+        delivery: Delivery,
+    ) {
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
+            // §8.1: never a RST to a multicast message.
+            Err(_) if delivery == Delivery::Multicast => {
+                self.stats.malformed += 1;
+                return;
+            }
             Err(e) => return self.reject_malformed(peer, bytes, e),
         };
+        if delivery == Delivery::Multicast {
+            // Only requests are meaningful on a group address: no ping answers, no
+            // ACK/RST matching, no responses (§8.1).
+            if msg.code().kind() == CodeClass::Request
+                && matches!(msg.ty(), MessageType::Con | MessageType::Non)
+            {
+                self.on_request(now, peer, &msg, handler, delivery);
+            }
+            return;
+        }
         if let Some(p) = self.peers.get(peer) {
             p.unresponsive = false;
         }
@@ -954,7 +1056,7 @@ impl<
             (CodeClass::Empty, MessageType::Rst) => self.on_rst(now, peer, msg.message_id()),
             (CodeClass::Empty, MessageType::Non) => {} // Not meaningful (§4.1); ignore.
             (CodeClass::Request, MessageType::Con | MessageType::Non) => {
-                self.on_request(now, peer, &msg, handler)
+                self.on_request(now, peer, &msg, handler, Delivery::Unicast)
             }
             (CodeClass::Success | CodeClass::ClientError | CodeClass::ServerError, _) => {
                 self.on_response(now, peer, &msg, bytes)
@@ -1061,8 +1163,12 @@ impl<
         peer: A,
         msg: &Message<'_>,
         handler: &mut impl Handler<A>,
+        delivery: Delivery,
     ) {
-        let con = msg.ty() == MessageType::Con;
+        // §8.1: multicast requests are NON; a CON one is treated as NON (no ACK goes to a
+        // group request).
+        let multicast = delivery == Delivery::Multicast;
+        let con = msg.ty() == MessageType::Con && !multicast;
         let mid = msg.message_id();
         let token = Token::new(msg.token()).unwrap_or_default();
         if let Some(action) = self.dedup.lookup(now, peer, mid).copied() {
@@ -1083,6 +1189,16 @@ impl<
             } else {
                 Code::BAD_OPTION
             };
+            if multicast {
+                // An error nobody asked for, and never a RST (§8.1, §8.2).
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::Ignore);
+                if !multicast::error_wanted(msg, code) {
+                    self.stats.multicast_suppressed += 1;
+                    return;
+                }
+                return self.control_response(now, peer, msg, code, None);
+            }
             if !con && code == Code::BAD_OPTION {
                 self.dedup
                     .insert(now, peer, mid, lifetime, DupAction::Ignore);
@@ -1100,6 +1216,9 @@ impl<
         let Some(i) = self.alloc_slot(now) else {
             // §5.9.3.4: tables full; tell the client when to retry.
             self.stats.busy_rejections += 1;
+            if multicast && !multicast::error_wanted(msg, Code::SERVICE_UNAVAILABLE) {
+                return;
+            }
             let max_age = Some(self.config.busy_max_age);
             return self.control_response(now, peer, msg, Code::SERVICE_UNAVAILABLE, max_age);
         };
@@ -1128,6 +1247,7 @@ impl<
             message: *msg,
             handle,
             now,
+            delivery,
         };
         match handler.handle(&req, &mut w) {
             Outcome::Respond => {
@@ -1152,8 +1272,13 @@ impl<
                 let code = w.code();
                 slot.len = len16(w.builder.finish());
                 // RFC 7967 §2: the client does not want this class of response. A CON
-                // request still gets its (empty) ACK.
-                if NoResponse::of(msg).suppresses(code) {
+                // request still gets its (empty) ACK. RFC 7252 §8.2: errors to a multicast
+                // request are not sent unless asked for.
+                let unwanted = multicast && !multicast::error_wanted(msg, code);
+                if unwanted {
+                    self.stats.multicast_suppressed += 1;
+                }
+                if NoResponse::of(msg).suppresses(code) || unwanted {
                     self.free_slot(i);
                     let action = if con {
                         DupAction::EmptyAck
@@ -1169,6 +1294,13 @@ impl<
                 let phase = if con {
                     ResponsePhase::Cached {
                         expires: now.add_millis(lifetime),
+                    }
+                } else if multicast {
+                    // §8.2: a random point within the leisure period, so that the group's
+                    // responses do not all arrive at once.
+                    let leisure = crate::time::duration_ms(self.config.default_leisure);
+                    ResponsePhase::Leisure {
+                        until: now.add_millis(self.rng.below_or_eq(leisure)),
                     }
                 } else {
                     ResponsePhase::SendOnce
@@ -1188,7 +1320,23 @@ impl<
                     DupAction::Ignore
                 };
                 self.dedup.insert(now, peer, mid, lifetime, action);
-                self.queue_tx(i);
+                if !matches!(phase, ResponsePhase::Leisure { .. }) {
+                    self.queue_tx(i);
+                }
+            }
+            Outcome::Ignore => {
+                // Nothing to say (e.g. a filtered /.well-known/core query that matched
+                // nothing, RFC 6690 §4.1): a CON request still gets its empty ACK.
+                self.free_slot(i);
+                let action = if con {
+                    DupAction::EmptyAck
+                } else {
+                    DupAction::Ignore
+                };
+                self.dedup.insert(now, peer, mid, lifetime, action);
+                if con {
+                    self.send_empty(peer, MessageType::Ack, mid);
+                }
             }
             Outcome::Defer => {
                 let ack = if !con {
@@ -1329,6 +1477,19 @@ impl<
             }
             _ => false,
         });
+        // A group request's responses come from its members, not from the group address
+        // it went to: matched by token alone (RFC 7252 §8.2), after the exact matches.
+        let found = found.or_else(|| {
+            self.slots.iter().position(|s| match &s.state {
+                SlotState::Request(x) => {
+                    x.kind == ExchangeKind::Group
+                        && x.token.as_slice() == msg.token()
+                        && matches!(ty, MessageType::Con | MessageType::Non)
+                        && x.phase != ClientPhase::Queued
+                }
+                _ => false,
+            })
+        });
         let Some(i) = found else {
             // §5.3.2: a CON response nobody waits for is rejected; so is a NON
             // notification of an observation we forgot (RFC 7641 §3.6, passive cancel).
@@ -1361,6 +1522,9 @@ impl<
         let Some(SlotState::Request(x)) = self.slots.get(i).map(|s| s.state) else {
             return;
         };
+        if x.kind == ExchangeKind::Group {
+            return self.on_group_response(now, peer, i, x, msg, bytes, lifetime);
+        }
         if x.observe.is_some() && msg.observe().is_some() && msg.code().kind() == CodeClass::Success
         {
             return self.on_notification(now, peer, i, x, msg, bytes, lifetime);
@@ -1431,6 +1595,115 @@ impl<
                 generation,
             },
         );
+    }
+
+    /// One member's response to the group request in slot `i` (RFC 7252 §8.2): delivered
+    /// in a slot of its own, the request stays open. A first block with more to come is
+    /// continued by unicast with that member (RFC 7959 §2.8) in a follow-up exchange.
+    #[allow(clippy::too_many_arguments)]
+    fn on_group_response(
+        &mut self,
+        now: Instant,
+        peer: A,
+        i: usize,
+        x: ClientExchange<A>,
+        msg: &Message<'_>,
+        bytes: &[u8],
+        lifetime: u64,
+    ) {
+        let more = Block::of(msg, OptionNumber::BLOCK2)
+            .filter(|b| b.more && msg.code().kind() == CodeClass::Success);
+        // Room for this event while keeping room for every exchange's terminal event (and
+        // the follow-up's, which is one more exchange).
+        let needed = 1 + usize::from(more.is_some());
+        let room = self.events.len() + self.client_exchanges() + needed <= N;
+        let Some(j) = room.then(|| self.alloc_slot(now)).flatten() else {
+            self.stats.group_response_drops += 1;
+            return;
+        };
+        let Some(sj) = self.slots.get_mut(j) else {
+            return;
+        };
+        let Some(dst) = sj.buf.get_mut(..bytes.len()) else {
+            return;
+        };
+        dst.copy_from_slice(bytes);
+        sj.len = len16(bytes.len());
+        sj.state = SlotState::Received { peer };
+        if let Some(block) = more {
+            let Some(k) = self.alloc_slot(now) else {
+                self.free_slot(j);
+                self.stats.group_response_drops += 1;
+                return;
+            };
+            let token = self.fresh_token(peer);
+            let Ok([si, sk]) = self.slots.get_disjoint_mut([i, k]) else {
+                return;
+            };
+            let built = Message::parse(si.bytes())
+                .map_err(|_| BuildError::BufferTooSmall)
+                .and_then(|req| {
+                    // The rest of the representation, by unicast from this member and
+                    // confirmable (RFC 7959 §2.8): the request's options with the next
+                    // Block2 value.
+                    let mut b = MessageBuilder::new(
+                        &mut sk.buf,
+                        MessageType::Con,
+                        req.code(),
+                        0,
+                        token.as_slice(),
+                    )?;
+                    for o in req.options().filter(|o| o.number != OptionNumber::BLOCK2) {
+                        b.option(o.number, o.value)?;
+                    }
+                    let next = Block::new(block.num + 1, false, block.szx);
+                    b.option_uint(OptionNumber::BLOCK2, next.encode())?;
+                    b.payload(req.payload())?;
+                    Ok(b.finish())
+                });
+            let Ok(len) = built else {
+                self.free_slot(k);
+                self.free_slot(j);
+                return;
+            };
+            let etag = Token::new(
+                msg.option(OptionNumber::ETAG)
+                    .map(|o| o.value)
+                    .unwrap_or_default(),
+            )
+            .unwrap_or_default();
+            sk.len = len16(len);
+            sk.state = SlotState::Request(ClientExchange {
+                peer,
+                token,
+                mid: 0,
+                confirmable: true,
+                phase: ClientPhase::Queued,
+                deadline: now + self.config.request_timeout,
+                heard: true,
+                etag: Some(etag),
+                observe: None,
+                kind: ExchangeKind::GroupFollowUp,
+                ..x
+            });
+        }
+        let generation = self.slots.get(j).map_or(0, |s| s.generation);
+        let record = if more.is_some() {
+            EventRecord::Block {
+                id: x.id,
+                slot: j as u16,
+                generation,
+            }
+        } else {
+            EventRecord::Response {
+                id: x.id,
+                slot: j as u16,
+                generation,
+            }
+        };
+        self.acknowledge_response(now, peer, msg, lifetime);
+        let _ = self.events.push_back(record);
+        self.start_queued(now);
     }
 
     /// RFC 9175 §2.4: a 4.01 Unauthorized with an Echo option asks the client to repeat
@@ -1913,6 +2186,29 @@ impl<
             };
             match &mut s.state {
                 SlotState::Request(x) => {
+                    if now >= x.deadline && x.kind == ExchangeKind::Group {
+                        // The collection window is over; it closes once the Block2
+                        // continuations with responders have ended too.
+                        let id = x.id;
+                        let follow_up = self.slots.iter().filter_map(|s| match s.state {
+                            SlotState::Request(y)
+                                if y.id == id && y.kind == ExchangeKind::GroupFollowUp =>
+                            {
+                                Some(y.deadline)
+                            }
+                            _ => None,
+                        });
+                        if let Some(later) = follow_up.min() {
+                            if let Some(SlotState::Request(x)) =
+                                self.slots.get_mut(i).map(|s| &mut s.state)
+                            {
+                                x.deadline = later.max(now.add_millis(1));
+                            }
+                            continue;
+                        }
+                        self.finish_request(now, i, EventRecord::Timeout(id));
+                        continue;
+                    }
                     if now >= x.deadline {
                         if let Some(o) = x.observe.as_mut().filter(|o| o.established) {
                             // RFC 7641 §3.3.1: Max-Age lapsed without a notification:
@@ -1955,6 +2251,10 @@ impl<
                     }
                     ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => {
                         self.free_slot(i)
+                    }
+                    ResponsePhase::Leisure { until } if now >= *until => {
+                        r.phase = ResponsePhase::SendOnce;
+                        self.queue_tx(i);
                     }
                     _ => {}
                 },
@@ -2037,6 +2337,10 @@ impl<
                     phase: ResponsePhase::AwaitAck(r),
                     ..
                 }) => arm(r.next),
+                SlotState::Response(OutgoingResponse {
+                    phase: ResponsePhase::Leisure { until },
+                    ..
+                }) => arm(*until),
                 SlotState::Deferred(d) => {
                     arm(d.expires);
                     if let AckState::Due(t) = d.ack {

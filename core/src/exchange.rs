@@ -33,6 +33,20 @@ impl Token {
     }
 }
 
+/// What a client exchange is for (RFC 7252 §8.1: a group request collects many responses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ExchangeKind {
+    /// One request, one peer, one final response.
+    Unicast,
+    /// A request to a group address: every response from any member is delivered until
+    /// the deadline, which closes the collection window.
+    Group,
+    /// The unicast continuation of a group response's Block2 transfer with one responder
+    /// (RFC 7959 §2.8): its blocks and last response belong to the group request; its
+    /// failure only drops that responder's answer.
+    GroupFollowUp,
+}
+
 /// Where a client request stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ClientPhase {
@@ -73,6 +87,8 @@ pub(crate) struct ClientExchange<A> {
     /// Fetches the rest of a notification larger than one block (RFC 7959 §3.4 with
     /// RFC 7641): its last block is reported as a `Block`, not as the final `Response`.
     pub notification_rest: bool,
+    /// Unicast, a group request, or a group response's continuation.
+    pub kind: ExchangeKind,
 }
 
 impl<A> ClientExchange<A> {

@@ -22,6 +22,7 @@ pub struct IncomingRequest<'a, A> {
     pub(crate) message: Message<'a>,
     pub(crate) handle: ResponseHandle,
     pub(crate) now: Instant,
+    pub(crate) delivery: crate::multicast::Delivery,
 }
 
 impl<'a, A: Copy> IncomingRequest<'a, A> {
@@ -57,6 +58,13 @@ impl<'a, A> IncomingRequest<'a, A> {
         self.now
     }
 
+    /// Whether the request came to this endpoint's address or to a group it listens on
+    /// (RFC 7252 §8): a handler may stay silent on a multicast request with nothing useful
+    /// to say ([`Outcome::Ignore`]).
+    pub fn delivery(&self) -> crate::multicast::Delivery {
+        self.delivery
+    }
+
     /// The handle to answer later if the handler returns [`Outcome::Defer`].
     pub fn handle(&self) -> ResponseHandle {
         self.handle
@@ -73,6 +81,9 @@ pub enum Outcome {
     /// Answer later through `Endpoint::respond` with [`IncomingRequest::handle`]; a CON
     /// request is acknowledged with an empty ACK meanwhile (§5.2.2).
     Defer,
+    /// Send no response (RFC 7252 §8.2: e.g. a multicast request the server has nothing
+    /// useful to say to); a CON request still gets its empty ACK.
+    Ignore,
 }
 
 /// Writes a response straight into the endpoint's message buffer (no copy). The header
