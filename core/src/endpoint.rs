@@ -1549,7 +1549,8 @@ impl<
                 return self.start_queued(now);
             }
         }
-        if msg.code() == Code::UNAUTHORIZED && self.repeat_with_echo(now, peer, i, x, msg, lifetime) {
+        if msg.code() == Code::UNAUTHORIZED && self.repeat_with_echo(now, peer, i, x, msg, lifetime)
+        {
             return;
         }
         self.acknowledge_response(now, peer, msg, lifetime);
@@ -1723,7 +1724,11 @@ impl<
         let Some(echo) = msg.option(OptionNumber::ECHO) else {
             return false;
         };
-        let Some(req) = self.slots.get(i).and_then(|s| Message::parse(s.bytes()).ok()) else {
+        let Some(req) = self
+            .slots
+            .get(i)
+            .and_then(|s| Message::parse(s.bytes()).ok())
+        else {
             return false;
         };
         if req.option(OptionNumber::ECHO).is_some() {
