@@ -35,6 +35,7 @@ use std::pin::pin;
 
 use async_io::{Async, Timer};
 use coap_core::NoServer;
+use coap_tokio::glue::multicast::{group_socket, unicast_socket};
 use coap_tokio::glue::{
     BatchIo, CommandReceiver, CommandSender, Driver, Handle, Input, NonBlockingSocket, Role, Wait,
 };
@@ -43,9 +44,10 @@ use futures_lite::future::race;
 pub use coap_tokio::coap_core;
 pub use coap_tokio::glue;
 pub use coap_tokio::{
-    ClientError, Code, Config, ContentFormat, Handler, IncomingRequest, Method, Notifier,
-    Observation, OptionNumber, Outcome, Reply, RequestBuilder, Resource, RespondError, Responder,
-    Response, ResponseHandle, ResponseWriter, Route, Router,
+    ClientError, Code, Config, ContentFormat, Delivery, Group, GroupResponses, Handler,
+    IncomingRequest, Interface, Method, Notifier, Observation, OptionNumber, Outcome, Reply,
+    RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle, ResponseWriter,
+    Route, Router,
 };
 
 /// A CoAP client: a handle on an endpoint whose loop runs on a thread of its own (under
@@ -71,7 +73,7 @@ impl Client {
         let driver = Driver::new(config, NoServer, Role::Client)?;
         std::thread::Builder::new()
             .name("coap-smol-client".into())
-            .spawn(move || async_io::block_on(run(socket, driver, inbox, pending())))?;
+            .spawn(move || async_io::block_on(run(socket, Vec::new(), driver, inbox, pending())))?;
         Ok(Client {
             handle: Handle::new(commands, local, resolve),
         })
@@ -103,6 +105,8 @@ fn resolve(host: String, port: u16) -> glue::ResolveFuture {
 #[derive(Debug)]
 pub struct Server {
     socket: Async<UdpSocket>,
+    /// One socket per joined group (RFC 7252 §8).
+    groups: Vec<Async<UdpSocket>>,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -122,6 +126,31 @@ impl Server {
         let (commands, inbox) = glue::command_channel();
         Ok(Server {
             socket,
+            groups: Vec::new(),
+            local,
+            config,
+            commands,
+            inbox,
+        })
+    }
+
+    /// Binds a server endpoint that also listens on multicast `groups` (RFC 7252 §8) on the
+    /// same port; see `coap_tokio::Server::bind_multicast`.
+    pub async fn bind_multicast(
+        addr: SocketAddr,
+        config: Config,
+        groups: &[Group],
+    ) -> io::Result<Server> {
+        let socket = Async::new(unicast_socket(addr)?)?;
+        let local = socket.get_ref().local_addr()?;
+        let groups = groups
+            .iter()
+            .map(|g| Async::new(group_socket(g, local.port())?))
+            .collect::<io::Result<Vec<_>>>()?;
+        let (commands, inbox) = glue::command_channel();
+        Ok(Server {
+            socket,
+            groups,
             local,
             config,
             commands,
@@ -166,7 +195,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let driver = Driver::new(self.config, handler, Role::Server)?;
-        run(self.socket, driver, self.inbox, shutdown).await
+        run(self.socket, self.groups, driver, self.inbox, shutdown).await
     }
 }
 
@@ -174,12 +203,14 @@ impl Server {
 /// wait for the socket, the core's next deadline, a command or the shutdown.
 async fn run<H: Handler<SocketAddr>>(
     socket: Async<UdpSocket>,
+    groups: Vec<Async<UdpSocket>>,
     mut driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
+    let mut group_buf = vec![0u8; glue::MAX_DATAGRAM];
     loop {
         let wait = match glue::pump(&mut driver, &mut io, &Socket(&socket), &commands) {
             ControlFlow::Break(result) => return result,
@@ -206,11 +237,36 @@ async fn run<H: Handler<SocketAddr>>(
             shutdown.as_mut().await;
             Input::Shutdown
         };
-        let input = race(race(ready, timer), race(command, stop)).await;
-        if let ControlFlow::Break(result) = driver.step(input, &[], &commands) {
+        let group = async {
+            match groups.is_empty() {
+                true => pending().await,
+                false => Input::GroupDatagram(recv_group(&groups, &mut group_buf).await),
+            }
+        };
+        let input = race(race(ready, timer), race(race(command, stop), group)).await;
+        if let ControlFlow::Break(result) = driver.step(input, &group_buf, &commands) {
             return result;
         }
     }
+}
+
+/// The next datagram from any of the group sockets.
+async fn recv_group(
+    groups: &[Async<UdpSocket>],
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for g in groups {
+            while g.poll_readable(cx).is_ready() {
+                match g.get_ref().recv_from(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => return std::task::Poll::Ready(r),
+                }
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The socket as [`glue::pump`] uses it (async-io made it non-blocking).

@@ -56,11 +56,13 @@ mod runtime;
 
 pub use coap_core;
 pub use coap_core::{
-    Code, Config, ContentFormat, Handler, IncomingRequest, Method, OptionNumber, Outcome, Resource,
-    ResponseHandle, ResponseWriter, Route, Router,
+    Code, Config, ContentFormat, Delivery, Handler, IncomingRequest, Method, OptionNumber, Outcome,
+    Resource, ResponseHandle, ResponseWriter, Route, Router,
 };
+pub use glue::multicast::{Group, Interface};
 pub use glue::{
-    ClientError, Notifier, Observation, Reply, RequestBuilder, RespondError, Responder, Response,
+    ClientError, GroupResponses, Notifier, Observation, Reply, RequestBuilder, RespondError,
+    Responder, Response,
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{Client, Server};

@@ -5,10 +5,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::pin::pin;
+use std::task::Poll;
 
 use coap_core::{Config, Handler, Method, NoServer};
 use tokio::net::UdpSocket;
 
+use crate::glue::multicast::{group_socket, unicast_socket, Group};
 use crate::glue::{
     self, BatchIo, ClientError, CommandReceiver, CommandSender, Driver, Handle, Input,
     NonBlockingSocket, Notifier, RequestBuilder, Responder, Response, Role, Wait,
@@ -34,7 +36,7 @@ impl Client {
         let local = socket.local_addr()?;
         let (commands, inbox) = glue::command_channel();
         let driver = Driver::new(config, NoServer, Role::Client)?;
-        tokio::spawn(run(socket, driver, inbox, pending()));
+        tokio::spawn(run(socket, Vec::new(), driver, inbox, pending()));
         Ok(Client {
             handle: Handle::new(commands, local, resolve),
         })
@@ -68,6 +70,8 @@ fn resolve(host: String, port: u16) -> glue::ResolveFuture {
 #[derive(Debug)]
 pub struct Server {
     socket: UdpSocket,
+    /// One socket per joined group (RFC 7252 §8).
+    groups: Vec<UdpSocket>,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -87,6 +91,34 @@ impl Server {
         let (commands, inbox) = glue::command_channel();
         Ok(Server {
             socket,
+            groups: Vec::new(),
+            local,
+            config,
+            commands,
+            inbox,
+        })
+    }
+
+    /// Binds a server endpoint that also listens on multicast `groups` (RFC 7252 §8) on the
+    /// same port: requests to a group are answered after a random leisure
+    /// (`Config::default_leisure`), from the unicast address, and errors to them are
+    /// suppressed unless asked for (the rules live in `coap_core`). Bind `addr` to a
+    /// specific address or the wildcard; the port is shared with the group sockets.
+    pub async fn bind_multicast(
+        addr: SocketAddr,
+        config: Config,
+        groups: &[Group],
+    ) -> io::Result<Server> {
+        let socket = UdpSocket::from_std(unicast_socket(addr)?)?;
+        let local = socket.local_addr()?;
+        let groups = groups
+            .iter()
+            .map(|g| UdpSocket::from_std(group_socket(g, local.port())?))
+            .collect::<io::Result<Vec<_>>>()?;
+        let (commands, inbox) = glue::command_channel();
+        Ok(Server {
+            socket,
+            groups,
             local,
             config,
             commands,
@@ -131,7 +163,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let driver = Driver::new(self.config, handler, Role::Server)?;
-        run(self.socket, driver, self.inbox, shutdown).await
+        run(self.socket, self.groups, driver, self.inbox, shutdown).await
     }
 }
 
@@ -139,12 +171,14 @@ impl Server {
 /// wait for the socket, the core's next deadline, a command or the shutdown.
 async fn run<H: Handler<SocketAddr>>(
     socket: UdpSocket,
+    groups: Vec<UdpSocket>,
     mut driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
+    let mut group_buf = vec![0u8; glue::MAX_DATAGRAM];
     loop {
         let wait = match glue::pump(&mut driver, &mut io, &socket, &commands) {
             ControlFlow::Break(result) => return result,
@@ -156,11 +190,28 @@ async fn run<H: Handler<SocketAddr>>(
             r = ready(&socket, wait) => Input::Ready(r),
             () = sleep_until(deadline) => Input::Timeout,
             c = commands.recv(), if driver.accepts_commands() => Input::Command(c.ok()),
+            g = recv_group(&groups, &mut group_buf), if !groups.is_empty() => {
+                Input::GroupDatagram(g)
+            }
         };
-        if let ControlFlow::Break(result) = driver.step(input, &[], &commands) {
+        if let ControlFlow::Break(result) = driver.step(input, &group_buf, &commands) {
             return result;
         }
     }
+}
+
+/// The next datagram from any of the group sockets.
+async fn recv_group(groups: &[UdpSocket], buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for g in groups {
+            let mut rb = tokio::io::ReadBuf::new(buf);
+            if let Poll::Ready(r) = g.poll_recv_from(cx, &mut rb) {
+                return Poll::Ready(r.map(|peer| (rb.filled().len(), peer)));
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 async fn ready(socket: &UdpSocket, wait: Wait) -> io::Result<()> {

@@ -345,6 +345,76 @@ impl RequestBuilder {
     }
 }
 
+impl RequestBuilder {
+    /// Sends the request to a group (multicast) address (RFC 7252 §8.1) — e.g.
+    /// `coap://224.0.1.187/.well-known/core` or `coap://[ff02::fd%eth0]/...` — as NON, and
+    /// collects for `window`: the returned stream yields every member's response, with the
+    /// member's address in [`Response::peer`] (a member's Block2 body is fetched from it by
+    /// unicast and delivered whole, RFC 7959 §2.8), and ends when the window closes. Send
+    /// later requests to a member to its own address. Dropping the stream stops collecting.
+    pub async fn multicast(self, window: Duration) -> Result<GroupResponses, ClientError> {
+        let RequestBuilder {
+            handle,
+            mut request,
+            ..
+        } = self;
+        request.timeout = Some(window);
+        request.confirmable = false;
+        let peer = handle.peer_for(&request.uri).await?;
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        let (sink, responses) = async_channel::bounded(256);
+        handle
+            .commands
+            .try_send(Command(Cmd::Group {
+                key,
+                peer,
+                request,
+                sink,
+            }))
+            .map_err(|_| ClientError::Closed)?;
+        Ok(GroupResponses {
+            commands: handle.commands.clone(),
+            key,
+            responses: Box::pin(responses),
+        })
+    }
+}
+
+/// The responses to a group request ([`RequestBuilder::multicast`]), one per member, as
+/// they arrive; a [`futures_core::Stream`] that ends when the collection window closes.
+#[derive(Debug)]
+pub struct GroupResponses {
+    commands: CommandSender,
+    key: u64,
+    responses: Pin<Box<async_channel::Receiver<Result<Response, ClientError>>>>,
+}
+
+impl GroupResponses {
+    /// The next member's response; `None` once the window has closed.
+    pub async fn next(&mut self) -> Option<Result<Response, ClientError>> {
+        self.responses.recv().await.ok()
+    }
+}
+
+impl futures_core::Stream for GroupResponses {
+    type Item = Result<Response, ClientError>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.responses.as_mut().poll_next(cx)
+    }
+}
+
+impl Drop for GroupResponses {
+    fn drop(&mut self) {
+        let _ = self
+            .commands
+            .try_send(Command(Cmd::Cancel { key: self.key }));
+    }
+}
+
 /// The notifications of an observed resource (RFC 7641), in order; a
 /// [`futures_core::Stream`], or use [`Observation::next`].
 #[derive(Debug)]

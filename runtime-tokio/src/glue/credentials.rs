@@ -109,9 +109,9 @@ impl Credentials {
                     let (Some((kind, body)), None) = (kinds.next(), kinds.next()) else {
                         return Err(format!("{pattern}: a credential has exactly one key"));
                     };
-                    Entry::Credential(credential(&kind, &body, base).map_err(|e| {
-                        format!("{pattern}: {e}")
-                    })?)
+                    Entry::Credential(
+                        credential(&kind, &body, base).map_err(|e| format!("{pattern}: {e}"))?,
+                    )
                 }
                 _ => return Err(format!("{pattern}: a credential is an object")),
             };
@@ -196,7 +196,10 @@ fn bytes(v: &Value) -> Result<Vec<u8>, String> {
                 Ok(s.as_bytes().to_vec())
             }
             Some((k, Value::String(s))) if k == "hex" => {
-                let clean: String = s.chars().filter(|c| !matches!(c, '-' | ' ' | ':')).collect();
+                let clean: String = s
+                    .chars()
+                    .filter(|c| !matches!(c, '-' | ' ' | ':'))
+                    .collect();
                 hex(&clean)
             }
             _ => Err("expected {\"ascii\": ..} or {\"hex\": ..}".into()),
@@ -208,14 +211,17 @@ fn bytes(v: &Value) -> Result<Vec<u8>, String> {
 /// Decodes hex digits (an even number of them).
 pub fn hex(s: &str) -> Result<Vec<u8>, String> {
     let digits = s.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in {s:?}"));
     }
     digits
         .chunks(2)
         .map(|pair| {
             let d = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
-            match (pair.first().copied().and_then(d), pair.get(1).copied().and_then(d)) {
+            match (
+                pair.first().copied().and_then(d),
+                pair.get(1).copied().and_then(d),
+            ) {
                 (Some(h), Some(l)) => Ok(h << 4 | l),
                 _ => Err(format!("not hex: {s:?}")),
             }
@@ -335,7 +341,8 @@ impl OscoreDir {
                 path: path.clone(),
                 message,
             };
-            let Value::Object(map) = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?
+            let Value::Object(map) =
+                serde_json::from_str(&text).map_err(|e| format(e.to_string()))?
             else {
                 return Err(format("expected a JSON object".into()));
             };
@@ -368,7 +375,9 @@ impl OscoreDir {
             message,
         };
         if !found {
-            return Err(format("neither secret.json nor settings.json exists".into()));
+            return Err(format(
+                "neither secret.json nor settings.json exists".into(),
+            ));
         }
         // Only the algorithms coap-core implements (RFC 8613 §3.2: AES-CCM-16-64-128 and
         // HKDF-SHA-256 are the mandatory ones).
@@ -517,8 +526,10 @@ mod tests {
         assert!(err(r#"{"x": {"magic": {}}}"#).contains("unsupported credential type magic"));
         assert!(err(r#"{"x": {"oscore": {}}}"#).contains("basedir missing"));
         assert!(err(r#"{"x": "y"}"#).contains("start with ':'"));
-        assert!(err(r#"{"x": {"dtls": {"psk": {"hex": "0"}, "client-identity": "a"}}}"#)
-            .contains("odd number"));
+        assert!(
+            err(r#"{"x": {"dtls": {"psk": {"hex": "0"}, "client-identity": "a"}}}"#)
+                .contains("odd number")
+        );
         // A reference cycle resolves to nothing instead of looping.
         let c = Credentials::parse(r#"{":a": ":b", ":b": ":a"}"#, Path::new("/")).unwrap();
         assert_eq!(c.for_uri(":a"), None);
@@ -551,14 +562,24 @@ mod tests {
         assert_eq!(ctx.parameters.window, 64);
         assert_eq!((ctx.next_to_send, ctx.received), (0, ReceivedState::Fresh));
         // A second user of the same directory is refused while the first holds it.
-        assert!(matches!(OscoreDir::open(&d), Err(CredentialsError::Locked(_))));
+        assert!(matches!(
+            OscoreDir::open(&d),
+            Err(CredentialsError::Locked(_))
+        ));
         ctx.persist(20).unwrap();
         drop(ctx);
         let again = OscoreDir::open(&d).unwrap();
-        assert_eq!((again.next_to_send, again.received), (20, ReceivedState::Unknown));
+        assert_eq!(
+            (again.next_to_send, again.received),
+            (20, ReceivedState::Unknown)
+        );
         drop(again);
         // A key in both files is an error, as in aiocoap.
-        fs::write(d.join("settings.json"), r#"{"secret_hex": "00", "sender-id_hex": "01", "recipient-id_hex": "02"}"#).unwrap();
+        fs::write(
+            d.join("settings.json"),
+            r#"{"secret_hex": "00", "sender-id_hex": "01", "recipient-id_hex": "02"}"#,
+        )
+        .unwrap();
         let e = OscoreDir::open(&d).unwrap_err().to_string();
         assert!(e.contains("both files"), "{e}");
         fs::write(d.join("settings.json"), r#"{"sender-id_hex": "01", "recipient-id_hex": "02", "algorithm": "AES-CCM-16-128-128"}"#).unwrap();

@@ -64,6 +64,14 @@ pub(super) enum Cmd {
         request: OutgoingRequest,
         sink: Sender<Result<Response, ClientError>>,
     },
+    /// A request to a group address (RFC 7252 §8): every member's response goes to
+    /// `sink` until the collection window (the request's timeout) closes.
+    Group {
+        key: u64,
+        peer: SocketAddr,
+        request: OutgoingRequest,
+        sink: Sender<Result<Response, ClientError>>,
+    },
     /// Ends an observation actively (GET with Observe=1, RFC 7641 §3.6).
     CancelObserve {
         key: u64,
@@ -151,6 +159,9 @@ pub enum Role {
 pub enum Input {
     /// `recv_from` completed: the datagram is at the start of the loop's buffer.
     Datagram(io::Result<(usize, SocketAddr)>),
+    /// A datagram arrived on a group (multicast) socket (RFC 7252 §8): at the start of the
+    /// loop's buffer.
+    GroupDatagram(io::Result<(usize, SocketAddr)>),
     /// The deadline from [`Driver::deadline`] passed.
     Timeout,
     /// A command, or `None` when the channel closed.
@@ -172,6 +183,12 @@ pub struct Progress {
     pub done: usize,
     /// The size of the whole representation, if known.
     pub total: Option<usize>,
+}
+
+/// A group request's sink and the bodies of members still sending blocks.
+struct GroupCollection {
+    sink: Sender<Result<Response, ClientError>>,
+    partial: HashMap<SocketAddr, Vec<u8>>,
 }
 
 /// The core endpoint plus what a std adapter needs around it: the clock origin, the
@@ -196,6 +213,9 @@ pub struct Driver<H> {
     uploads: HashMap<RequestId, Vec<u8>>,
     /// Where to report the progress of block-wise transfers, by request.
     progress: HashMap<RequestId, Sender<Progress>>,
+    /// Group requests (RFC 7252 §8): where each member's response goes, and the Block2
+    /// bodies being collected per member (RFC 7959 §2.8).
+    groups: HashMap<RequestId, GroupCollection>,
     commands_open: bool,
 }
 
@@ -216,6 +236,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             pending_notification: HashMap::new(),
             uploads: HashMap::new(),
             progress: HashMap::new(),
+            groups: HashMap::new(),
             commands_open: true,
         })
     }
@@ -271,6 +292,17 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             }
             Input::Datagram(Err(e)) if transient(&e) => {}
             Input::Datagram(Err(e)) => return ControlFlow::Break(Err(e)),
+            Input::GroupDatagram(Ok((n, peer))) => {
+                let now = self.now();
+                self.endpoint.handle_group_datagram(
+                    now,
+                    peer,
+                    buf.get(..n).unwrap_or(buf),
+                    &mut self.handler,
+                );
+            }
+            Input::GroupDatagram(Err(e)) if transient(&e) => {}
+            Input::GroupDatagram(Err(e)) => return ControlFlow::Break(Err(e)),
             Input::Ready(Ok(())) => return ControlFlow::Continue(()),
             Input::Ready(Err(e)) if transient(&e) => return ControlFlow::Continue(()),
             Input::Ready(Err(e)) => return ControlFlow::Break(Err(e)),
@@ -356,6 +388,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                     self.pending_notification.remove(&id);
                     self.partial.remove(&id);
                     self.uploads.remove(&id);
+                    self.groups.remove(&id);
                     self.endpoint.cancel(id);
                 }
             }
@@ -372,6 +405,27 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 {
                     Ok(id) => {
                         self.observations.insert(id, sink);
+                        self.ids.insert(key, id);
+                    }
+                    Err(e) => {
+                        let _ = sink.try_send(Err(e.into()));
+                    }
+                }
+            }
+            Cmd::Group {
+                key,
+                peer,
+                request,
+                sink,
+            } => {
+                let params = request.params();
+                match self
+                    .endpoint
+                    .request_group(now, peer, params, |b| request.write(b))
+                {
+                    Ok(id) => {
+                        let partial = HashMap::new();
+                        self.groups.insert(id, GroupCollection { sink, partial });
                         self.ids.insert(key, id);
                     }
                     Err(e) => {
@@ -407,6 +461,33 @@ impl<H: Handler<SocketAddr>> Driver<H> {
     fn dispatch_events(&mut self) {
         let mut observations = Vec::new();
         while let Some(event) = self.endpoint.poll_event() {
+            // A group request: one response per member, blocks collected per member, and
+            // the end of the window (Timeout) ends the stream.
+            if let Some(g) = self.groups.get_mut(&event_id(&event)) {
+                match event {
+                    Event::Block { peer, message, .. } => {
+                        g.partial
+                            .entry(peer)
+                            .or_default()
+                            .extend_from_slice(message.payload());
+                    }
+                    Event::Response { peer, message, .. } => {
+                        let mut response = Response::from_message(peer, &message);
+                        if let Some(mut body) = g.partial.remove(&peer) {
+                            body.extend_from_slice(&response.payload);
+                            response.payload = body;
+                        }
+                        // A consumer that does not keep up misses responses, bounded.
+                        let _ = g.sink.try_send(Ok(response));
+                    }
+                    other => {
+                        let id = event_id(&other);
+                        self.groups.remove(&id);
+                        self.ids.retain(|_, v| *v != id);
+                    }
+                }
+                continue;
+            }
             let (id, outcome) = match event {
                 // A notification larger than a message: its first block, the rest follows
                 // as blocks (RFC 7959 §3.4); deliver it once complete.
@@ -515,6 +596,20 @@ impl<H: Handler<SocketAddr>> Driver<H> {
         for id in observations {
             self.endpoint.cancel(id);
         }
+    }
+}
+
+/// The request an event belongs to.
+fn event_id(event: &Event<'_, SocketAddr>) -> RequestId {
+    match event {
+        Event::Response { id, .. }
+        | Event::Notification { id, .. }
+        | Event::Block { id, .. }
+        | Event::Failed { id, .. }
+        | Event::Continue { id, .. }
+        | Event::NoResponse { id }
+        | Event::Timeout { id }
+        | Event::Reset { id } => *id,
     }
 }
 

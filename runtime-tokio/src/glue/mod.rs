@@ -31,11 +31,13 @@ mod batch;
 mod client;
 pub mod credentials;
 mod driver;
+pub mod multicast;
 mod reply;
 
 pub use batch::{pump, BatchIo, NonBlockingSocket, Wait, BATCH};
 pub use client::{
-    ClientError, Handle, Observation, RequestBuilder, ResolveFuture, Resolver, Response,
+    ClientError, GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver,
+    Response,
 };
 pub use driver::{
     command_channel, Command, CommandReceiver, CommandSender, Driver, Input, Progress, Role,
