@@ -1,19 +1,19 @@
 //! A CoAP server on tokio: `GET /hello` (and `/.well-known/core`) until Ctrl-C.
 //!
 //! `cargo run -p coap-examples --example tokio_server -- --bind [::]:5683`
-use std::net::SocketAddr;
+use coap_tokio::Peer;
 
 use coap_tokio::{
     Code, ContentFormat, IncomingRequest, Outcome, Resource, ResponseWriter, Route, Router, Server,
 };
 
-type Request<'a> = IncomingRequest<'a, SocketAddr>;
+type Request<'a> = IncomingRequest<'a, Peer>;
 
 struct Hello;
 
-impl Resource<SocketAddr> for Hello {
+impl Resource<Peer> for Hello {
     fn get(&mut self, req: &Request<'_>, w: &mut ResponseWriter<'_>) -> Outcome {
-        let text = format!("Hello, {}!", req.peer());
+        let text = format!("Hello, {}!", req.peer().addr);
         // A short text always fits into the message.
         let _ = w.respond(
             Code::CONTENT,
@@ -30,7 +30,7 @@ impl Resource<SocketAddr> for Hello {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let hello: Box<dyn Resource<SocketAddr> + Send> = Box::new(Hello);
+    let hello: Box<dyn Resource<Peer> + Send> = Box::new(Hello);
     let router = Router::new(vec![Route::new("/hello", hello)]);
     let server = Server::bind(coap_examples::bind_addr("[::]:5683")).await?;
     println!(

@@ -36,6 +36,7 @@ use std::pin::pin;
 use async_io::{Async, Timer};
 use coap_core::NoServer;
 use coap_tokio::glue::multicast::{group_socket, unicast_socket};
+use coap_tokio::glue::oscore::{Oscore, SecurityMap};
 use coap_tokio::glue::{
     BatchIo, CommandReceiver, CommandSender, Driver, Handle, Input, NonBlockingSocket, Role, Wait,
 };
@@ -44,10 +45,10 @@ use futures_lite::future::race;
 pub use coap_tokio::coap_core;
 pub use coap_tokio::glue;
 pub use coap_tokio::{
-    ClientError, Code, Config, ContentFormat, Delivery, Group, GroupResponses, Handler,
-    IncomingRequest, Interface, Method, Notifier, Observation, OptionNumber, Outcome, Reply,
-    RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle, ResponseWriter,
-    Route, Router,
+    ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, Group,
+    GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
+    OptionNumber, Outcome, Peer, Reply, RequestBuilder, Resource, RespondError, Responder,
+    Response, ResponseHandle, ResponseWriter, Route, Router, Security,
 };
 
 /// A CoAP client: a handle on an endpoint whose loop runs on a thread of its own (under
@@ -67,15 +68,40 @@ impl Client {
 
     /// Binds a client endpoint with `config` (NSTART, timeouts, ...).
     pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Client> {
+        Client::start(addr, config, None).await
+    }
+
+    /// Binds a client endpoint that protects requests with OSCORE (RFC 8613) where
+    /// `credentials` map their URI to a security context; see
+    /// `coap_tokio::Client::bind_with_credentials`.
+    pub async fn bind_with_credentials(
+        addr: SocketAddr,
+        config: Config,
+        credentials: &Credentials,
+    ) -> io::Result<Client> {
+        Client::start(addr, config, Some(credentials)).await
+    }
+
+    async fn start(
+        addr: SocketAddr,
+        config: Config,
+        credentials: Option<&Credentials>,
+    ) -> io::Result<Client> {
         let socket = Async::<UdpSocket>::bind(addr)?;
         let local = socket.get_ref().local_addr()?;
         let (commands, inbox) = glue::command_channel();
-        let driver = Driver::new(config, NoServer, Role::Client)?;
+        let mut driver = Driver::new(config, NoServer, Role::Client)?;
+        let mut security = SecurityMap::default();
+        if let Some(c) = credentials {
+            let (oscore, map) = Oscore::load(c).map_err(io::Error::other)?;
+            driver = driver.with_oscore(oscore);
+            security = map;
+        }
         std::thread::Builder::new()
             .name("coap-smol-client".into())
             .spawn(move || async_io::block_on(run(socket, Vec::new(), driver, inbox, pending())))?;
         Ok(Client {
-            handle: Handle::new(commands, local, resolve),
+            handle: Handle::new(commands, local, resolve).with_security(security),
         })
     }
 
@@ -107,6 +133,9 @@ pub struct Server {
     socket: Async<UdpSocket>,
     /// One socket per joined group (RFC 7252 §8).
     groups: Vec<Async<UdpSocket>>,
+    /// OSCORE contexts (RFC 8613), if any, and which URIs its clients protect.
+    oscore: Option<Oscore>,
+    security: SecurityMap,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -127,6 +156,8 @@ impl Server {
         Ok(Server {
             socket,
             groups: Vec::new(),
+            oscore: None,
+            security: SecurityMap::default(),
             local,
             config,
             commands,
@@ -151,11 +182,22 @@ impl Server {
         Ok(Server {
             socket,
             groups,
+            oscore: None,
+            security: SecurityMap::default(),
             local,
             config,
             commands,
             inbox,
         })
+    }
+
+    /// Accepts OSCORE (RFC 8613) with the contexts `credentials` name; see
+    /// `coap_tokio::Server::with_credentials`.
+    pub fn with_credentials(mut self, credentials: &Credentials) -> io::Result<Server> {
+        let (oscore, map) = Oscore::load(credentials).map_err(io::Error::other)?;
+        self.oscore = Some(oscore);
+        self.security = map;
+        Ok(self)
     }
 
     /// The local address of the socket.
@@ -167,7 +209,8 @@ impl Server {
     /// server is being served.
     pub fn client(&self) -> Client {
         Client {
-            handle: Handle::new(self.commands.clone(), self.local, resolve),
+            handle: Handle::new(self.commands.clone(), self.local, resolve)
+                .with_security(self.security.clone()),
         }
     }
 
@@ -183,25 +226,28 @@ impl Server {
     }
 
     /// Serves requests with `handler` until a socket error.
-    pub async fn serve<H: Handler<SocketAddr>>(self, handler: H) -> io::Result<()> {
+    pub async fn serve<H: Handler<Peer>>(self, handler: H) -> io::Result<()> {
         self.serve_with_shutdown(handler, pending()).await
     }
 
     /// Serves requests until `shutdown` completes, then returns `Ok(())`. Requests of this
     /// endpoint's clients still waiting then fail with [`ClientError::Closed`].
-    pub async fn serve_with_shutdown<H: Handler<SocketAddr>>(
+    pub async fn serve_with_shutdown<H: Handler<Peer>>(
         self,
         handler: H,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let driver = Driver::new(self.config, handler, Role::Server)?;
+        let mut driver = Driver::new(self.config, handler, Role::Server)?;
+        if let Some(oscore) = self.oscore {
+            driver = driver.with_oscore(oscore);
+        }
         run(self.socket, self.groups, driver, self.inbox, shutdown).await
     }
 }
 
 /// The endpoint loop: pump datagrams between the socket and the driver in batches, then
 /// wait for the socket, the core's next deadline, a command or the shutdown.
-async fn run<H: Handler<SocketAddr>>(
+async fn run<H: Handler<Peer>>(
     socket: Async<UdpSocket>,
     groups: Vec<Async<UdpSocket>>,
     mut driver: Driver<H>,

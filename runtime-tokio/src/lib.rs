@@ -27,19 +27,18 @@
 //! Serving a [`Router`] of resources:
 //!
 //! ```no_run
-//! use coap_tokio::{Code, IncomingRequest, Outcome, Resource, ResponseWriter, Route, Router, Server};
-//! use std::net::SocketAddr;
+//! use coap_tokio::{Code, IncomingRequest, Outcome, Peer, Resource, ResponseWriter, Route, Router, Server};
 //!
 //! struct Hello;
-//! impl Resource<SocketAddr> for Hello {
-//!     fn get(&mut self, _: &IncomingRequest<'_, SocketAddr>, w: &mut ResponseWriter<'_>) -> Outcome {
+//! impl Resource<Peer> for Hello {
+//!     fn get(&mut self, _: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
 //!         let _ = w.respond(Code::CONTENT, None, b"Hello, world!");
 //!         Outcome::Respond
 //!     }
 //! }
 //!
 //! # async fn demo() -> std::io::Result<()> {
-//! let routes: Vec<Route<'static, Box<dyn Resource<SocketAddr> + Send>>> = vec![Route::new("/hello", Box::new(Hello))];
+//! let routes: Vec<Route<'static, Box<dyn Resource<Peer> + Send>>> = vec![Route::new("/hello", Box::new(Hello))];
 //! let server = Server::bind("[::]:5683".parse().unwrap()).await?;
 //! server.serve_with_shutdown(Router::new(routes), async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
@@ -59,7 +58,9 @@ pub use coap_core::{
     Code, Config, ContentFormat, Delivery, Handler, IncomingRequest, Method, OptionNumber, Outcome,
     Resource, ResponseHandle, ResponseWriter, Route, Router,
 };
+pub use glue::credentials::{Credentials, CredentialsError};
 pub use glue::multicast::{Group, Interface};
+pub use glue::oscore::{Peer, Security};
 pub use glue::{
     ClientError, GroupResponses, Notifier, Observation, Reply, RequestBuilder, RespondError,
     Responder, Response,

@@ -10,7 +10,9 @@ use std::task::Poll;
 use coap_core::{Config, Handler, Method, NoServer};
 use tokio::net::UdpSocket;
 
+use crate::glue::credentials::Credentials;
 use crate::glue::multicast::{group_socket, unicast_socket, Group};
+use crate::glue::oscore::{Oscore, Peer, SecurityMap};
 use crate::glue::{
     self, BatchIo, ClientError, CommandReceiver, CommandSender, Driver, Handle, Input,
     NonBlockingSocket, Notifier, RequestBuilder, Responder, Response, Role, Wait,
@@ -32,13 +34,38 @@ impl Client {
 
     /// Binds a client endpoint with `config` (NSTART, timeouts, ...).
     pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Client> {
+        Client::start(addr, config, None).await
+    }
+
+    /// Binds a client endpoint that protects requests with OSCORE (RFC 8613) where
+    /// `credentials` (aiocoap's format, see [`Credentials`]) map their URI to a security
+    /// context; other requests go in plain CoAP.
+    pub async fn bind_with_credentials(
+        addr: SocketAddr,
+        config: Config,
+        credentials: &Credentials,
+    ) -> io::Result<Client> {
+        Client::start(addr, config, Some(credentials)).await
+    }
+
+    async fn start(
+        addr: SocketAddr,
+        config: Config,
+        credentials: Option<&Credentials>,
+    ) -> io::Result<Client> {
         let socket = UdpSocket::bind(addr).await?;
         let local = socket.local_addr()?;
         let (commands, inbox) = glue::command_channel();
-        let driver = Driver::new(config, NoServer, Role::Client)?;
+        let mut driver = Driver::new(config, NoServer, Role::Client)?;
+        let mut security = SecurityMap::default();
+        if let Some(c) = credentials {
+            let (oscore, map) = Oscore::load(c).map_err(io::Error::other)?;
+            driver = driver.with_oscore(oscore);
+            security = map;
+        }
         tokio::spawn(run(socket, Vec::new(), driver, inbox, pending()));
         Ok(Client {
-            handle: Handle::new(commands, local, resolve),
+            handle: Handle::new(commands, local, resolve).with_security(security),
         })
     }
 
@@ -72,6 +99,9 @@ pub struct Server {
     socket: UdpSocket,
     /// One socket per joined group (RFC 7252 §8).
     groups: Vec<UdpSocket>,
+    /// OSCORE contexts (RFC 8613), if any, and which URIs its clients protect.
+    oscore: Option<Oscore>,
+    security: SecurityMap,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -92,6 +122,8 @@ impl Server {
         Ok(Server {
             socket,
             groups: Vec::new(),
+            oscore: None,
+            security: SecurityMap::default(),
             local,
             config,
             commands,
@@ -119,11 +151,25 @@ impl Server {
         Ok(Server {
             socket,
             groups,
+            oscore: None,
+            security: SecurityMap::default(),
             local,
             config,
             commands,
             inbox,
         })
+    }
+
+    /// Accepts OSCORE (RFC 8613) with the security contexts `credentials` name (aiocoap's
+    /// format: a server lists one `":label": {"oscore": {"basedir": ..}}` entry per
+    /// client). Verified requests reach the handler from `Peer { security: Oscore(..) }`
+    /// and are answered protected; plain requests stay plain. The server's
+    /// [`Server::client`] protects requests to URIs the credentials map to a context.
+    pub fn with_credentials(mut self, credentials: &Credentials) -> io::Result<Server> {
+        let (oscore, map) = Oscore::load(credentials).map_err(io::Error::other)?;
+        self.oscore = Some(oscore);
+        self.security = map;
+        Ok(self)
     }
 
     /// The local address of the socket.
@@ -135,7 +181,8 @@ impl Server {
     /// server is being served.
     pub fn client(&self) -> Client {
         Client {
-            handle: Handle::new(self.commands.clone(), self.local, resolve),
+            handle: Handle::new(self.commands.clone(), self.local, resolve)
+                .with_security(self.security.clone()),
         }
     }
 
@@ -151,25 +198,28 @@ impl Server {
     }
 
     /// Serves requests with `handler` until a socket error.
-    pub async fn serve<H: Handler<SocketAddr>>(self, handler: H) -> io::Result<()> {
+    pub async fn serve<H: Handler<Peer>>(self, handler: H) -> io::Result<()> {
         self.serve_with_shutdown(handler, pending()).await
     }
 
     /// Serves requests until `shutdown` completes, then returns `Ok(())`. Requests of this
     /// endpoint's clients still waiting then fail with [`ClientError::Closed`].
-    pub async fn serve_with_shutdown<H: Handler<SocketAddr>>(
+    pub async fn serve_with_shutdown<H: Handler<Peer>>(
         self,
         handler: H,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
-        let driver = Driver::new(self.config, handler, Role::Server)?;
+        let mut driver = Driver::new(self.config, handler, Role::Server)?;
+        if let Some(oscore) = self.oscore {
+            driver = driver.with_oscore(oscore);
+        }
         run(self.socket, self.groups, driver, self.inbox, shutdown).await
     }
 }
 
 /// The endpoint loop: pump datagrams between the socket and the driver in batches, then
 /// wait for the socket, the core's next deadline, a command or the shutdown.
-async fn run<H: Handler<SocketAddr>>(
+async fn run<H: Handler<Peer>>(
     socket: UdpSocket,
     groups: Vec<UdpSocket>,
     mut driver: Driver<H>,

@@ -4,6 +4,7 @@
 //! client gets answers from our servers. It needs root (`ip netns`); as root it must pass,
 //! otherwise it is skipped with a note. The namespaces are removed afterwards.
 
+use coap_tokio::Peer;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -162,7 +163,7 @@ fn our_server(lab: &Lab, n: u8, stop: async_channel::Receiver<()>) -> JoinHandle
                 Server::bind_multicast(SocketAddr::new(host(n).into(), 5683), config, &[group])
                     .await
                     .expect("bind our server");
-            let handler = move |req: &IncomingRequest<'_, SocketAddr>,
+            let handler = move |req: &IncomingRequest<'_, Peer>,
                                 resp: &mut ResponseWriter<'_>| {
                 let path: Vec<&[u8]> = req.message().uri_path().collect();
                 match path.as_slice() {

@@ -1,6 +1,7 @@
 //! Behavioural tests of the std runtimes: one suite, instantiated for `coap-tokio` and
 //! `coap-smol`, on 127.0.0.1 and ::1 with ephemeral ports. Every wait is bounded.
 
+use coap_tokio::Peer;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -18,7 +19,7 @@ const LOOPBACKS: [IpAddr; 2] = [
 /// The longest any test step may take.
 const BOUND: Duration = Duration::from_secs(15);
 
-type BoxedResource = Box<dyn Resource<SocketAddr> + Send>;
+type BoxedResource = Box<dyn Resource<Peer> + Send>;
 type TestRouter = Router<BoxedResource, Vec<Route<'static, BoxedResource>>>;
 
 fn uri(addr: SocketAddr, path: &str) -> String {
@@ -26,11 +27,7 @@ fn uri(addr: SocketAddr, path: &str) -> String {
 }
 
 /// Answers `code` with "METHOD:payload" and the request's Content-Format.
-fn echo(
-    req: &IncomingRequest<'_, SocketAddr>,
-    resp: &mut ResponseWriter<'_>,
-    code: Code,
-) -> Outcome {
+fn echo(req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>, code: Code) -> Outcome {
     let method = req.method().map_or("?", Method::name);
     let body = [method.as_bytes(), b":", req.payload()].concat();
     let format = req.message().content_format().map(ContentFormat);
@@ -41,52 +38,32 @@ fn echo(
 /// Every method.
 struct Echo;
 
-impl Resource<SocketAddr> for Echo {
-    fn get(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Echo {
+    fn get(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         echo(req, resp, Code::CONTENT)
     }
-    fn post(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn post(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         echo(req, resp, Code::CREATED)
     }
-    fn put(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn put(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         echo(req, resp, Code::CHANGED)
     }
     fn delete(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         resp: &mut ResponseWriter<'_>,
     ) -> Outcome {
         echo(req, resp, Code::DELETED)
     }
-    fn fetch(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn fetch(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         echo(req, resp, Code::CONTENT)
     }
-    fn patch(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn patch(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         echo(req, resp, Code::CHANGED)
     }
     fn ipatch(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         resp: &mut ResponseWriter<'_>,
     ) -> Outcome {
         echo(req, resp, Code::CHANGED)
@@ -96,12 +73,8 @@ impl Resource<SocketAddr> for Echo {
 /// GET only.
 struct Hello;
 
-impl Resource<SocketAddr> for Hello {
-    fn get(
-        &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Hello {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         resp.respond(Code::CONTENT, Some(ContentFormat::TEXT_PLAIN), b"hello")
             .unwrap();
         Outcome::Respond
@@ -111,13 +84,9 @@ impl Resource<SocketAddr> for Hello {
 /// GET answers the requester's address as the server saw it.
 struct WhoAmI;
 
-impl Resource<SocketAddr> for WhoAmI {
-    fn get(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
-        resp.respond(Code::CONTENT, None, req.peer().to_string().as_bytes())
+impl Resource<Peer> for WhoAmI {
+    fn get(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
+        resp.respond(Code::CONTENT, None, req.peer().addr.to_string().as_bytes())
             .unwrap();
         Outcome::Respond
     }
@@ -189,7 +158,7 @@ macro_rules! runtime_suite {
             use std::time::{Duration, Instant};
 
             use $coap::{
-                Client, ClientError, Code, Config, Handler, IncomingRequest, Method, Outcome,
+                Client, ClientError, Code, Config, Handler, IncomingRequest, Method, Outcome, Peer,
                 Reply, RespondError, Responder, ResponseHandle, ResponseWriter, Server,
             };
             use $rt as rt;
@@ -219,7 +188,7 @@ macro_rules! runtime_suite {
                 make: impl FnOnce(Responder) -> H,
             ) -> (SocketAddr, Stop)
             where
-                H: Handler<SocketAddr> + Send + 'static,
+                H: Handler<Peer> + Send + 'static,
             {
                 let server = Server::bind_with(SocketAddr::new(ip, 0), config)
                     .await
@@ -384,7 +353,7 @@ macro_rules! runtime_suite {
                             let (handles_tx, handles) =
                                 async_channel::unbounded::<ResponseHandle>();
                             let (addr, _stop) = serve(ip, config, |responder: Responder| {
-                                move |req: &IncomingRequest<'_, SocketAddr>,
+                                move |req: &IncomingRequest<'_, Peer>,
                                       _: &mut ResponseWriter<'_>| {
                                     let handle = req.handle();
                                     let body = [b"late ", req.payload()].concat();
@@ -465,7 +434,7 @@ macro_rules! runtime_suite {
                     for ip in LOOPBACKS {
                         let held: Arc<Mutex<Vec<(ResponseHandle, Vec<u8>)>>> = Arc::default();
                         let (addr, _stop) = serve(ip, Config::default(), |responder: Responder| {
-                            move |req: &IncomingRequest<'_, SocketAddr>,
+                            move |req: &IncomingRequest<'_, Peer>,
                                   _: &mut ResponseWriter<'_>| {
                                 let mut held = held.lock().unwrap();
                                 held.push((req.handle(), req.payload().to_vec()));
@@ -602,7 +571,7 @@ macro_rules! runtime_suite {
                 run(async {
                     for ip in LOOPBACKS {
                         let (addr, _stop) = serve(ip, Config::default(), |_| {
-                            |_: &IncomingRequest<'_, SocketAddr>, w: &mut ResponseWriter<'_>| {
+                            |_: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>| {
                                 w.observable(7).payload(b"21 C").unwrap();
                                 Outcome::Respond
                             }
@@ -636,7 +605,7 @@ macro_rules! runtime_suite {
                         let notifier = server.notifier();
                         let (stop, stopped) = async_channel::bounded::<()>(1);
                         rt::detach(async move {
-                            let handler = move |_: &IncomingRequest<'_, SocketAddr>,
+                            let handler = move |_: &IncomingRequest<'_, Peer>,
                                                 w: &mut ResponseWriter<'_>| {
                                 w.observable(7);
                                 let body = s2.lock().unwrap().clone();
@@ -684,7 +653,7 @@ macro_rules! runtime_suite {
                             Vec::new(),
                         ))));
                         let (addr, _stop) = serve(ip, Config::default(), move |_| {
-                            let handler = move |req: &IncomingRequest<'_, SocketAddr>,
+                            let handler = move |req: &IncomingRequest<'_, Peer>,
                                                 w: &mut ResponseWriter<'_>| {
                                 use coap_core::block::Progress;
                                 let mut r = store.lock().unwrap();

@@ -6,7 +6,6 @@
 //! `cargo bench -p coap-tools --bench server_path` (pin it: `taskset -c 1 cargo bench ...`)
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use coap_core::endpoint::DEFAULT_MESSAGE_SIZE;
@@ -32,7 +31,7 @@ fn main() {
 
 fn measure<const N: usize, const D: usize>() {
     // Boxed: the endpoint is too large for the stack at the larger sizes.
-    let mut ep: Box<Endpoint<SocketAddr, N, DEFAULT_MESSAGE_SIZE, D, 4>> =
+    let mut ep: Box<Endpoint<coap_tokio::Peer, N, DEFAULT_MESSAGE_SIZE, D, 4>> =
         std::thread::Builder::new()
             .stack_size(64 << 20)
             .spawn(|| Box::new(Endpoint::new(Config::default(), 7)))
@@ -40,7 +39,7 @@ fn measure<const N: usize, const D: usize>() {
             .join()
             .unwrap();
     let mut router = coap_tools::demo::router();
-    let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let peer = coap_tokio::glue::oscore::plain("127.0.0.1:40000".parse().unwrap());
     let mut req = [0u8; 64];
     let mut out = [0u8; DEFAULT_MESSAGE_SIZE];
     let mut timed = None;

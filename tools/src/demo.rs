@@ -11,7 +11,7 @@
 //!
 //! Add a resource by implementing [`Resource`] and pushing a [`Route`] in [`routes`].
 
-use std::net::SocketAddr;
+use coap_tokio::Peer;
 use std::time::SystemTime;
 
 use coap_core::block::{BlockError, Progress, Reassembly};
@@ -20,7 +20,7 @@ use coap_core::server::{IncomingRequest, Outcome, ResponseWriter};
 use coap_core::{Code, ContentFormat, OptionNumber, Route, Router};
 
 /// A resource as the std router holds it.
-pub type BoxedResource = Box<dyn Resource<SocketAddr> + Send>;
+pub type BoxedResource = Box<dyn Resource<Peer> + Send>;
 
 /// The router type of the demo server.
 pub type DemoRouter = Router<BoxedResource, Vec<Route<'static, BoxedResource>>>;
@@ -61,12 +61,8 @@ fn respond(
 #[derive(Debug, Default)]
 pub struct Hello;
 
-impl Resource<SocketAddr> for Hello {
-    fn get(
-        &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Hello {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         respond(
             resp,
             Code::CONTENT,
@@ -101,12 +97,8 @@ pub fn utc_now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-impl Resource<SocketAddr> for Time {
-    fn get(
-        &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Time {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let now = utc_now();
         resp.observable(TIME_KEY);
         // Max-Age 1: the representation is stale after a second.
@@ -130,12 +122,8 @@ impl Resource<SocketAddr> for Time {
 #[derive(Debug, Default)]
 pub struct Echo;
 
-impl Resource<SocketAddr> for Echo {
-    fn post(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Echo {
+    fn post(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let format = req.message().content_format().map(ContentFormat);
         respond(resp, Code::CHANGED, format, req.payload())
     }
@@ -222,12 +210,8 @@ impl Default for Large {
     }
 }
 
-impl Resource<SocketAddr> for Large {
-    fn get(
-        &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Large {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         respond_blockwise(resp, Some(ContentFormat::TEXT_PLAIN), &self.body)
     }
 
@@ -270,20 +254,12 @@ impl Default for Upload {
     }
 }
 
-impl Resource<SocketAddr> for Upload {
-    fn get(
-        &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Upload {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         respond_blockwise(resp, self.format.map(ContentFormat), &self.body)
     }
 
-    fn put(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn put(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let msg = req.message();
         let first = coap_core::Block::of(msg, OptionNumber::BLOCK1).is_none_or(|b| b.num == 0);
         if first {
@@ -360,7 +336,7 @@ mod tests {
 
     /// One request through the demo router on a core endpoint; the response datagram.
     struct Exchange {
-        server: Endpoint<SocketAddr>,
+        server: Endpoint<coap_tokio::Peer>,
         router: DemoRouter,
         mid: u16,
     }
@@ -393,7 +369,7 @@ mod tests {
                 b.payload(payload).unwrap();
             }
             let req = b.into_bytes().to_vec();
-            let peer: SocketAddr = "127.0.0.1:5683".parse().unwrap();
+            let peer = coap_tokio::glue::oscore::plain("127.0.0.1:5683".parse().unwrap());
             let now = Instant::from_millis(u64::from(self.mid));
             self.server
                 .handle_datagram(now, peer, &req, &mut self.router);
@@ -576,7 +552,7 @@ impl Config {
 
     fn patch_common(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         resp: &mut ResponseWriter<'_>,
     ) -> Outcome {
         let m = req.message();
@@ -621,12 +597,8 @@ impl Default for Config {
     }
 }
 
-impl Resource<SocketAddr> for Config {
-    fn get(
-        &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+impl Resource<Peer> for Config {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let _ = resp.option(OptionNumber::ETAG, &self.etag());
         Self::json(
             resp,
@@ -635,11 +607,7 @@ impl Resource<SocketAddr> for Config {
         )
     }
 
-    fn fetch(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn fetch(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let Ok(serde_json::Value::Array(keys)) = serde_json::from_slice(req.payload()) else {
             resp.set_code(Code::BAD_REQUEST);
             return Outcome::Respond;
@@ -652,17 +620,13 @@ impl Resource<SocketAddr> for Config {
         Self::json(resp, Code::CONTENT, &serde_json::Value::Object(subset))
     }
 
-    fn patch(
-        &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
-        resp: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn patch(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         self.patch_common(req, resp)
     }
 
     fn ipatch(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         resp: &mut ResponseWriter<'_>,
     ) -> Outcome {
         // A merge patch is idempotent, so iPATCH takes the same documents.

@@ -21,7 +21,8 @@ use std::ops::ControlFlow;
 
 use coap_core::Handler;
 
-use super::driver::{CommandReceiver, Driver, Input, MAX_DATAGRAM, MESSAGE_SIZE};
+use super::driver::{CommandReceiver, Driver, Input, MAX_DATAGRAM, TRANSMIT_SIZE};
+use super::oscore::Peer;
 
 /// Datagrams taken from the socket (or handed to it) in one call.
 pub const BATCH: usize = 32;
@@ -96,7 +97,7 @@ impl BatchIo {
 /// alternately, until the socket has nothing more to give (or the loop has taken its
 /// [`FAIR_SHARE`]) and nothing is left to send. Never waits. `Break` ends the loop with
 /// its result (a socket error).
-pub fn pump<H: Handler<SocketAddr>>(
+pub fn pump<H: Handler<Peer>>(
     driver: &mut Driver<H>,
     io: &mut BatchIo,
     socket: &impl NonBlockingSocket,
@@ -281,7 +282,7 @@ impl SendBatch {
     fn new() -> SendBatch {
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         SendBatch {
-            buf: vec![0; BATCH * MESSAGE_SIZE],
+            buf: vec![0; BATCH * TRANSMIT_SIZE],
             peers: vec![unspecified; BATCH],
             lens: vec![0; BATCH],
             count: 0,
@@ -293,7 +294,7 @@ impl SendBatch {
     /// takes no more; what is not sent yet is kept for the next call. A datagram the
     /// socket refuses for another reason is dropped, as the network might have: the
     /// message layer retransmits or times out.
-    fn flush<H: Handler<SocketAddr>>(
+    fn flush<H: Handler<Peer>>(
         &mut self,
         driver: &mut Driver<H>,
         socket: &impl NonBlockingSocket,
@@ -302,7 +303,7 @@ impl SendBatch {
             if self.sent == self.count {
                 self.sent = 0;
                 self.count = 0;
-                for b in self.buf.chunks_exact_mut(MESSAGE_SIZE) {
+                for b in self.buf.chunks_exact_mut(TRANSMIT_SIZE) {
                     let Some((peer, len)) = driver.poll_transmit_into(b) else {
                         break;
                     };
@@ -323,8 +324,8 @@ impl SendBatch {
     }
 
     fn message(&self, i: usize) -> &[u8] {
-        let start = i * MESSAGE_SIZE;
-        &self.buf[start..start + self.lens[i].min(MESSAGE_SIZE)]
+        let start = i * TRANSMIT_SIZE;
+        &self.buf[start..start + self.lens[i].min(TRANSMIT_SIZE)]
     }
 
     /// Sends from `sent` on; how many went out (at least one, or an error about the

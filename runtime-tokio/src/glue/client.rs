@@ -83,12 +83,15 @@ pub struct Response {
     pub payload: Vec<u8>,
     /// The address the response came from (an IPv4-mapped IPv6 address as IPv4).
     pub peer: SocketAddr,
+    /// How it was protected: `Oscore` when it was verified under an OSCORE context
+    /// (RFC 8613), `Plain` otherwise.
+    pub security: super::oscore::Security,
 }
 
 impl Response {
     /// Copies a received message.
-    pub fn from_message(peer: SocketAddr, message: &Message<'_>) -> Response {
-        let peer = match peer {
+    pub fn from_message(from: super::oscore::Peer, message: &Message<'_>) -> Response {
+        let peer = match from.addr {
             SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_some() => {
                 SocketAddr::new(a.ip().to_canonical(), a.port())
             }
@@ -102,6 +105,7 @@ impl Response {
                 .collect(),
             payload: message.payload().to_vec(),
             peer,
+            security: from.security,
         }
     }
 
@@ -149,6 +153,7 @@ pub struct Handle {
     commands: CommandSender,
     local: SocketAddr,
     resolver: Resolver,
+    security: super::oscore::SecurityMap,
 }
 
 impl Handle {
@@ -158,7 +163,14 @@ impl Handle {
             commands,
             local,
             resolver,
+            security: Default::default(),
         }
+    }
+
+    /// Protects requests to the URIs `security` maps to OSCORE contexts (RFC 8613).
+    pub fn with_security(mut self, security: super::oscore::SecurityMap) -> Handle {
+        self.security = security;
+        self
     }
 
     /// The local address of the endpoint's socket.
@@ -190,7 +202,15 @@ impl Handle {
     }
 
     /// The address to send a request for `uri` to.
-    async fn peer_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
+    async fn peer_for(&self, uri: &str) -> Result<super::oscore::Peer, ClientError> {
+        let addr = self.addr_for(uri).await?;
+        Ok(coap_core::oscore::Secured {
+            addr,
+            security: self.security.for_uri(uri),
+        })
+    }
+
+    async fn addr_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
         match Target::of(uri)? {
             Target::Addr(a) => pick_peer(&[a], self.local).ok_or_else(|| {
                 let msg = format!("cannot send to {a} from a socket bound to {}", self.local);

@@ -1,7 +1,7 @@
 //! The adapter side: the core endpoint with its table of waiting requests, fed by an
 //! adapter's loop through [`Driver::step`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
@@ -14,7 +14,9 @@ use coap_core::{
 };
 
 use super::client::{ClientError, Response};
+use super::oscore::{plain, Oscore, Peer, Security};
 use super::reply::{Reply, RespondError};
+use coap_core::oscore::{Incoming, Secured};
 
 /// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
 pub const SLOTS: usize = 256;
@@ -26,9 +28,12 @@ pub const DEDUP_ENTRIES: usize = 4096;
 pub const OBSERVERS: usize = 256;
 /// Size of the receive buffer: any UDP datagram, so that none is truncated.
 pub const MAX_DATAGRAM: usize = 65_535;
+/// Largest datagram a std endpoint sends: a message plus what OSCORE adds to it (the OSCORE
+/// option, the outer code and the 8-byte tag, RFC 8613 §4, §6).
+pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64;
 
 /// The core endpoint as the std adapters size it.
-pub type StdEndpoint = Endpoint<SocketAddr, SLOTS, MESSAGE_SIZE, DEDUP_ENTRIES, OBSERVERS>;
+pub type StdEndpoint = Endpoint<Peer, SLOTS, MESSAGE_SIZE, DEDUP_ENTRIES, OBSERVERS>;
 
 /// The sending side of the channel from client handles and responders to the loop.
 pub type CommandSender = async_channel::Sender<Command>;
@@ -49,7 +54,7 @@ pub struct Command(pub(super) Cmd);
 pub(super) enum Cmd {
     Request {
         key: u64,
-        peer: SocketAddr,
+        peer: Peer,
         request: OutgoingRequest,
         reply: Sender<Result<Response, ClientError>>,
         progress: Option<Sender<Progress>>,
@@ -60,7 +65,7 @@ pub(super) enum Cmd {
     /// Registers an observation (RFC 7641); every notification goes to `sink`.
     Observe {
         key: u64,
-        peer: SocketAddr,
+        peer: Peer,
         request: OutgoingRequest,
         sink: Sender<Result<Response, ClientError>>,
     },
@@ -68,7 +73,7 @@ pub(super) enum Cmd {
     /// `sink` until the collection window (the request's timeout) closes.
     Group {
         key: u64,
-        peer: SocketAddr,
+        peer: Peer,
         request: OutgoingRequest,
         sink: Sender<Result<Response, ClientError>>,
     },
@@ -217,9 +222,15 @@ pub struct Driver<H> {
     /// bodies being collected per member (RFC 7959 §2.8).
     groups: HashMap<RequestId, GroupCollection>,
     commands_open: bool,
+    /// OSCORE (RFC 8613), when the endpoint has security contexts.
+    oscore: Option<Oscore>,
+    /// Datagrams to send as they are (OSCORE error replies, RFC 8613 §8.2).
+    raw: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Where OSCORE protects and unprotects.
+    scratch: Vec<u8>,
 }
 
-impl<H: Handler<SocketAddr>> Driver<H> {
+impl<H: Handler<Peer>> Driver<H> {
     /// An endpoint with `config`, seeded from the OS, serving requests with `handler`.
     pub fn new(config: Config, handler: H, role: Role) -> io::Result<Self> {
         let seed = getrandom::u64().map_err(|e| io::Error::other(e.to_string()))?;
@@ -228,7 +239,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             handler,
             role,
             start: std::time::Instant::now(),
-            out: vec![0; MESSAGE_SIZE],
+            out: vec![0; TRANSMIT_SIZE],
             waiting: HashMap::new(),
             ids: HashMap::new(),
             partial: HashMap::new(),
@@ -238,7 +249,16 @@ impl<H: Handler<SocketAddr>> Driver<H> {
             progress: HashMap::new(),
             groups: HashMap::new(),
             commands_open: true,
+            oscore: None,
+            raw: VecDeque::new(),
+            scratch: vec![0; 2 * MAX_DATAGRAM],
         })
+    }
+
+    /// Protects and verifies traffic with OSCORE (RFC 8613) using these contexts.
+    pub fn with_oscore(mut self, oscore: Oscore) -> Self {
+        self.oscore = Some(oscore);
+        self
     }
 
     /// The core endpoint (statistics, slots in use).
@@ -264,17 +284,47 @@ impl<H: Handler<SocketAddr>> Driver<H> {
 
     /// The next datagram to send. Call until `None` before awaiting the next input.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, &[u8])> {
-        let now = self.now();
-        let t = self.endpoint.poll_transmit(now, &mut self.out)?;
-        Some((t.peer, self.out.get(..t.len)?))
+        let mut out = std::mem::take(&mut self.out);
+        let sent = self.poll_transmit_into(&mut out);
+        self.out = out;
+        let (peer, len) = sent?;
+        Some((peer, self.out.get(..len)?))
     }
 
-    /// [`Driver::poll_transmit`] into `buf` (which should hold [`MESSAGE_SIZE`] bytes), for
-    /// loops that send several datagrams at once: where it goes and its length.
+    /// [`Driver::poll_transmit`] into `buf` (which should hold [`TRANSMIT_SIZE`] bytes),
+    /// for loops that send several datagrams at once: where it goes and its length.
+    /// Messages to an OSCORE peer are protected here; one that cannot be protected is
+    /// dropped, never sent in clear.
     pub fn poll_transmit_into(&mut self, buf: &mut [u8]) -> Option<(SocketAddr, usize)> {
-        let now = self.now();
-        let t = self.endpoint.poll_transmit(now, buf)?;
-        Some((t.peer, t.len.min(buf.len())))
+        if let Some((addr, bytes)) = self.raw.pop_front() {
+            let len = bytes.len().min(buf.len());
+            buf.get_mut(..len)?.copy_from_slice(bytes.get(..len)?);
+            return Some((addr, len));
+        }
+        loop {
+            let now = self.now();
+            let t = self.endpoint.poll_transmit(now, buf)?;
+            let len = t.len.min(buf.len());
+            let Security::Oscore(context) = t.peer.security else {
+                return Some((t.peer.addr, len));
+            };
+            let Some(oscore) = self.oscore.as_mut() else {
+                continue;
+            };
+            // Sequence numbers are stored before they are used (Appendix B.1.1).
+            let _ = oscore.persist();
+            let plain = buf.get(..len)?;
+            match oscore
+                .layer
+                .outgoing(now, t.peer.addr, context, plain, &mut self.scratch)
+            {
+                Ok(n) if n <= buf.len() => {
+                    buf.get_mut(..n)?.copy_from_slice(self.scratch.get(..n)?);
+                    return Some((t.peer.addr, n));
+                }
+                _ => continue,
+            }
+        }
     }
 
     /// Feeds one input (`buf` is the loop's receive buffer) and dispatches the resulting
@@ -296,7 +346,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 let now = self.now();
                 self.endpoint.handle_group_datagram(
                     now,
-                    peer,
+                    plain(peer),
                     buf.get(..n).unwrap_or(buf),
                     &mut self.handler,
                 );
@@ -327,8 +377,33 @@ impl<H: Handler<SocketAddr>> Driver<H> {
     /// Feeds a received datagram.
     pub fn handle_datagram(&mut self, peer: SocketAddr, bytes: &[u8]) {
         let now = self.now();
-        self.endpoint
-            .handle_datagram(now, peer, bytes, &mut self.handler);
+        let Some(oscore) = self.oscore.as_mut() else {
+            return self
+                .endpoint
+                .handle_datagram(now, plain(peer), bytes, &mut self.handler);
+        };
+        // RFC 8613: verify before the endpoint sees anything; it then sees the inner
+        // message from the peer under that context.
+        match oscore.layer.incoming(now, peer, bytes, &mut self.scratch) {
+            Incoming::Plain => {
+                self.endpoint
+                    .handle_datagram(now, plain(peer), bytes, &mut self.handler)
+            }
+            Incoming::Inner { len, context } => {
+                let from = Secured {
+                    addr: peer,
+                    security: Security::Oscore(context),
+                };
+                let inner = self.scratch.get(..len).unwrap_or_default();
+                self.endpoint
+                    .handle_datagram(now, from, inner, &mut self.handler);
+            }
+            Incoming::Reply { len, .. } => {
+                let reply = self.scratch.get(..len).unwrap_or_default().to_vec();
+                self.raw.push_back((peer, reply));
+            }
+            Incoming::Drop(_) => {}
+        }
     }
 
     /// Feeds the passing of the deadline.
@@ -467,13 +542,13 @@ impl<H: Handler<SocketAddr>> Driver<H> {
                 match event {
                     Event::Block { peer, message, .. } => {
                         g.partial
-                            .entry(peer)
+                            .entry(peer.addr)
                             .or_default()
                             .extend_from_slice(message.payload());
                     }
                     Event::Response { peer, message, .. } => {
                         let mut response = Response::from_message(peer, &message);
-                        if let Some(mut body) = g.partial.remove(&peer) {
+                        if let Some(mut body) = g.partial.remove(&peer.addr) {
                             body.extend_from_slice(&response.payload);
                             response.payload = body;
                         }
@@ -600,7 +675,7 @@ impl<H: Handler<SocketAddr>> Driver<H> {
 }
 
 /// The request an event belongs to.
-fn event_id(event: &Event<'_, SocketAddr>) -> RequestId {
+fn event_id(event: &Event<'_, Peer>) -> RequestId {
     match event {
         Event::Response { id, .. }
         | Event::Notification { id, .. }

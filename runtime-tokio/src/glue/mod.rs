@@ -32,6 +32,7 @@ mod client;
 pub mod credentials;
 mod driver;
 pub mod multicast;
+pub mod oscore;
 mod reply;
 
 pub use batch::{pump, BatchIo, NonBlockingSocket, Wait, BATCH};
@@ -41,6 +42,6 @@ pub use client::{
 };
 pub use driver::{
     command_channel, Command, CommandReceiver, CommandSender, Driver, Input, Progress, Role,
-    StdEndpoint, DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS,
+    StdEndpoint, DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS, TRANSMIT_SIZE,
 };
 pub use reply::{Notifier, Reply, RespondError, Responder};

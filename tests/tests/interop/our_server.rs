@@ -2,6 +2,7 @@
 //! ([`coap_tools::demo::routes`]) plus a few test resources, on `coap_tokio::Server`, in a
 //! thread of its own on 127.0.0.1 with an ephemeral port; stopped on drop.
 
+use coap_tokio::Peer;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -18,8 +19,8 @@ use super::support::BOUND;
 /// (2.01), DELETE empties it (2.02).
 struct Store(Vec<u8>);
 
-impl Resource<SocketAddr> for Store {
-    fn get(&mut self, _: &IncomingRequest<'_, SocketAddr>, w: &mut ResponseWriter<'_>) -> Outcome {
+impl Resource<Peer> for Store {
+    fn get(&mut self, _: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         w.respond(Code::CONTENT, Some(ContentFormat::TEXT_PLAIN), &self.0)
             .unwrap();
         Outcome::Respond
@@ -27,7 +28,7 @@ impl Resource<SocketAddr> for Store {
 
     fn put(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
         self.0 = req.payload().to_vec();
@@ -37,7 +38,7 @@ impl Resource<SocketAddr> for Store {
 
     fn post(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
         self.0.extend_from_slice(req.payload());
@@ -48,7 +49,7 @@ impl Resource<SocketAddr> for Store {
 
     fn delete(
         &mut self,
-        _: &IncomingRequest<'_, SocketAddr>,
+        _: &IncomingRequest<'_, Peer>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
         self.0.clear();
@@ -64,10 +65,10 @@ impl Resource<SocketAddr> for Store {
 /// `/kind`: GET answers the type of the request message as the server saw it (CON/NON).
 struct Kind;
 
-impl Resource<SocketAddr> for Kind {
+impl Resource<Peer> for Kind {
     fn get(
         &mut self,
-        req: &IncomingRequest<'_, SocketAddr>,
+        req: &IncomingRequest<'_, Peer>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
         let kind: &[u8] = match req.message().ty() {
@@ -89,8 +90,8 @@ impl Resource<SocketAddr> for Kind {
 /// `/count`: each POST the handler sees increments the count and answers it.
 struct Count(u32);
 
-impl Resource<SocketAddr> for Count {
-    fn post(&mut self, _: &IncomingRequest<'_, SocketAddr>, w: &mut ResponseWriter<'_>) -> Outcome {
+impl Resource<Peer> for Count {
+    fn post(&mut self, _: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         self.0 += 1;
         w.respond(
             Code::CHANGED,
