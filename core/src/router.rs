@@ -6,7 +6,10 @@ use core::ops::DerefMut;
 
 use crate::code::{Code, Method};
 use crate::content_format::ContentFormat;
-use crate::link_format::{LinkWriter, SliceWriter};
+use crate::link_format::{ByteCounter, Filter, HashWriter, Link, LinkWriter, WindowWriter};
+use crate::message::Message;
+use crate::multicast::Delivery;
+use crate::option::OptionNumber;
 use crate::server::{Handler, IncomingRequest, Outcome, ResponseWriter};
 
 /// A resource: one method per request method. Unimplemented methods answer 4.05 Method Not
@@ -131,8 +134,9 @@ where
     R: DerefMut,
 {
     /// A router over `routes`. Exact routes win over prefix routes; among prefix routes,
-    /// the longest wins. A GET of `/.well-known/core` lists the routes (RFC 6690 §4)
-    /// unless a route claims that path.
+    /// the longest wins. A GET of `/.well-known/core` lists the routes (RFC 6690 §4),
+    /// filtered by its query (§4.1) and block-wise when large, unless an exact route
+    /// claims that path.
     pub fn new(routes: S) -> Self {
         Router {
             routes,
@@ -145,49 +149,71 @@ where
         self.routes.as_ref()
     }
 
-    /// Writes one link per route (RFC 6690 §2).
-    fn write_links<A>(&self, out: impl core::fmt::Write) -> core::fmt::Result
+    /// Writes one link per route (RFC 6690 §2) that passes every query filter of the
+    /// request (§4.1); routes whose attributes do not parse are listed only unfiltered.
+    fn write_links<A>(&self, query: &Message<'_>, out: impl core::fmt::Write) -> core::fmt::Result
     where
         R::Target: Resource<A>,
     {
         let mut links = LinkWriter::new(out);
+        let filtering = query.options_of(OptionNumber::URI_QUERY).next().is_some();
         for r in self.routes.as_ref() {
             let path = if r.path.is_empty() { "/" } else { r.path };
-            links.link(path, r.resource.deref().link_attributes())?;
+            let attributes = r.resource.deref().link_attributes();
+            if filtering {
+                let Ok(link) = Link::from_parts(path, attributes) else {
+                    continue;
+                };
+                // An unparseable query matches nothing rather than everything.
+                let pass = query
+                    .options_of(OptionNumber::URI_QUERY)
+                    .all(|q| Filter::parse(q).is_some_and(|f| f.matches(&link)));
+                if !pass {
+                    continue;
+                }
+            }
+            links.link(path, attributes)?;
         }
         Ok(())
     }
 
-    fn well_known_core<A>(&self, resp: &mut ResponseWriter<'_>) -> Outcome
+    /// `GET /.well-known/core` (RFC 6690 §4): the routes as links, filtered by the query
+    /// (§4.1; no match is a 2.05 with an empty payload for a unicast request, silence for
+    /// a multicast one), served
+    /// block-wise by offset when larger than a message (RFC 7959 §2.4) without ever being
+    /// held whole: each block is rendered again and only its window kept.
+    fn well_known_core<A>(
+        &self,
+        req: &IncomingRequest<'_, A>,
+        resp: &mut ResponseWriter<'_>,
+    ) -> Outcome
     where
         R::Target: Resource<A>,
     {
+        let msg = req.message();
         let mut count = ByteCounter(0);
-        let _ = self.write_links::<A>(&mut count);
+        let mut hash = HashWriter::default();
+        // Neither sink fails; an error would only come from a resource's own formatter.
+        let _ = self.write_links::<A>(msg, &mut count);
+        // RFC 6690 §4.1: a multicast query whose filter matches nothing gets no answer
+        // (RFC 7252 §8.2: nothing useful to say); a unicast one gets an empty 2.05.
+        if count.0 == 0 && req.delivery() == Delivery::Multicast {
+            return Outcome::Ignore;
+        }
+        let _ = self.write_links::<A>(msg, &mut hash);
         resp.set_code(Code::CONTENT);
         let written = resp
-            .content_format(ContentFormat::LINK_FORMAT)
-            .ok()
+            .option(OptionNumber::ETAG, &hash.0.to_be_bytes())
+            .and_then(|resp| resp.content_format(ContentFormat::LINK_FORMAT))
             .and_then(|resp| {
-                let buf = resp.payload_buf().ok()?;
-                self.write_links::<A>(SliceWriter::new(buf)).ok()?;
-                resp.set_payload_len(count.0).ok()
+                resp.payload_by_offset(count.0, |offset, dst| {
+                    let _ = self.write_links::<A>(msg, WindowWriter::new(dst, offset));
+                })
             });
-        if written.is_none() {
-            // Larger than one message: blockwise serving comes with RFC 7959 support.
+        if written.is_err() {
             resp.set_code(Code::INTERNAL_SERVER_ERROR);
         }
         Outcome::Respond
-    }
-}
-
-/// Counts the bytes a formatter would write.
-struct ByteCounter(usize);
-
-impl core::fmt::Write for ByteCounter {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0 += s.len();
-        Ok(())
     }
 }
 
@@ -222,7 +248,10 @@ where
                 }
             }
         }
-        let Some((i, _)) = best else {
+        // `/.well-known/core` is generated unless a route claims exactly that path; a
+        // prefix route (e.g. a file server on `/`) does not hide it (RFC 6690 §4).
+        let claimed = matches!(best, Some((_, true)));
+        if !claimed {
             let mut wk = [".well-known".as_bytes(), b"core"].into_iter();
             let mut p = msg.uri_path();
             let is_wk = p.by_ref().zip(wk.by_ref()).all(|(a, b)| a == b)
@@ -230,10 +259,12 @@ where
                 && wk.next().is_none();
             if is_wk {
                 return match req.method() {
-                    Some(Method::Get) => self.well_known_core::<A>(resp),
+                    Some(Method::Get) => self.well_known_core::<A>(req, resp),
                     _ => method_not_allowed(resp),
                 };
             }
+        }
+        let Some((i, _)) = best else {
             resp.set_code(Code::NOT_FOUND);
             return Outcome::Respond;
         };

@@ -766,7 +766,10 @@ fn unauthorized_with_echo_repeats_the_request_once_with_that_echo() {
             code,
             payload,
             ..
-        }] => assert_eq!((*got, *code, payload.as_slice()), (id, Code::CONTENT, &b"x"[..])),
+        }] => assert_eq!(
+            (*got, *code, payload.as_slice()),
+            (id, Code::CONTENT, &b"x"[..])
+        ),
         e => panic!("unexpected {e:?}"),
     }
 }

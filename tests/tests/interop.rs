@@ -13,6 +13,8 @@
 
 #[path = "interop/aiocoap.rs"]
 mod aiocoap;
+#[path = "interop/files.rs"]
+mod files;
 #[path = "interop/libcoap.rs"]
 mod libcoap;
 #[path = "interop/node_coap.rs"]
@@ -23,6 +25,8 @@ mod observe;
 mod our_server;
 #[path = "interop/peer_clients.rs"]
 mod peer_clients;
+#[path = "interop/rd.rs"]
+mod rd;
 #[path = "interop/robustness.rs"]
 mod robustness;
 #[path = "interop/support.rs"]

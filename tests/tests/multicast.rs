@@ -163,8 +163,7 @@ fn our_server(lab: &Lab, n: u8, stop: async_channel::Receiver<()>) -> JoinHandle
                 Server::bind_multicast(SocketAddr::new(host(n).into(), 5683), config, &[group])
                     .await
                     .expect("bind our server");
-            let handler = move |req: &IncomingRequest<'_, Peer>,
-                                resp: &mut ResponseWriter<'_>| {
+            let handler = move |req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>| {
                 let path: Vec<&[u8]> = req.message().uri_path().collect();
                 match path.as_slice() {
                     [b"id"] => {

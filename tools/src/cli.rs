@@ -32,8 +32,34 @@ Resources:
                       4.09, 4.12 with If-Match, 4.15)
   /.well-known/core   GET: the resources in link format (RFC 6690)
 
+With --dir DIR, the files of DIR instead (GET block-wise with ETag and a Content-Format
+from the extension, directories as link format, Observe notifies changes; with --write
+also PUT with Block1, If-Match / If-None-Match, and DELETE). Paths cannot leave DIR.
+
 Prints \"listening on ADDR\" on stderr once the socket is bound. Ctrl-C (SIGINT) or
 SIGTERM stops it with exit code 0; exit code 1 if the address cannot be bound.";
+
+const RD_HELP: &str = "\
+Interfaces (RFC 9176):
+  /rd                 POST ?ep=NAME[&d=..][&lt=S][&base=URI][&et=..]: register the links of
+                      the payload (link format); 2.01 with Location-Path /reg/N
+  /reg/N              POST [?lt=..][&base=..]: update (refresh); GET: the links; DELETE
+  /rd-lookup/ep       GET: endpoints; filters on any attribute, page and count; observable
+  /rd-lookup/res      GET: resources (absolute targets, anchor); filters, page, count;
+                      observable
+  /.well-known/rd     POST ?ep=NAME: simple registration (the RD fetches the sender's
+                      /.well-known/core)
+  /.well-known/core   GET: the interfaces (rt=core.rd*)
+
+Registrations expire after their lifetime (lt, default 90000 s). Too many registrations:
+5.03; links too large: 4.13.";
+
+const RD_REGISTER_HELP: &str = "\
+Prints the registration's location on stdout once registered. Keeps it alive with
+updates before the lifetime runs out and registers again after a failure, until Ctrl-C
+(then removes it) or, with --once, exits after the first registration.
+
+Exit codes: 0 registered; 1 the RD refused or failed; 3 no answer; 2 bad input.";
 
 const BENCH_HELP: &str = "\
 Prints requests, req/s, p50/p99/max latency, timeouts, errors and non-2.xx responses on
@@ -66,12 +92,19 @@ pub enum Command {
     /// iPATCH a resource (RFC 8132).
     #[command(name = "ipatch", after_help = EXIT_CODES_HELP)]
     IPatch(RequestArgs),
-    /// Run a demo server: /hello, /time (observable), /echo, /large, /upload, /.well-known/core.
+    /// Run a demo server (/hello, /time, /echo, /large, /upload, /config), or a file server
+    /// with --dir.
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Closed-loop load test: keep N requests in flight, report req/s and latency.
     #[command(after_help = BENCH_HELP)]
     Bench(BenchArgs),
+    /// Run a resource directory (RFC 9176): registration, lookup, simple registration.
+    #[command(after_help = RD_HELP)]
+    Rd(RdArgs),
+    /// Register links at a resource directory (RFC 9176) and keep the registration alive.
+    #[command(name = "rd-register", after_help = RD_REGISTER_HELP)]
+    RdRegister(RdRegisterArgs),
 }
 
 impl Command {
@@ -85,7 +118,9 @@ impl Command {
             Command::Fetch(a) => (Method::Fetch, a),
             Command::Patch(a) => (Method::Patch, a),
             Command::IPatch(a) => (Method::IPatch, a),
-            Command::Serve(_) | Command::Bench(_) => return None,
+            Command::Serve(_) | Command::Bench(_) | Command::Rd(_) | Command::RdRegister(_) => {
+                return None
+            }
         })
     }
 }
@@ -137,12 +172,111 @@ pub struct RequestArgs {
     /// With --observe: stop after S seconds.
     #[arg(long, value_name = "S", value_parser = parse_seconds, requires = "observe")]
     pub duration: Option<std::time::Duration>,
+
+    /// Credentials in aiocoap's JSON format: URI patterns mapped to OSCORE context
+    /// directories ({"coap://host/*": {"oscore": {"basedir": "DIR"}}}); matching requests
+    /// are protected with OSCORE (RFC 8613).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// For a multicast URI (e.g. coap://224.0.1.187/... or coap://[ff02::fd%eth0]/...):
+    /// collect responses for S seconds and print each responder's [default: 6]
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub collect: Option<std::time::Duration>,
 }
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
     #[arg(short, long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+
+    /// Serve the files of DIR instead of the demo resources (GET block-wise with ETag,
+    /// directories as link format, observable files).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// With --dir: allow PUT (Block1, If-Match / If-None-Match) and DELETE.
+    #[arg(long, requires = "dir")]
+    pub write: bool,
+
+    /// With --write: the largest file a PUT may upload, in bytes.
+    #[arg(long, value_name = "BYTES", requires = "write",
+          default_value_t = coap_tools::files::DEFAULT_MAX_UPLOAD)]
+    pub max_upload: usize,
+
+    /// Accept OSCORE (RFC 8613) with the contexts of this credentials file (aiocoap's
+    /// format; one ":label": {"oscore": {"basedir": "DIR"}} entry per client).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// With --credentials: answer plain requests with 4.01 Unauthorized (all but
+    /// /.well-known/core).
+    #[arg(long, requires = "credentials")]
+    pub require_oscore: bool,
+
+    /// Join a multicast group (repeatable): 224.0.1.187, 224.0.1.187@IFACE-ADDR,
+    /// ff02::fd%IFACE. Requests to it are answered after a random leisure (RFC 7252 §8.2).
+    #[arg(long, value_name = "GROUP")]
+    pub join: Vec<coap_tokio::Group>,
+
+    /// Leisure for responses to multicast requests, in seconds [default: 5, RFC 7252 §8.2]
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub leisure: Option<std::time::Duration>,
+}
+
+#[derive(Args, Debug)]
+pub struct RdArgs {
+    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+
+    /// Most registrations held at once (5.03 beyond).
+    #[arg(long, value_name = "N", default_value_t = coap_tools::rd::Limits::DEFAULT.max_registrations)]
+    pub max_registrations: usize,
+
+    /// Largest link-format payload of one registration, in bytes (4.13 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = coap_tools::rd::Limits::DEFAULT.max_links_bytes)]
+    pub max_links: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct RdRegisterArgs {
+    /// The resource directory: coap://host[:port] (its registration interface is found
+    /// through /.well-known/core?rt=core.rd), or the registration interface's URI.
+    #[arg(value_name = "RD")]
+    pub rd: String,
+
+    /// Endpoint name (ep).
+    #[arg(long, value_name = "NAME")]
+    pub ep: String,
+
+    /// Sector (d).
+    #[arg(short, long, value_name = "SECTOR")]
+    pub d: Option<String>,
+
+    /// Registration lifetime in seconds (lt); refreshed before it runs out.
+    #[arg(long, value_name = "S", default_value_t = 90_000)]
+    pub lt: u32,
+
+    /// Base URI of the registered links (base) [default: the address the RD sees].
+    #[arg(long, value_name = "URI")]
+    pub base: Option<String>,
+
+    /// Endpoint type (et).
+    #[arg(long, value_name = "TYPE")]
+    pub et: Option<String>,
+
+    /// The links to register (link format): TEXT, @FILE or - (standard input).
+    #[arg(short, long, value_name = "LINKS|@FILE|-", allow_hyphen_values = true)]
+    pub links: String,
+
+    /// Register once and exit instead of keeping the registration alive until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Address to send from [default: an ephemeral port on the RD's address family]
+    #[arg(long, value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
 }
 

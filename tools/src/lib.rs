@@ -1,10 +1,14 @@
 //! `coap-tools`: the pieces of the `coap` command-line tool that do not touch the network:
 //! parsing what the user typed ([`input`]), printing responses ([`output`]), exit codes
-//! ([`exit`]) and the demo server's resources ([`demo`]).
+//! ([`exit`]), the demo server's resources ([`demo`]), the file server ([`files`]) and the
+//! resource directory ([`rd`]).
 
 #![forbid(unsafe_code)]
 
 pub mod demo;
 pub mod exit;
+pub mod files;
 pub mod input;
 pub mod output;
+pub mod rd;
+pub mod uploads;

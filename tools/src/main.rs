@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod rd_cmd;
 mod request;
 mod serve;
 
@@ -49,6 +50,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime(false).and_then(|rt| rt.block_on(serve::run(args))),
         Command::Bench(args) => runtime(true).and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
+        Command::RdRegister(args) => {
+            runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
+        }
         request => match request.into_request() {
             Some((method, args)) => {
                 runtime(false).and_then(|rt| rt.block_on(request::run(method, args)))

@@ -122,7 +122,19 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         .map_err(Fail::usage)?;
     let target = target(&args.uri).await?;
 
-    let client = Client::bind(target.local).await.map_err(|e| {
+    let credentials = args
+        .credentials
+        .as_deref()
+        .map(coap_tokio::Credentials::load)
+        .transpose()
+        .map_err(|e| Fail::usage(format_args!("{e}")))?;
+    let bound = match &credentials {
+        Some(c) => {
+            Client::bind_with_credentials(target.local, coap_tokio::Config::default(), c).await
+        }
+        None => Client::bind(target.local).await,
+    };
+    let client = bound.map_err(|e| {
         Fail::failure(format_args!(
             "cannot open a UDP socket on {}: {}",
             target.local,
@@ -151,6 +163,9 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
     tracing::debug!(%method, uri = %args.uri, peer = %target.peer, non = args.non, "sending request");
     if args.observe {
         return observe(req, &args).await;
+    }
+    if target.peer.ip().is_multicast() {
+        return multicast(req, &args).await;
     }
     // A progress bar for block-wise transfers longer than one block, on a terminal only.
     let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
@@ -226,6 +241,54 @@ impl Drop for ClearOnDrop {
         self.0.finish_and_clear();
     }
 }
+
+/// A request to a group address (RFC 7252 §8): every responder's answer under its address,
+/// as they come, until the collection window closes. Exit 0 when at least one answered.
+async fn multicast(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Result<Exit, Fail> {
+    let window = args.collect.unwrap_or(DEFAULT_COLLECT);
+    let mut responses = req
+        .multicast(window)
+        .await
+        .map_err(|e| client_error(&e, &args.uri, Some(window)))?;
+    let mut answered = 0usize;
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    loop {
+        let item = tokio::select! {
+            item = responses.next() => item,
+            _ = &mut stop => None,
+        };
+        match item {
+            None => break,
+            Some(Ok(resp)) => {
+                answered += 1;
+                log_response(&resp);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "--- {} {}", resp.peer, resp.code);
+                drop(out);
+                let rendered =
+                    output::render(&resp.payload, resp.content_format().map(ContentFormat));
+                write_stdout(rendered.text.as_bytes())?;
+                if !rendered.text.ends_with('\n') {
+                    write_stdout(b"\n")?;
+                }
+            }
+            Some(Err(e)) => return Err(client_error(&e, &args.uri, Some(window))),
+        }
+    }
+    if answered == 0 {
+        return Err(Fail::new(
+            Exit::Timeout,
+            format!("no response from {} within {}", args.uri, secs(window)),
+        ));
+    }
+    stderr_line(&format!("{answered} responder(s)"));
+    Ok(Exit::Success)
+}
+
+/// How long a multicast request collects responses by default: the default leisure of
+/// RFC 7252 §8.2 (5 s) plus a round trip's margin.
+const DEFAULT_COLLECT: Duration = Duration::from_secs(6);
 
 /// `--observe`: every notification as it comes, then an active deregistration.
 async fn observe(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Result<Exit, Fail> {

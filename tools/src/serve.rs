@@ -1,10 +1,13 @@
-//! `coap serve`: the demo resources of [`coap_tools::demo`] on a UDP socket, until Ctrl-C.
+//! `coap serve`: the demo resources of [`coap_tools::demo`], or with `--dir` the files of a
+//! directory ([`coap_tools::files`]), on a UDP socket until Ctrl-C.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use coap_tokio::Server;
+use coap_tokio::glue::oscore::{Protection, RequireOscore};
+use coap_tokio::{Route, Router, Server};
 use coap_tools::demo;
 use coap_tools::exit::{Exit, Fail};
+use coap_tools::files::{FileServer, FilesConfig};
 use coap_tools::input::io_reason;
 
 use crate::cli::ServeArgs;
@@ -13,20 +16,59 @@ use crate::stderr_line;
 const DEFAULT_V6: SocketAddr = SocketAddr::new(std::net::IpAddr::V6(Ipv6Addr::UNSPECIFIED), 5683);
 const DEFAULT_V4: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5683);
 
+/// How often observed files are checked for changes.
+const FILE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
-    let server = match args.bind {
-        Some(addr) => bind(addr).await?,
-        // The IPv6 wildcard also takes IPv4 where the system allows dual-stack sockets;
-        // without IPv6 support, IPv4 only.
-        None => match bind(DEFAULT_V6).await {
-            Ok(s) => s,
-            Err(v6) => {
-                tracing::debug!("{v6}; trying {DEFAULT_V4}");
-                bind(DEFAULT_V4).await.map_err(|v4| {
-                    Fail::failure(format_args!("{} and {}", v6.message, v4.message))
-                })?
-            }
-        },
+    // The directory is checked before the socket is bound: a typo fails fast.
+    let files = match &args.dir {
+        Some(dir) => {
+            let mut config = FilesConfig::new(dir);
+            config.write = args.write;
+            config.max_upload = args.max_upload;
+            Some(FileServer::new(config).map_err(|e| {
+                Fail::usage(format_args!(
+                    "cannot serve {}: {}",
+                    dir.display(),
+                    io_reason(&e)
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let credentials = args
+        .credentials
+        .as_deref()
+        .map(coap_tokio::Credentials::load)
+        .transpose()
+        .map_err(|e| Fail::usage(format_args!("{e}")))?;
+    let server = if args.join.is_empty() && args.leisure.is_none() {
+        bind_or_default(args.bind).await?
+    } else {
+        let addr = args.bind.unwrap_or(DEFAULT_V6);
+        let mut config = coap_tokio::Config::default();
+        if let Some(l) = args.leisure {
+            config.default_leisure = l;
+        }
+        Server::bind_multicast(addr, config, &args.join)
+            .await
+            .map_err(|e| {
+                Fail::failure(format_args!(
+                    "cannot listen on {addr} and join the groups: {}",
+                    io_reason(&e)
+                ))
+            })?
+    };
+    let server = match &credentials {
+        Some(c) => server
+            .with_credentials(c)
+            .map_err(|e| Fail::usage(format_args!("{e}")))?,
+        None => server,
+    };
+    let protection = if args.require_oscore {
+        Protection::Required
+    } else {
+        Protection::Optional
     };
     let local = server.local_addr();
 
@@ -42,22 +84,34 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     stderr_line(&format!(
         "coap serve: listening on {local} (Ctrl-C to stop)"
     ));
-    // /time is observable: notify its observers every second (RFC 7641 §4.2).
     let notifier = server.notifier();
-    let ticker = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if notifier
-                .notify(demo::TIME_KEY, demo::time_notification())
-                .await
-                .is_none()
-            {
-                break;
-            }
+    let (router, ticker) = match files {
+        Some(files) => {
+            // Observed files are polled for changes (RFC 7641 §4.2).
+            let watcher = tokio::spawn(files.clone().watch(notifier, FILE_POLL));
+            let routes = vec![Route::prefix("/", Box::new(files) as demo::BoxedResource)];
+            (Router::new(routes), watcher)
         }
-    });
-    let result = server.serve_with_shutdown(demo::router(), signal).await;
+        None => {
+            // /time is observable: notify its observers every second (RFC 7641 §4.2).
+            let ticker = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if notifier
+                        .notify(demo::TIME_KEY, demo::time_notification())
+                        .await
+                        .is_none()
+                    {
+                        break;
+                    }
+                }
+            });
+            (demo::router(), ticker)
+        }
+    };
+    let handler = RequireOscore::new(router, protection);
+    let result = server.serve_with_shutdown(handler, signal).await;
     ticker.abort();
     if let Ok(sig) = rx.await {
         stderr_line(&format!("coap serve: {sig}, shutting down"));
@@ -65,6 +119,23 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     result
         .map(|()| Exit::Success)
         .map_err(|e| Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e))))
+}
+
+/// A server on `addr`, or on the default port of the IPv6 wildcard (which also takes IPv4
+/// where the system allows dual-stack sockets), else of IPv4.
+pub(crate) async fn bind_or_default(addr: Option<SocketAddr>) -> Result<Server, Fail> {
+    match addr {
+        Some(addr) => bind(addr).await,
+        None => match bind(DEFAULT_V6).await {
+            Ok(s) => Ok(s),
+            Err(v6) => {
+                tracing::debug!("{v6}; trying {DEFAULT_V4}");
+                bind(DEFAULT_V4)
+                    .await
+                    .map_err(|v4| Fail::failure(format_args!("{} and {}", v6.message, v4.message)))
+            }
+        },
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<Server, Fail> {
@@ -75,14 +146,14 @@ async fn bind(addr: SocketAddr) -> Result<Server, Fail> {
 
 /// The signals that stop the server: SIGINT (Ctrl-C) and SIGTERM.
 #[cfg(unix)]
-struct Signals {
+pub(crate) struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
 }
 
 #[cfg(unix)]
 impl Signals {
-    fn install() -> Result<Signals, Fail> {
+    pub(crate) fn install() -> Result<Signals, Fail> {
         use tokio::signal::unix::{signal, SignalKind};
         let install = |kind: SignalKind| {
             signal(kind).map_err(|e| {
@@ -99,7 +170,7 @@ impl Signals {
     }
 
     /// Resolves on the first signal; says which.
-    async fn recv(mut self) -> &'static str {
+    pub(crate) async fn recv(mut self) -> &'static str {
         tokio::select! {
             _ = self.interrupt.recv() => "interrupted",
             _ = self.terminate.recv() => "terminated",
@@ -108,15 +179,15 @@ impl Signals {
 }
 
 #[cfg(not(unix))]
-struct Signals;
+pub(crate) struct Signals;
 
 #[cfg(not(unix))]
 impl Signals {
-    fn install() -> Result<Signals, Fail> {
+    pub(crate) fn install() -> Result<Signals, Fail> {
         Ok(Signals)
     }
 
-    async fn recv(self) -> &'static str {
+    pub(crate) async fn recv(self) -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "interrupted"
     }

@@ -129,8 +129,13 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(&["serve", "--bind", "127.0.0.1:0"])
+    }
+
+    /// `coap ARGS` (serve or rd), once it has announced its address.
+    fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -683,4 +688,346 @@ fn fetch_patch_ipatch_codes() {
         None,
     );
     r.assert_fails(4, "4.12");
+}
+
+#[test]
+fn serve_dir_serves_files_block_wise_and_lists_directories() {
+    let dir = TempDir::new();
+    dir.file("a.txt", b"alpha");
+    let big: Vec<u8> = (0..50_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    dir.file("big.bin", &big);
+    let root = dir.0.to_str().unwrap();
+    let s = Server::start_with(&["serve", "--bind", "127.0.0.1:0", "--dir", root]);
+    let r = coap(&["get", &s.uri("/a.txt")], None);
+    assert_eq!(
+        (r.code(), r.stdout.as_str()),
+        (0, "alpha\n"),
+        "{}",
+        r.stderr
+    );
+    let out = dir.0.join("fetched");
+    let r = coap(
+        &["get", &s.uri("/big.bin"), "-o", out.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert!(
+        std::fs::read(&out).unwrap() == big,
+        "the fetched file differs"
+    );
+    let r = coap(&["get", &s.uri("/")], None);
+    assert!(
+        r.stdout.contains("</a.txt>") && r.stdout.contains("</big.bin>"),
+        "{}",
+        r.stdout
+    );
+    // Read-only without --write: 4.05.
+    coap(&["put", &s.uri("/new.txt"), "-p", "x"], None).assert_fails(4, "4.05");
+    assert!(!dir.0.join("new.txt").exists());
+}
+
+#[test]
+fn serve_dir_with_write_takes_put_and_delete() {
+    let dir = TempDir::new();
+    let root = dir.0.to_str().unwrap();
+    let s = Server::start_with(&["serve", "--bind", "127.0.0.1:0", "--dir", root, "--write"]);
+    let body: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let src = dir.file("src.bin", &body);
+    let r = coap(
+        &["put", &s.uri("/up/copy.bin"), "-p", &format!("@{src}")],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(std::fs::read(dir.0.join("up/copy.bin")).unwrap(), body);
+    let r = coap(&["delete", &s.uri("/up/copy.bin")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert!(!dir.0.join("up/copy.bin").exists());
+    coap(&["delete", &s.uri("/up/copy.bin")], None).assert_fails(4, "4.04");
+}
+
+#[test]
+fn serve_dir_needs_a_directory() {
+    let r = coap(
+        &[
+            "serve",
+            "--dir",
+            "/nonexistent/coap-dir",
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
+    r.assert_fails(2, "cannot serve");
+}
+
+#[test]
+fn rd_register_once_and_lookup() {
+    let rd = Server::start_with(&["rd", "--bind", "127.0.0.1:0"]);
+    let origin = rd.uri("");
+    let r = coap(
+        &[
+            "rd-register",
+            &origin,
+            "--ep",
+            "cli-node",
+            "--links",
+            r#"</t>;rt="temp""#,
+            "--once",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{origin}/reg/1\n"));
+    let r = coap(&["get", &rd.uri("/rd-lookup/res?rt=temp")], None);
+    assert!(r.stdout.contains("/t>"), "{}", r.stdout);
+    coap(
+        &[
+            "rd-register",
+            &origin,
+            "--ep",
+            "x",
+            "--links",
+            "</t>;rt=\"",
+            "--once",
+        ],
+        None,
+    )
+    .assert_fails(2, "not valid link format");
+}
+
+#[test]
+fn rd_register_keeps_alive_and_removes_on_ctrl_c() {
+    let rd = Server::start_with(&["rd", "--bind", "127.0.0.1:0"]);
+    let origin = rd.uri("");
+    let mut child = Command::new(BIN)
+        .args([
+            "rd-register",
+            &origin,
+            "--ep",
+            "alive",
+            "--lt",
+            "1",
+            "--links",
+            "</a>",
+        ])
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rd-register");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let stderr = read_all_in_thread(child.stderr.take().unwrap());
+    let line = rx.recv_timeout(WAIT).expect("the location");
+    assert_eq!(line, format!("{origin}/reg/1"));
+    // lt=1: refreshed every 750 ms; after 2 s it is still listed.
+    thread::sleep(Duration::from_millis(2000));
+    let r = coap(&["get", &rd.uri("/rd-lookup/ep")], None);
+    assert!(r.stdout.contains(r#"ep="alive""#), "{}", r.stdout);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let status = wait_bounded(&mut child, WAIT).expect("rd-register did not stop");
+    let log = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("registration refreshed"), "{log}");
+    let r = coap(&["get", &rd.uri("/rd-lookup/ep")], None);
+    assert!(
+        !r.stdout.contains("alive"),
+        "removed on Ctrl-C: {}",
+        r.stdout
+    );
+}
+
+/// An OSCORE context directory in aiocoap's layout.
+fn oscore_context(dir: &TempDir, name: &str, sender: &str, recipient: &str) -> String {
+    let d = dir.0.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("secret.json"),
+        r#"{"secret_hex": "0102030405060708090a0b0c0d0e0f10", "salt_hex": "9e7ca92223786340"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("settings.json"),
+        format!(r#"{{"sender-id_hex": "{sender}", "recipient-id_hex": "{recipient}"}}"#),
+    )
+    .unwrap();
+    d.to_str().unwrap().to_string()
+}
+
+#[test]
+fn oscore_credentials_on_both_sides() {
+    let dir = TempDir::new();
+    let server_ctx = oscore_context(&dir, "server", "02", "01");
+    let client_ctx = oscore_context(&dir, "client", "01", "02");
+    let server_creds = dir.file(
+        "server.json",
+        format!(r#"{{":client": {{"oscore": {{"basedir": "{server_ctx}"}}}}}}"#).as_bytes(),
+    );
+    let s = Server::start_with(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--credentials",
+        &server_creds,
+        "--require-oscore",
+    ]);
+    let client_creds = dir.file(
+        "client.json",
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "{client_ctx}"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    );
+    // Protected: answered. Twice, so the persisted sequence numbers carry over between
+    // client processes (RFC 8613 Appendix B.1.1).
+    for _ in 0..2 {
+        let r = coap(
+            &["get", "--credentials", &client_creds, &s.uri("/hello")],
+            None,
+        );
+        assert_eq!(r.code(), 0, "{}", r.stderr);
+        assert!(r.stdout.contains("Hello"), "{}", r.stdout);
+    }
+    let seq = std::fs::read_to_string(std::path::Path::new(&client_ctx).join("sequence.json"))
+        .expect("the client persisted its sequence number");
+    assert!(seq.contains("next-to-send"), "{seq}");
+    // Plain: 4.01 Unauthorized, exit 4 (a 4.xx).
+    let r = coap(&["get", &s.uri("/hello")], None);
+    assert_eq!(r.code(), 4, "{}", r.stderr);
+    assert!(r.stderr.contains("4.01"), "{}", r.stderr);
+    // A broken credentials file is a usage error on one line.
+    let bad = dir.file("bad.json", br#"{"coap://x/*": {"oscore": {}}}"#);
+    coap(&["get", "--credentials", &bad, &s.uri("/hello")], None)
+        .assert_fails(2, "basedir missing");
+}
+
+/// Runs `f` with a network namespace holding one veth pair with two addresses and a
+/// multicast route (multicast loops back to local listeners); needs root. Returns false
+/// (after a note) when not root.
+fn with_multicast_namespace(f: impl FnOnce(&str)) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        eprintln!("note: skipping the multicast CLI test: it needs root for `ip netns`");
+        return false;
+    }
+    let ns = format!("coapcli{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip {}", args.join(" "));
+    };
+    ip(&["netns", "add", &ns]);
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _cleanup = Cleanup(ns.clone());
+    ip(&[
+        "-n", &ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+    ]);
+    for l in ["v0", "v1", "lo"] {
+        ip(&["-n", &ns, "link", "set", l, "up"]);
+    }
+    ip(&["-n", &ns, "addr", "add", "10.9.0.1/24", "dev", "v0"]);
+    ip(&["-n", &ns, "addr", "add", "10.9.0.2/24", "dev", "v0"]);
+    ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "v0"]);
+    f(&ns);
+    true
+}
+
+#[test]
+fn multicast_get_prints_every_responder_and_serve_joins_groups() {
+    with_multicast_namespace(|ns| {
+        struct Kill(Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let spawn = |addr: &str| {
+            Kill(
+                Command::new("ip")
+                    .args(["netns", "exec", ns, BIN, "serve", "--bind", addr])
+                    .args(["--join", "224.0.1.187@10.9.0.1", "--leisure", "0.3"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let _servers = [spawn("10.9.0.1:5683"), spawn("10.9.0.2:5683")];
+        thread::sleep(Duration::from_millis(700));
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                BIN,
+                "get",
+                "coap://224.0.1.187/hello",
+                "--collect",
+                "1.5",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("--- 10.9.0.1:5683 2.05 Content"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("--- 10.9.0.2:5683 2.05 Content"),
+            "{stdout}"
+        );
+        assert_eq!(stdout.matches("Hello, world!").count(), 2, "{stdout}");
+        // Errors to a multicast request are not sent (RFC 7252 §8.2): nobody answers, exit 3.
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                BIN,
+                "get",
+                "coap://224.0.1.187/missing",
+                "--collect",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
 }

@@ -202,11 +202,13 @@ enum ObserveOut {
 
 /// The Observe value the reconstructed notification carries: monotonic in the Partial IV
 /// (§4.1.3.5.2 orders notifications by Partial IV, RFC 7641 §3.4 by Observe), so the
-/// endpoint's ordering agrees with OSCORE's: Partial IV `p` gives `p mod 2^24`, which
+/// endpoint's ordering agrees with OSCORE's: Partial IV `p` gives `(p + 1) mod 2^24`, which
 /// RFC 7641 §3.4's serial arithmetic orders like `p` as long as notifications are less than
-/// 2^23 sequence numbers apart.
+/// 2^23 sequence numbers apart. Observe 0 is left to a first response without Partial IV
+/// (bound to the registration's nonce), which is older than any numbered notification, even
+/// one with Partial IV 0.
 pub fn observe_from_piv(piv: PartialIv) -> u32 {
-    (piv.value() & 0x00ff_ffff) as u32
+    (piv.value().wrapping_add(1) & 0x00ff_ffff) as u32
 }
 
 /// Protects a request with Partial IV `piv` (a fresh Sender Sequence Number). Returns the
@@ -558,11 +560,12 @@ fn open_in(
         return Err(UnprotectError::MalformedPlaintext);
     }
     let inner_observe = Options::new(inner).any(|o| o.number == OptionNumber::OBSERVE);
-    let notification_piv = match observe {
-        ObserveOut::FromPiv(piv) if inner_observe => {
-            // §8.4 (Supporting Observe, step B): a notification carries a Partial IV.
-            Some(piv.ok_or(UnprotectError::Fields)?)
-        }
+    // §8.4 (Supporting Observe, step B): notifications carry a Partial IV, and the Observe
+    // value the endpoint sees follows it. The first response to a registration may come
+    // without one, bound to the request's nonce (aiocoap 0.4 answers so; the layer accepts
+    // that once per request): it is the oldest state, Observe 0.
+    let notification_observe = match observe {
+        ObserveOut::FromPiv(piv) if inner_observe => Some(piv.map_or(0, observe_from_piv)),
         _ => None,
     };
     let mut b = MessageBuilder::new(head, m.ty(), code, m.message_id(), m.token())
@@ -589,9 +592,8 @@ fn open_in(
         }
         b.option(o.number, o.value).map_err(build)?;
     }
-    if let Some(piv) = notification_piv {
-        b.option_uint(OptionNumber::OBSERVE, observe_from_piv(piv))
-            .map_err(build)?;
+    if let Some(value) = notification_observe {
+        b.option_uint(OptionNumber::OBSERVE, value).map_err(build)?;
     }
     b.payload(payload).map_err(build)?;
     Ok((b.finish(), inner_observe))
@@ -652,15 +654,16 @@ mod tests {
             let v = unprotect_response(&client, &binding, datagram, &mut out).unwrap();
             assert!(v.notification);
             let inner = Message::parse(&out[..v.len]).unwrap();
-            assert_eq!(inner.observe(), Some(0x02_0304));
+            assert_eq!(inner.observe(), Some(0x02_0305));
             assert_eq!(inner.payload(), b"22.5");
         }
-        // Without its own Partial IV a notification is rejected (§8.4).
+        // Without its own Partial IV (the first response to the registration, bound to the
+        // request nonce, as aiocoap sends it) it is the oldest notification: Observe 0. The
+        // layer accepts that once per request.
         let len = protect_response(&server, &binding, &plain[..n], None, &mut wire).unwrap();
-        assert_eq!(
-            unprotect_response(&client, &binding, &wire[..len], &mut out),
-            Err(UnprotectError::Fields)
-        );
+        let v = unprotect_response(&client, &binding, &wire[..len], &mut out).unwrap();
+        assert!(v.notification && v.piv.is_none());
+        assert_eq!(Message::parse(&out[..v.len]).unwrap().observe(), Some(0));
     }
 
     #[test]

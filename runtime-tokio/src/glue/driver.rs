@@ -402,7 +402,9 @@ impl<H: Handler<Peer>> Driver<H> {
                 let reply = self.scratch.get(..len).unwrap_or_default().to_vec();
                 self.raw.push_back((peer, reply));
             }
-            Incoming::Drop(_) => {}
+            Incoming::Drop(e) => {
+                eprintln!("DROP {e:?} {:02x?}", bytes);
+            }
         }
     }
 

@@ -26,32 +26,20 @@ impl Resource<Peer> for Store {
         Outcome::Respond
     }
 
-    fn put(
-        &mut self,
-        req: &IncomingRequest<'_, Peer>,
-        w: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn put(&mut self, req: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         self.0 = req.payload().to_vec();
         w.set_code(Code::CHANGED);
         Outcome::Respond
     }
 
-    fn post(
-        &mut self,
-        req: &IncomingRequest<'_, Peer>,
-        w: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn post(&mut self, req: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         self.0.extend_from_slice(req.payload());
         w.respond(Code::CREATED, Some(ContentFormat::TEXT_PLAIN), &self.0)
             .unwrap();
         Outcome::Respond
     }
 
-    fn delete(
-        &mut self,
-        _: &IncomingRequest<'_, Peer>,
-        w: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn delete(&mut self, _: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         self.0.clear();
         w.set_code(Code::DELETED);
         Outcome::Respond
@@ -66,11 +54,7 @@ impl Resource<Peer> for Store {
 struct Kind;
 
 impl Resource<Peer> for Kind {
-    fn get(
-        &mut self,
-        req: &IncomingRequest<'_, Peer>,
-        w: &mut ResponseWriter<'_>,
-    ) -> Outcome {
+    fn get(&mut self, req: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         let kind: &[u8] = match req.message().ty() {
             MessageType::Con => b"CON",
             MessageType::Non => b"NON",

@@ -379,3 +379,71 @@ fn wait_answering(proc: &mut Proc, addr: SocketAddr) -> Result<(), String> {
     }
     Err(format!("no answer on {addr} within {BOUND:?}"))
 }
+
+/// A server of ours on 127.0.0.1 (ephemeral port) running `serve` on a tokio runtime of its
+/// own thread; stopped (the `stop` receiver closes) and joined, bounded, on drop.
+pub struct InProcess {
+    pub addr: SocketAddr,
+    stop: Option<async_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcess {
+    /// Binds, then runs `serve(server, stop)` until it returns; `stop` closes on drop.
+    pub fn start<F, Fut>(serve: F) -> InProcess
+    where
+        F: FnOnce(coap_tokio::Server, async_channel::Receiver<()>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = coap_tokio::Server::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                    .await
+                    .expect("bind our server");
+                addr_tx.send(server.local_addr()).unwrap();
+                serve(server, stopped).await;
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(BOUND)
+            .expect("our server did not start within the bound");
+        InProcess {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `coap://127.0.0.1:PORT` + `path`.
+    pub fn uri(&self, path: &str) -> String {
+        format!("coap://{}{path}", self.addr)
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + BOUND;
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if thread.is_finished() && thread.join().is_err() && !std::thread::panicking() {
+                panic!("our server's thread panicked");
+            }
+        }
+    }
+}
+
+impl Proc {
+    /// The raw bytes the child wrote to stdout (binary payloads).
+    pub fn stdout_bytes(&self) -> Vec<u8> {
+        fs::read(self.scratch.0.join("stdout")).unwrap_or_default()
+    }
+}
