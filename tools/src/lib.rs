@@ -10,5 +10,6 @@ pub mod exit;
 pub mod files;
 pub mod input;
 pub mod output;
+pub mod plugtest;
 pub mod rd;
 pub mod uploads;

@@ -1,0 +1,1 @@
+//! The ETSI CoAP plugtest server resources (filled in by the plugtest work).
