@@ -16,13 +16,18 @@ pub const DEFAULT_MAX_AGE: u32 = 60;
 /// Whether an option is part of the cache key: every option except NoCacheKey ones
 /// (§5.4.6), those RFC 7959 / RFC 9175 exclude by definition (Block1/Block2 identify a
 /// part of a representation, not the resource; Size1/Size2, Echo and Request-Tag are
-/// NoCacheKey), and ETag, which the cache itself answers (§5.6.2: a request's ETags ask
-/// for validation of the same resource).
+/// NoCacheKey), ETag, which the cache itself answers (§5.6.2: a request's ETags ask for
+/// validation of the same resource), and Hop-Limit (RFC 8768), a per-hop counter that says
+/// nothing about the resource: requests arriving over paths of different lengths share
+/// their answers.
 pub fn in_key(number: OptionNumber) -> bool {
     !number.is_no_cache_key()
         && !matches!(
             number,
-            OptionNumber::BLOCK1 | OptionNumber::BLOCK2 | OptionNumber::ETAG
+            OptionNumber::BLOCK1
+                | OptionNumber::BLOCK2
+                | OptionNumber::ETAG
+                | OptionNumber::HOP_LIMIT
         )
 }
 

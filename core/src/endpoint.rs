@@ -271,6 +271,10 @@ struct DeferredRequest<A> {
     ack: AckState,
     /// When the endpoint gives up waiting for the application (`Config::deferred_timeout`).
     expires: Instant,
+    /// The block the request asked for (RFC 7959 §2.4) and whether it asked for Size2
+    /// (§4): the later answer is a block of the representation, as an immediate one would be.
+    block2: Option<Block>,
+    size2: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -842,6 +846,9 @@ impl<
             mid,
             d.token.as_slice(),
         )?);
+        w.block2 = d.block2;
+        w.size2 = d.size2;
+        w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
         let result = build(&mut w);
         slot.len = match result {
             Ok(()) => len16(w.builder.finish()),
@@ -1354,6 +1361,8 @@ impl<
                     mid,
                     ack,
                     expires,
+                    block2: Block::of(msg, OptionNumber::BLOCK2),
+                    size2: msg.uint_option(OptionNumber::SIZE2) == Some(0),
                 });
                 if ack == AckState::Sent {
                     self.send_empty(peer, MessageType::Ack, mid);

@@ -11,5 +11,6 @@ pub mod files;
 pub mod input;
 pub mod output;
 pub mod plugtest;
+pub mod proxy;
 pub mod rd;
 pub mod uploads;

@@ -395,6 +395,15 @@ impl InProcess {
         F: FnOnce(coap_tokio::Server, async_channel::Receiver<()>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()>,
     {
+        InProcess::start_with(coap_tokio::Config::default(), serve)
+    }
+
+    /// [`InProcess::start`] with an endpoint configuration.
+    pub fn start_with<F, Fut>(config: coap_tokio::Config, serve: F) -> InProcess
+    where
+        F: FnOnce(coap_tokio::Server, async_channel::Receiver<()>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = async_channel::bounded::<()>(1);
         let thread = std::thread::spawn(move || {
@@ -403,9 +412,12 @@ impl InProcess {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let server = coap_tokio::Server::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-                    .await
-                    .expect("bind our server");
+                let server = coap_tokio::Server::bind_with(
+                    SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    config,
+                )
+                .await
+                .expect("bind our server");
                 addr_tx.send(server.local_addr()).unwrap();
                 serve(server, stopped).await;
             });

@@ -1,0 +1,237 @@
+//! Our forward proxy (RFC 7252 §5.7) and its cache (§5.6) with real peers: libcoap's client
+//! through our proxy (`-P`) to aiocoap's and node-coap's servers, a second GET within
+//! Max-Age answered from the cache with no upstream traffic (counted), aiocoap's client
+//! through our proxy (`--proxy`) to libcoap's server, block-wise on both legs, the reverse
+//! map, and the proxy's errors (5.05, 5.08, 5.04).
+
+#[path = "interop/support.rs"]
+#[allow(dead_code)]
+mod support;
+#[path = "interop/wire.rs"]
+#[allow(dead_code)]
+mod wire;
+
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coap_tokio::{Client, Code, Method, OptionNumber};
+use coap_tools::proxy::{Proxy, ProxyConfig, ProxyStats};
+use support::{InProcess, PeerServer, BOUND};
+
+/// Our proxy in-process; its counters.
+fn proxy(config: ProxyConfig) -> (InProcess, Arc<ProxyStats>) {
+    let (tx, rx) = mpsc::channel();
+    let server = InProcess::start_with(
+        coap_tools::proxy::server_config(),
+        move |server, stop| async move {
+            let client = Client::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+            let proxy = Proxy::new(client, server.responder(), config);
+            tx.send(proxy.stats()).unwrap();
+            let _ = server
+                .serve_with_shutdown(proxy, async move {
+                    let _ = stop.recv().await;
+                })
+                .await;
+        },
+    );
+    let stats = rx.recv_timeout(BOUND).unwrap();
+    (server, stats)
+}
+
+fn upstream(stats: &ProxyStats) -> u64 {
+    stats.upstream.load(Ordering::Relaxed)
+}
+
+fn hits(stats: &ProxyStats) -> u64 {
+    stats.cache_hits.load(Ordering::Relaxed)
+}
+
+/// libcoap's client through our proxy: `coap-client -P coap://PROXY URI`.
+fn libcoap_via(
+    lib: &support::Libcoap,
+    proxy: &InProcess,
+    uri: &str,
+    extra: &[&str],
+) -> support::Finished {
+    let mut cmd = Command::new(&lib.client);
+    cmd.args(["-v", "0", "-B", "5", "-P"])
+        .arg(format!("coap://{}", proxy.addr))
+        .args(extra)
+        .arg(uri);
+    support::run("coap-client -P (our proxy)", cmd)
+}
+
+#[test]
+fn libcoap_through_our_proxy_to_aiocoap_and_node_coap_with_the_cache() {
+    let (Some(lib), Some(aio), Some(node)) =
+        (support::libcoap(), support::aiocoap(), support::node_coap())
+    else {
+        return;
+    };
+    let mut aio_server = PeerServer::start("aiocoap_server.py", |port| {
+        let mut cmd = Command::new(&aio.python);
+        cmd.arg(support::script("aiocoap_server.py"))
+            .arg(port.to_string());
+        cmd
+    });
+    let mut node_server = PeerServer::start("node_server.js", |port| {
+        let mut cmd = Command::new(&node.node);
+        cmd.env("NODE_PATH", &node.modules)
+            .arg(support::script("node_server.js"))
+            .arg(port.to_string());
+        cmd
+    });
+    let (px, stats) = proxy(ProxyConfig::default());
+    for (server, want) in [
+        (&aio_server, "Hello from aiocoap"),
+        (&node_server, "Hello from node-coap"),
+    ] {
+        let uri = server.uri("/hello");
+        let before = upstream(&stats);
+        let out = libcoap_via(&lib, &px, &uri, &[]);
+        assert!(
+            out.status.success() && out.stdout.contains(want),
+            "{}",
+            out.show()
+        );
+        assert_eq!(upstream(&stats), before + 1, "the first GET goes upstream");
+        // Within Max-Age (none given: 60 s) the second is answered from the cache.
+        let cached_hits = hits(&stats);
+        let out = libcoap_via(&lib, &px, &uri, &[]);
+        assert!(out.stdout.contains(want), "{}", out.show());
+        assert_eq!(
+            upstream(&stats),
+            before + 1,
+            "no upstream traffic for a cached answer"
+        );
+        assert_eq!(hits(&stats), cached_hits + 1);
+    }
+    // An unsafe method goes upstream and invalidates what the cache held for the resource.
+    let store = node_server.uri("/store");
+    let out = libcoap_via(&lib, &px, &store, &[]);
+    assert!(out.stdout.contains("initial"), "{}", out.show());
+    let out = libcoap_via(&lib, &px, &store, &["-m", "put", "-e", "changed"]);
+    assert!(out.status.success(), "{}", out.show());
+    let out = libcoap_via(&lib, &px, &store, &[]);
+    assert!(
+        out.stdout.contains("changed"),
+        "stale cache after PUT: {}",
+        out.show()
+    );
+    // Block2 upstream (node-coap's 8000-byte /large) and downstream (64-byte blocks to
+    // libcoap), byte-exact, then again from the cache.
+    let want: Vec<u8> = (0..8000usize)
+        .map(|i| 33 + ((7 * i + (i >> 8)) % 94) as u8)
+        .collect();
+    for _ in 0..2 {
+        let dir = support::Scratch::new("proxy-large");
+        let out_file = dir.path().join("large.bin");
+        let out = libcoap_via(
+            &lib,
+            &px,
+            &node_server.uri("/large"),
+            &["-b", "64", "-o", out_file.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", out.show());
+        let got = std::fs::read(&out_file).unwrap_or_else(|e| panic!("{e}: {}", out.show()));
+        assert!(
+            got == want,
+            "the 8000-byte body differs ({} bytes)",
+            got.len()
+        );
+    }
+    aio_server.assert_running();
+    node_server.assert_running();
+}
+
+#[test]
+fn aiocoap_client_through_our_proxy_to_libcoap() {
+    let (Some(lib), Some(aio)) = (support::libcoap(), support::aiocoap()) else {
+        return;
+    };
+    let mut lib_server = PeerServer::start("coap-server-notls", |port| {
+        let mut cmd = Command::new(&lib.server);
+        cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"]);
+        cmd
+    });
+    let (px, stats) = proxy(ProxyConfig::default());
+    let mut cmd = Command::new(&aio.client);
+    cmd.arg("--proxy")
+        .arg(format!("coap://{}", px.addr))
+        .arg(lib_server.uri("/"));
+    let out = support::run("aiocoap-client --proxy (our proxy)", cmd);
+    assert!(out.status.success(), "{}", out.show());
+    assert!(out.stdout.contains("libcoap"), "{}", out.show());
+    assert_eq!(upstream(&stats), 1);
+    lib_server.assert_running();
+}
+
+#[test]
+fn proxy_errors_and_the_reverse_map() {
+    // An upstream that never answers (a bound socket nobody reads) → 5.04; the demo server of
+    // ours behind the reverse map.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ours = InProcess::start(|server, stop| async move {
+        let _ = server
+            .serve_with_shutdown(coap_tools::demo::router(), async move {
+                let _ = stop.recv().await;
+            })
+            .await;
+    });
+    let config = ProxyConfig {
+        upstream_timeout: Duration::from_millis(800),
+        reverse: vec![("/demo".into(), format!("coap://{}", ours.addr))],
+        ..ProxyConfig::default()
+    };
+    let (px, _stats) = proxy(config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let via = |proxy_uri: String| {
+            c.request(Method::Get, &format!("coap://{}/", px.addr))
+                .option(OptionNumber::PROXY_URI, proxy_uri.into_bytes())
+        };
+        // §5.7.2: a scheme the proxy cannot reach.
+        let r = via("http://example.org/".into()).send().await.unwrap();
+        assert_eq!(r.code, Code::PROXYING_NOT_SUPPORTED);
+        // RFC 8768: Hop-Limit 1 cannot be forwarded.
+        let r = via(format!("coap://{}/hello", ours.addr))
+            .option(OptionNumber::HOP_LIMIT, vec![1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::HOP_LIMIT_REACHED);
+        // Silence upstream → 5.04 Gateway Timeout.
+        let r = via(format!("coap://{}/x", silent.local_addr().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::GATEWAY_TIMEOUT);
+        // The reverse map: /demo/hello is our server's /hello, no proxy option needed, and
+        // the 10 KiB /large comes through block-wise on both legs.
+        let r = c
+            .get(&format!("coap://{}/demo/hello", px.addr))
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::CONTENT);
+        assert!(r.payload_str().unwrap_or("").contains("Hello"));
+        let r = c
+            .get(&format!("coap://{}/demo/large", px.addr))
+            .await
+            .unwrap();
+        assert_eq!(r.payload, coap_tools::demo::large_representation());
+        // Not mapped, no proxy option: 4.04.
+        let r = c
+            .get(&format!("coap://{}/elsewhere", px.addr))
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::NOT_FOUND);
+    });
+    drop(silent);
+}

@@ -1,0 +1,476 @@
+//! `coap proxy`: a CoAP-to-CoAP forward proxy (RFC 7252 §5.7) with a response cache
+//! (§5.6, rules in [`coap_core::cache`]) and an optional reverse-proxy map.
+//!
+//! - Forward: a request with Proxy-Uri, or with Proxy-Scheme and the Uri-* options (§5.7.2,
+//!   §6.5), is sent upstream by the proxy's client and answered as a separate response once
+//!   upstream answers; 5.05 for schemes other than `coap`, 5.04 when upstream is silent, 5.02
+//!   when it cannot be reached, 5.08 when Hop-Limit runs out (RFC 8768, which the proxy
+//!   decrements, inserting 16 when absent, against loops).
+//! - Cache: GET and FETCH answers are kept by their cache key; a fresh entry is served
+//!   without upstream traffic with Max-Age reduced by its age, a stale one with an ETag is
+//!   validated upstream (2.03 refreshes it), a client's matching ETag gets 2.03, and unsafe
+//!   methods' successes invalidate. Bounded: entries and bytes, least recently used evicted.
+//! - Block-wise on both legs independently: the upstream leg reassembles (the client's
+//!   Block2/Block1), the downstream leg serves blocks of the whole representation by offset.
+//! - Reverse: `--reverse /local=coap://host:port/base` forwards requests under `/local`
+//!   without any proxy option.
+//! - Bounded: at most `max_upstream` exchanges in flight; beyond that 5.03 with Max-Age.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coap_core::cache::{Cache, Lookup, Meta, Storage, Stored};
+use coap_core::{Code, Message, MessageBuilder, MessageType, Method, OptionNumber};
+use coap_tokio::{
+    Client, ClientError, Handler, IncomingRequest, Outcome, Peer, Reply, Responder, Response,
+    ResponseWriter,
+};
+
+/// RFC 8768 §3: the initial Hop-Limit a proxy inserts.
+pub const DEFAULT_HOP_LIMIT: u32 = 16;
+
+/// Proxy limits.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// Cache entries.
+    pub cache_entries: usize,
+    /// Largest cached response (whole representation), in bytes.
+    pub cache_entry_bytes: usize,
+    /// Upstream exchanges in flight at most.
+    pub max_upstream: usize,
+    /// How long upstream may take.
+    pub upstream_timeout: Duration,
+    /// Reverse-proxy map: local path prefix → upstream base URI.
+    pub reverse: Vec<(String, String)>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            cache_entries: 1024,
+            cache_entry_bytes: 1 << 20,
+            max_upstream: 256,
+            upstream_timeout: Duration::from_secs(30),
+            reverse: Vec::new(),
+        }
+    }
+}
+
+/// Counters, for tests and monitoring.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    /// Requests sent upstream.
+    pub upstream: AtomicU64,
+    /// Requests answered from the cache (fresh hits and 2.03 to a client's ETag).
+    pub cache_hits: AtomicU64,
+    /// Requests refused because `max_upstream` exchanges were in flight.
+    pub busy: AtomicU64,
+}
+
+/// One cached entry: metadata, the keying request, the response.
+type Entry = (Meta, Vec<u8>, Vec<u8>);
+
+/// [`Storage`] on the heap: a bounded number of slots, each holding up to a byte limit.
+pub struct VecStorage {
+    slots: Vec<Option<Entry>>,
+    max_bytes: usize,
+}
+
+impl VecStorage {
+    /// `slots` entries of at most `max_bytes` (request and response together) each.
+    pub fn new(slots: usize, max_bytes: usize) -> Self {
+        VecStorage {
+            slots: (0..slots).map(|_| None).collect(),
+            max_bytes,
+        }
+    }
+}
+
+impl Storage for VecStorage {
+    fn slots(&self) -> usize {
+        self.slots.len()
+    }
+    fn meta(&self, i: usize) -> Option<Meta> {
+        self.slots.get(i)?.as_ref().map(|s| s.0)
+    }
+    fn set_meta(&mut self, i: usize, meta: Meta) {
+        if let Some(Some(s)) = self.slots.get_mut(i) {
+            s.0 = meta;
+        }
+    }
+    fn entry(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.slots
+            .get(i)?
+            .as_ref()
+            .map(|s| (s.1.as_slice(), s.2.as_slice()))
+    }
+    fn put(&mut self, i: usize, meta: Meta, request: &[u8], response: &[u8]) -> bool {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return false;
+        };
+        *slot = None;
+        if request.len() + response.len() > self.max_bytes {
+            return false;
+        }
+        *slot = Some((meta, request.to_vec(), response.to_vec()));
+        true
+    }
+    fn clear(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = None;
+        }
+    }
+}
+
+/// The proxy's handler: answers from the cache or defers and forwards.
+pub struct Proxy {
+    client: Client,
+    responder: Responder,
+    cache: Arc<Mutex<Cache<VecStorage>>>,
+    config: ProxyConfig,
+    inflight: Arc<AtomicU64>,
+    stats: Arc<ProxyStats>,
+    start: std::time::Instant,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Proxy {
+    /// A proxy that forwards with `client` and answers deferred requests with `responder`
+    /// (the server's), spawning upstream exchanges on the current tokio runtime.
+    pub fn new(client: Client, responder: Responder, config: ProxyConfig) -> Proxy {
+        let storage = VecStorage::new(config.cache_entries, config.cache_entry_bytes);
+        Proxy {
+            client,
+            responder,
+            cache: Arc::new(Mutex::new(Cache::new(storage))),
+            config,
+            inflight: Arc::new(AtomicU64::new(0)),
+            stats: Arc::new(ProxyStats::default()),
+            start: std::time::Instant::now(),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<ProxyStats> {
+        self.stats.clone()
+    }
+
+    fn now(&self) -> coap_core::Instant {
+        coap_core::Instant::from_millis(self.start.elapsed().as_millis() as u64)
+    }
+}
+
+/// Where a request goes upstream, or why it cannot.
+enum Target {
+    Upstream(String),
+    Unsupported,
+    NotProxied,
+}
+
+/// The upstream URI of a request (RFC 7252 §5.7.2, §6.5), or a reverse-map target.
+fn target(msg: &Message<'_>, reverse: &[(String, String)]) -> Target {
+    if let Some(o) = msg.option(OptionNumber::PROXY_URI) {
+        let uri = String::from_utf8_lossy(o.value).into_owned();
+        return match uri.split_once("://") {
+            Some(("coap", _)) => Target::Upstream(uri),
+            _ => Target::Unsupported,
+        };
+    }
+    if let Some(o) = msg.option(OptionNumber::PROXY_SCHEME) {
+        if o.value != b"coap" {
+            return Target::Unsupported;
+        }
+        let host = msg
+            .option(OptionNumber::URI_HOST)
+            .map(|h| String::from_utf8_lossy(h.value).into_owned());
+        let Some(host) = host else {
+            return Target::Unsupported;
+        };
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        };
+        let port = msg.uint_option(OptionNumber::URI_PORT).unwrap_or(5683);
+        return Target::Upstream(format!("coap://{host}:{port}{}", path_and_query(msg)));
+    }
+    let path = path_and_query(msg);
+    for (prefix, base) in reverse {
+        if let Some(rest) = path.strip_prefix(prefix.as_str()) {
+            if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+                return Target::Upstream(format!("{}{rest}", base.trim_end_matches('/')));
+            }
+        }
+    }
+    Target::NotProxied
+}
+
+/// `/a/b?x=1`, percent-encoding what a URI cannot hold literally.
+fn path_and_query(msg: &Message<'_>) -> String {
+    let enc = |s: &[u8], extra: &[u8]| {
+        let mut out = String::new();
+        for &b in s {
+            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) || extra.contains(&b)
+            {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    };
+    let mut s = String::new();
+    for seg in msg.uri_path() {
+        s.push('/');
+        s.push_str(&enc(seg, b""));
+    }
+    let mut first = true;
+    for q in msg.options_of(OptionNumber::URI_QUERY) {
+        s.push(if first { '?' } else { '&' });
+        first = false;
+        // `&` separates query parameters: a literal one in a value is encoded.
+        s.push_str(&enc(q, b"/?").replace('&', "%26"));
+    }
+    s
+}
+
+/// Options that stay with the upstream request: end-to-end ones, not the proxy's, the
+/// URI's, block-wise (each leg does its own) or Hop-Limit (rewritten).
+fn forwarded(n: OptionNumber) -> bool {
+    !matches!(
+        n,
+        OptionNumber::PROXY_URI
+            | OptionNumber::PROXY_SCHEME
+            | OptionNumber::URI_HOST
+            | OptionNumber::URI_PORT
+            | OptionNumber::URI_PATH
+            | OptionNumber::URI_QUERY
+            | OptionNumber::BLOCK1
+            | OptionNumber::BLOCK2
+            | OptionNumber::SIZE1
+            | OptionNumber::SIZE2
+            | OptionNumber::HOP_LIMIT
+            | OptionNumber::OBSERVE
+    )
+}
+
+/// A whole response as a message (no token, Message ID 0) for the cache.
+fn as_message(r: &Response) -> Option<Vec<u8>> {
+    let mut buf =
+        vec![0u8; r.payload.len() + 64 + r.options.iter().map(|o| o.1.len() + 5).sum::<usize>()];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Ack, r.code, 0, &[]).ok()?;
+    for (n, v) in r.options.iter().filter(|(n, _)| {
+        !matches!(
+            *n,
+            OptionNumber::BLOCK2
+                | OptionNumber::SIZE2
+                | OptionNumber::BLOCK1
+                | OptionNumber::OBSERVE
+        )
+    }) {
+        b.option(*n, v).ok()?;
+    }
+    b.payload(&r.payload).ok()?;
+    let n = b.finish();
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// A cached message as a reply, with Max-Age set to the freshness left (§5.6.1).
+fn reply_from(cached: &Message<'_>, max_age: u32, code: Option<Code>) -> Reply {
+    let mut reply = Reply::new(code.unwrap_or(cached.code())).payload(cached.payload());
+    for o in cached.options() {
+        if o.number != OptionNumber::MAX_AGE {
+            reply = reply.option(o.number, o.value);
+        }
+    }
+    let mut age = [0u8; 4];
+    let v = coap_core::option::encode_uint(max_age, &mut age).to_vec();
+    reply.option(OptionNumber::MAX_AGE, v)
+}
+
+fn write(reply: &Reply, w: &mut ResponseWriter<'_>) -> Outcome {
+    if reply.write(w).is_err() {
+        w.set_code(Code::INTERNAL_SERVER_ERROR);
+    }
+    Outcome::Respond
+}
+
+impl Handler<Peer> for Proxy {
+    fn handle(&mut self, req: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
+        let msg = req.message();
+        let uri = match target(msg, &self.config.reverse) {
+            Target::Upstream(u) => u,
+            Target::Unsupported => {
+                w.set_code(Code::PROXYING_NOT_SUPPORTED);
+                return Outcome::Respond;
+            }
+            Target::NotProxied => {
+                w.set_code(Code::NOT_FOUND);
+                return Outcome::Respond;
+            }
+        };
+        // RFC 8768 §3: a Hop-Limit of 1 cannot be decremented: 5.08 (with our address as
+        // diagnostic payload would reveal topology; left empty).
+        let hops = msg
+            .uint_option(OptionNumber::HOP_LIMIT)
+            .unwrap_or(DEFAULT_HOP_LIMIT + 1);
+        if hops <= 1 {
+            w.set_code(Code::HOP_LIMIT_REACHED);
+            return Outcome::Respond;
+        }
+        let Some(method) = Method::from_code(msg.code()) else {
+            w.set_code(Code::METHOD_NOT_ALLOWED);
+            return Outcome::Respond;
+        };
+        let now = self.now();
+        let mut validate: Option<Vec<u8>> = None;
+        if let Ok(mut cache) = self.cache.lock() {
+            match cache.lookup(now, msg) {
+                Lookup::Fresh { response, max_age } => {
+                    self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    return write(&reply_from(&response, max_age, None), w);
+                }
+                Lookup::Valid { etag, max_age } => {
+                    self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                    let mut age = [0u8; 4];
+                    let age = coap_core::option::encode_uint(max_age, &mut age).to_vec();
+                    let reply = Reply::new(Code::VALID)
+                        .option(OptionNumber::ETAG, etag)
+                        .option(OptionNumber::MAX_AGE, age);
+                    return write(&reply, w);
+                }
+                Lookup::Stale { etag } => validate = Some(etag.to_vec()),
+                Lookup::Miss => {}
+            }
+        }
+        let limit = self.config.max_upstream as u64;
+        if self.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+            w.set_code(Code::SERVICE_UNAVAILABLE);
+            let _ = w.option_uint(OptionNumber::MAX_AGE, 1);
+            return Outcome::Respond;
+        }
+        // The request as the cache keys it, kept for when the answer arrives.
+        let key = msg.options_bytes().to_vec();
+        let mut request_copy = vec![0u8; msg.payload().len() + key.len() + 16];
+        let copied = MessageBuilder::new(&mut request_copy, MessageType::Con, msg.code(), 0, &[])
+            .and_then(|mut b| {
+                for o in msg.options() {
+                    b.option(o.number, o.value)?;
+                }
+                b.payload(msg.payload())?;
+                Ok(b.finish())
+            });
+        let Ok(n) = copied else {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            w.set_code(Code::INTERNAL_SERVER_ERROR);
+            return Outcome::Respond;
+        };
+        request_copy.truncate(n);
+        let mut upstream = self
+            .client
+            .request(method, &uri)
+            .timeout(self.config.upstream_timeout)
+            .option(OptionNumber::HOP_LIMIT, vec![(hops - 1) as u8])
+            .payload(msg.payload().to_vec());
+        for o in msg.options().filter(|o| forwarded(o.number)) {
+            if o.number == OptionNumber::ETAG && validate.is_some() {
+                continue;
+            }
+            upstream = upstream.option(o.number, o.value.to_vec());
+        }
+        if let Some(etag) = &validate {
+            upstream = upstream.option(OptionNumber::ETAG, etag.clone());
+        }
+        let handle = req.handle();
+        let responder = self.responder.clone();
+        let cache = self.cache.clone();
+        let inflight = self.inflight.clone();
+        let start = self.start;
+        self.stats.upstream.fetch_add(1, Ordering::Relaxed);
+        self.runtime.spawn(async move {
+            let result = upstream.send().await;
+            inflight.fetch_sub(1, Ordering::AcqRel);
+            let now = coap_core::Instant::from_millis(start.elapsed().as_millis() as u64);
+            let reply = match result {
+                Ok(r) => {
+                    let stored = as_message(&r);
+                    let request = Message::parse(&request_copy);
+                    let mut reply = None;
+                    if let (Some(stored), Ok(request), Ok(mut cache)) =
+                        (stored, request, cache.lock())
+                    {
+                        let outcome = cache.store(now, &request, &stored);
+                        if outcome == Stored::Refreshed {
+                            // §5.6.2: upstream confirmed our copy: serve it, fresh again.
+                            if let Lookup::Fresh { response, max_age } = cache.lookup(now, &request)
+                            {
+                                // The client asked without our validator: it gets 2.05.
+                                reply = Some(reply_from(&response, max_age, None));
+                            }
+                        }
+                    }
+                    reply.unwrap_or_else(|| {
+                        let mut rep = Reply::new(r.code).payload(r.payload.clone());
+                        for (n, v) in r.options.iter().filter(|(n, _)| {
+                            !matches!(
+                                *n,
+                                OptionNumber::BLOCK2 | OptionNumber::SIZE2 | OptionNumber::BLOCK1
+                            )
+                        }) {
+                            rep = rep.option(*n, v.clone());
+                        }
+                        rep
+                    })
+                }
+                // §5.7.2: no answer in time → 5.04; unreachable → 5.02.
+                Err(ClientError::Timeout) => Reply::new(Code::GATEWAY_TIMEOUT),
+                Err(_) => Reply::new(Code::BAD_GATEWAY),
+            };
+            let _ = responder.respond(handle, reply).await;
+        });
+        Outcome::Defer
+    }
+
+    fn understands(&self, option: OptionNumber) -> bool {
+        // The proxy handles the proxy options itself, and forwards the safe-to-forward ones
+        // it does not know end to end (RFC 7252 §5.7.1); an unknown unsafe critical option
+        // is refused by the endpoint.
+        matches!(option, OptionNumber::PROXY_URI | OptionNumber::PROXY_SCHEME)
+            || coap_core::server::default_understands(option)
+            || !option.is_unsafe()
+    }
+}
+
+/// The proxy's endpoint configuration: the empty ACK of a forwarded CON request waits up to
+/// a second (RFC 7252 §5.2.2 leaves the choice to the server), so that an upstream answer
+/// that comes quickly is piggybacked — fewer messages, and some clients (libcoap 4.3 with
+/// Block2) handle a piggybacked block better than a separate one.
+pub fn server_config() -> coap_tokio::Config {
+    coap_tokio::Config {
+        separate_ack_delay: Duration::from_secs(1),
+        ..coap_tokio::Config::default()
+    }
+}
+
+/// Runs a proxy on `bind` until `shutdown` completes.
+pub async fn serve(
+    bind: SocketAddr,
+    config: ProxyConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let server = coap_tokio::Server::bind_with(bind, server_config()).await?;
+    let upstream_bind: SocketAddr = if bind.is_ipv4() {
+        "0.0.0.0:0".parse().expect("address")
+    } else {
+        "[::]:0".parse().expect("address")
+    };
+    let client = Client::bind(upstream_bind).await?;
+    let proxy = Proxy::new(client, server.responder(), config);
+    server.serve_with_shutdown(proxy, shutdown).await
+}
