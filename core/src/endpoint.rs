@@ -3,6 +3,10 @@
 //! ([`crate::exchange`]) and the server side ([`crate::server`]) together over a fixed
 //! pool of message slots.
 
+// Without the `client` feature the client role is unreachable (responses are rejected);
+// its code stays compiled but unused.
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
+
 use core::time::Duration;
 
 use heapless::Deque;
@@ -24,6 +28,10 @@ use crate::reliability::{
 use crate::rng::Rng;
 use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
 use crate::time::Instant;
+
+/// Room kept in a message slot for a block-wise request's header, token and options (Uri-*,
+/// Content-Format, Block1, Size1, Request-Tag, ...) around the block itself.
+pub const BLOCK_ROOM: usize = 128;
 
 /// Slack after a notification's Max-Age before re-registering (RFC 7641 §3.3.1).
 const REREGISTER_SLACK_MS: u64 = 2_000;
@@ -1065,8 +1073,19 @@ impl<
             (CodeClass::Request, MessageType::Con | MessageType::Non) => {
                 self.on_request(now, peer, &msg, handler, Delivery::Unicast)
             }
+            #[cfg(feature = "client")]
             (CodeClass::Success | CodeClass::ClientError | CodeClass::ServerError, _) => {
                 self.on_response(now, peer, &msg, bytes)
+            }
+            // A server-only build (no `client` feature) expects no responses: a CON one is
+            // rejected like any response nobody waits for (§5.3.2). Everything the client
+            // role needs is then left out of the binary.
+            #[cfg(not(feature = "client"))]
+            (CodeClass::Success | CodeClass::ClientError | CodeClass::ServerError, ty) => {
+                let _ = bytes;
+                if ty == MessageType::Con {
+                    self.send_empty(peer, MessageType::Rst, msg.message_id());
+                }
             }
             // Requests in ACK/RST, reserved classes, signaling codes over UDP: reject (§4.2).
             (_, MessageType::Con) => self.send_empty(peer, MessageType::Rst, msg.message_id()),
@@ -1829,9 +1848,15 @@ impl<
         })
     }
 
-    /// The block size uploads start with (`Config::max_block_szx`).
+    /// The block size uploads start with: `Config::max_block_szx`, lowered until a block and
+    /// the request around it (header, token and options: [`BLOCK_ROOM`] bytes kept) fit in a
+    /// message slot of `M` bytes (RFC 7959 §2.2: any power of two from 16 to 1024 will do).
     pub fn upload_block_size(&self) -> usize {
-        16 << self.config.max_block_szx.min(crate::block::MAX_SZX)
+        let mut szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
+        while szx > 0 && (16usize << szx) + BLOCK_ROOM > M {
+            szx -= 1;
+        }
+        16 << szx
     }
 
     /// Sends the next block of an upload after `Event::Continue`: `chunk` holds the bytes

@@ -670,3 +670,15 @@ fn fetch_with_block2_and_observe() {
     p.drive_until(p.now.add_millis(2000));
     assert_eq!(p.server.observers(9), 1);
 }
+
+#[test]
+fn upload_blocks_fit_small_message_slots() {
+    // RFC 7959 §2.2: a constrained endpoint with 512-byte messages uploads in blocks that
+    // fit its slots (256 bytes + request overhead), not in the configured 1024.
+    let small: Endpoint<u32, 4, 512> = Endpoint::new(Config::default(), 1);
+    assert_eq!(small.upload_block_size(), 256);
+    let big: Endpoint<u32, 4, 1152> = Endpoint::new(Config::default(), 1);
+    assert_eq!(big.upload_block_size(), 1024);
+    let tiny: Endpoint<u32, 4, 100> = Endpoint::new(Config::default(), 1);
+    assert_eq!(tiny.upload_block_size(), 16);
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# coap-embassy on microcontrollers: builds the crate for Cortex-M4F and Cortex-M3 (with
+# and without defmt), runs its interop test against libcoap over a TAP device (in a
+# namespace the test creates), builds the mps2-an386 firmwares, boots the test firmware in
+# QEMU (its semihosting exit code is the verdict: a failed check, a panic or a hang fails
+# CI), and prints the footprint of a minimal CoAP server against the same firmware without
+# CoAP. Runs on a fresh clone as root. FOOTPRINT.md in runtime-embassy/ explains the
+# figures. (The crate's other host tests run with the workspace's `cargo test`.)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+export CARGO_TERM_COLOR=never
+stamp() { echo "=== [embassy] $*"; }
+
+stamp "tools: qemu-system-arm, arm-none-eabi binutils, libcoap, iproute2, thumb targets"
+if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-size >/dev/null ||
+    ! command -v coap-client-notls >/dev/null || ! command -v ip >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm \
+        binutils-arm-none-eabi libcoap3-bin iproute2 >/dev/null
+fi
+rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi
+
+stamp "coap-embassy for thumbv7em-none-eabihf and thumbv7m-none-eabi (no_std, no alloc)"
+cargo build -p coap-embassy --target thumbv7em-none-eabihf --release
+cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features defmt
+cargo build -p coap-embassy --target thumbv7m-none-eabi --release
+cargo build -p coap-embassy --target thumbv7m-none-eabi --release --features defmt,proto-ipv6
+
+stamp "libcoap <-> coap-embassy over a TAP device (user+network namespace of the test's own)"
+cargo test -p coap-embassy --test libcoap_tap -- --ignored
+
+stamp "firmwares for QEMU mps2-an386 (opt-level s, LTO)"
+fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --bin qemu-mps2)
+# The footprint firmwares are server-only: no client role in the core (feature `client`).
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --no-default-features \
+    --bin footprint --bin footprint-baseline)
+# OSCORE's flash: a bare endpoint loop with and without the OSCORE layer in front.
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --no-default-features \
+    --features oscore --bin footprint-bare --bin footprint-oscore)
+bin="$fw_target/thumbv7em-none-eabihf/release"
+
+stamp "QEMU: client and server on two embassy-net stacks (GET, observe, Block2, Block1)"
+log=$(mktemp)
+status=0
+timeout 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+    -semihosting-config enable=on,target=native -kernel "$bin/qemu-mps2" | tee "$log" || status=$?
+if [ "$status" -ne 0 ]; then
+    echo "QEMU firmware failed (exit $status; 124 = time limit)" >&2
+    exit "$status"
+fi
+grep -qx "PASS" "$log" || { echo "QEMU firmware exited 0 without PASS" >&2; exit 1; }
+
+stamp "footprint: minimal CoAP server (footprint) vs the same firmware without CoAP (footprint-baseline)"
+# Flash = .vector_table + .text + .rodata + .data (its load image); static RAM = .data +
+# .bss + .uninit (the stack is not included; see the high-water mark above).
+sections() {
+    arm-none-eabi-size -A "$1" | awk '
+        $1 == ".vector_table" || $1 == ".text" || $1 == ".rodata" { flash += $2 }
+        $1 == ".data" { flash += $2; ram += $2 }
+        $1 == ".bss" || $1 == ".uninit" { ram += $2 }
+        END { print flash, ram }'
+}
+read -r coap_flash coap_ram < <(sections "$bin/footprint")
+read -r base_flash base_ram < <(sections "$bin/footprint-baseline")
+share_flash=$((coap_flash - base_flash))
+share_ram=$((coap_ram - base_ram))
+printf '%-44s %8s %10s\n' "firmware" "flash" "static RAM"
+printf '%-44s %8d %10d\n' "footprint (CoAP server + embassy-net)" "$coap_flash" "$coap_ram"
+printf '%-44s %8d %10d\n' "footprint-baseline (UDP echo + embassy-net)" "$base_flash" "$base_ram"
+printf '%-44s %8d %10d\n' "CoAP share (difference)" "$share_flash" "$share_ram"
+read -r bare_flash bare_ram < <(sections "$bin/footprint-bare")
+read -r osc_flash osc_ram < <(sections "$bin/footprint-oscore")
+printf '%-44s %8d %10d\n' "footprint-bare (core loop, no runner)" "$bare_flash" "$bare_ram"
+printf '%-44s %8d %10d\n' "footprint-oscore (same + OSCORE layer)" "$osc_flash" "$osc_ram"
+printf '%-44s %8d %10d\n' "OSCORE share (difference)" "$((osc_flash - bare_flash))" "$((osc_ram - bare_ram))"
+goal=$((24 * 1024))
+if [ "$share_flash" -le "$goal" ]; then
+    echo "CoAP flash share $share_flash B <= $goal B (24 KiB goal): met"
+else
+    echo "CoAP flash share $share_flash B > $goal B (24 KiB goal): NOT met"
+fi
+
+stamp "flash by crate (symbol names; LTO inlines across crates, so this is indicative)"
+for f in footprint footprint-baseline; do
+    echo "--- $f"
+    arm-none-eabi-nm -S -C -t d --size-sort "$bin/$f" | awk '
+        $3 ~ /^[tTrR]$/ {
+            name = $4; sub(/^</, "", name)
+            crate = name
+            if (index(name, "::") > 0) { sub(/::.*/, "", crate) } else { crate = "(other)" }
+            sum[crate] += $2 + 0; total += $2 + 0
+        }
+        END { for (c in sum) printf "%8d  %s\n", sum[c], c; printf "%8d  total\n", total }' |
+        sort -rn
+done
+rm -f "$log"
+stamp "done"
