@@ -4,7 +4,7 @@
 # namespace the test creates), builds the mps2-an386 firmwares, boots the test firmware in
 # QEMU (its semihosting exit code is the verdict: a failed check, a panic or a hang fails
 # CI), and prints the footprint of a minimal CoAP server against the same firmware without
-# CoAP. Runs on a fresh clone as root. FOOTPRINT.md in runtime-embassy/ explains the
+# CoAP. Runs on a fresh clone as root. BENCHMARKS.md ("Embassy on a microcontroller") explains the
 # figures. (The crate's other host tests run with the workspace's `cargo test`.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
