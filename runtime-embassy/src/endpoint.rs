@@ -169,10 +169,18 @@ impl<
                 Either3::First(Ok((n, meta))) => {
                     let bytes = rx.get(..n).unwrap_or_default();
                     let peer = meta.endpoint;
-                    self.inner
-                        .borrow_mut()
-                        .endpoint
-                        .handle_datagram(now(), peer, bytes, handler);
+                    let mut inner = self.inner.borrow_mut();
+                    // RFC 7252 §8: a datagram to a group the stack joined
+                    // (`Stack::join_multicast_group`) is a multicast request; the core
+                    // applies the rules (leisure, no ACK/RST, errors suppressed). The
+                    // response leaves from the interface's unicast address.
+                    if meta.local_address.is_some_and(|a| a.is_multicast()) {
+                        inner
+                            .endpoint
+                            .handle_group_datagram(now(), peer, bytes, handler);
+                    } else {
+                        inner.endpoint.handle_datagram(now(), peer, bytes, handler);
+                    }
                 }
                 Either3::First(Err(RecvError::Truncated)) => {
                     warn!("coap: dropped a datagram larger than {=usize} bytes", M);

@@ -46,6 +46,11 @@
 //! }
 //! ```
 //!
+//! Multicast (RFC 7252 §8): join a group on the stack (`stack.join_multicast_group(addr)`,
+//! embassy-net's `multicast` feature, which this crate's `multicast` feature enables);
+//! requests that arrive on it are answered by the core's group rules (random leisure, no
+//! ACK or RST, errors suppressed unless asked for) from the unicast address.
+//!
 //! Logging goes through `defmt` with the `defmt` feature, and nowhere otherwise.
 #![no_std]
 #![forbid(unsafe_code)]

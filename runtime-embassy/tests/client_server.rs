@@ -594,3 +594,85 @@ fn calls_from_inside_a_handler_are_refused_not_panicking() {
         assert_eq!(r.payload, b"hello");
     });
 }
+
+/// RFC 7252 §8 on embassy-net: the server's stack joins 224.0.1.187; a NON GET sent to
+/// the group is answered (NON, after the leisure) from the server's unicast address, and an
+/// error nobody asked for is not sent at all.
+#[test]
+fn multicast_request_is_answered_from_the_unicast_address() {
+    use coap_core::{Message, MessageBuilder, MessageType};
+    use embassy_net::Ipv4Address;
+
+    let group = Ipv4Address::new(224, 0, 1, 187);
+    let (client_stack, server_stack, network) = pair(Loss { every: 0 });
+    server_stack
+        .join_multicast_group(group)
+        .expect("join the group");
+    let leisure = Config {
+        default_leisure: core::time::Duration::from_millis(300),
+        ..config()
+    };
+    let server: &'static Ep = Box::leak(Box::new(Ep::new(leisure, 22)));
+    let hello: &'static mut dyn Resource<IpEndpoint> = Box::leak(Box::new(Hello));
+    let mut router = Router::new([Route::new("/hello", hello)]);
+    let server_socket = socket(server_stack, 5683);
+    let raw = socket(client_stack, 40000);
+    let ask = |path: &str, token: u8, buf: &mut [u8]| {
+        let mut b = MessageBuilder::new(
+            buf,
+            MessageType::Non,
+            Code::GET,
+            0x100 + u16::from(token),
+            &[token],
+        )
+        .unwrap();
+        b.option_str(OptionNumber::URI_PATH, path).unwrap();
+        b.finish()
+    };
+    futures_executor::block_on(async {
+        let background = join(network, server.run(&server_socket, &mut router));
+        let test = async {
+            let to = IpEndpoint::new(group.into(), 5683);
+            let mut out = [0u8; 64];
+            let n = ask("hello", 1, &mut out);
+            raw.send_to(&out[..n], to).await.unwrap();
+            let mut rx = [0u8; 512];
+            let (n, meta) = with_timeout(Duration::from_secs(5), raw.recv_from(&mut rx))
+                .await
+                .expect("an answer within the window")
+                .unwrap();
+            let m = Message::parse(&rx[..n]).unwrap();
+            assert_eq!(
+                (m.ty(), m.code(), m.token()),
+                (MessageType::Non, Code::CONTENT, &[1u8][..])
+            );
+            assert_eq!(m.payload(), b"hello");
+            assert_eq!(
+                meta.endpoint,
+                IpEndpoint::new(Ipv4Address::new(192, 0, 2, 2).into(), 5683),
+                "from the unicast address"
+            );
+            // 4.04 to a multicast request is suppressed (§8.2): nothing comes.
+            let n = ask("missing", 2, &mut out);
+            raw.send_to(&out[..n], to).await.unwrap();
+            let silent = with_timeout(Duration::from_millis(1500), raw.recv_from(&mut rx)).await;
+            assert!(
+                silent.is_err(),
+                "an unrequested error answered a multicast request"
+            );
+            // The same request by unicast gets its 4.04.
+            let n = ask("missing", 3, &mut out);
+            let unicast = IpEndpoint::new(Ipv4Address::new(192, 0, 2, 2).into(), 5683);
+            raw.send_to(&out[..n], unicast).await.unwrap();
+            let (n, _) = with_timeout(Duration::from_secs(5), raw.recv_from(&mut rx))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(Message::parse(&rx[..n]).unwrap().code(), Code::NOT_FOUND);
+        };
+        match select(background, with_timeout(LIMIT, test)).await {
+            Either::First(_) => unreachable!("the endpoint and stacks run forever"),
+            Either::Second(r) => r.expect("test did not finish in time"),
+        }
+    });
+}
