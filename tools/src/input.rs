@@ -124,6 +124,26 @@ pub fn seconds(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v))
 }
 
+/// The URI with an IPv6 zone id written the way people type it — `coap://[ff02::fd%eth0]/` —
+/// in the URI form of RFC 6874 §2 (`%25eth0`), which is what the URI parser accepts. URIs
+/// already using `%25`, and everything outside the brackets, are left as they are.
+pub fn uri_with_zone(uri: &str) -> String {
+    let (Some(open), Some(close)) = (uri.find('['), uri.find(']')) else {
+        return uri.to_owned();
+    };
+    let Some(pct) = uri
+        .get(open..close)
+        .and_then(|lit| lit.find('%'))
+        .map(|p| open + p)
+    else {
+        return uri.to_owned();
+    };
+    if uri.get(pct + 1..pct + 3) == Some("25") {
+        return uri.to_owned();
+    }
+    format!("{}%25{}", &uri[..pct], &uri[pct + 1..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +230,23 @@ mod tests {
         assert!(seconds("-1").is_err());
         assert!(seconds("x").is_err());
         assert!(seconds("inf").is_err());
+    }
+
+    #[test]
+    fn zone_ids_as_typed_become_rfc_6874_uris() {
+        assert_eq!(
+            uri_with_zone("coap://[ff02::fd%eth0]/x"),
+            "coap://[ff02::fd%25eth0]/x"
+        );
+        assert_eq!(
+            uri_with_zone("coap://[ff02::fd%25eth0]/x"),
+            "coap://[ff02::fd%25eth0]/x"
+        );
+        assert_eq!(uri_with_zone("coap://[::1]/a%20b"), "coap://[::1]/a%20b");
+        assert_eq!(uri_with_zone("coap://h/a%2Fb"), "coap://h/a%2Fb");
+        assert_eq!(
+            uri_with_zone("coap://[fe80::1%3]:5683/"),
+            "coap://[fe80::1%253]:5683/"
+        );
     }
 }
