@@ -164,7 +164,6 @@ impl<H: Handler<Peer>> Net<H> {
         self.persist();
         while let Some(t) = self.client.poll_transmit(self.now, &mut buf) {
             let bytes = match t.peer.security {
-                Security::Plain => buf[..t.len].to_vec(),
                 Security::Oscore(c) => {
                     let n = self
                         .cl
@@ -172,13 +171,13 @@ impl<H: Handler<Peer>> Net<H> {
                         .expect("client protects");
                     out[..n].to_vec()
                 }
+                _ => buf[..t.len].to_vec(),
             };
             self.put(CLIENT, t.peer.addr, bytes);
         }
         self.persist();
         while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
             let bytes = match t.peer.security {
-                Security::Plain => buf[..t.len].to_vec(),
                 Security::Oscore(c) => {
                     let n = self
                         .sl
@@ -186,6 +185,7 @@ impl<H: Handler<Peer>> Net<H> {
                         .expect("server protects");
                     out[..n].to_vec()
                 }
+                _ => buf[..t.len].to_vec(),
             };
             self.put(SERVER, t.peer.addr, bytes);
         }
@@ -227,7 +227,7 @@ impl<H: Handler<Peer>> Net<H> {
         let (bytes, security) = match r {
             Incoming::Plain => (&w.bytes[..], Security::Plain),
             Incoming::Inner { len, context } => (&out[..len], Security::Oscore(context)),
-            Incoming::Reply { len, .. } => {
+            Incoming::Reply { len, .. } | Incoming::Fragment { len, .. } => {
                 let reply = out[..len].to_vec();
                 self.put(w.to, w.from, reply);
                 return;

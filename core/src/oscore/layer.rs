@@ -29,6 +29,7 @@ use crate::time::Instant;
 
 use super::context::SecurityContext;
 use super::option::PartialIv;
+use super::outer::{OuterBlocks, Step};
 use super::protect::{
     parse_outer, protect_request, protect_response, unprotect_request, unprotect_response,
     ProtectError, RequestBinding, UnprotectError,
@@ -48,6 +49,10 @@ pub enum Security {
     Plain,
     /// OSCORE with this security context.
     Oscore(ContextId),
+    /// A DTLS session (RFC 7252 §9), named by a serial number its runtime never reuses:
+    /// a response goes out over the session its request came in on (§9.1). This layer never
+    /// produces it; the std runtimes' DTLS session layer does.
+    Dtls(u64),
 }
 
 /// The peer identity the endpoint sees: transport address plus security.
@@ -85,6 +90,17 @@ pub enum Incoming {
     },
     /// Rejected and not answered (responses, §8.4; or unanswerable requests).
     Drop(UnprotectError),
+    /// A fragment of an outer block-wise transfer (RFC 8613 §4.1.3.4.2) was taken: send
+    /// `out[..len]` back to the sender (2.31 Continue, or the request for the next response
+    /// fragment). If `ack` is set, the fragment came in an ACK: give the endpoint an empty ACK
+    /// with that Message ID from the sender under that context, so it stops retransmitting
+    /// its request while the rest of the response is fetched.
+    Fragment {
+        /// Length of the datagram to send in `out`.
+        len: usize,
+        /// Message ID and context of the empty ACK for the endpoint.
+        ack: Option<(u16, ContextId)>,
+    },
 }
 
 /// Why a context cannot be added.
@@ -171,8 +187,10 @@ struct Slot {
     echo: Option<[u8; 8]>,
 }
 
-/// The OSCORE layer: `C` security contexts, `B` bindings and message records.
-pub struct Layer<A, const C: usize = 4, const B: usize = 16> {
+/// The OSCORE layer: `C` security contexts, `B` bindings and message records, and `R`
+/// bytes for reassembling outer block-wise transfers (RFC 8613 §4.1.3.4.2: the
+/// MAX_UNFRAGMENTED_SIZE; 0 refuses fragmented messages with 4.13).
+pub struct Layer<A, const C: usize = 4, const B: usize = 16, const R: usize = 0> {
     contexts: [Option<Slot>; C],
     bindings: [Option<Binding<A>>; B],
     sent: [Option<Sent<A>>; B],
@@ -181,9 +199,10 @@ pub struct Layer<A, const C: usize = 4, const B: usize = 16> {
     received_next: usize,
     tick: u64,
     next_mid: u16,
+    outer: OuterBlocks<A, R>,
 }
 
-impl<A: Copy + Eq, const C: usize, const B: usize> Layer<A, C, B> {
+impl<A: Copy + Eq, const C: usize, const B: usize, const R: usize> Layer<A, C, B, R> {
     /// A layer with no contexts. `seed` seeds the Message IDs of NON error replies.
     pub fn new(seed: u16) -> Self {
         Layer {
@@ -195,6 +214,7 @@ impl<A: Copy + Eq, const C: usize, const B: usize> Layer<A, C, B> {
             received_next: 0,
             tick: 0,
             next_mid: seed,
+            outer: OuterBlocks::new(),
         }
     }
 
@@ -318,6 +338,11 @@ impl<A: Copy + Eq, const C: usize, const B: usize> Layer<A, C, B> {
                 used: 0,
             });
             self.record_sent(to, context, m.message_id(), digest, Some(piv));
+            if R > 0 {
+                // Kept to ask for the rest of a fragmented response (§4.1.3.4.2).
+                self.outer
+                    .remember_request(to, out.get(..n).unwrap_or_default());
+            }
             return Ok(n);
         }
         let i = self
@@ -455,6 +480,41 @@ impl<A: Copy + Eq, const C: usize, const B: usize> Layer<A, C, B> {
         }
         if m.option(OptionNumber::OSCORE).is_none() {
             return Incoming::Plain;
+        }
+        // §4.1.3.4.2: fragments of an outer block-wise transfer are reassembled first.
+        let mut mid = self.next_mid;
+        let mut next_mid = || {
+            mid = mid.wrapping_add(1);
+            mid
+        };
+        let step = self.outer.take(now, from, &m, out, &mut next_mid);
+        self.next_mid = mid;
+        match step {
+            Step::NotFragmented => {}
+            Step::Continue { len, ack } => {
+                let token = Token::new(m.token()).unwrap_or_default();
+                let ack = ack.and_then(|mid| {
+                    let i = self.find_binding(Role::Client, from, None, &token)?;
+                    let context = self.bindings.get(i).copied().flatten()?.context;
+                    Some((mid, context))
+                });
+                return Incoming::Fragment { len, ack };
+            }
+            Step::Complete { len } => {
+                let buf = self.outer.take_buffer();
+                let whole = buf.get(..len).unwrap_or_default();
+                let result = match Message::parse(whole) {
+                    Ok(w) if w.code().is_request() => {
+                        self.incoming_request(now, from, &w, whole, out)
+                    }
+                    Ok(w) => self.incoming_response(now, from, &w, whole, out),
+                    Err(_) => Incoming::Drop(UnprotectError::OuterBlockwise),
+                };
+                self.outer.restore_buffer(buf);
+                return result;
+            }
+            Step::Reject(code) if m.code().is_request() => return self.reply_code(&m, code, out),
+            Step::Reject(_) => return Incoming::Drop(UnprotectError::OuterBlockwise),
         }
         if m.code().is_request() {
             self.incoming_request(now, from, &m, datagram, out)
@@ -712,6 +772,27 @@ impl<A: Copy + Eq, const C: usize, const B: usize> Layer<A, C, B> {
         } else {
             self.next_mid = self.next_mid.wrapping_add(1);
             (MessageType::Non, self.next_mid)
+        }
+    }
+
+    /// An unprotected answer with just a code (an outer block-wise step refused: 4.08,
+    /// 4.13, 5.03; RFC 7959 §2.9).
+    fn reply_code(&mut self, m: &Message<'_>, code: Code, out: &mut [u8]) -> Incoming {
+        let (ty, mid) = self.reply_header(m);
+        let built = (|| {
+            let mut b = MessageBuilder::new(out, ty, code, mid, m.token())?;
+            if code == Code::REQUEST_ENTITY_TOO_LARGE && R > 0 {
+                b.option_uint(OptionNumber::SIZE1, R as u32)?;
+            }
+            b.option_uint(OptionNumber::MAX_AGE, 0)?;
+            Ok::<usize, crate::message::BuildError>(b.finish())
+        })();
+        match built {
+            Ok(len) => Incoming::Reply {
+                len,
+                error: UnprotectError::OuterBlockwise,
+            },
+            Err(_) => Incoming::Drop(UnprotectError::OuterBlockwise),
         }
     }
 

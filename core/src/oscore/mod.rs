@@ -41,6 +41,7 @@ pub mod context;
 pub mod cose;
 pub mod layer;
 pub mod option;
+mod outer;
 pub mod protect;
 pub mod replay;
 pub mod sequence;

@@ -402,6 +402,24 @@ impl<H: Handler<Peer>> Driver<H> {
                 let reply = self.scratch.get(..len).unwrap_or_default().to_vec();
                 self.raw.push_back((peer, reply));
             }
+            // An outer block-wise step (RFC 8613 §4.1.3.4.2): the layer answers the
+            // fragment itself; a fragment that came in the ACK of our request still
+            // acknowledges it for the endpoint.
+            Incoming::Fragment { len, ack } => {
+                let step = self.scratch.get(..len).unwrap_or_default().to_vec();
+                self.raw.push_back((peer, step));
+                if let Some((mid, context)) = ack {
+                    let mut empty = [0u8; 4];
+                    if coap_core::message::write_empty(&mut empty, MessageType::Ack, mid).is_ok() {
+                        let from = Secured {
+                            addr: peer,
+                            security: Security::Oscore(context),
+                        };
+                        self.endpoint
+                            .handle_datagram(now, from, &empty, &mut self.handler);
+                    }
+                }
+            }
             Incoming::Drop(e) => {
                 eprintln!("DROP {e:?} {:02x?}", bytes);
             }

@@ -37,8 +37,12 @@ pub const CONTEXTS: usize = 32;
 /// Request/response bindings (and message records) of the std OSCORE layer.
 pub const BINDINGS: usize = 256;
 
+/// MAX_UNFRAGMENTED_SIZE (RFC 8613 §4.1.3.4.2): the largest OSCORE message reassembled
+/// from outer block-wise fragments.
+pub const MAX_UNFRAGMENTED: usize = 4096;
+
 /// The OSCORE layer as the std runtimes size it.
-pub type StdLayer = Layer<SocketAddr, CONTEXTS, BINDINGS>;
+pub type StdLayer = Layer<SocketAddr, CONTEXTS, BINDINGS, MAX_UNFRAGMENTED>;
 
 /// The OSCORE state of an endpoint: the layer and the directories its contexts persist to.
 pub struct Oscore {

@@ -7,7 +7,9 @@
 
 use coap_core::oscore::{ContextParams, Incoming, Layer, Secured, Security, SecurityContext};
 use coap_core::router::{Resource, Route, Router};
-use coap_core::{Code, Config, ContentFormat, Endpoint, IncomingRequest, Instant, Outcome, ResponseWriter};
+use coap_core::{
+    Code, Config, ContentFormat, Endpoint, IncomingRequest, Instant, Outcome, ResponseWriter,
+};
 use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_net::udp::{PacketMetadata, UdpSocket};
@@ -62,10 +64,12 @@ async fn coap_task(
         while let Some(t) = ep.poll_transmit(now(), &mut tx) {
             let plain = tx.get(..t.len).unwrap_or_default();
             let out = match t.peer.security {
-                Security::Oscore(ctx) => match layer.outgoing(now(), t.peer.addr, ctx, plain, &mut inner) {
-                    Ok(n) => inner.get(..n).unwrap_or_default(),
-                    Err(_) => continue,
-                },
+                Security::Oscore(ctx) => {
+                    match layer.outgoing(now(), t.peer.addr, ctx, plain, &mut inner) {
+                        Ok(n) => inner.get(..n).unwrap_or_default(),
+                        Err(_) => continue,
+                    }
+                }
                 _ => plain,
             };
             let _ = socket.send_to(out, t.peer.addr).await;
@@ -76,7 +80,9 @@ async fn coap_task(
         }
         let timer = async {
             match ep.poll_timeout() {
-                Some(t) => embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await,
+                Some(t) => {
+                    embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await
+                }
                 None => core::future::pending().await,
             }
         };
@@ -86,15 +92,28 @@ async fn coap_task(
                 let addr = meta.endpoint;
                 match layer.incoming(now(), addr, bytes, &mut inner) {
                     Incoming::Plain => {
-                        let peer = Secured { addr, security: Security::Plain };
+                        let peer = Secured {
+                            addr,
+                            security: Security::Plain,
+                        };
                         ep.handle_datagram(now(), peer, bytes, &mut router)
                     }
                     Incoming::Inner { len, context } => {
-                        let peer = Secured { addr, security: Security::Oscore(context) };
-                        ep.handle_datagram(now(), peer, inner.get(..len).unwrap_or_default(), &mut router)
+                        let peer = Secured {
+                            addr,
+                            security: Security::Oscore(context),
+                        };
+                        ep.handle_datagram(
+                            now(),
+                            peer,
+                            inner.get(..len).unwrap_or_default(),
+                            &mut router,
+                        )
                     }
-                    Incoming::Reply { len, .. } => {
-                        let _ = socket.send_to(inner.get(..len).unwrap_or_default(), addr).await;
+                    Incoming::Reply { len, .. } | Incoming::Fragment { len, .. } => {
+                        let _ = socket
+                            .send_to(inner.get(..len).unwrap_or_default(), addr)
+                            .await;
                     }
                     Incoming::Drop(_) => {}
                 }
