@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 export CARGO_TERM_COLOR=never
-stamp() { echo "=== [embassy] $*"; }
+start=$(date +%s)
+stamp() { echo "=== [embassy $(( $(date +%s) - start ))s] $*"; }
 
 stamp "tools: qemu-system-arm, arm-none-eabi binutils, libcoap, iproute2, thumb targets"
 if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-size >/dev/null ||
@@ -22,10 +23,9 @@ fi
 rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi
 
 stamp "coap-embassy for thumbv7em-none-eabihf and thumbv7m-none-eabi (no_std, no alloc)"
-cargo build -p coap-embassy --target thumbv7em-none-eabihf --release
-cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features defmt
-cargo build -p coap-embassy --target thumbv7m-none-eabi --release
-cargo build -p coap-embassy --target thumbv7m-none-eabi --release --features defmt,proto-ipv6
+# (Without defmt for thumbv7em: the firmwares below build it that way.)
+cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features defmt,multicast
+cargo build -p coap-embassy --target thumbv7m-none-eabi --release --features proto-ipv6
 
 stamp "libcoap <-> coap-embassy over a TAP device (user+network namespace of the test's own)"
 cargo test -p coap-embassy --test libcoap_tap -- --ignored
