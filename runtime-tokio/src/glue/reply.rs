@@ -16,6 +16,10 @@ pub struct Reply {
     pub options: Vec<(OptionNumber, Vec<u8>)>,
     /// The payload.
     pub payload: Vec<u8>,
+    /// For a notification: CON (`Some(true)`) or NON (`Some(false)`); `None` leaves the
+    /// choice to the endpoint (NON, CON at least every `Config::observe_con_interval`,
+    /// RFC 7641 §4.5). Ignored for other responses.
+    pub confirmable: Option<bool>,
 }
 
 impl Reply {
@@ -25,6 +29,7 @@ impl Reply {
             code,
             options: Vec::new(),
             payload: Vec::new(),
+            confirmable: None,
         }
     }
 
@@ -41,6 +46,12 @@ impl Reply {
         self
     }
 
+    /// Sends a notification as CON (`true`) or NON (`false`), RFC 7641 §4.5.
+    pub fn confirmable(mut self, con: bool) -> Reply {
+        self.confirmable = Some(con);
+        self
+    }
+
     /// Sets the payload.
     pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> Reply {
         self.payload = payload.into();
@@ -50,6 +61,9 @@ impl Reply {
     /// Writes the response into the endpoint's buffer.
     pub fn write(&self, w: &mut ResponseWriter<'_>) -> Result<(), BuildError> {
         w.set_code(self.code);
+        if let Some(con) = self.confirmable {
+            w.confirmable(con);
+        }
         for (n, v) in &self.options {
             w.option(*n, v)?;
         }
