@@ -1305,17 +1305,7 @@ impl<
                     self.stats.multicast_suppressed += 1;
                 }
                 if NoResponse::of(msg).suppresses(code) || unwanted {
-                    self.free_slot(i);
-                    let action = if con {
-                        DupAction::EmptyAck
-                    } else {
-                        DupAction::Ignore
-                    };
-                    self.dedup.insert(now, peer, mid, lifetime, action);
-                    if con {
-                        self.send_empty(peer, MessageType::Ack, mid);
-                    }
-                    return;
+                    return self.answer_nothing(now, i, peer, mid, con, lifetime);
                 }
                 let phase = if con {
                     ResponsePhase::Cached {
@@ -1352,17 +1342,8 @@ impl<
             }
             Outcome::Ignore => {
                 // Nothing to say (e.g. a filtered /.well-known/core query that matched
-                // nothing, RFC 6690 §4.1): a CON request still gets its empty ACK.
-                self.free_slot(i);
-                let action = if con {
-                    DupAction::EmptyAck
-                } else {
-                    DupAction::Ignore
-                };
-                self.dedup.insert(now, peer, mid, lifetime, action);
-                if con {
-                    self.send_empty(peer, MessageType::Ack, mid);
-                }
+                // nothing, RFC 6690 §4.1).
+                self.answer_nothing(now, i, peer, mid, con, lifetime);
             }
             Outcome::Defer => {
                 let ack = if !con {
@@ -1396,6 +1377,30 @@ impl<
                 };
                 self.dedup.insert(now, peer, mid, lifetime, action);
             }
+        }
+    }
+
+    /// A request that gets no response (suppressed by No-Response or multicast rules, or
+    /// ignored by its handler): the slot `i` prepared for the response is freed, a CON
+    /// request still gets its empty ACK (RFC 7967 §2), and duplicates are answered alike.
+    fn answer_nothing(
+        &mut self,
+        now: Instant,
+        i: usize,
+        peer: A,
+        mid: u16,
+        con: bool,
+        lifetime: u64,
+    ) {
+        self.free_slot(i);
+        let action = if con {
+            DupAction::EmptyAck
+        } else {
+            DupAction::Ignore
+        };
+        self.dedup.insert(now, peer, mid, lifetime, action);
+        if con {
+            self.send_empty(peer, MessageType::Ack, mid);
         }
     }
 
