@@ -35,6 +35,8 @@ use std::pin::pin;
 
 use async_io::{Async, Timer};
 use coap_core::NoServer;
+use coap_tokio::glue::credentials::Credential;
+use coap_tokio::glue::dtls::Dtls;
 use coap_tokio::glue::multicast::{group_socket, unicast_socket};
 use coap_tokio::glue::oscore::{Oscore, SecurityMap};
 use coap_tokio::glue::{
@@ -45,10 +47,10 @@ use futures_lite::future::race;
 pub use coap_tokio::coap_core;
 pub use coap_tokio::glue;
 pub use coap_tokio::{
-    ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, Group,
-    GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
-    OptionNumber, Outcome, Peer, Reply, RequestBuilder, Resource, RespondError, Responder,
-    Response, ResponseHandle, ResponseWriter, Route, Router, Security,
+    ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
+    Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
+    OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource, RespondError,
+    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security,
 };
 
 /// A CoAP client: a handle on an endpoint whose loop runs on a thread of its own (under
@@ -68,7 +70,22 @@ impl Client {
 
     /// Binds a client endpoint with `config` (NSTART, timeouts, ...).
     pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Client> {
-        Client::start(addr, config, None).await
+        Client::start(addr, config, None, None).await
+    }
+
+    /// Binds a client endpoint that also speaks CoAP over DTLS (RFC 7252 §9) with this
+    /// PSK; see `coap_tokio::Client::bind_with_psk`.
+    pub async fn bind_with_psk(
+        addr: SocketAddr,
+        config: Config,
+        identity: &[u8],
+        key: &[u8],
+    ) -> io::Result<Client> {
+        let psk = Psk {
+            identity: identity.to_vec(),
+            key: key.to_vec(),
+        };
+        Client::start(addr, config, None, Some((psk, DtlsConfig::default()))).await
     }
 
     /// Binds a client endpoint that protects requests with OSCORE (RFC 8613) where
@@ -79,30 +96,49 @@ impl Client {
         config: Config,
         credentials: &Credentials,
     ) -> io::Result<Client> {
-        Client::start(addr, config, Some(credentials)).await
+        Client::start(addr, config, Some(credentials), None).await
     }
 
     async fn start(
         addr: SocketAddr,
         config: Config,
         credentials: Option<&Credentials>,
+        psk: Option<(Psk, DtlsConfig)>,
     ) -> io::Result<Client> {
         let socket = Async::<UdpSocket>::bind(addr)?;
         let local = socket.get_ref().local_addr()?;
         let (commands, inbox) = glue::command_channel();
         let mut driver = Driver::new(config, NoServer, Role::Client)?;
         let mut security = SecurityMap::default();
+        let mut wants_dtls = psk.is_some();
         if let Some(c) = credentials {
             let (oscore, map) = Oscore::load(c).map_err(io::Error::other)?;
             driver = driver.with_oscore(oscore);
             security = map;
+            wants_dtls |= c
+                .iter()
+                .any(|(_, c)| matches!(c, Credential::DtlsPsk { .. }));
+        }
+        let mut handle = Handle::new(commands, local, resolve).with_security(security);
+        // The coaps socket exists only when there are DTLS credentials to use it with.
+        let mut coaps = None;
+        if wants_dtls {
+            let (psk, dtls) = match psk {
+                Some((psk, dtls)) => (Some(psk), dtls),
+                None => (None, DtlsConfig::default()),
+            };
+            coaps = Some(Async::<UdpSocket>::bind(SocketAddr::new(local.ip(), 0))?);
+            driver = driver.with_dtls(Dtls::client(dtls)?);
+            if let Some(psk) = psk {
+                handle = handle.with_psk(psk);
+            }
         }
         std::thread::Builder::new()
             .name("coap-smol-client".into())
-            .spawn(move || async_io::block_on(run(socket, Vec::new(), driver, inbox, pending())))?;
-        Ok(Client {
-            handle: Handle::new(commands, local, resolve).with_security(security),
-        })
+            .spawn(move || {
+                async_io::block_on(run(socket, Vec::new(), coaps, driver, inbox, pending()))
+            })?;
+        Ok(Client { handle })
     }
 
     /// The local address of the endpoint's socket.
@@ -136,6 +172,8 @@ pub struct Server {
     /// OSCORE contexts (RFC 8613), if any, and which URIs its clients protect.
     oscore: Option<Oscore>,
     security: SecurityMap,
+    /// The coaps socket and its session tables (RFC 7252 §9), if DTLS is served.
+    dtls: Option<(Async<UdpSocket>, Dtls)>,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -158,6 +196,7 @@ impl Server {
             groups: Vec::new(),
             oscore: None,
             security: SecurityMap::default(),
+            dtls: None,
             local,
             config,
             commands,
@@ -184,6 +223,7 @@ impl Server {
             groups,
             oscore: None,
             security: SecurityMap::default(),
+            dtls: None,
             local,
             config,
             commands,
@@ -198,6 +238,26 @@ impl Server {
         self.oscore = Some(oscore);
         self.security = map;
         Ok(self)
+    }
+
+    /// Also serves CoAP over DTLS (RFC 7252 §9) on a socket bound to `coaps_addr`, with
+    /// keys from `store`; see `coap_tokio::Server::with_dtls`.
+    pub async fn with_dtls(
+        mut self,
+        coaps_addr: SocketAddr,
+        store: impl PskStore,
+        config: DtlsConfig,
+    ) -> io::Result<Server> {
+        let socket = Async::<UdpSocket>::bind(coaps_addr)?;
+        self.dtls = Some((socket, Dtls::server(config, store)?));
+        Ok(self)
+    }
+
+    /// The local address of the coaps socket, if DTLS is served.
+    pub fn dtls_local_addr(&self) -> Option<SocketAddr> {
+        self.dtls
+            .as_ref()
+            .and_then(|(s, _)| s.get_ref().local_addr().ok())
     }
 
     /// The local address of the socket.
@@ -241,7 +301,22 @@ impl Server {
         if let Some(oscore) = self.oscore {
             driver = driver.with_oscore(oscore);
         }
-        run(self.socket, self.groups, driver, self.inbox, shutdown).await
+        let coaps = match self.dtls {
+            Some((socket, dtls)) => {
+                driver = driver.with_dtls(dtls);
+                Some(socket)
+            }
+            None => None,
+        };
+        run(
+            self.socket,
+            self.groups,
+            coaps,
+            driver,
+            self.inbox,
+            shutdown,
+        )
+        .await
     }
 }
 
@@ -250,6 +325,7 @@ impl Server {
 async fn run<H: Handler<Peer>>(
     socket: Async<UdpSocket>,
     groups: Vec<Async<UdpSocket>>,
+    coaps: Option<Async<UdpSocket>>,
     mut driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
@@ -257,11 +333,24 @@ async fn run<H: Handler<Peer>>(
     let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
     let mut group_buf = vec![0u8; glue::MAX_DATAGRAM];
+    let mut dtls_buf = match coaps {
+        Some(_) => vec![0u8; glue::MAX_DATAGRAM],
+        None => Vec::new(),
+    };
     loop {
-        let wait = match glue::pump(&mut driver, &mut io, &Socket(&socket), &commands) {
+        let mut wait = match glue::pump(&mut driver, &mut io, &Socket(&socket), &commands) {
             ControlFlow::Break(result) => return result,
             ControlFlow::Continue(wait) => wait,
         };
+        if let Some(coaps) = &coaps {
+            // Records in, the endpoint's answers into the sessions, then the records out.
+            glue::dtls_recv(&mut driver, &Socket(coaps), &mut dtls_buf);
+            wait = match glue::pump(&mut driver, &mut io, &Socket(&socket), &commands) {
+                ControlFlow::Break(result) => return result,
+                ControlFlow::Continue(wait) => wait,
+            };
+            glue::dtls_send(&mut driver, &Socket(coaps));
+        }
         let (deadline, listen) = (driver.deadline(), driver.accepts_commands());
         let ready = async {
             Input::Ready(match wait {
@@ -289,7 +378,17 @@ async fn run<H: Handler<Peer>>(
                 false => Input::GroupDatagram(recv_group(&groups, &mut group_buf).await),
             }
         };
-        let input = race(race(ready, timer), race(race(command, stop), group)).await;
+        let secure = async {
+            match &coaps {
+                Some(s) => Input::Ready(s.readable().await),
+                None => pending().await,
+            }
+        };
+        let input = race(
+            race(ready, timer),
+            race(race(command, stop), race(group, secure)),
+        )
+        .await;
         if let ControlFlow::Break(result) = driver.step(input, &group_buf, &commands) {
             return result;
         }

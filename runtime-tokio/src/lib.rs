@@ -44,6 +44,12 @@
 //! # }
 //! ```
 //!
+//! CoAP over DTLS (RFC 7252 §9, PSK mode): [`Server::with_dtls`] serves `coaps://` on a
+//! second socket, [`Client::bind_with_psk`] (or a `dtls` entry of the [`Credentials`])
+//! makes `coaps://` requests. The endpoint sees each DTLS session as its own peer
+//! (`Peer { security: Security::Dtls(serial) }`), so responses only ever leave over the
+//! session their request came in on.
+//!
 //! Without the default `tokio` feature only [`glue`], the runtime-independent half that
 //! `coap-smol` shares, is built.
 #![forbid(unsafe_code)]
@@ -59,6 +65,7 @@ pub use coap_core::{
     Resource, ResponseHandle, ResponseWriter, Route, Router,
 };
 pub use glue::credentials::{Credentials, CredentialsError};
+pub use glue::dtls::{DtlsConfig, Psk, PskStore};
 pub use glue::multicast::{Group, Interface};
 pub use glue::oscore::{Peer, Security};
 pub use glue::{

@@ -10,7 +10,8 @@ use std::task::Poll;
 use coap_core::{Config, Handler, Method, NoServer};
 use tokio::net::UdpSocket;
 
-use crate::glue::credentials::Credentials;
+use crate::glue::credentials::{Credential, Credentials};
+use crate::glue::dtls::{Dtls, DtlsConfig, Psk, PskStore};
 use crate::glue::multicast::{group_socket, unicast_socket, Group};
 use crate::glue::oscore::{Oscore, Peer, SecurityMap};
 use crate::glue::{
@@ -34,7 +35,36 @@ impl Client {
 
     /// Binds a client endpoint with `config` (NSTART, timeouts, ...).
     pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Client> {
-        Client::start(addr, config, None).await
+        Client::start(addr, config, None, None).await
+    }
+
+    /// Binds a client endpoint that also speaks CoAP over DTLS (RFC 7252 §9): a
+    /// `coaps://` request starts a PSK handshake (TLS_PSK_WITH_AES_128_CCM_8, §9.1.3.1)
+    /// with `identity` and `key` — or reuses the session with that server — from a second
+    /// socket bound to `addr`'s IP and an ephemeral port. A failed handshake fails the
+    /// request with [`ClientError::Handshake`]; nothing is sent in clear.
+    pub async fn bind_with_psk(
+        addr: SocketAddr,
+        config: Config,
+        identity: &[u8],
+        key: &[u8],
+    ) -> io::Result<Client> {
+        let psk = Psk {
+            identity: identity.to_vec(),
+            key: key.to_vec(),
+        };
+        Client::start(addr, config, None, Some((psk, DtlsConfig::default()))).await
+    }
+
+    /// [`Client::bind_with_psk`] with DTLS limits and timers of choice (e.g. a shorter
+    /// handshake deadline).
+    pub async fn bind_with_psk_config(
+        addr: SocketAddr,
+        config: Config,
+        psk: Psk,
+        dtls: DtlsConfig,
+    ) -> io::Result<Client> {
+        Client::start(addr, config, None, Some((psk, dtls))).await
     }
 
     /// Binds a client endpoint that protects requests with OSCORE (RFC 8613) where
@@ -45,28 +75,57 @@ impl Client {
         config: Config,
         credentials: &Credentials,
     ) -> io::Result<Client> {
-        Client::start(addr, config, Some(credentials)).await
+        Client::start(addr, config, Some(credentials), None).await
+    }
+
+    /// Binds a client endpoint with any of: OSCORE contexts and DTLS PSKs from
+    /// `credentials` (see [`Client::bind_with_credentials`]), and a PSK with DTLS settings
+    /// for `coaps://` URIs the credentials say nothing about (see [`Client::bind_with_psk`]).
+    pub async fn bind_with_security(
+        addr: SocketAddr,
+        config: Config,
+        credentials: Option<&Credentials>,
+        psk: Option<(Psk, DtlsConfig)>,
+    ) -> io::Result<Client> {
+        Client::start(addr, config, credentials, psk).await
     }
 
     async fn start(
         addr: SocketAddr,
         config: Config,
         credentials: Option<&Credentials>,
+        psk: Option<(Psk, DtlsConfig)>,
     ) -> io::Result<Client> {
         let socket = UdpSocket::bind(addr).await?;
         let local = socket.local_addr()?;
         let (commands, inbox) = glue::command_channel();
         let mut driver = Driver::new(config, NoServer, Role::Client)?;
         let mut security = SecurityMap::default();
+        let mut wants_dtls = psk.is_some();
         if let Some(c) = credentials {
             let (oscore, map) = Oscore::load(c).map_err(io::Error::other)?;
             driver = driver.with_oscore(oscore);
             security = map;
+            wants_dtls |= c
+                .iter()
+                .any(|(_, c)| matches!(c, Credential::DtlsPsk { .. }));
         }
-        tokio::spawn(run(socket, Vec::new(), driver, inbox, pending()));
-        Ok(Client {
-            handle: Handle::new(commands, local, resolve).with_security(security),
-        })
+        let mut handle = Handle::new(commands, local, resolve).with_security(security);
+        // The coaps socket exists only when there are DTLS credentials to use it with.
+        let mut coaps = None;
+        if wants_dtls {
+            let (psk, dtls) = match psk {
+                Some((psk, dtls)) => (Some(psk), dtls),
+                None => (None, DtlsConfig::default()),
+            };
+            coaps = Some(UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?);
+            driver = driver.with_dtls(Dtls::client(dtls)?);
+            if let Some(psk) = psk {
+                handle = handle.with_psk(psk);
+            }
+        }
+        tokio::spawn(run(socket, Vec::new(), coaps, driver, inbox, pending()));
+        Ok(Client { handle })
     }
 
     /// The local address of the endpoint's socket.
@@ -102,6 +161,8 @@ pub struct Server {
     /// OSCORE contexts (RFC 8613), if any, and which URIs its clients protect.
     oscore: Option<Oscore>,
     security: SecurityMap,
+    /// The coaps socket and its session tables (RFC 7252 §9), if DTLS is served.
+    dtls: Option<(UdpSocket, Dtls)>,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -124,6 +185,7 @@ impl Server {
             groups: Vec::new(),
             oscore: None,
             security: SecurityMap::default(),
+            dtls: None,
             local,
             config,
             commands,
@@ -153,6 +215,7 @@ impl Server {
             groups,
             oscore: None,
             security: SecurityMap::default(),
+            dtls: None,
             local,
             config,
             commands,
@@ -170,6 +233,29 @@ impl Server {
         self.oscore = Some(oscore);
         self.security = map;
         Ok(self)
+    }
+
+    /// Also serves CoAP over DTLS (RFC 7252 §9) on a second socket bound to `coaps_addr`
+    /// (port 5684 by convention, §6.2): clients handshake with a PSK that `store` finds by
+    /// the identity they present (RFC 4279 §2), with a stateless cookie exchange first
+    /// (RFC 6347 §4.2.1). Requests arriving over a session reach the handler from
+    /// `Peer { security: Dtls(serial) }` and are answered over that session only. The
+    /// server's [`Server::client`] can then make `coaps://` requests too, with the PSKs of
+    /// the server's credentials.
+    pub async fn with_dtls(
+        mut self,
+        coaps_addr: SocketAddr,
+        store: impl PskStore,
+        config: DtlsConfig,
+    ) -> io::Result<Server> {
+        let socket = UdpSocket::bind(coaps_addr).await?;
+        self.dtls = Some((socket, Dtls::server(config, store)?));
+        Ok(self)
+    }
+
+    /// The local address of the coaps socket, if DTLS is served.
+    pub fn dtls_local_addr(&self) -> Option<SocketAddr> {
+        self.dtls.as_ref().and_then(|(s, _)| s.local_addr().ok())
     }
 
     /// The local address of the socket.
@@ -213,7 +299,22 @@ impl Server {
         if let Some(oscore) = self.oscore {
             driver = driver.with_oscore(oscore);
         }
-        run(self.socket, self.groups, driver, self.inbox, shutdown).await
+        let coaps = match self.dtls {
+            Some((socket, dtls)) => {
+                driver = driver.with_dtls(dtls);
+                Some(socket)
+            }
+            None => None,
+        };
+        run(
+            self.socket,
+            self.groups,
+            coaps,
+            driver,
+            self.inbox,
+            shutdown,
+        )
+        .await
     }
 }
 
@@ -222,6 +323,7 @@ impl Server {
 async fn run<H: Handler<Peer>>(
     socket: UdpSocket,
     groups: Vec<UdpSocket>,
+    coaps: Option<UdpSocket>,
     mut driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
@@ -229,11 +331,25 @@ async fn run<H: Handler<Peer>>(
     let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
     let mut group_buf = vec![0u8; glue::MAX_DATAGRAM];
+    let mut dtls_buf = match coaps {
+        Some(_) => vec![0u8; glue::MAX_DATAGRAM],
+        None => Vec::new(),
+    };
     loop {
-        let wait = match glue::pump(&mut driver, &mut io, &socket, &commands) {
+        let mut wait = match glue::pump(&mut driver, &mut io, &socket, &commands) {
             ControlFlow::Break(result) => return result,
             ControlFlow::Continue(wait) => wait,
         };
+        if let Some(coaps) = &coaps {
+            // Records in (their plaintext into the endpoint), the endpoint's answers into
+            // the sessions (the second pump), then the records out.
+            glue::dtls_recv(&mut driver, coaps, &mut dtls_buf);
+            wait = match glue::pump(&mut driver, &mut io, &socket, &commands) {
+                ControlFlow::Break(result) => return result,
+                ControlFlow::Continue(wait) => wait,
+            };
+            glue::dtls_send(&mut driver, coaps);
+        }
         let deadline = driver.deadline();
         let input = tokio::select! {
             () = &mut shutdown => Input::Shutdown,
@@ -243,6 +359,7 @@ async fn run<H: Handler<Peer>>(
             g = recv_group(&groups, &mut group_buf), if !groups.is_empty() => {
                 Input::GroupDatagram(g)
             }
+            r = readable(coaps.as_ref()), if coaps.is_some() => Input::Ready(r),
         };
         if let ControlFlow::Break(result) = driver.step(input, &group_buf, &commands) {
             return result;
@@ -262,6 +379,13 @@ async fn recv_group(groups: &[UdpSocket], buf: &mut [u8]) -> io::Result<(usize, 
         Poll::Pending
     })
     .await
+}
+
+async fn readable(socket: Option<&UdpSocket>) -> io::Result<()> {
+    match socket {
+        Some(s) => s.readable().await,
+        None => pending().await,
+    }
 }
 
 async fn ready(socket: &UdpSocket, wait: Wait) -> io::Result<()> {

@@ -718,8 +718,11 @@ macro_rules! runtime_suite {
                         .await
                         .unwrap();
                     assert_eq!(r.code, Code::CONTENT);
-                    let r = c.get("coaps://127.0.0.1/hello").await;
+                    let r = c.get("coap+tcp://127.0.0.1/hello").await;
                     assert!(matches!(r, Err(ClientError::UnsupportedScheme)), "{r:?}");
+                    // coaps:// (RFC 7252 §9) needs a PSK; this client has none.
+                    let r = c.get("coaps://127.0.0.1/hello").await;
+                    assert!(matches!(r, Err(ClientError::NoCredentials)), "{r:?}");
                     let r = c.get("coap://127.0.0.1/a#fragment").await;
                     assert!(matches!(r, Err(ClientError::InvalidUri(_))), "{r:?}");
                     let r = c.get("coap://[::1]/hello").await;

@@ -105,6 +105,9 @@ pub enum Command {
     /// Register links at a resource directory (RFC 9176) and keep the registration alive.
     #[command(name = "rd-register", after_help = RD_REGISTER_HELP)]
     RdRegister(RdRegisterArgs),
+    /// Run a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7) with a response cache,
+    /// and optionally a reverse map of local paths to upstream URIs.
+    Proxy(ProxyArgs),
 }
 
 impl Command {
@@ -118,16 +121,19 @@ impl Command {
             Command::Fetch(a) => (Method::Fetch, a),
             Command::Patch(a) => (Method::Patch, a),
             Command::IPatch(a) => (Method::IPatch, a),
-            Command::Serve(_) | Command::Bench(_) | Command::Rd(_) | Command::RdRegister(_) => {
-                return None
-            }
+            Command::Serve(_)
+            | Command::Bench(_)
+            | Command::Rd(_)
+            | Command::RdRegister(_)
+            | Command::Proxy(_) => return None,
         })
     }
 }
 
 #[derive(Args, Debug)]
 pub struct RequestArgs {
-    /// The resource, e.g. coap://[::1]/hello or coap://example.net:5683/a?b=c
+    /// The resource, e.g. coap://[::1]/hello, coap://example.net:5683/a?b=c, or
+    /// coaps://host/path over DTLS (with --psk-identity/--psk or a dtls credential)
     #[arg(value_name = "URI")]
     pub uri: String,
 
@@ -175,9 +181,20 @@ pub struct RequestArgs {
 
     /// Credentials in aiocoap's JSON format: URI patterns mapped to OSCORE context
     /// directories ({"coap://host/*": {"oscore": {"basedir": "DIR"}}}); matching requests
-    /// are protected with OSCORE (RFC 8613).
+    /// are protected with OSCORE (RFC 8613). For coaps:// URIs also DTLS PSKs:
+    /// {"coaps://host/*": {"dtls": {"psk": "KEY", "client-identity": "ID"}}}.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+
+    /// For coaps:// URIs: the PSK identity to present in the DTLS handshake (RFC 7252
+    /// §9.1.3.1, TLS_PSK_WITH_AES_128_CCM_8).
+    #[arg(long, value_name = "ID", requires = "psk")]
+    pub psk_identity: Option<String>,
+
+    /// For coaps:// URIs: the pre-shared key: TEXT (its UTF-8 bytes), 0xHEX, or @FILE (the
+    /// file's bytes, exactly).
+    #[arg(long, value_name = "KEY|0xHEX|@FILE", requires = "psk_identity")]
+    pub psk: Option<String>,
 
     /// For a multicast URI (e.g. coap://224.0.1.187/... or coap://[ff02::fd%eth0]/...):
     /// collect responses for S seconds and print each responder's [default: 6]
@@ -190,6 +207,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
     #[arg(short, long, value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
+
+    /// Serve the ETSI CoAP plugtest resources (TD_COAP_CORE/BLOCK/OBS/LINK) instead of the
+    /// demo.
+    #[arg(long, conflicts_with = "dir")]
+    pub plugtest: bool,
 
     /// Serve the files of DIR instead of the demo resources (GET block-wise with ETag,
     /// directories as link format, observable files).
@@ -223,6 +245,38 @@ pub struct ServeArgs {
     /// Leisure for responses to multicast requests, in seconds [default: 5, RFC 7252 §8.2]
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
     pub leisure: Option<std::time::Duration>,
+
+    /// Also serve coaps:// (CoAP over DTLS with PSK, RFC 7252 §9.1.3.1) with the keys of
+    /// FILE: one IDENTITY:KEY per line (KEY as text, or 0xHEX; the identity is everything
+    /// before the first ':'; blank lines and lines starting with # are skipped). A client
+    /// is looked up by the identity it presents.
+    #[arg(long, value_name = "FILE")]
+    pub psk_file: Option<PathBuf>,
+
+    /// With --psk-file: where the coaps socket listens [default: the --bind address's IP,
+    /// port 5684]
+    #[arg(long, value_name = "ADDR", requires = "psk_file")]
+    pub dtls_bind: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+
+    /// Serve requests under a local path from an upstream base URI (repeatable):
+    /// /local=coap://host:port/base
+    #[arg(long, value_name = "PATH=URI")]
+    pub reverse: Vec<String>,
+
+    /// Cache entries (least recently used evicted).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub cache_entries: usize,
+
+    /// Upstream exchanges in flight at most (5.03 beyond).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_upstream: usize,
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod proxy_cmd;
 mod rd_cmd;
 mod request;
 mod serve;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime(false).and_then(|rt| rt.block_on(serve::run(args))),
         Command::Bench(args) => runtime(true).and_then(|rt| rt.block_on(bench::run(args))),
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
+        Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
         Command::RdRegister(args) => {
             runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
         }

@@ -24,15 +24,26 @@ pub struct Target {
 /// Checks a URI (exit 2 if it is not a `coap://` URI) and resolves its host (exit 1 if
 /// that fails).
 pub async fn target(text: &str) -> Result<Target, Fail> {
+    target_of(text, false).await
+}
+
+/// [`target`], also accepting `coaps://` when `secure` (CoAP over DTLS, RFC 7252 §6.2).
+pub async fn target_of(text: &str, secure: bool) -> Result<Target, Fail> {
+    let supported = if secure {
+        "coap:// and coaps:// are"
+    } else {
+        "coap:// is"
+    };
     let uri = Uri::parse(text).map_err(|e| match e {
         UriError::UnsupportedScheme => Fail::usage(format_args!(
-            "unsupported URI scheme in '{text}': use coap://"
+            "unsupported URI scheme in '{text}': only {supported} supported"
         )),
         e => Fail::usage(format_args!("invalid URI '{text}': {e}")),
     })?;
-    if uri.scheme() != Scheme::Coap {
+    let ok = uri.scheme() == Scheme::Coap || (secure && uri.scheme() == Scheme::Coaps);
+    if !ok {
         return Err(Fail::usage(format_args!(
-            "unsupported URI scheme '{}' in '{text}': only coap:// is supported",
+            "unsupported URI scheme '{}' in '{text}': only {supported} supported",
             uri.scheme().as_str()
         )));
     }
@@ -75,17 +86,35 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
                 None => format!("timeout: no response from {uri}"),
             },
         ),
-        ClientError::InvalidUri(_) | ClientError::UnsupportedScheme | ClientError::Build(_) => {
-            Fail::usage(format_args!("{uri}: {e}"))
-        }
+        ClientError::InvalidUri(_)
+        | ClientError::UnsupportedScheme
+        | ClientError::Build(_)
+        | ClientError::NoCredentials => Fail::usage(format_args!("{uri}: {e}")),
         ClientError::Resolve(_)
         | ClientError::Reset
         | ClientError::Busy
         | ClientError::Io(_)
         | ClientError::Closed
         | ClientError::RepresentationChanged
+        | ClientError::Handshake(_)
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
+}
+
+/// A PSK as typed: `0xHEX`, `@FILE` (the file's bytes, exactly) or text (its UTF-8 bytes).
+pub fn psk_value(text: &str) -> Result<Vec<u8>, String> {
+    let key = if let Some(path) = text.strip_prefix('@') {
+        std::fs::read(path)
+            .map_err(|e| format!("cannot read PSK file '{path}': {}", input::io_reason(&e)))?
+    } else if let Some(hex) = text.strip_prefix("0x") {
+        coap_tokio::glue::credentials::hex(hex).map_err(|e| format!("invalid PSK: {e}"))?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    if key.is_empty() {
+        return Err("the PSK is empty".into());
+    }
+    Ok(key)
 }
 
 /// Seconds for messages: `1 s`, `0.5 s`.
@@ -95,6 +124,9 @@ pub fn secs(d: Duration) -> String {
 
 /// Sends one request and prints the response.
 pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
+    // `coap://[ff02::fd%eth0]/` as typed: the URI form of the zone id is `%25eth0`.
+    let mut args = args;
+    args.uri = input::uri_with_zone(&args.uri);
     // Everything the user typed is checked before anything goes on the network.
     let content_format = args
         .content_format
@@ -120,7 +152,14 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         .map(|p| input::payload(p, std::io::stdin().lock()))
         .transpose()
         .map_err(Fail::usage)?;
-    let target = target(&args.uri).await?;
+    let psk = match (&args.psk_identity, &args.psk) {
+        (Some(identity), Some(key)) => Some(coap_tokio::Psk {
+            identity: identity.as_bytes().to_vec(),
+            key: psk_value(key).map_err(Fail::usage)?,
+        }),
+        _ => None,
+    };
+    let target = target_of(&args.uri, true).await?;
 
     let credentials = args
         .credentials
@@ -128,12 +167,32 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         .map(coap_tokio::Credentials::load)
         .transpose()
         .map_err(|e| Fail::usage(format_args!("{e}")))?;
-    let bound = match &credentials {
-        Some(c) => {
-            Client::bind_with_credentials(target.local, coap_tokio::Config::default(), c).await
-        }
-        None => Client::bind(target.local).await,
-    };
+    let secure = Uri::parse(&args.uri).is_ok_and(|u| u.scheme() == Scheme::Coaps);
+    let dtls_credential = credentials.as_ref().is_some_and(|c| {
+        matches!(
+            c.for_uri(&args.uri),
+            Some(coap_tokio::glue::credentials::Credential::DtlsPsk { .. })
+        )
+    });
+    if secure && psk.is_none() && !dtls_credential {
+        return Err(Fail::usage(format_args!(
+            "{}: coaps:// needs --psk-identity and --psk, or a dtls entry in --credentials",
+            args.uri
+        )));
+    }
+    // The handshake has to finish within the request's time budget, so that a failed one
+    // (a wrong key looks like silence from some servers) is reported as what it is.
+    let mut dtls = coap_tokio::DtlsConfig::default();
+    if let Some(t) = args.timeout {
+        dtls.handshake_timeout = dtls.handshake_timeout.min(t.mul_f64(0.8));
+    }
+    let bound = Client::bind_with_security(
+        target.local,
+        coap_tokio::Config::default(),
+        credentials.as_ref(),
+        psk.map(|p| (p, dtls)),
+    )
+    .await;
     let client = bound.map_err(|e| {
         Fail::failure(format_args!(
             "cannot open a UDP socket on {}: {}",

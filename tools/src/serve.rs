@@ -1,6 +1,7 @@
 //! `coap serve`: the demo resources of [`coap_tools::demo`], or with `--dir` the files of a
 //! directory ([`coap_tools::files`]), on a UDP socket until Ctrl-C.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use coap_tokio::glue::oscore::{Protection, RequireOscore};
@@ -36,6 +37,8 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
         }
         None => None,
     };
+    // The key file too: a bad line fails before anything is bound.
+    let psks = args.psk_file.as_deref().map(read_psk_file).transpose()?;
     let credentials = args
         .credentials
         .as_deref()
@@ -65,6 +68,22 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
             .map_err(|e| Fail::usage(format_args!("{e}")))?,
         None => server,
     };
+    let server = match psks {
+        Some(psks) => {
+            // RFC 7252 §6.2: coaps defaults to port 5684.
+            let addr = args
+                .dtls_bind
+                .unwrap_or_else(|| SocketAddr::new(server.local_addr().ip(), 5684));
+            let config = coap_tokio::DtlsConfig::default();
+            server.with_dtls(addr, psks, config).await.map_err(|e| {
+                Fail::failure(format_args!(
+                    "cannot listen for coaps on {addr}: {}",
+                    io_reason(&e)
+                ))
+            })?
+        }
+        None => server,
+    };
     let protection = if args.require_oscore {
         Protection::Required
     } else {
@@ -84,6 +103,19 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     stderr_line(&format!(
         "coap serve: listening on {local} (Ctrl-C to stop)"
     ));
+    if let Some(coaps) = server.dtls_local_addr() {
+        stderr_line(&format!("coap serve: coaps (DTLS) on {coaps}"));
+    }
+    if args.plugtest {
+        let config = coap_tools::plugtest::PlugtestConfig::default();
+        let result = coap_tools::plugtest::serve(server, config, signal).await;
+        if let Ok(sig) = rx.await {
+            stderr_line(&format!("coap serve: {sig}, shutting down"));
+        }
+        return result.map(|()| Exit::Success).map_err(|e| {
+            Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e)))
+        });
+    }
     let notifier = server.notifier();
     let (router, ticker) = match files {
         Some(files) => {
@@ -121,16 +153,68 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
         .map_err(|e| Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e))))
 }
 
+/// The keys of a `--psk-file`: `IDENTITY:KEY` lines (KEY as text or 0xHEX), `#` comments
+/// and blank lines skipped. Any bad line is a usage error naming it.
+fn read_psk_file(path: &std::path::Path) -> Result<HashMap<Vec<u8>, Vec<u8>>, Fail> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Fail::usage(format_args!(
+            "cannot read PSK file '{}': {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let mut keys = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| {
+            Fail::usage(format_args!(
+                "{}:{}: {why} (expected IDENTITY:KEY)",
+                path.display(),
+                n + 1
+            ))
+        };
+        let (identity, key) = line.split_once(':').ok_or_else(|| bad("no ':'"))?;
+        if identity.is_empty() {
+            return Err(bad("empty identity"));
+        }
+        // `@FILE` makes no sense inside a key file: only text and 0xHEX.
+        let key = if key.starts_with('@') {
+            key.as_bytes().to_vec()
+        } else {
+            crate::request::psk_value(key).map_err(|e| bad(&e))?
+        };
+        keys.insert(identity.as_bytes().to_vec(), key);
+    }
+    if keys.is_empty() {
+        return Err(Fail::usage(format_args!(
+            "{}: no IDENTITY:KEY line",
+            path.display()
+        )));
+    }
+    Ok(keys)
+}
+
 /// A server on `addr`, or on the default port of the IPv6 wildcard (which also takes IPv4
 /// where the system allows dual-stack sockets), else of IPv4.
 pub(crate) async fn bind_or_default(addr: Option<SocketAddr>) -> Result<Server, Fail> {
+    bind_or_default_with(addr, coap_tokio::Config::default()).await
+}
+
+/// [`bind_or_default`] with an endpoint configuration.
+pub(crate) async fn bind_or_default_with(
+    addr: Option<SocketAddr>,
+    config: coap_tokio::Config,
+) -> Result<Server, Fail> {
     match addr {
-        Some(addr) => bind(addr).await,
-        None => match bind(DEFAULT_V6).await {
+        Some(addr) => bind(addr, config).await,
+        None => match bind(DEFAULT_V6, config).await {
             Ok(s) => Ok(s),
             Err(v6) => {
                 tracing::debug!("{v6}; trying {DEFAULT_V4}");
-                bind(DEFAULT_V4)
+                bind(DEFAULT_V4, config)
                     .await
                     .map_err(|v4| Fail::failure(format_args!("{} and {}", v6.message, v4.message)))
             }
@@ -138,8 +222,8 @@ pub(crate) async fn bind_or_default(addr: Option<SocketAddr>) -> Result<Server, 
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<Server, Fail> {
-    Server::bind(addr)
+async fn bind(addr: SocketAddr, config: coap_tokio::Config) -> Result<Server, Fail> {
+    Server::bind_with(addr, config)
         .await
         .map_err(|e| Fail::failure(format_args!("cannot listen on {addr}: {}", io_reason(&e))))
 }

@@ -1031,3 +1031,201 @@ fn multicast_get_prints_every_responder_and_serve_joins_groups() {
         );
     });
 }
+
+/// `coap serve --psk-file` serves coaps:// (RFC 7252 §9.1.3.1) beside coap://; `coap get
+/// coaps://` with the right PSK gets the resource, with a wrong key it fails the handshake
+/// (one line, exit 1), and a coaps:// URI without a key is a usage error (exit 2).
+#[test]
+fn coaps_get_with_psk_and_wrong_key() {
+    let dir = TempDir::new();
+    let keys = dir.file("psk.txt", b"# identity:key\ncli-test:open-sesame\n");
+    let server = Server::start_with(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--psk-file",
+        &keys,
+        "--dtls-bind",
+        "127.0.0.1:0",
+    ]);
+    let line = server
+        .stderr
+        .recv_timeout(WAIT)
+        .expect("coaps address line");
+    let coaps: SocketAddr = line
+        .split(" on ")
+        .nth(1)
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no coaps address in {line:?}"));
+    let uri = format!("coaps://{coaps}/hello");
+
+    let ok = coap(
+        &[
+            "get",
+            &uri,
+            "--psk-identity",
+            "cli-test",
+            "--psk",
+            "open-sesame",
+        ],
+        None,
+    );
+    assert_eq!(ok.code(), 0, "{:?}", ok.stderr);
+    assert_eq!(ok.stdout.trim(), "Hello, world!");
+
+    // The key from a file, byte-exact.
+    let key_file = dir.file("key", b"open-sesame");
+    let at = format!("@{key_file}");
+    let ok = coap(
+        &["get", &uri, "--psk-identity", "cli-test", "--psk", &at],
+        None,
+    );
+    assert_eq!(ok.code(), 0, "{:?}", ok.stderr);
+
+    let wrong = coap(
+        &[
+            "get",
+            &uri,
+            "--psk-identity",
+            "cli-test",
+            "--psk",
+            "wrong",
+            "-t",
+            "3",
+        ],
+        None,
+    );
+    wrong.assert_fails(1, "handshake failed");
+    assert!(wrong.stdout.is_empty());
+
+    coap(&["get", &uri], None).assert_fails(2, "needs --psk-identity");
+    coap(&["get", &uri, "--psk", "k"], None).assert_fails(2, "--psk-identity");
+}
+
+#[test]
+fn serve_plugtest_and_proxy_commands() {
+    // `coap serve --plugtest`: the plugtest resources (TD_COAP_CORE_01: GET /test → 2.05).
+    let plug = Server::start_with(&["serve", "--bind", "127.0.0.1:0", "--plugtest"]);
+    let r = coap(&["get", &plug.uri("/test")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert!(r.stderr.contains("2.05"), "{}", r.stderr);
+    // `coap proxy`: a GET with Proxy-Uri through it reaches the plugtest server (RFC 7252
+    // §5.7.2), and the reverse map serves a local path from it.
+    let demo = Server::start();
+    let proxy = Server::start_with(&[
+        "proxy",
+        "--bind",
+        "127.0.0.1:0",
+        "--reverse",
+        &format!("/demo=coap://{}", demo.addr),
+    ]);
+    let r = coap(
+        &[
+            "get",
+            &proxy.uri("/"),
+            "-O",
+            &format!("Proxy-Uri={}", plug.uri("/seg1/seg2/seg3")),
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    let r = coap(&["get", &proxy.uri("/demo/hello")], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Hello"), "{}", r.stdout);
+    // A scheme the proxy cannot reach: 5.05, exit 5.
+    let r = coap(
+        &[
+            "get",
+            &proxy.uri("/"),
+            "-O",
+            "Proxy-Uri=http://example.org/",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 5, "{}", r.stderr);
+    assert!(r.stderr.contains("5.05"), "{}", r.stderr);
+    coap(&["proxy", "--reverse", "nonsense"], None).assert_fails(2, "--reverse");
+}
+
+#[test]
+fn ipv6_multicast_get_with_an_interface_zone() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        eprintln!("note: skipping the IPv6 multicast CLI test: it needs root for `ip netns`");
+        return;
+    }
+    let ns = format!("coapcli6{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let ok = Command::new("ip")
+            .args(args)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip {}", args.join(" "));
+    };
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    ip(&["netns", "add", &ns]);
+    let _cleanup = Cleanup(ns.clone());
+    ip(&[
+        "-n", &ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+    ]);
+    for l in ["v0", "v1", "lo"] {
+        ip(&["-n", &ns, "link", "set", l, "up"]);
+    }
+    ip(&["-n", &ns, "addr", "add", "fd00::1/64", "dev", "v0", "nodad"]);
+    ip(&["-n", &ns, "addr", "add", "fd00::2/64", "dev", "v0", "nodad"]);
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let spawn = |addr: &str| {
+        Kill(
+            Command::new("ip")
+                .args(["netns", "exec", &ns, BIN, "serve", "--bind", addr])
+                .args(["--join", "ff02::fd%v0", "--leisure", "0.3"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _servers = [spawn("[fd00::1]:5683"), spawn("[fd00::2]:5683")];
+    thread::sleep(Duration::from_millis(700));
+    // The zone as people type it (%v0); RFC 7252 §12.8 All-CoAP-Nodes ff02::fd.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            BIN,
+            "get",
+            "coap://[ff02::fd%v0]/.well-known/core",
+            "--collect",
+            "1.5",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("--- [fd00::").count(), 2, "{stdout}");
+    assert!(stdout.contains("</hello>"), "{stdout}");
+}

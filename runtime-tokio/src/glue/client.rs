@@ -20,9 +20,18 @@ pub enum ClientError {
     /// The URI does not parse (RFC 7252 §6.4).
     #[error("invalid URI: {0}")]
     InvalidUri(UriError),
-    /// A scheme other than `coap` (`coaps` needs DTLS, `coap+tcp` a TCP transport).
-    #[error("unsupported URI scheme (only coap:// is supported)")]
+    /// A scheme other than `coap` and `coaps` (`coap+tcp` needs a TCP transport), or
+    /// `coaps` where it cannot work (a group request).
+    #[error("unsupported URI scheme (only coap:// and coaps:// are supported)")]
     UnsupportedScheme,
+    /// A `coaps://` request without DTLS credentials: no PSK was configured for the
+    /// endpoint or matches the URI in its credentials (RFC 7252 §9.1.3.1).
+    #[error("coaps:// needs a pre-shared key (identity and key) for this URI")]
+    NoCredentials,
+    /// The DTLS handshake with the server failed (wrong key, unknown identity, no answer
+    /// within the handshake deadline); nothing was sent in clear.
+    #[error("DTLS {0}")]
+    Handshake(String),
     /// The host name could not be resolved to an address the socket can reach.
     #[error("cannot resolve the host: {0}")]
     Resolve(io::Error),
@@ -154,6 +163,8 @@ pub struct Handle {
     local: SocketAddr,
     resolver: Resolver,
     security: super::oscore::SecurityMap,
+    /// The PSK for `coaps://` URIs the credentials say nothing about.
+    psk: Option<std::sync::Arc<super::dtls::Psk>>,
 }
 
 impl Handle {
@@ -164,7 +175,15 @@ impl Handle {
             local,
             resolver,
             security: Default::default(),
+            psk: None,
         }
+    }
+
+    /// Uses `psk` for `coaps://` requests (RFC 7252 §9.1.3.1) unless the credentials
+    /// ([`Handle::with_security`]) name a `dtls` credential for the URI.
+    pub fn with_psk(mut self, psk: super::dtls::Psk) -> Handle {
+        self.psk = Some(std::sync::Arc::new(psk));
+        self
     }
 
     /// Protects requests to the URIs `security` maps to OSCORE contexts (RFC 8613).
@@ -196,18 +215,33 @@ impl Handle {
                 accept: None,
                 options: Vec::new(),
                 payload: Vec::new(),
+                psk: None,
             },
             progress: None,
         }
     }
 
-    /// The address to send a request for `uri` to.
-    async fn peer_for(&self, uri: &str) -> Result<super::oscore::Peer, ClientError> {
+    /// The peer to send `request` to: a plain or OSCORE one, or for a `coaps://` URI the
+    /// DTLS session with the address (resolved by the loop), with the PSK to start it
+    /// with put into the request.
+    async fn peer_for(
+        &self,
+        request: &mut OutgoingRequest,
+    ) -> Result<super::oscore::Peer, ClientError> {
+        let uri = request.uri.as_str();
+        let secure = Uri::parse(uri)?.scheme() == Scheme::Coaps;
         let addr = self.addr_for(uri).await?;
-        Ok(coap_core::oscore::Secured {
-            addr,
-            security: self.security.for_uri(uri),
-        })
+        let security = if secure {
+            let psk = match self.security.dtls_psk(uri) {
+                Some(p) => std::sync::Arc::new(p),
+                None => self.psk.clone().ok_or(ClientError::NoCredentials)?,
+            };
+            request.psk = Some(psk);
+            super::oscore::Security::Dtls(super::dtls::UNRESOLVED)
+        } else {
+            self.security.for_uri(uri)
+        };
+        Ok(coap_core::oscore::Secured { addr, security })
     }
 
     async fn addr_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
@@ -295,10 +329,10 @@ impl RequestBuilder {
     pub async fn send(self) -> Result<Response, ClientError> {
         let RequestBuilder {
             handle,
-            request,
+            mut request,
             progress,
         } = self;
-        let peer = handle.peer_for(&request.uri).await?;
+        let peer = handle.peer_for(&mut request).await?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (reply, response) = async_channel::bounded(1);
         let command = Command(Cmd::Request {
@@ -342,7 +376,7 @@ impl RequestBuilder {
         {
             request.options.push((OptionNumber::OBSERVE, Vec::new()));
         }
-        let peer = handle.peer_for(&request.uri).await?;
+        let peer = handle.peer_for(&mut request).await?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         // Bounded: a consumer that does not keep up misses notifications (the newest
         // state matters, RFC 7641 §1.3) instead of growing memory.
@@ -380,7 +414,7 @@ impl RequestBuilder {
         } = self;
         request.timeout = Some(window);
         request.confirmable = false;
-        let peer = handle.peer_for(&request.uri).await?;
+        let peer = handle.peer_for(&mut request).await?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (sink, responses) = async_channel::bounded(256);
         handle
@@ -519,7 +553,7 @@ enum Target {
 impl Target {
     fn of(text: &str) -> Result<Target, ClientError> {
         let uri = Uri::parse(text)?;
-        if uri.scheme() != Scheme::Coap {
+        if !matches!(uri.scheme(), Scheme::Coap | Scheme::Coaps) {
             return Err(ClientError::UnsupportedScheme);
         }
         let port = uri.port();
@@ -596,10 +630,10 @@ mod tests {
         assert!(
             matches!(Target::of("coap://ex%61mple.com:9/"), Ok(Target::Name(n, 9)) if n == "example.com")
         );
-        assert!(matches!(
-            Target::of("coaps://h/"),
-            Err(ClientError::UnsupportedScheme)
-        ));
+        // RFC 7252 §6.2: coaps defaults to port 5684.
+        assert!(
+            matches!(Target::of("coaps://127.0.0.1/x"), Ok(Target::Addr(a)) if a == addr("127.0.0.1:5684"))
+        );
         assert!(matches!(
             Target::of("coap+tcp://h/"),
             Err(ClientError::UnsupportedScheme)

@@ -14,6 +14,7 @@ use coap_core::{
 };
 
 use super::client::{ClientError, Response};
+use super::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
 use super::oscore::{plain, Oscore, Peer, Security};
 use super::reply::{Reply, RespondError};
 use coap_core::oscore::{Incoming, Secured};
@@ -106,6 +107,8 @@ pub(super) struct OutgoingRequest {
     pub accept: Option<u16>,
     pub options: Vec<(OptionNumber, Vec<u8>)>,
     pub payload: Vec<u8>,
+    /// For a `coaps://` URI: the PSK to start a session with if there is none yet.
+    pub psk: Option<std::sync::Arc<Psk>>,
 }
 
 impl OutgoingRequest {
@@ -228,6 +231,8 @@ pub struct Driver<H> {
     raw: VecDeque<(SocketAddr, Vec<u8>)>,
     /// Where OSCORE protects and unprotects.
     scratch: Vec<u8>,
+    /// CoAP over DTLS (RFC 7252 §9), when the endpoint has a coaps socket.
+    dtls: Option<Box<Dtls>>,
 }
 
 impl<H: Handler<Peer>> Driver<H> {
@@ -252,7 +257,142 @@ impl<H: Handler<Peer>> Driver<H> {
             oscore: None,
             raw: VecDeque::new(),
             scratch: vec![0; 2 * MAX_DATAGRAM],
+            dtls: None,
         })
+    }
+
+    /// Speaks CoAP over DTLS (RFC 7252 §9) on the loop's coaps socket: `coaps://`
+    /// requests start (or reuse) client sessions and, if `dtls` has a server table,
+    /// requests arriving over sessions are served. Records go through
+    /// [`super::dtls_recv`] and [`super::dtls_send`].
+    pub fn with_dtls(mut self, dtls: Dtls) -> Self {
+        self.dtls = Some(Box::new(dtls));
+        self
+    }
+
+    /// The DTLS state, if any (statistics).
+    pub fn dtls(&self) -> Option<&Dtls> {
+        self.dtls.as_deref()
+    }
+
+    /// Feeds a datagram received on the coaps socket: records for a session (or a new
+    /// handshake), whose plaintext reaches the endpoint from `Peer { addr, Dtls(serial) }`.
+    pub fn handle_dtls_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let now = self.now();
+        let Some(dtls) = self.dtls.as_mut() else {
+            return;
+        };
+        let wall = std::time::Instant::now();
+        let (endpoint, handler) = (&mut self.endpoint, &mut self.handler);
+        let mut deliver = |serial: u64, plain: &[u8]| {
+            let peer = Secured {
+                addr: from,
+                security: Security::Dtls(serial),
+            };
+            endpoint.handle_datagram(now, peer, plain, handler);
+        };
+        // A datagram from a server this endpoint has a client session with belongs to it;
+        // anything else is for the server table (a handshake or a client's session).
+        if dtls.client.session(from).is_some() || dtls.server.is_none() {
+            dtls.client
+                .handle_datagram(wall, from, bytes, |id, p| deliver(client_serial(id), p));
+        } else if let Some(server) = dtls.server.as_mut() {
+            server.handle_datagram(wall, from, bytes, |id, p| deliver(id.serial, p));
+        }
+        self.dtls_events();
+        self.dispatch_events();
+    }
+
+    /// Hands every record the sessions have to `send` (the coaps socket). A record it
+    /// refuses is dropped (counted).
+    pub fn flush_dtls(&mut self, mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>) {
+        let Some(dtls) = self.dtls.as_mut() else {
+            return;
+        };
+        while let Some((to, record)) = dtls.poll_transmit() {
+            if send(to, &record).is_err() {
+                dtls.send_errors += 1;
+            }
+        }
+    }
+
+    /// Session events: a client handshake that failed fails the requests waiting for it
+    /// with [`ClientError::Handshake`] (rather than letting them time out).
+    fn dtls_events(&mut self) {
+        let Some(dtls) = self.dtls.as_mut() else {
+            return;
+        };
+        let mut failed = Vec::new();
+        while let Some((client, event)) = dtls.poll_event() {
+            if !client {
+                continue;
+            }
+            match event {
+                coap_dtls::Event::HandshakeFailed { session, error } => {
+                    if let Some(ids) = dtls.pending.remove(&session) {
+                        failed.push((ids, error.to_string()));
+                    }
+                }
+                coap_dtls::Event::Connected { session, .. }
+                | coap_dtls::Event::Closed { session, .. } => {
+                    dtls.pending.remove(&session);
+                }
+            }
+        }
+        for (ids, error) in failed {
+            for id in ids {
+                self.fail(id, ClientError::Handshake(error.clone()));
+            }
+        }
+    }
+
+    /// Ends request `id` with `error`, wherever its outcome is awaited.
+    fn fail(&mut self, id: RequestId, error: ClientError) {
+        self.endpoint.cancel(id);
+        self.partial.remove(&id);
+        self.uploads.remove(&id);
+        self.progress.remove(&id);
+        self.pending_notification.remove(&id);
+        self.ids.retain(|_, v| *v != id);
+        if let Some(sink) = self.observations.remove(&id) {
+            let _ = sink.try_send(Err(error));
+        } else if let Some((_, reply)) = self.waiting.remove(&id) {
+            let _ = reply.try_send(Err(error));
+        } else if let Some(g) = self.groups.remove(&id) {
+            let _ = g.sink.try_send(Err(error));
+        }
+    }
+
+    /// For a `coaps://` request (serial [`UNRESOLVED`]): the client session with the
+    /// address, started with the request's PSK if there is none. Also whether the
+    /// handshake is still running.
+    fn resolve_peer(
+        &mut self,
+        peer: Peer,
+        psk: Option<&Psk>,
+    ) -> Result<(Peer, Option<coap_dtls::SessionId>), ClientError> {
+        if peer.security != Security::Dtls(UNRESOLVED) {
+            return Ok((peer, None));
+        }
+        let Some(dtls) = self.dtls.as_mut() else {
+            return Err(ClientError::NoCredentials);
+        };
+        let psk = psk.ok_or(ClientError::NoCredentials)?;
+        let (id, established) = dtls
+            .client_session(std::time::Instant::now(), peer.addr, psk)
+            .map_err(ClientError::Handshake)?;
+        let resolved = Secured {
+            addr: peer.addr,
+            security: Security::Dtls(client_serial(id)),
+        };
+        Ok((resolved, (!established).then_some(id)))
+    }
+
+    /// Remembers that request `id` waits for the handshake of `session`.
+    fn await_handshake(&mut self, session: Option<coap_dtls::SessionId>, id: RequestId) {
+        if let (Some(s), Some(dtls)) = (session, self.dtls.as_mut()) {
+            dtls.pending.entry(s).or_default().push(id);
+        }
     }
 
     /// Protects and verifies traffic with OSCORE (RFC 8613) using these contexts.
@@ -273,8 +413,15 @@ impl<H: Handler<Peer>> Driver<H> {
 
     /// When to feed [`Input::Timeout`], if a timer is armed.
     pub fn deadline(&self) -> Option<std::time::Instant> {
-        let t = self.endpoint.poll_timeout()?;
-        self.start.checked_add(Duration::from_millis(t.as_millis()))
+        let core = self
+            .endpoint
+            .poll_timeout()
+            .and_then(|t| self.start.checked_add(Duration::from_millis(t.as_millis())));
+        let dtls = self.dtls.as_ref().and_then(|d| d.deadline());
+        match (core, dtls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether the loop should await commands (false once a server's channel closed).
@@ -305,8 +452,16 @@ impl<H: Handler<Peer>> Driver<H> {
             let now = self.now();
             let t = self.endpoint.poll_transmit(now, buf)?;
             let len = t.len.min(buf.len());
-            let Security::Oscore(context) = t.peer.security else {
-                return Some((t.peer.addr, len));
+            let context = match t.peer.security {
+                Security::Plain => return Some((t.peer.addr, len)),
+                Security::Oscore(context) => context,
+                // RFC 7252 §9.1: over the peer's session, or not at all.
+                Security::Dtls(serial) => {
+                    if let (Some(dtls), Some(plain)) = (self.dtls.as_mut(), buf.get(..len)) {
+                        dtls.send(std::time::Instant::now(), t.peer.addr, serial, plain);
+                    }
+                    continue;
+                }
             };
             let Some(oscore) = self.oscore.as_mut() else {
                 continue;
@@ -430,6 +585,10 @@ impl<H: Handler<Peer>> Driver<H> {
     pub fn handle_timeout(&mut self) {
         let now = self.now();
         self.endpoint.handle_timeout(now);
+        if let Some(dtls) = self.dtls.as_mut() {
+            dtls.handle_timeout(std::time::Instant::now());
+            self.dtls_events();
+        }
     }
 
     /// Carries out a command.
@@ -443,6 +602,13 @@ impl<H: Handler<Peer>> Driver<H> {
                 reply,
                 progress,
             } => {
+                let (peer, handshake) = match self.resolve_peer(peer, request.psk.as_deref()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = reply.try_send(Err(e));
+                        return;
+                    }
+                };
                 let params = request.params();
                 // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
                 let block = self.endpoint.upload_block_size();
@@ -470,6 +636,7 @@ impl<H: Handler<Peer>> Driver<H> {
                         }
                         self.waiting.insert(id, (key, reply));
                         self.ids.insert(key, id);
+                        self.await_handshake(handshake, id);
                     }
                     Err(e) => {
                         let _ = reply.try_send(Err(e.into()));
@@ -493,6 +660,13 @@ impl<H: Handler<Peer>> Driver<H> {
                 request,
                 sink,
             } => {
+                let (peer, handshake) = match self.resolve_peer(peer, request.psk.as_deref()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = sink.try_send(Err(e));
+                        return;
+                    }
+                };
                 let params = request.params();
                 match self
                     .endpoint
@@ -501,6 +675,7 @@ impl<H: Handler<Peer>> Driver<H> {
                     Ok(id) => {
                         self.observations.insert(id, sink);
                         self.ids.insert(key, id);
+                        self.await_handshake(handshake, id);
                     }
                     Err(e) => {
                         let _ = sink.try_send(Err(e.into()));
@@ -513,6 +688,11 @@ impl<H: Handler<Peer>> Driver<H> {
                 request,
                 sink,
             } => {
+                // Group communication has no DTLS (RFC 7252 §8, §9: sessions are unicast).
+                if matches!(peer.security, Security::Dtls(_)) {
+                    let _ = sink.try_send(Err(ClientError::UnsupportedScheme));
+                    return;
+                }
                 let params = request.params();
                 match self
                     .endpoint

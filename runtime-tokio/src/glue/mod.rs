@@ -31,6 +31,7 @@ mod batch;
 mod client;
 pub mod credentials;
 mod driver;
+pub mod dtls;
 pub mod multicast;
 pub mod oscore;
 mod reply;
@@ -44,4 +45,5 @@ pub use driver::{
     command_channel, Command, CommandReceiver, CommandSender, Driver, Input, Progress, Role,
     StdEndpoint, DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS, TRANSMIT_SIZE,
 };
+pub use dtls::{dtls_recv, dtls_send};
 pub use reply::{Notifier, Reply, RespondError, Responder};

@@ -81,6 +81,20 @@ impl SecurityMap {
     }
 }
 
+impl SecurityMap {
+    /// The DTLS PSK (aiocoap's `{"dtls": {"psk": .., "client-identity": ..}}`) the most
+    /// specific credential matching `uri` names, if it is one.
+    pub fn dtls_psk(&self, uri: &str) -> Option<super::dtls::Psk> {
+        match self.inner.as_ref()?.0.for_uri(uri)? {
+            Credential::DtlsPsk { psk, identity } => Some(super::dtls::Psk {
+                identity: identity.clone(),
+                key: psk.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Oscore {
     /// Opens (and locks) every OSCORE context directory the credentials name, derives the
     /// contexts, and resumes their sequence numbers from what was persisted: a context that

@@ -1,0 +1,941 @@
+//! The session table: one DTLS association per peer address, bounded, with idle expiry.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dimpl::crypto::Dtls12CipherSuite;
+use dimpl::{Dtls, Output};
+
+use crate::cookie::{Candidate, CookieKeys, ReplayGuard};
+use crate::error::{CloseReason, HandshakeError, SendError, SetupError};
+use crate::psk::{psk_provider, ClientResolver, IdentitySlot, PskStore, ServerResolver};
+use crate::record;
+
+/// DTLS 1.2 record header (13) + AES-CCM explicit nonce (8) + CCM_8 tag (8): what a
+/// record adds to a CoAP datagram (RFC 7252 §9.1.3.1 suite; RFC 6347 §4.1).
+pub const RECORD_OVERHEAD: usize = 13 + 8 + 8;
+
+/// Limits and timers of a [`Sessions`] table.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Most sessions (handshaking or established) kept at once. When a new one is needed
+    /// the least recently active is evicted with [`CloseReason::Evicted`]. Default 256.
+    pub max_sessions: usize,
+    /// An established session without application data in either direction for this long
+    /// is closed with close_notify. Default 300 s (libcoap's session idle default).
+    pub idle_timeout: Duration,
+    /// Datagrams a client may queue per session while its handshake runs; more are refused
+    /// with [`SendError::QueueFull`]. Default 16.
+    pub max_queued_plaintext: usize,
+    /// Records waiting in [`Sessions::poll_transmit`]; beyond this new records are dropped
+    /// (as a full socket buffer would) and counted in [`Stats::transmit_dropped`]. Default 1024.
+    pub max_transmit_queue: usize,
+    /// Whole-handshake deadline. Default 20 s.
+    pub handshake_timeout: Duration,
+    /// First flight retransmission timeout, doubled per retry (RFC 6347 §4.2.4.1: 1 s).
+    pub flight_start_rto: Duration,
+    /// Retransmissions per flight. Default 4.
+    pub flight_retries: usize,
+    /// Largest datagram produced. Default 1232 = IPv6 minimum MTU 1280 − 40 − 8, which
+    /// leaves 1203 bytes of plaintext: enough for RFC 7252 §4.6's 1152-byte messages.
+    pub mtu: usize,
+    /// Server only: how long one cookie key generation is used; a cookie stays valid for
+    /// between one and two lifetimes. Default 60 s.
+    pub cookie_key_lifetime: Duration,
+    /// Server only: PSK identity hint sent in ServerKeyExchange (RFC 4279 §2). Default none.
+    pub psk_identity_hint: Option<Vec<u8>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_sessions: 256,
+            idle_timeout: Duration::from_secs(300),
+            max_queued_plaintext: 16,
+            max_transmit_queue: 1024,
+            handshake_timeout: Duration::from_secs(20),
+            flight_start_rto: Duration::from_secs(1),
+            flight_retries: 4,
+            mtu: 1232,
+            cookie_key_lifetime: Duration::from_secs(60),
+            psk_identity_hint: None,
+        }
+    }
+}
+
+impl Config {
+    /// Largest CoAP datagram [`Sessions::send`] accepts.
+    pub fn max_plaintext(&self) -> usize {
+        self.mtu.saturating_sub(RECORD_OVERHEAD)
+    }
+
+    /// Surfaces what the engine would reject (e.g. an MTU below 64 bytes) at construction.
+    fn validate(&self) -> Result<(), SetupError> {
+        self.dimpl_builder()
+            .with_psk_client(Vec::new(), Arc::new(ClientResolver(Vec::new())))
+            .build()
+            .map(|_| ())
+            .map_err(|e| SetupError::Config(e.to_string()))
+    }
+
+    fn dimpl_builder(&self) -> dimpl::ConfigBuilder {
+        dimpl::Config::builder()
+            .with_crypto_provider(psk_provider())
+            .dtls12_cipher_suites(&[Dtls12CipherSuite::PSK_AES128_CCM_8])
+            .dtls13_cipher_suites(&[])
+            .kx_groups(&[])
+            .mtu(self.mtu)
+            .handshake_timeout(self.handshake_timeout)
+            .flight_start_rto(self.flight_start_rto)
+            .flight_retries(self.flight_retries)
+    }
+}
+
+/// One association: the peer address plus a number that is never reused within a
+/// [`Sessions`]. Use it as the CoAP endpoint's peer type so that responses and
+/// notifications go out over the session their request arrived on (RFC 7252 §9.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId {
+    /// The peer's transport address.
+    pub addr: SocketAddr,
+    /// Distinguishes successive sessions with the same address.
+    pub serial: u64,
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.addr, self.serial)
+    }
+}
+
+/// What happened to a session; drain with [`Sessions::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake completed; application data can flow.
+    Connected {
+        /// The session.
+        session: SessionId,
+        /// On a server, the PSK identity the client authenticated with.
+        identity: Option<Vec<u8>>,
+    },
+    /// The handshake failed; the session is gone.
+    HandshakeFailed {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        error: HandshakeError,
+    },
+    /// An established session ended.
+    Closed {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Counters, for tests, logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// HelloVerifyRequests sent (one per ClientHello without a valid cookie).
+    pub hello_verify_sent: u64,
+    /// Cookie-bearing ClientHellos whose cookie did not verify.
+    pub cookie_rejected: u64,
+    /// Valid-cookie ClientHellos refused because that ClientHello.random was already used.
+    pub replay_rejected: u64,
+    /// Handshakes completed.
+    pub handshakes_completed: u64,
+    /// Handshakes failed.
+    pub handshakes_failed: u64,
+    /// Datagrams dropped without reaching a session (no session and not a ClientHello).
+    pub datagrams_dropped: u64,
+    /// Sessions evicted because the table was full.
+    pub evicted: u64,
+    /// Records dropped because the transmit queue was full.
+    pub transmit_dropped: u64,
+    /// Panics caught from the DTLS engine (each one ends its session).
+    pub engine_panics: u64,
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Server {}
+    impl Sealed for super::Client {}
+}
+
+/// The role of a [`Sessions`] table: [`Server`] or [`Client`].
+pub trait Role: sealed::Sealed + Sized {
+    #[doc(hidden)]
+    fn server(&mut self) -> Option<&mut Server>;
+    /// A ClientHello that no session takes: the server starts the cookie exchange, the
+    /// client drops it.
+    #[doc(hidden)]
+    fn on_client_hello(
+        sessions: &mut Sessions<Self>,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    );
+}
+
+/// Server role: accepts handshakes, looks keys up in a [`PskStore`].
+///
+/// Statelessness before the cookie: dimpl derives its HelloVerifyRequest cookie from a
+/// secret inside each server instance. The server therefore builds a throw-away instance
+/// whose RNG seed is a keyed hash of (rotating key, peer address, ClientHello.random),
+/// lets it answer the ClientHello, and drops it. When the client echoes the cookie, an
+/// identical instance is rebuilt, replays the cookie-less ClientHello, and checks the
+/// cookie itself; only if it answers with a ServerHello does a session exist. The derived
+/// seed makes the server's randomness a function of that tuple, so a replay guard refuses a
+/// second handshake with the same ClientHello.random under the same key generation (see
+/// the `cookie` module).
+pub struct Server {
+    store: Arc<dyn PskStore>,
+    keys: CookieKeys,
+    replay: ReplayGuard,
+}
+
+impl Role for Server {
+    fn server(&mut self) -> Option<&mut Server> {
+        Some(self)
+    }
+    fn on_client_hello(
+        sessions: &mut Sessions<Self>,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
+        match record::client_hello(datagram) {
+            Some(ch) => sessions.accept(now, from, datagram, ch),
+            None => sessions.out.stats.datagrams_dropped += 1,
+        }
+    }
+}
+
+/// Client role: [`Sessions::connect`] starts handshakes; datagrams from addresses without
+/// a session are dropped.
+pub struct Client {
+    _private: (),
+}
+
+impl Role for Client {
+    fn server(&mut self) -> Option<&mut Server> {
+        None
+    }
+    fn on_client_hello(sessions: &mut Sessions<Self>, _: Instant, _: SocketAddr, _: &[u8]) {
+        sessions.out.stats.datagrams_dropped += 1;
+    }
+}
+
+enum State {
+    /// Handshake running; the client's plaintext waits here (bounded).
+    Handshaking {
+        queued: VecDeque<Vec<u8>>,
+    },
+    Established,
+}
+
+struct Session {
+    id: SessionId,
+    dtls: Dtls,
+    state: State,
+    last_activity: Instant,
+    /// The engine's next timer (retransmission or handshake deadline).
+    engine_deadline: Option<Instant>,
+    identity_slot: Option<IdentitySlot>,
+    identity: Option<Vec<u8>>,
+}
+
+impl Session {
+    fn deadline(&self, idle: Duration) -> Option<Instant> {
+        let idle_at = match self.state {
+            State::Established => self.last_activity.checked_add(idle),
+            State::Handshaking { .. } => None,
+        };
+        match (self.engine_deadline, idle_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Outputs shared by all sessions, borrowed separately from the session table.
+struct Outbox {
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    max_transmit_queue: usize,
+    scratch: Vec<u8>,
+}
+
+impl Outbox {
+    fn transmit(&mut self, to: SocketAddr, record: &[u8]) {
+        if self.transmits.len() >= self.max_transmit_queue {
+            self.stats.transmit_dropped += 1;
+        } else {
+            self.transmits.push_back((to, record.to_vec()));
+        }
+    }
+}
+
+/// How a drain ended, besides producing output.
+enum Drained {
+    Running,
+    /// The peer sent close_notify.
+    PeerClosed,
+    /// Flushing the plaintext queued during the handshake failed (the engine is dead).
+    Failed(String),
+}
+
+/// Pulls everything out of one engine: records to the outbox, plaintext to `deliver`,
+/// state changes into the session. Bounded by the engine's own queues; the step cap only
+/// guards against an engine that never reports its timeout.
+fn drain(
+    s: &mut Session,
+    now: Instant,
+    out: &mut Outbox,
+    deliver: &mut dyn FnMut(SessionId, &[u8]),
+) -> Drained {
+    let mut connected = false;
+    let mut peer_closed = false;
+    for _ in 0..10_000 {
+        match s.dtls.poll_output(&mut out.scratch) {
+            Output::Packet(p) => {
+                if out.transmits.len() >= out.max_transmit_queue {
+                    out.stats.transmit_dropped += 1;
+                } else {
+                    out.transmits.push_back((s.id.addr, p.to_vec()));
+                }
+            }
+            Output::BufferTooSmall { needed } => {
+                // dimpl sizes records by the MTU; cap the growth anyway.
+                let needed = needed.min(1 << 16);
+                if needed <= out.scratch.len() {
+                    break;
+                }
+                out.scratch.resize(needed, 0);
+            }
+            Output::Timeout(t) => {
+                s.engine_deadline = Some(t);
+                break;
+            }
+            Output::Connected => connected = true,
+            Output::ApplicationData(data) => {
+                s.last_activity = now;
+                deliver(s.id, data);
+            }
+            Output::CloseNotify => peer_closed = true,
+            // PeerCert: not used with PSK; KeyingMaterial: DTLS-SRTP export, not CoAP's.
+            _ => {}
+        }
+    }
+    if connected {
+        if let State::Handshaking { queued } = std::mem::replace(&mut s.state, State::Established) {
+            s.identity = s
+                .identity_slot
+                .as_ref()
+                .and_then(|slot| slot.lock().ok().and_then(|g| g.clone()));
+            out.stats.handshakes_completed += 1;
+            out.events.push_back(Event::Connected {
+                session: s.id,
+                identity: s.identity.clone(),
+            });
+            s.last_activity = now;
+            // Drain after every datagram: dimpl refuses (fatally) more than
+            // `max_queue_tx` unsent records.
+            let mut result = drain(s, now, out, deliver);
+            for datagram in queued {
+                if !matches!(result, Drained::Running) {
+                    break;
+                }
+                let stats = &mut out.stats;
+                result = match guarded(stats, || {
+                    s.dtls.send_application_data(&datagram).map(|_| ())
+                }) {
+                    Ok(()) => drain(s, now, out, deliver),
+                    Err(e) => Drained::Failed(e),
+                };
+            }
+            if !matches!(result, Drained::Running) {
+                return result;
+            }
+        }
+    }
+    if peer_closed {
+        Drained::PeerClosed
+    } else {
+        Drained::Running
+    }
+}
+
+/// Runs one engine call, turning a panic inside the engine into an error for this session
+/// only: bytes from the network must never take the process down.
+fn guarded(stats: &mut Stats, f: impl FnOnce() -> Result<(), dimpl::Error>) -> Result<(), String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            stats.engine_panics += 1;
+            Err("DTLS engine panicked".into())
+        }
+    }
+}
+
+fn guarded_dimpl(
+    stats: &mut Stats,
+    f: impl FnOnce() -> Result<(), dimpl::Error>,
+) -> Result<(), HandshakeErrorOr> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(HandshakeErrorOr(
+            HandshakeError::from_dimpl(&e),
+            e.to_string(),
+        )),
+        Err(_) => {
+            stats.engine_panics += 1;
+            let msg = "DTLS engine panicked".to_string();
+            Err(HandshakeErrorOr(HandshakeError::Protocol(msg.clone()), msg))
+        }
+    }
+}
+
+/// An engine error seen both as a handshake error and as plain text for established
+/// sessions.
+struct HandshakeErrorOr(HandshakeError, String);
+
+/// A bounded table of DTLS sessions in one [`Role`]; see the [crate docs](crate).
+pub struct Sessions<R: Role> {
+    config: Config,
+    role: R,
+    sessions: HashMap<SocketAddr, Session>,
+    next_serial: u64,
+    out: Outbox,
+}
+
+impl<R: Role> fmt::Debug for Sessions<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("sessions", &self.sessions.len())
+            .field("stats", &self.out.stats)
+            .finish()
+    }
+}
+
+impl Sessions<Server> {
+    /// A server table; `store` resolves PSK identities to keys.
+    pub fn server(config: Config, store: impl PskStore) -> Result<Self, SetupError> {
+        Self::server_at(Instant::now(), config, store)
+    }
+
+    /// Like [`Sessions::server`] with an explicit start time for the cookie key schedule
+    /// (for simulated clocks).
+    pub fn server_at(
+        now: Instant,
+        config: Config,
+        store: impl PskStore,
+    ) -> Result<Self, SetupError> {
+        config.validate()?;
+        let keys = CookieKeys::new(now, config.cookie_key_lifetime)
+            .map_err(|e| SetupError::Random(e.to_string()))?;
+        // Two generations of handshakes at the full session rate fit comfortably.
+        let replay = ReplayGuard::new(config.max_sessions.saturating_mul(4).max(64));
+        let role = Server {
+            store: Arc::new(store),
+            keys,
+            replay,
+        };
+        Ok(Self::with_role(config, role))
+    }
+
+    /// Builds a server engine whose cookie secret and randomness derive from `seed`.
+    fn server_engine(&self, now: Instant, seed: u64) -> Result<(Dtls, IdentitySlot), String> {
+        let slot = IdentitySlot::default();
+        let resolver = ServerResolver {
+            store: self.role.store.clone(),
+            seen: slot.clone(),
+        };
+        let cfg = self
+            .config
+            .dimpl_builder()
+            .with_psk_server(self.config.psk_identity_hint.clone(), Arc::new(resolver))
+            .use_server_cookie(true)
+            // See `cookie`: the seed is a keyed hash, unpredictable without the server key,
+            // and the replay guard keeps a seed from ever serving two handshakes.
+            .dangerously_set_rng_seed(seed)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut dtls = Dtls::new_12_psk(Arc::new(cfg), now);
+        // dimpl needs a first handle_timeout to pick its ServerHello.random.
+        dtls.handle_timeout(now).map_err(|e| e.to_string())?;
+        Ok((dtls, slot))
+    }
+
+    /// Feeds `datagrams` to a throw-away engine and returns its records.
+    fn probe(
+        &mut self,
+        now: Instant,
+        seed: u64,
+        datagrams: &[&[u8]],
+    ) -> Option<(Dtls, IdentitySlot, Vec<Vec<u8>>)> {
+        let (mut dtls, slot) = self.server_engine(now, seed).ok()?;
+        let mut packets = Vec::new();
+        for d in datagrams {
+            packets.clear();
+            let stats = &mut self.out.stats;
+            guarded(stats, || dtls.handle_packet(d)).ok()?;
+            for _ in 0..64 {
+                match dtls.poll_output(&mut self.out.scratch) {
+                    Output::Packet(p) => packets.push(p.to_vec()),
+                    Output::Timeout(_) => break,
+                    Output::BufferTooSmall { .. } => return None,
+                    _ => {}
+                }
+            }
+        }
+        Some((dtls, slot, packets))
+    }
+
+    /// Answers a ClientHello with a HelloVerifyRequest without keeping anything.
+    fn hello_verify(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        first_hello: &[u8],
+        record_seq: u64,
+        c: Candidate,
+    ) {
+        if let Some((_, _, packets)) = self.probe(now, c.seed, &[first_hello]) {
+            for mut p in packets {
+                record::set_record_seq(&mut p, record_seq);
+                self.out.transmit(from, &p);
+                self.out.stats.hello_verify_sent += 1;
+            }
+        }
+    }
+
+    /// A ClientHello from an address with no session, or a new epoch-0 ClientHello on an
+    /// established one (RFC 6347 §4.2.8).
+    fn accept(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        ch: record::ClientHello<'_>,
+    ) {
+        let server = &mut self.role;
+        server.keys.maybe_rotate(now, &mut server.replay);
+        let random = *ch.random;
+        let Some(first) = record::without_cookie(datagram, &ch) else {
+            self.out.stats.datagrams_dropped += 1;
+            return;
+        };
+        if ch.cookie.is_empty() {
+            let c = self.role.keys.issue(from, &random);
+            self.hello_verify(now, from, &first, ch.record_seq, c);
+            return;
+        }
+        for c in self.role.keys.candidates(from, &random) {
+            let Some((dtls, slot, packets)) = self.probe(now, c.seed, &[&first, datagram]) else {
+                continue;
+            };
+            if !packets.first().is_some_and(|p| record::is_server_hello(p)) {
+                continue;
+            }
+            // The cookie verified: the client receives at `from`.
+            let server = &mut self.role;
+            if server.replay.contains(c.generation, &random) {
+                self.out.stats.replay_rejected += 1;
+                return;
+            }
+            if server.replay.is_full() {
+                server.keys.rotate(now, &mut server.replay);
+                if server.replay.is_full() {
+                    server.keys.rotate(now, &mut server.replay);
+                }
+            }
+            server.replay.insert(c.generation, &random);
+            if let Some(old) = self.sessions.remove(&from) {
+                self.out.events.push_back(Event::Closed {
+                    session: old.id,
+                    reason: CloseReason::Replaced,
+                });
+            }
+            let id = self.insert(
+                now,
+                from,
+                dtls,
+                State::Handshaking {
+                    queued: VecDeque::new(),
+                },
+                Some(slot),
+            );
+            for p in packets {
+                self.out.transmit(from, &p);
+            }
+            if let Some(s) = self.sessions.get_mut(&id.addr) {
+                // Pick up the engine's retransmission timer (no plaintext can appear yet).
+                drain(s, now, &mut self.out, &mut |_, _| {});
+            }
+            return;
+        }
+        self.out.stats.cookie_rejected += 1;
+        let c = self.role.keys.issue(from, &random);
+        self.hello_verify(now, from, &first, ch.record_seq, c);
+    }
+}
+
+impl Sessions<Client> {
+    /// A client table.
+    pub fn client(config: Config) -> Result<Self, SetupError> {
+        config.validate()?;
+        Ok(Self::with_role(config, Client { _private: () }))
+    }
+
+    /// Starts a PSK handshake with `addr`; [`Sessions::send`] may be used at once (the
+    /// plaintext waits, bounded, for the handshake). Fails if a session with `addr` exists.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        identity: &[u8],
+        psk: &[u8],
+    ) -> Result<SessionId, SetupError> {
+        if let Some(s) = self.sessions.get(&addr) {
+            return Err(SetupError::SessionExists(s.id));
+        }
+        let cfg = self
+            .config
+            .dimpl_builder()
+            .with_psk_client(identity.to_vec(), Arc::new(ClientResolver(psk.to_vec())))
+            .build()
+            .map_err(|e| SetupError::Config(e.to_string()))?;
+        let mut dtls = Dtls::new_12_psk(Arc::new(cfg), now);
+        dtls.set_active(true);
+        let id = self.insert(
+            now,
+            addr,
+            dtls,
+            State::Handshaking {
+                queued: VecDeque::new(),
+            },
+            None,
+        );
+        self.engine_timeout(now, addr);
+        Ok(id)
+    }
+}
+
+impl<R: Role> Sessions<R> {
+    fn with_role(config: Config, role: R) -> Self {
+        let out = Outbox {
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            max_transmit_queue: config.max_transmit_queue,
+            scratch: vec![0; config.mtu.max(2048)],
+        };
+        Sessions {
+            config,
+            role,
+            sessions: HashMap::new(),
+            next_serial: 1,
+            out,
+        }
+    }
+
+    fn insert(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+        dtls: Dtls,
+        state: State,
+        identity_slot: Option<IdentitySlot>,
+    ) -> SessionId {
+        while self.sessions.len() >= self.config.max_sessions.max(1) {
+            let Some(victim) = self
+                .sessions
+                .values()
+                .min_by_key(|s| s.last_activity)
+                .map(|s| s.id.addr)
+            else {
+                break;
+            };
+            self.out.stats.evicted += 1;
+            self.finish(now, victim, Finish::Closed(CloseReason::Evicted), true);
+        }
+        let id = SessionId {
+            addr,
+            serial: self.next_serial,
+        };
+        self.next_serial += 1;
+        let session = Session {
+            id,
+            dtls,
+            state,
+            last_activity: now,
+            engine_deadline: None,
+            identity_slot,
+            identity: None,
+        };
+        self.sessions.insert(addr, session);
+        id
+    }
+
+    /// Removes a session, telling the peer with close_notify where that makes sense.
+    fn finish(&mut self, now: Instant, addr: SocketAddr, how: Finish, notify_peer: bool) {
+        let Some(mut s) = self.sessions.remove(&addr) else {
+            return;
+        };
+        let established = matches!(s.state, State::Established);
+        if notify_peer && established {
+            let stats = &mut self.out.stats;
+            if guarded(stats, || s.dtls.close()).is_ok() {
+                drain(&mut s, now, &mut self.out, &mut |_, _| {});
+            }
+        }
+        let event = match how {
+            Finish::Closed(reason) if established => Event::Closed {
+                session: s.id,
+                reason,
+            },
+            Finish::Closed(reason) => Event::HandshakeFailed {
+                session: s.id,
+                error: HandshakeError::Protocol(reason.to_string()),
+            },
+            Finish::Error(e) if established => Event::Closed {
+                session: s.id,
+                reason: CloseReason::Failed(e.1),
+            },
+            Finish::Error(e) => Event::HandshakeFailed {
+                session: s.id,
+                error: e.0,
+            },
+        };
+        if matches!(event, Event::HandshakeFailed { .. }) {
+            self.out.stats.handshakes_failed += 1;
+        }
+        self.out.events.push_back(event);
+    }
+
+    /// Ends the session if draining it showed the peer closed or the engine failed.
+    fn after_drain(&mut self, now: Instant, addr: SocketAddr, drained: Drained) {
+        match drained {
+            Drained::Running => {}
+            Drained::PeerClosed => {
+                self.finish(now, addr, Finish::Closed(CloseReason::PeerClosed), false)
+            }
+            Drained::Failed(e) => {
+                let error = HandshakeErrorOr(HandshakeError::Protocol(e.clone()), e);
+                self.finish(now, addr, Finish::Error(error), false)
+            }
+        }
+    }
+
+    /// Runs the engine's timer for `addr` and collects its output.
+    fn engine_timeout(&mut self, now: Instant, addr: SocketAddr) {
+        let Some(s) = self.sessions.get_mut(&addr) else {
+            return;
+        };
+        let stats = &mut self.out.stats;
+        match guarded_dimpl(stats, || s.dtls.handle_timeout(now)) {
+            Ok(()) => {
+                let drained = drain(s, now, &mut self.out, &mut |_, _| {});
+                self.after_drain(now, addr, drained);
+            }
+            Err(e) => self.finish(now, addr, Finish::Error(e), false),
+        }
+    }
+
+    /// Input: one UDP datagram from `from`. Plaintext CoAP datagrams it carries are passed
+    /// to `deliver` with their session. Anything that is not a valid record for an
+    /// existing session, or a ClientHello (server), is dropped without effect.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        mut deliver: impl FnMut(SessionId, &[u8]),
+    ) {
+        let hello = record::client_hello(datagram);
+        let is_server = self.role.server().is_some();
+        let route_to_session = match self.sessions.get(&from) {
+            None => false,
+            // RFC 6347 §4.2.8: a new ClientHello on an established association starts a new
+            // handshake, but the old one stays until the client passed the cookie exchange.
+            Some(s) => !(is_server && hello.is_some() && matches!(s.state, State::Established)),
+        };
+        if route_to_session {
+            let Some(s) = self.sessions.get_mut(&from) else {
+                return;
+            };
+            let stats = &mut self.out.stats;
+            match guarded_dimpl(stats, || s.dtls.handle_packet(datagram)) {
+                Ok(()) => {
+                    let drained = drain(s, now, &mut self.out, &mut deliver);
+                    self.after_drain(now, from, drained);
+                }
+                Err(e) => self.finish(now, from, Finish::Error(e), false),
+            }
+            return;
+        }
+        if hello.is_some() {
+            R::on_client_hello(self, now, from, datagram);
+        } else {
+            self.out.stats.datagrams_dropped += 1;
+        }
+    }
+
+    /// Input: the deadline from [`Sessions::poll_timeout`] passed. Retransmits handshake
+    /// flights, fails handshakes past their deadline and closes idle sessions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(server) = self.role.server() {
+            server.keys.maybe_rotate(now, &mut server.replay);
+        }
+        let idle = self.config.idle_timeout;
+        let due: Vec<SocketAddr> = self
+            .sessions
+            .values()
+            .filter(|s| s.deadline(idle).is_some_and(|d| d <= now))
+            .map(|s| s.id.addr)
+            .collect();
+        for addr in due {
+            let Some(s) = self.sessions.get(&addr) else {
+                continue;
+            };
+            let idle_expired = matches!(s.state, State::Established)
+                && s.last_activity.checked_add(idle).is_some_and(|d| d <= now);
+            if idle_expired {
+                self.finish(now, addr, Finish::Closed(CloseReason::IdleTimeout), true);
+            } else {
+                self.engine_timeout(now, addr);
+            }
+        }
+    }
+
+    /// Input: a plaintext CoAP datagram for `to`. Encrypted at once on an established
+    /// session; on a client's handshaking session it waits (bounded) for the handshake.
+    /// Never sent in clear: without a session this is [`SendError::NoSession`].
+    pub fn send(&mut self, now: Instant, to: SessionId, plaintext: &[u8]) -> Result<(), SendError> {
+        let max = self.config.max_plaintext();
+        if plaintext.len() > max {
+            return Err(SendError::TooLarge {
+                len: plaintext.len(),
+                max,
+            });
+        }
+        let limit = self.config.max_queued_plaintext;
+        let s = match self.sessions.get_mut(&to.addr) {
+            Some(s) if s.id == to => s,
+            _ => return Err(SendError::NoSession),
+        };
+        match &mut s.state {
+            State::Handshaking { queued } => {
+                if queued.len() >= limit {
+                    return Err(SendError::QueueFull);
+                }
+                queued.push_back(plaintext.to_vec());
+                Ok(())
+            }
+            State::Established => {
+                s.last_activity = now;
+                let stats = &mut self.out.stats;
+                match guarded_dimpl(stats, || {
+                    s.dtls.send_application_data(plaintext).map(|_| ())
+                }) {
+                    Ok(()) => {
+                        let drained = drain(s, now, &mut self.out, &mut |_, _| {});
+                        self.after_drain(now, to.addr, drained);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let msg = e.1.clone();
+                        self.finish(now, to.addr, Finish::Error(e), false);
+                        Err(SendError::Failed(msg))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a session, sending close_notify if it was established. No event is produced.
+    pub fn close(&mut self, now: Instant, session: SessionId) {
+        if self
+            .sessions
+            .get(&session.addr)
+            .is_some_and(|s| s.id == session)
+        {
+            self.finish(now, session.addr, Finish::Closed(CloseReason::Local), true);
+            // The caller asked for it: no event.
+            self.out.events.pop_back();
+        }
+    }
+
+    /// Output: the next record to send, with its destination.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.out.transmits.pop_front()
+    }
+
+    /// Output: the next session event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+
+    /// When to call [`Sessions::handle_timeout`] next; `None` when no session needs a timer.
+    /// A linear scan: the table is bounded by [`Config::max_sessions`].
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let idle = self.config.idle_timeout;
+        self.sessions
+            .values()
+            .filter_map(|s| s.deadline(idle))
+            .min()
+    }
+
+    /// The session with `addr`, if any (handshaking or established).
+    pub fn session(&self, addr: SocketAddr) -> Option<SessionId> {
+        self.sessions.get(&addr).map(|s| s.id)
+    }
+
+    /// Whether `session` exists and finished its handshake.
+    pub fn is_established(&self, session: SessionId) -> bool {
+        self.sessions
+            .get(&session.addr)
+            .is_some_and(|s| s.id == session && matches!(s.state, State::Established))
+    }
+
+    /// On a server, the PSK identity `session` authenticated with.
+    pub fn peer_identity(&self, session: SessionId) -> Option<&[u8]> {
+        self.sessions
+            .get(&session.addr)
+            .filter(|s| s.id == session)
+            .and_then(|s| s.identity.as_deref())
+    }
+
+    /// Number of sessions, handshaking or established.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether there are no sessions.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.out.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+enum Finish {
+    Closed(CloseReason),
+    Error(HandshakeErrorOr),
+}
