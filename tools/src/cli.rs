@@ -270,7 +270,7 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "PATH=URI")]
     pub reverse: Vec<String>,
 
-    /// Cache entries (least recently used evicted).
+    /// Cache entries (least recently used evicted); 0 disables the cache.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub cache_entries: usize,
 

@@ -25,7 +25,7 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
         reverse.push((path.trim_end_matches('/').to_owned(), base.to_owned()));
     }
     let config = ProxyConfig {
-        cache_entries: args.cache_entries.max(1),
+        cache_entries: args.cache_entries,
         max_upstream: args.max_upstream.max(1),
         reverse,
         ..ProxyConfig::default()
