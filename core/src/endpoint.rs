@@ -181,6 +181,22 @@ pub enum Event<'a, A> {
     },
 }
 
+impl<A> Event<'_, A> {
+    /// The request the event belongs to.
+    pub fn id(&self) -> RequestId {
+        match self {
+            Event::Response { id, .. }
+            | Event::Notification { id, .. }
+            | Event::Block { id, .. }
+            | Event::Failed { id, .. }
+            | Event::Continue { id, .. }
+            | Event::NoResponse { id }
+            | Event::Timeout { id }
+            | Event::Reset { id } => *id,
+        }
+    }
+}
+
 /// Why an exchange failed (besides timeouts and resets).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

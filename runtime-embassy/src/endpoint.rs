@@ -224,16 +224,7 @@ impl<
             }
         }
         while let Some(event) = endpoint.poll_event() {
-            let id = match event {
-                Event::Response { id, .. }
-                | Event::Notification { id, .. }
-                | Event::Block { id, .. }
-                | Event::Failed { id, .. }
-                | Event::Continue { id, .. }
-                | Event::NoResponse { id }
-                | Event::Timeout { id }
-                | Event::Reset { id } => id,
-            };
+            let id = event.id();
             let Some(x) = exchanges.iter_mut().find(|x| x.id() == Some(id)) else {
                 debug!("coap: event for a forgotten request");
                 continue;

@@ -738,7 +738,7 @@ impl<H: Handler<Peer>> Driver<H> {
         while let Some(event) = self.endpoint.poll_event() {
             // A group request: one response per member, blocks collected per member, and
             // the end of the window (Timeout) ends the stream.
-            if let Some(g) = self.groups.get_mut(&event_id(&event)) {
+            if let Some(g) = self.groups.get_mut(&event.id()) {
                 match event {
                     Event::Block { peer, message, .. } => {
                         g.partial
@@ -756,7 +756,7 @@ impl<H: Handler<Peer>> Driver<H> {
                         let _ = g.sink.try_send(Ok(response));
                     }
                     other => {
-                        let id = event_id(&other);
+                        let id = other.id();
                         self.groups.remove(&id);
                         self.ids.retain(|_, v| *v != id);
                     }
@@ -871,20 +871,6 @@ impl<H: Handler<Peer>> Driver<H> {
         for id in observations {
             self.endpoint.cancel(id);
         }
-    }
-}
-
-/// The request an event belongs to.
-fn event_id(event: &Event<'_, Peer>) -> RequestId {
-    match event {
-        Event::Response { id, .. }
-        | Event::Notification { id, .. }
-        | Event::Block { id, .. }
-        | Event::Failed { id, .. }
-        | Event::Continue { id, .. }
-        | Event::NoResponse { id }
-        | Event::Timeout { id }
-        | Event::Reset { id } => *id,
     }
 }
 
