@@ -299,6 +299,10 @@ struct DeferredRequest<A> {
     /// (§4): the later answer is a block of the representation, as an immediate one would be.
     block2: Option<Block>,
     size2: bool,
+    /// The request asked to observe (a GET/FETCH with Observe=0): a success that the
+    /// answer declares observable registers the client then (RFC 7641 §4.1), as it would
+    /// have immediately — a proxy answers registrations once upstream has answered.
+    observe: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -875,7 +879,18 @@ impl<
         w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
         let result = build(&mut w);
         slot.len = match result {
-            Ok(()) => len16(w.builder.finish()),
+            Ok(()) => {
+                register_observer(
+                    &mut self.observers,
+                    &mut self.observe_seq,
+                    now,
+                    d.peer,
+                    d.token,
+                    d.observe,
+                    &mut w,
+                );
+                len16(w.builder.finish())
+            }
             Err(_) => {
                 // Whatever the builder holds may be partial: answer 5.00 instead.
                 len16(
@@ -1296,21 +1311,15 @@ impl<
                 // RFC 7641 §4.1: register an observer of a successful GET/FETCH with
                 // Observe=0 on an observable resource; when the table is full, answer
                 // without Observe (not registered).
-                let register = w.observe_key.filter(|_| {
-                    msg.observe() == Some(0)
-                        && w.code().kind() == CodeClass::Success
-                        && matches!(msg.code(), Code::GET | Code::FETCH)
-                });
-                if let Some(key) = register {
-                    if self.observers.register(now, peer, token, key) {
-                        let seq = self.observe_seq;
-                        if w.builder.option_uint(OptionNumber::OBSERVE, seq).is_ok() {
-                            self.observe_seq = (seq + 1) % OBSERVE_MODULUS;
-                        } else {
-                            self.observers.remove(peer, &token);
-                        }
-                    }
-                }
+                register_observer(
+                    &mut self.observers,
+                    &mut self.observe_seq,
+                    now,
+                    peer,
+                    token,
+                    wants_observe(msg),
+                    &mut w,
+                );
                 let code = w.code();
                 slot.len = len16(w.builder.finish());
                 // RFC 7967 §2: the client does not want this class of response. A CON
@@ -1379,6 +1388,7 @@ impl<
                     expires,
                     block2: Block::of(msg, OptionNumber::BLOCK2),
                     size2: msg.uint_option(OptionNumber::SIZE2) == Some(0),
+                    observe: wants_observe(msg),
                 });
                 if ack == AckState::Sent {
                     self.send_empty(peer, MessageType::Ack, mid);
@@ -2551,6 +2561,43 @@ impl<
 
 /// Slot lengths fit in `u16`: datagrams are at most 65535 bytes, and `M` is clamped by the
 /// callers' buffers.
+/// A GET or FETCH with Observe=0 asks to be registered as an observer (RFC 7641 §3.1,
+/// RFC 8132 §2.4).
+fn wants_observe(msg: &Message<'_>) -> bool {
+    msg.observe() == Some(0) && matches!(msg.code(), Code::GET | Code::FETCH)
+}
+
+/// RFC 7641 §4.1: registers the client of a request that `wants` to observe when its
+/// answer `w` is a success on a resource declared observable; the answer then carries the
+/// next Observe value. A full table leaves the client unregistered: the answer goes out
+/// without Observe, which tells the client so.
+fn register_observer<A: Copy + Eq, const O: usize>(
+    observers: &mut ObserverTable<A, O>,
+    observe_seq: &mut u32,
+    now: Instant,
+    peer: A,
+    token: Token,
+    wants: bool,
+    w: &mut ResponseWriter<'_>,
+) {
+    let Some(key) = w
+        .observe_key
+        .filter(|_| wants && w.code().kind() == CodeClass::Success)
+    else {
+        return;
+    };
+    if observers.register(now, peer, token, key) {
+        if w.builder
+            .option_uint(OptionNumber::OBSERVE, *observe_seq)
+            .is_ok()
+        {
+            *observe_seq = (*observe_seq + 1) % OBSERVE_MODULUS;
+        } else {
+            observers.remove(peer, &token);
+        }
+    }
+}
+
 fn len16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }

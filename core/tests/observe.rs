@@ -332,3 +332,55 @@ fn lossy_observation_in_order_over_seeds() {
         p.drive();
     }
 }
+
+/// RFC 7641 §4.1 for a deferred answer (what a proxy does while it asks upstream): the
+/// registration happens when the application answers a deferred Observe=0 request with
+/// an observable success, and notifications follow; a deferred error registers nothing.
+#[test]
+fn deferred_answer_registers_the_observer() {
+    let handle = Rc::new(Cell::new(None));
+    let h2 = handle.clone();
+    let handler = move |req: &IncomingRequest<'_, u32>, _: &mut ResponseWriter<'_>| {
+        h2.set(Some(req.handle()));
+        Handled::Defer
+    };
+    let state = Rc::new(Cell::new(0));
+    let mut p: Pair<_> = Pair::new(11, Link::PERFECT, handler);
+    observe(&mut p);
+    p.drive_until(p.now.add_millis(3000));
+    assert_eq!(
+        p.server.observers(KEY),
+        0,
+        "nothing registered before the answer"
+    );
+    let now = p.now;
+    p.server
+        .respond(now, handle.take().unwrap(), |w| {
+            w.observable(KEY);
+            w.respond(Code::CONTENT, None, b"0")
+        })
+        .unwrap();
+    p.drive_until(p.now.add_millis(1000));
+    assert_eq!(p.server.observers(KEY), 1);
+    assert_eq!(notify_all(&mut p, &state, 1), 1);
+    p.drive_until(p.now.add_millis(1000));
+    let got = notifications(&p);
+    assert_eq!(
+        got.iter().map(|(_, b)| b.as_str()).collect::<Vec<_>>(),
+        ["0", "1"]
+    );
+    assert!(got[0].0 < got[1].0, "Observe values increase: {got:?}");
+
+    // A deferred error answer to a second registration registers nothing.
+    observe(&mut p);
+    p.drive_until(p.now.add_millis(3000));
+    let now = p.now;
+    p.server
+        .respond(now, handle.take().unwrap(), |w| {
+            w.observable(KEY);
+            w.respond(Code::NOT_FOUND, None, b"")
+        })
+        .unwrap();
+    p.drive_until(p.now.add_millis(1000));
+    assert_eq!(p.server.observers(KEY), 1);
+}

@@ -2,7 +2,8 @@
 //! through our proxy (`-P`) to aiocoap's and node-coap's servers, a second GET within
 //! Max-Age answered from the cache with no upstream traffic (counted), aiocoap's client
 //! through our proxy (`--proxy`) to libcoap's server, block-wise on both legs, the reverse
-//! map, and the proxy's errors (5.05, 5.08, 5.04).
+//! map, the proxy's errors (5.05, 5.08, 5.04), and one upstream observation shared by
+//! several downstream observers (RFC 7641 §5).
 
 #[path = "interop/support.rs"]
 #[allow(dead_code)]
@@ -234,4 +235,117 @@ fn proxy_errors_and_the_reverse_map() {
         assert_eq!(r.code, Code::NOT_FOUND);
     });
     drop(silent);
+}
+
+/// libcoap's `/time` payloads ("Nov 25 22:08:28", printed back to back) in a client's
+/// output.
+fn libcoap_times(stdout: &str) -> Vec<&str> {
+    let b = stdout.as_bytes();
+    let digits = |i: usize, j: usize| (i..j).all(|k| b[k].is_ascii_digit());
+    (0..b.len().saturating_sub(14))
+        .filter(|&i| {
+            b[i].is_ascii_uppercase()
+                && b[i + 3] == b' '
+                && b[i + 6] == b' '
+                && b[i + 9] == b':'
+                && b[i + 12] == b':'
+                && digits(i + 7, i + 9)
+                && digits(i + 10, i + 12)
+                && digits(i + 13, i + 15)
+        })
+        .map(|i| &stdout[i..i + 15])
+        .collect()
+}
+
+/// RFC 7641 §5: two libcoap clients and ours observe libcoap's `/time` through our proxy;
+/// the proxy observes upstream once, relays every notification to each of them, answers
+/// the late registration at once from the newest representation, and cancels upstream
+/// when the last downstream observer is gone.
+#[test]
+fn one_upstream_observation_for_many_downstream_observers() {
+    let Some(lib) = support::libcoap() else {
+        return;
+    };
+    let mut lib_server = PeerServer::start("coap-server-notls", |port| {
+        let mut cmd = Command::new(&lib.server);
+        cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"]);
+        cmd
+    });
+    let (px, stats) = proxy(ProxyConfig::default());
+    let time = lib_server.uri("/time");
+    // Two libcoap observers for 4 s each (libcoap's /time changes every second).
+    let observers: Vec<_> = (0..2)
+        .map(|_| {
+            let lib_client = lib.client.clone();
+            let proxy = format!("coap://{}", px.addr);
+            let time = time.clone();
+            std::thread::spawn(move || {
+                let mut cmd = Command::new(lib_client);
+                cmd.args(["-s", "4", "-B", "8", "-P"]).arg(proxy).arg(time);
+                support::run("coap-client -s 4 -P (our proxy)", cmd)
+            })
+        })
+        .collect();
+    // Ours joins a second later and takes three notifications.
+    std::thread::sleep(Duration::from_secs(1));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ours: Vec<String> = rt.block_on(async {
+        let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut obs = c
+            .request(Method::Get, &format!("coap://{}/", px.addr))
+            .option(OptionNumber::PROXY_URI, time.clone().into_bytes())
+            .observe()
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let r = tokio::time::timeout(Duration::from_secs(5), obs.next())
+                .await
+                .expect("a notification within 5 s")
+                .expect("the observation goes on")
+                .expect("a notification, not an error");
+            assert_eq!(r.code, Code::CONTENT);
+            assert!(r.option(OptionNumber::OBSERVE).is_some(), "{r:?}");
+            got.push(r.payload_str().unwrap_or("").to_owned());
+        }
+        obs.cancel().await;
+        got
+    });
+    assert_eq!(ours.len(), 3);
+    assert!(
+        // (Not `<`: the clock may pass midnight.)
+        ours.windows(2).all(|w| w[0] != w[1]),
+        "each notification is a new representation: {ours:?}"
+    );
+    for o in observers {
+        let out = o.join().unwrap();
+        let t = libcoap_times(&out.stdout);
+        assert!(out.status.success(), "{}", out.show());
+        assert!(t.len() >= 3, "at least 3 representations:\n{}", out.show());
+        assert!(
+            t.windows(2).all(|w| w[0] != w[1]),
+            "new each time:\n{}",
+            out.show()
+        );
+    }
+    assert_eq!(
+        stats.observations.load(Ordering::Relaxed),
+        1,
+        "one upstream observation for all three observers"
+    );
+    assert!(stats.observers_joined.load(Ordering::Relaxed) >= 1);
+    // Everyone has left: the next upstream notification finds no observer and the proxy
+    // deregisters upstream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while stats.observations_ended.load(Ordering::Relaxed) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream observation is cancelled once nobody observes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lib_server.assert_running();
 }

@@ -12,20 +12,27 @@
 //!   methods' successes invalidate. Bounded: entries and bytes, least recently used evicted.
 //! - Block-wise on both legs independently: the upstream leg reassembles (the client's
 //!   Block2/Block1), the downstream leg serves blocks of the whole representation by offset.
+//! - Observe (RFC 7641 §5): registrations (GET/FETCH with Observe=0) for the same request
+//!   share one upstream observation; each upstream notification is relayed to every
+//!   downstream observer, a later registration is answered at once from the newest
+//!   representation, and the upstream observation is cancelled once no downstream observer
+//!   is left (checked at each upstream notification) or it ends upstream.
 //! - Reverse: `--reverse /local=coap://host:port/base` forwards requests under `/local`
 //!   without any proxy option.
 //! - Bounded: at most `max_upstream` exchanges in flight; beyond that 5.03 with Max-Age.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use coap_core::cache::{Cache, Lookup, Meta, Storage, Stored};
-use coap_core::{Code, Message, MessageBuilder, MessageType, Method, OptionNumber};
+use coap_core::cache::{key_hash, same_key, Cache, Lookup, Meta, Storage, Stored};
+use coap_core::code::CodeClass;
+use coap_core::{Code, Message, MessageBuilder, MessageType, Method, OptionNumber, ResponseHandle};
 use coap_tokio::{
-    Client, ClientError, Handler, IncomingRequest, Outcome, Peer, Reply, Responder, Response,
-    ResponseWriter,
+    Client, ClientError, Handler, IncomingRequest, Notifier, Outcome, Peer, Reply, Responder,
+    Response, ResponseWriter,
 };
 
 /// RFC 8768 §3: the initial Hop-Limit a proxy inserts.
@@ -67,7 +74,16 @@ pub struct ProxyStats {
     pub cache_hits: AtomicU64,
     /// Requests refused because `max_upstream` exchanges were in flight.
     pub busy: AtomicU64,
+    /// Upstream observations started (one per distinct observed request at a time).
+    pub observations: AtomicU64,
+    /// Upstream observations ended (no downstream observer left, or ended upstream).
+    pub observations_ended: AtomicU64,
+    /// Downstream registrations answered at once from a running upstream observation.
+    pub observers_joined: AtomicU64,
 }
+
+/// Registrations waiting for the first upstream answer, per shared observation, at most.
+const MAX_WAITING: usize = 256;
 
 /// One cached entry: metadata, the keying request, the response.
 type Entry = (Meta, Vec<u8>, Vec<u8>);
@@ -124,10 +140,28 @@ impl Storage for VecStorage {
     }
 }
 
+/// One upstream observation on behalf of every downstream observer of the same request
+/// (RFC 7641 §5).
+struct Shared {
+    /// The keying request (a message), to confirm that a hash match is the same request.
+    request: Vec<u8>,
+    /// The newest successful representation and when it arrived.
+    latest: Option<(Reply, std::time::Instant)>,
+    /// Registrations deferred until the first upstream answer.
+    waiting: Vec<ResponseHandle>,
+    /// Registrations answered from `latest` so far (so that the relay does not cancel
+    /// upstream while one of them is being registered).
+    joined: u64,
+}
+
+type SharedMap = Arc<Mutex<HashMap<u32, Shared>>>;
+
 /// The proxy's handler: answers from the cache or defers and forwards.
 pub struct Proxy {
     client: Client,
     responder: Responder,
+    notifier: Notifier,
+    observed: SharedMap,
     cache: Arc<Mutex<Cache<VecStorage>>>,
     config: ProxyConfig,
     inflight: Arc<AtomicU64>,
@@ -143,7 +177,9 @@ impl Proxy {
         let storage = VecStorage::new(config.cache_entries, config.cache_entry_bytes);
         Proxy {
             client,
+            notifier: responder.notifier(),
             responder,
+            observed: Arc::new(Mutex::new(HashMap::new())),
             cache: Arc::new(Mutex::new(Cache::new(storage))),
             config,
             inflight: Arc::new(AtomicU64::new(0)),
@@ -161,6 +197,273 @@ impl Proxy {
     fn now(&self) -> coap_core::Instant {
         coap_core::Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
+
+    /// Takes one of the `max_upstream` upstream places, or counts a refusal.
+    fn take_upstream_place(&self) -> bool {
+        let limit = self.config.max_upstream as u64;
+        if self.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
+            self.inflight.fetch_sub(1, Ordering::AcqRel);
+            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// A registration (Observe=0): joins the upstream observation of the same request, or
+    /// starts one. `None`: not shareable (a hash collision with a different request), to
+    /// be forwarded as a plain request.
+    fn observe(
+        &mut self,
+        req: &IncomingRequest<'_, Peer>,
+        uri: &str,
+        hops: u32,
+        w: &mut ResponseWriter<'_>,
+    ) -> Option<Outcome> {
+        let msg = req.message();
+        let hash = key_hash(msg);
+        let key = (hash ^ (hash >> 32)) as u32;
+        let mut observed = self.observed.lock().ok()?;
+        if let Some(shared) = observed.get_mut(&key) {
+            let same = Message::parse(&shared.request).is_ok_and(|m| same_key(&m, msg));
+            if !same {
+                return None;
+            }
+            if let Some((reply, at)) = &shared.latest {
+                // The newest representation, its Max-Age reduced by its age (§5.6.1);
+                // the endpoint registers the client.
+                let left = max_age(reply).saturating_sub(at.elapsed().as_secs() as u32);
+                let reply = with_max_age(reply.clone(), left).observable(key);
+                shared.joined += 1;
+                self.stats.observers_joined.fetch_add(1, Ordering::Relaxed);
+                return Some(write(&reply, w));
+            }
+            if shared.waiting.len() >= MAX_WAITING {
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                return Some(busy(w));
+            }
+            shared.waiting.push(req.handle());
+            return Some(Outcome::Defer);
+        }
+        let request = copy_request(msg)?;
+        if !self.take_upstream_place() {
+            return Some(busy(w));
+        }
+        observed.insert(
+            key,
+            Shared {
+                request,
+                latest: None,
+                waiting: vec![req.handle()],
+                joined: 0,
+            },
+        );
+        drop(observed);
+        self.stats.observations.fetch_add(1, Ordering::Relaxed);
+        let method = if msg.code() == Code::FETCH {
+            Method::Fetch
+        } else {
+            Method::Get
+        };
+        let mut upstream = self
+            .client
+            .request(method, uri)
+            .timeout(self.config.upstream_timeout)
+            .option(OptionNumber::HOP_LIMIT, vec![(hops - 1) as u8])
+            .payload(msg.payload().to_vec());
+        for o in msg
+            .options()
+            .filter(|o| forwarded(o.number) && o.number != OptionNumber::ETAG)
+        {
+            upstream = upstream.option(o.number, o.value.to_vec());
+        }
+        let relay = Relay {
+            key,
+            observed: self.observed.clone(),
+            responder: self.responder.clone(),
+            notifier: self.notifier.clone(),
+            inflight: self.inflight.clone(),
+            stats: self.stats.clone(),
+        };
+        self.runtime.spawn(async move {
+            match upstream.observe().await {
+                Ok(observation) => relay.run(observation).await,
+                Err(e) => relay.end(error_reply(&e)).await,
+            }
+        });
+        Some(Outcome::Defer)
+    }
+}
+
+/// Relays one upstream observation to its downstream observers.
+struct Relay {
+    key: u32,
+    observed: SharedMap,
+    responder: Responder,
+    notifier: Notifier,
+    inflight: Arc<AtomicU64>,
+    stats: Arc<ProxyStats>,
+}
+
+impl Relay {
+    async fn run(self, mut observation: coap_tokio::Observation) {
+        loop {
+            let (reply, goes_on) = match observation.next().await {
+                Some(Ok(r)) => {
+                    // RFC 7641 §3.2/§4.2: a success with Observe keeps the observation; an
+                    // error, or an answer without Observe (not observable, or the server's
+                    // table is full), ends it.
+                    let goes_on = r.code.kind() == CodeClass::Success
+                        && r.option(OptionNumber::OBSERVE).is_some();
+                    (relayed(&r), goes_on)
+                }
+                Some(Err(e)) => (error_reply(&e), false),
+                // Ended without a final answer (cannot happen after a success): 5.02.
+                None => (Reply::new(Code::BAD_GATEWAY), false),
+            };
+            if !goes_on {
+                return self.end(reply).await;
+            }
+            let Some(joined_before) = self.with(|s| s.joined) else {
+                return;
+            };
+            // Observers registered so far get the notification; registrations waiting for
+            // this first answer get it as their response (and are registered by it), after
+            // the notification so that nobody gets it twice.
+            let notified = self
+                .notifier
+                .notify(self.key, reply.clone())
+                .await
+                .unwrap_or(0);
+            let Some(waiting) = self.with(|s| {
+                s.latest = Some((reply.clone(), std::time::Instant::now()));
+                std::mem::take(&mut s.waiting)
+            }) else {
+                return;
+            };
+            for handle in &waiting {
+                let _ = self
+                    .responder
+                    .respond(*handle, reply.clone().observable(self.key))
+                    .await;
+            }
+            // Nobody left downstream (they deregistered or went away; §3.6): cancel
+            // upstream, unless someone joined meanwhile.
+            let abandoned = notified == 0 && waiting.is_empty() && {
+                let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+                let idle = observed
+                    .get(&self.key)
+                    .is_some_and(|s| s.joined == joined_before && s.waiting.is_empty());
+                if idle {
+                    observed.remove(&self.key);
+                }
+                idle
+            };
+            if abandoned {
+                self.finish();
+                let _ = observation.cancel().await;
+                return;
+            }
+        }
+    }
+
+    /// Runs `f` on this observation's entry (`None` once it is gone).
+    fn with<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> Option<T> {
+        let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        observed.get_mut(&self.key).map(f)
+    }
+
+    /// The observation ended upstream: `last` goes to the waiting registrations (without
+    /// registering them) and to every observer (an error code ends their observations,
+    /// §4.2; a final success still tells them the newest state).
+    async fn end(self, last: Reply) {
+        let waiting = {
+            let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+            observed
+                .remove(&self.key)
+                .map(|s| s.waiting)
+                .unwrap_or_default()
+        };
+        self.finish();
+        let _ = self.notifier.notify(self.key, last.clone()).await;
+        for handle in waiting {
+            let _ = self.responder.respond(handle, last.clone()).await;
+        }
+    }
+
+    fn finish(&self) {
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.stats
+            .observations_ended
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// 5.03 with Max-Age 1: the proxy's limits are reached (RFC 7252 §5.9.3.4).
+fn busy(w: &mut ResponseWriter<'_>) -> Outcome {
+    w.set_code(Code::SERVICE_UNAVAILABLE);
+    let _ = w.option_uint(OptionNumber::MAX_AGE, 1);
+    Outcome::Respond
+}
+
+/// §5.7.2: no answer in time → 5.04 Gateway Timeout; anything else that kept the upstream
+/// exchange from completing → 5.02 Bad Gateway.
+fn error_reply(e: &ClientError) -> Reply {
+    match e {
+        ClientError::Timeout => Reply::new(Code::GATEWAY_TIMEOUT),
+        _ => Reply::new(Code::BAD_GATEWAY),
+    }
+}
+
+/// An upstream response as the downstream one: block-wise and Observe options are each
+/// leg's own.
+fn relayed(r: &Response) -> Reply {
+    let mut rep = Reply::new(r.code).payload(r.payload.clone());
+    for (n, v) in r.options.iter().filter(|(n, _)| {
+        !matches!(
+            *n,
+            OptionNumber::BLOCK2
+                | OptionNumber::SIZE2
+                | OptionNumber::BLOCK1
+                | OptionNumber::OBSERVE
+        )
+    }) {
+        rep = rep.option(*n, v.clone());
+    }
+    rep
+}
+
+/// A reply's Max-Age (RFC 7252 §5.10.5, default 60 s).
+fn max_age(reply: &Reply) -> u32 {
+    reply
+        .options
+        .iter()
+        .find(|(n, _)| *n == OptionNumber::MAX_AGE)
+        .and_then(|(_, v)| coap_core::option::decode_uint(v))
+        .unwrap_or(coap_core::cache::DEFAULT_MAX_AGE)
+}
+
+/// `reply` with its Max-Age replaced by `seconds`.
+fn with_max_age(mut reply: Reply, seconds: u32) -> Reply {
+    reply.options.retain(|(n, _)| *n != OptionNumber::MAX_AGE);
+    let mut b = [0u8; 4];
+    let v = coap_core::option::encode_uint(seconds, &mut b).to_vec();
+    reply.option(OptionNumber::MAX_AGE, v)
+}
+
+/// A copy of a request as a message (no token, Message ID 0), as the cache keys it.
+fn copy_request(msg: &Message<'_>) -> Option<Vec<u8>> {
+    let mut copy = vec![0u8; msg.payload().len() + msg.options_bytes().len() + 16];
+    let n = MessageBuilder::new(&mut copy, MessageType::Con, msg.code(), 0, &[])
+        .and_then(|mut b| {
+            for o in msg.options() {
+                b.option(o.number, o.value)?;
+            }
+            b.payload(msg.payload())?;
+            Ok(b.finish())
+        })
+        .ok()?;
+    copy.truncate(n);
+    Some(copy)
 }
 
 /// Where a request goes upstream, or why it cannot.
@@ -326,6 +629,11 @@ impl Handler<Peer> for Proxy {
             w.set_code(Code::METHOD_NOT_ALLOWED);
             return Outcome::Respond;
         };
+        if msg.observe() == Some(0) && matches!(method, Method::Get | Method::Fetch) {
+            if let Some(outcome) = self.observe(req, &uri, hops, w) {
+                return outcome;
+            }
+        }
         let now = self.now();
         let mut validate: Option<Vec<u8>> = None;
         if let Ok(mut cache) = self.cache.lock() {
@@ -347,31 +655,14 @@ impl Handler<Peer> for Proxy {
                 Lookup::Miss => {}
             }
         }
-        let limit = self.config.max_upstream as u64;
-        if self.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
-            self.inflight.fetch_sub(1, Ordering::AcqRel);
-            self.stats.busy.fetch_add(1, Ordering::Relaxed);
-            w.set_code(Code::SERVICE_UNAVAILABLE);
-            let _ = w.option_uint(OptionNumber::MAX_AGE, 1);
-            return Outcome::Respond;
-        }
         // The request as the cache keys it, kept for when the answer arrives.
-        let key = msg.options_bytes().to_vec();
-        let mut request_copy = vec![0u8; msg.payload().len() + key.len() + 16];
-        let copied = MessageBuilder::new(&mut request_copy, MessageType::Con, msg.code(), 0, &[])
-            .and_then(|mut b| {
-                for o in msg.options() {
-                    b.option(o.number, o.value)?;
-                }
-                b.payload(msg.payload())?;
-                Ok(b.finish())
-            });
-        let Ok(n) = copied else {
-            self.inflight.fetch_sub(1, Ordering::AcqRel);
+        let Some(request_copy) = copy_request(msg) else {
             w.set_code(Code::INTERNAL_SERVER_ERROR);
             return Outcome::Respond;
         };
-        request_copy.truncate(n);
+        if !self.take_upstream_place() {
+            return busy(w);
+        }
         let mut upstream = self
             .client
             .request(method, &uri)
@@ -415,22 +706,9 @@ impl Handler<Peer> for Proxy {
                             }
                         }
                     }
-                    reply.unwrap_or_else(|| {
-                        let mut rep = Reply::new(r.code).payload(r.payload.clone());
-                        for (n, v) in r.options.iter().filter(|(n, _)| {
-                            !matches!(
-                                *n,
-                                OptionNumber::BLOCK2 | OptionNumber::SIZE2 | OptionNumber::BLOCK1
-                            )
-                        }) {
-                            rep = rep.option(*n, v.clone());
-                        }
-                        rep
-                    })
+                    reply.unwrap_or_else(|| relayed(&r))
                 }
-                // §5.7.2: no answer in time → 5.04; unreachable → 5.02.
-                Err(ClientError::Timeout) => Reply::new(Code::GATEWAY_TIMEOUT),
-                Err(_) => Reply::new(Code::BAD_GATEWAY),
+                Err(e) => error_reply(&e),
             };
             let _ = responder.respond(handle, reply).await;
         });

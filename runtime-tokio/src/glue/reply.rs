@@ -20,6 +20,10 @@ pub struct Reply {
     /// choice to the endpoint (NON, CON at least every `Config::observe_con_interval`,
     /// RFC 7641 §4.5). Ignored for other responses.
     pub confirmable: Option<bool>,
+    /// Declares the resource observable under this key (`ResponseWriter::observable`): a
+    /// deferred answer to an Observe=0 request registers its client (RFC 7641 §4.1), so
+    /// that later notifications of the key reach it.
+    pub observable: Option<u32>,
 }
 
 impl Reply {
@@ -30,6 +34,7 @@ impl Reply {
             options: Vec::new(),
             payload: Vec::new(),
             confirmable: None,
+            observable: None,
         }
     }
 
@@ -52,6 +57,12 @@ impl Reply {
         self
     }
 
+    /// Declares the resource observable under `key` (see [`Reply::observable`]).
+    pub fn observable(mut self, key: u32) -> Reply {
+        self.observable = Some(key);
+        self
+    }
+
     /// Sets the payload.
     pub fn payload(mut self, payload: impl Into<Vec<u8>>) -> Reply {
         self.payload = payload.into();
@@ -63,6 +74,9 @@ impl Reply {
         w.set_code(self.code);
         if let Some(con) = self.confirmable {
             w.confirmable(con);
+        }
+        if let Some(key) = self.observable {
+            w.observable(key);
         }
         for (n, v) in &self.options {
             w.option(*n, v)?;
@@ -136,6 +150,12 @@ impl Responder {
     /// A responder for the loop reading `commands`.
     pub fn new(commands: CommandSender) -> Responder {
         Responder { commands }
+    }
+
+    /// A [`Notifier`] of the same endpoint, for the observers that deferred answers
+    /// registered.
+    pub fn notifier(&self) -> Notifier {
+        Notifier::new(self.commands.clone())
     }
 
     /// Answers the request behind `handle` (from `IncomingRequest::handle` in a handler
