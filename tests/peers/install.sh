@@ -3,6 +3,7 @@
 #   - libcoap 4.3.1 command-line tools (Debian package libcoap3-bin: coap-client-notls, ...)
 #   - aiocoap 0.4.17 in a Python venv at .peers/venv
 #   - node-coap 1.5.0 in .peers/node (node_modules/coap)
+#   - curl (the HTTP client of the HTTP-to-CoAP proxy tests)
 # Idempotent and quick when everything is already there. Run as root (apt-get).
 set -euo pipefail
 
@@ -22,6 +23,17 @@ else
     apt-get update -qq
     apt-get install -y -qq libcoap3-bin >/dev/null
     command -v coap-client-notls >/dev/null || { log "libcoap: coap-client-notls still missing"; exit 1; }
+fi
+
+# curl (the HTTP client of tests/tests/http_proxy.rs) ----------------------------------
+if command -v curl >/dev/null 2>&1; then
+    log "curl: $(command -v curl) present"
+else
+    log "curl: installing curl"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq curl >/dev/null
+    command -v curl >/dev/null || { log "curl: still missing"; exit 1; }
 fi
 
 # aiocoap ------------------------------------------------------------------------------

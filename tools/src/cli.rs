@@ -105,8 +105,9 @@ pub enum Command {
     /// Register links at a resource directory (RFC 9176) and keep the registration alive.
     #[command(name = "rd-register", after_help = RD_REGISTER_HELP)]
     RdRegister(RdRegisterArgs),
-    /// Run a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7) with a response cache,
-    /// and optionally a reverse map of local paths to upstream URIs.
+    /// Run a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7) with a response cache
+    /// and shared observations, a reverse map of local paths to upstream URIs, and with
+    /// --http-bind an HTTP-to-CoAP cross-proxy (RFC 8075).
     Proxy(ProxyArgs),
 }
 
@@ -274,9 +275,29 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub cache_entries: usize,
 
-    /// Upstream exchanges in flight at most (5.03 beyond).
+    /// Upstream exchanges in flight at most (5.03 beyond; on the HTTP side 503).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_upstream: usize,
+
+    /// How long an upstream exchange may take, in seconds (5.04 / 504 beyond)
+    /// [default: 30 for CoAP, 93 for HTTP]
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub upstream_timeout: Option<std::time::Duration>,
+
+    /// Also run an HTTP-to-CoAP cross-proxy (RFC 8075) on this TCP address:
+    /// http://ADDR/hc/coap://host:port/path (the CoAP side keeps running)
+    #[arg(long, value_name = "ADDR")]
+    pub http_bind: Option<SocketAddr>,
+
+    /// With --http-bind: map HTTP paths not under /hc/ onto this base URI
+    /// (coap://host:port/base; RFC 8075 §5.2)
+    #[arg(long, value_name = "URI", requires = "http_bind")]
+    pub http_base: Option<String>,
+
+    /// With --http-bind: the largest HTTP request body, in bytes (413 beyond)
+    #[arg(long, value_name = "BYTES", requires = "http_bind",
+          default_value_t = coap_tools::http_proxy::HttpProxyConfig::default().max_body)]
+    pub http_max_body: usize,
 }
 
 #[derive(Args, Debug)]

@@ -8,6 +8,7 @@
 pub mod demo;
 pub mod exit;
 pub mod files;
+pub mod http_proxy;
 pub mod input;
 pub mod output;
 pub mod plugtest;

@@ -1,8 +1,10 @@
-//! `coap proxy`: the forward/reverse proxy of [`coap_tools::proxy`] on a UDP socket until
-//! Ctrl-C.
+//! `coap proxy`: the forward/reverse proxy of [`coap_tools::proxy`] on a UDP socket, and
+//! with `--http-bind` also the HTTP-to-CoAP cross-proxy of [`coap_tools::http_proxy`] on a
+//! TCP socket, both forwarding with one upstream client, until Ctrl-C.
 
 use coap_tokio::Client;
 use coap_tools::exit::{Exit, Fail};
+use coap_tools::http_proxy::{HttpProxy, HttpProxyConfig};
 use coap_tools::input::io_reason;
 use coap_tools::proxy::{Proxy, ProxyConfig};
 
@@ -24,11 +26,13 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
         }
         reverse.push((path.trim_end_matches('/').to_owned(), base.to_owned()));
     }
+    let defaults = ProxyConfig::default();
     let config = ProxyConfig {
         cache_entries: args.cache_entries,
         max_upstream: args.max_upstream.max(1),
+        upstream_timeout: args.upstream_timeout.unwrap_or(defaults.upstream_timeout),
         reverse,
-        ..ProxyConfig::default()
+        ..defaults
     };
     let server =
         crate::serve::bind_or_default_with(args.bind, coap_tools::proxy::server_config()).await?;
@@ -46,16 +50,74 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
                 io_reason(&e)
             ))
         })?;
+
+    // The HTTP side (RFC 8075), set up before anything runs so that a bad flag or a taken
+    // port fails the command at once.
+    let http = match args.http_bind {
+        None => None,
+        Some(addr) => {
+            let http_defaults = HttpProxyConfig::default();
+            let http_config = HttpProxyConfig {
+                base: args.http_base.clone(),
+                max_upstream: args.max_upstream.max(1),
+                max_body: args.http_max_body,
+                upstream_timeout: args
+                    .upstream_timeout
+                    .unwrap_or(http_defaults.upstream_timeout),
+                ..http_defaults
+            };
+            let proxy = HttpProxy::new(client.clone(), http_config)
+                .map_err(|e| Fail::usage(format_args!("{e}")))?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                Fail::failure(format_args!(
+                    "cannot listen for HTTP on {addr}: {}",
+                    io_reason(&e)
+                ))
+            })?;
+            let bound = listener.local_addr().map_err(|e| {
+                Fail::failure(format_args!("HTTP socket on {addr}: {}", io_reason(&e)))
+            })?;
+            Some((proxy, listener, bound))
+        }
+    };
+
     let proxy = Proxy::new(client, server.responder(), config);
     stderr_line(&format!(
         "coap proxy: listening on {local} (Ctrl-C to stop)"
     ));
-    let result = server
-        .serve_with_shutdown(proxy, async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await;
-    result
-        .map(|()| Exit::Success)
-        .map_err(|e| Fail::failure(format_args!("proxy on {local} failed: {}", io_reason(&e))))
+    // One Ctrl-C stops both sides.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_side = async {
+        match http {
+            None => Ok(()),
+            Some((proxy, listener, bound)) => {
+                stderr_line(&format!(
+                    "coap proxy: HTTP-to-CoAP (RFC 8075) listening on {bound}: \
+                     http://{bound}/hc/coap://host:port/path"
+                ));
+                proxy
+                    .serve(listener, until_stopped(stopped.clone()))
+                    .await
+                    .map_err(|e| (bound, e))
+            }
+        }
+    };
+    let coap_side = server.serve_with_shutdown(proxy, until_stopped(stopped.clone()));
+    let (coap_result, http_result) = tokio::join!(coap_side, http_side);
+    coap_result
+        .map_err(|e| Fail::failure(format_args!("proxy on {local} failed: {}", io_reason(&e))))?;
+    http_result.map_err(|(bound, e)| {
+        Fail::failure(format_args!(
+            "HTTP proxy on {bound} failed: {}",
+            io_reason(&e)
+        ))
+    })?;
+    Ok(Exit::Success)
 }

@@ -1,0 +1,899 @@
+//! Our HTTP-to-CoAP cross-proxy (RFC 8075, [`coap_tools::http_proxy`]) driven by the real
+//! `curl`: through the default mapping `/hc/coap://host:port/path` (§5.3) to libcoap's
+//! `coap-server` and to our own file and demo servers — GET, PUT then GET back, 100 KB
+//! bodies up (Block1 upstream) and down (Block2 upstream) byte-exact, 4.04 → 404, and the
+//! header mapping (Content-Type, ETag, Cache-Control, If-None-Match → 304) checked against
+//! what the CoAP server answers directly; the proxy's own errors (400, 501, 504, 413, 415,
+//! 503); and the `coap proxy --http-bind` command line.
+
+#[path = "interop/support.rs"]
+#[allow(dead_code)]
+mod support;
+#[path = "interop/wire.rs"]
+#[allow(dead_code)]
+mod wire;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coap_tokio::{Client, Code, Method, OptionNumber, Route, Router};
+use coap_tools::demo::BoxedResource;
+use coap_tools::files::{FileServer, FilesConfig};
+use coap_tools::http_proxy::{entity_tag, HttpProxy, HttpProxyConfig, HttpProxyStats};
+use support::{InProcess, PeerServer, Proc, Scratch, BOUND};
+
+/// 100 KB in a pattern that does not repeat at block boundaries.
+fn hundred_kb() -> Vec<u8> {
+    (0..100_000u32)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 7)) as u8)
+        .collect()
+}
+
+/// Our HTTP proxy on 127.0.0.1 (ephemeral port) on a runtime of its own thread; stopped and
+/// joined (bounded) on drop.
+struct HttpSide {
+    addr: SocketAddr,
+    stats: Arc<HttpProxyStats>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpSide {
+    fn start(config: HttpProxyConfig) -> HttpSide {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .unwrap();
+                let client = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let proxy = HttpProxy::new(client, config).expect("a valid configuration");
+                tx.send((listener.local_addr().unwrap(), proxy.stats()))
+                    .unwrap();
+                proxy
+                    .serve(listener, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        let (addr, stats) = rx
+            .recv_timeout(BOUND)
+            .expect("the HTTP proxy did not start");
+        HttpSide {
+            addr,
+            stats,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://PROXY/hc/` + `target` (RFC 8075 §5.3).
+    fn hc(&self, target: &str) -> String {
+        format!("http://{}/hc/{target}", self.addr)
+    }
+}
+
+impl Drop for HttpSide {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let deadline = Instant::now() + BOUND;
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() && thread.join().is_err() && !std::thread::panicking() {
+                panic!("the HTTP proxy's thread panicked");
+            }
+        }
+    }
+}
+
+/// What curl got.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    /// Header fields of the final response, names lowercased.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// The status line as printed, for the report.
+    status_line: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs `curl` (bounded by `--max-time` and [`BOUND`]) with `args` and `url`.
+fn curl(args: &[&str], url: &str) -> Got {
+    let scratch = Scratch::new("curl");
+    let head = scratch.path().join("head");
+    let body = scratch.path().join("body");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "8", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .arg(url);
+    let done = support::run("curl", cmd);
+    assert!(done.status.success(), "{}", done.show());
+    let head = std::fs::read_to_string(&head).unwrap_or_default();
+    // With `Expect: 100-continue` there may be an interim response first: the last
+    // status line counts.
+    let block = head
+        .split("\r\n\r\n")
+        .filter(|b| b.starts_with("HTTP/"))
+        .last()
+        .unwrap_or_else(|| panic!("no response head: {head:?}\n{}", done.show()));
+    let mut lines = block.lines();
+    let status_line = lines.next().unwrap_or("").to_owned();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Got {
+        status,
+        headers,
+        body: std::fs::read(&body).unwrap_or_default(),
+        status_line,
+    }
+}
+
+/// `curl -X PUT --data-binary @FILE` with a Content-Type.
+fn curl_put(url: &str, body: &[u8], content_type: &str) -> Got {
+    let scratch = Scratch::new("put-body");
+    let file = scratch.path().join("body");
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    let ct = format!("Content-Type: {content_type}");
+    curl(
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            &data,
+            "-H",
+            &ct,
+            "-H",
+            "Expect:",
+        ],
+        url,
+    )
+}
+
+/// libcoap's server on a free port, with up to 10 resources created by PUT (`-d 10`).
+fn libcoap_server(lib: &support::Libcoap) -> PeerServer {
+    PeerServer::start("coap-server-notls", |port| {
+        let mut cmd = Command::new(&lib.server);
+        cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-d", "10"]);
+        cmd
+    })
+}
+
+/// Our file server on `dir`, writable.
+fn file_server(dir: &Path) -> InProcess {
+    let mut config = FilesConfig::new(dir);
+    config.write = true;
+    config.max_upload = 1 << 20;
+    let files = FileServer::new(config).expect("a directory to serve");
+    InProcess::start(move |server, stop| async move {
+        let router = Router::new(vec![Route::prefix("/", Box::new(files) as BoxedResource)]);
+        let _ = server
+            .serve_with_shutdown(router, async move {
+                let _ = stop.recv().await;
+            })
+            .await;
+    })
+}
+
+/// Our demo server (`coap serve`'s resources).
+fn demo_server() -> InProcess {
+    InProcess::start(move |server, stop| async move {
+        let _ = server
+            .serve_with_shutdown(coap_tools::demo::router(), async move {
+                let _ = stop.recv().await;
+            })
+            .await;
+    })
+}
+
+/// A CoAP request straight to the server with our client, to compare with the proxy's.
+fn direct(method: Method, uri: &str) -> coap_tokio::Response {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        c.request(method, uri)
+            .timeout(BOUND)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{uri}: {e}"))
+    })
+}
+
+fn config() -> HttpProxyConfig {
+    HttpProxyConfig {
+        upstream_timeout: Duration::from_secs(8),
+        ..HttpProxyConfig::default()
+    }
+}
+
+#[test]
+fn curl_through_our_http_proxy_to_libcoap_server() {
+    let Some(lib) = support::libcoap() else {
+        return;
+    };
+    let mut server = libcoap_server(&lib);
+    let proxy = HttpSide::start(config());
+    let target = |path: &str| proxy.hc(&server.uri(path));
+
+    // GET of an existing resource: libcoap's / describes the server, as text/plain.
+    let root = curl(&[], &target("/"));
+    assert_eq!(root.status, 200, "{root:?}");
+    let want = direct(Method::Get, &server.uri("/"));
+    assert_eq!(root.body, want.payload, "the proxy changed the body");
+    assert!(root.text().contains("libcoap"), "{}", root.text());
+    // Its Content-Format (if any) and Max-Age, as libcoap sent them.
+    assert_eq!(
+        root.header("content-type").map(str::to_owned),
+        want.content_format()
+            .map(coap_tools::http_proxy::media_type_for),
+        "{root:?}"
+    );
+    let max_age = want
+        .option(OptionNumber::MAX_AGE)
+        .map(|v| coap_tokio::coap_core::option::decode_uint(v).unwrap())
+        .unwrap_or(60);
+    assert_eq!(
+        root.header("cache-control"),
+        Some(format!("max-age={max_age}").as_str())
+    );
+    println!("libcoap GET /: {}", root.status_line);
+
+    // PUT creates a resource (-d): 2.01 → 201; GET returns the body.
+    let put = curl_put(&target("/note"), b"hello through HTTP", "text/plain");
+    assert_eq!(put.status, 201, "{put:?}");
+    let back = curl(&[], &target("/note"));
+    assert_eq!(back.status, 200, "{back:?}");
+    assert_eq!(back.text(), "hello through HTTP");
+    // Updating it: 2.04 without payload → 204 (RFC 8075 §7 note 2).
+    let again = curl_put(&target("/note"), b"second", "text/plain");
+    assert_eq!(again.status, 204, "{again:?}");
+    assert!(again.body.is_empty());
+    assert_eq!(curl(&[], &target("/note")).text(), "second");
+
+    // 100 KB up (Block1 upstream) and down (Block2 upstream), byte-exact.
+    let body = hundred_kb();
+    let put = curl_put(&target("/big"), &body, "application/octet-stream");
+    assert_eq!(put.status, 201, "{put:?}");
+    let big = curl(&[], &target("/big"));
+    assert_eq!(big.status, 200, "{:?}", big.status_line);
+    assert_eq!(big.body.len(), body.len());
+    assert!(big.body == body, "the 100 KB body came back different");
+    assert_eq!(
+        big.header("content-type"),
+        Some("application/octet-stream"),
+        "{:?}",
+        big.headers
+    );
+
+    // 4.04 → 404.
+    let missing = curl(&[], &target("/no/such/thing"));
+    assert_eq!(missing.status, 404, "{missing:?}");
+    println!("libcoap GET /no/such/thing: {}", missing.status_line);
+    // DELETE: 2.02 without payload → 204; then it is gone.
+    let del = curl(&["-X", "DELETE"], &target("/note"));
+    assert_eq!(del.status, 204, "{del:?}");
+    assert_eq!(curl(&[], &target("/note")).status, 404);
+    server.assert_running();
+}
+
+#[test]
+fn curl_through_our_http_proxy_to_our_file_server() {
+    let dir = Scratch::new("hc-files");
+    let body = hundred_kb();
+    std::fs::write(dir.path().join("big.bin"), &body).unwrap();
+    std::fs::write(dir.path().join("hello.txt"), b"Hello, HTTP!").unwrap();
+    let server = file_server(dir.path());
+    let proxy = HttpSide::start(config());
+
+    // GET: body, Content-Type, ETag and Cache-Control as mapped from the CoAP response.
+    let direct_hello = direct(Method::Get, &server.uri("/hello.txt"));
+    assert_eq!(direct_hello.code, Code::CONTENT);
+    let hello = curl(&[], &proxy.hc(&server.uri("/hello.txt")));
+    assert_eq!(hello.status, 200, "{hello:?}");
+    assert_eq!(hello.text(), "Hello, HTTP!");
+    let cf = direct_hello
+        .content_format()
+        .expect("the file server sets one");
+    assert_eq!(
+        hello.header("content-type"),
+        coap_tokio::ContentFormat(cf).media_type(),
+        "{hello:?}"
+    );
+    let etag = direct_hello
+        .option(OptionNumber::ETAG)
+        .expect("the file server sets an ETag");
+    assert_eq!(hello.header("etag"), Some(entity_tag(etag).as_str()));
+    // The documented encoding: the ETag's bytes in lowercase hex, quoted.
+    let hex: String = etag.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hello.header("etag"), Some(format!("\"{hex}\"").as_str()));
+    // No Max-Age upstream: its default, 60 s (RFC 7252 §5.10.5).
+    assert!(direct_hello.option(OptionNumber::MAX_AGE).is_none());
+    assert_eq!(hello.header("cache-control"), Some("max-age=60"));
+
+    // A conditional GET with that entity-tag: 2.03 upstream → 304 (RFC 8075 §7 note 3).
+    let inm = format!("If-None-Match: {}", entity_tag(etag));
+    let valid = curl(&["-H", &inm], &proxy.hc(&server.uri("/hello.txt")));
+    assert_eq!(valid.status, 304, "{valid:?}");
+    assert_eq!(valid.header("etag"), Some(entity_tag(etag).as_str()));
+    // Another tag does not match: the whole representation.
+    let other = curl(
+        &["-H", "If-None-Match: \"0102\""],
+        &proxy.hc(&server.uri("/hello.txt")),
+    );
+    assert_eq!(other.status, 200, "{other:?}");
+    assert_eq!(other.text(), "Hello, HTTP!");
+
+    // HEAD: GET's headers, no body.
+    let head = curl(&["-I"], &proxy.hc(&server.uri("/big.bin")));
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.header("content-length"), Some("100000"));
+    // curl -I writes the head where the body would go: nothing of the 100 KB follows.
+    assert!(head.body.len() < 1000, "{} bytes", head.body.len());
+
+    // 100 KB down, Block2 upstream, byte-exact.
+    let big = curl(&[], &proxy.hc(&server.uri("/big.bin")));
+    assert_eq!(big.status, 200, "{:?}", big.status_line);
+    assert!(big.body == body, "the 100 KB file came back different");
+    println!("our file server GET /big.bin: {}", big.status_line);
+
+    // PUT: a new file (2.01 → 201), byte-exact on disk and through the proxy; the
+    // percent-encoded form of the target works too.
+    let up: Vec<u8> = body.iter().rev().copied().collect();
+    let encoded = server
+        .uri("/up.bin")
+        .replace(':', "%3A")
+        .replace('/', "%2F");
+    let put = curl_put(&proxy.hc(&encoded), &up, "application/octet-stream");
+    assert_eq!(put.status, 201, "{put:?}");
+    assert!(std::fs::read(dir.path().join("up.bin")).unwrap() == up);
+    let back = curl(&[], &proxy.hc(&server.uri("/up.bin")));
+    assert!(back.body == up, "the uploaded file came back different");
+    // PUT with If-Match of the current entity-tag: 2.04 → 204; a stale one: 4.12 → 412.
+    let tag = back.header("etag").expect("an ETag").to_owned();
+    let ifm = format!("If-Match: {tag}");
+    let put = curl(
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "v2",
+            "-H",
+            &ifm,
+            "-H",
+            "Content-Type: text/plain",
+        ],
+        &proxy.hc(&server.uri("/up.bin")),
+    );
+    assert_eq!(put.status, 204, "{put:?}");
+    let put = curl(
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "v3",
+            "-H",
+            &ifm,
+            "-H",
+            "Content-Type: text/plain",
+        ],
+        &proxy.hc(&server.uri("/up.bin")),
+    );
+    assert_eq!(put.status, 412, "{put:?}");
+    assert_eq!(std::fs::read(dir.path().join("up.bin")).unwrap(), b"v2");
+
+    // 4.04 → 404; DELETE 2.02 → 204.
+    let missing = curl(&[], &proxy.hc(&server.uri("/nothing.txt")));
+    assert_eq!(missing.status, 404, "{missing:?}");
+    let del = curl(&["-X", "DELETE"], &proxy.hc(&server.uri("/up.bin")));
+    assert_eq!(del.status, 204, "{del:?}");
+    assert!(!dir.path().join("up.bin").exists());
+
+    // A response over max_response: the transfer is cut off, 502.
+    let small = HttpSide::start(HttpProxyConfig {
+        max_response: 10_000,
+        ..config()
+    });
+    let cut = curl(&[], &small.hc(&server.uri("/big.bin")));
+    assert_eq!(cut.status, 502, "{:?}", cut.status_line);
+    assert!(cut.text().contains("larger than 10000"), "{}", cut.text());
+    assert_eq!(curl(&[], &small.hc(&server.uri("/hello.txt"))).status, 200);
+}
+
+#[test]
+fn max_age_and_the_configured_base_with_our_demo_server() {
+    let server = demo_server();
+    let proxy = HttpSide::start(HttpProxyConfig {
+        base: Some(server.uri("")),
+        ..config()
+    });
+    // /time carries Max-Age 1: max-age=1.
+    let time = curl(&[], &proxy.hc(&server.uri("/time")));
+    assert_eq!(time.status, 200, "{time:?}");
+    assert_eq!(time.header("cache-control"), Some("max-age=1"));
+    // The null mapping onto the base (RFC 8075 §5.2): /hello is coap://server/hello.
+    let hello = curl(&[], &format!("http://{}/hello", proxy.addr));
+    assert_eq!(hello.status, 200, "{hello:?}");
+    assert_eq!(hello.text(), "Hello, world!");
+    // POST /echo: 2.04 with a payload → 200 with it, its Content-Format mapped both ways.
+    let echo = curl(
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            "{\"a\":1}",
+            "-H",
+            "Content-Type: application/json",
+        ],
+        &format!("http://{}/echo", proxy.addr),
+    );
+    assert_eq!(echo.status, 200, "{echo:?}");
+    assert_eq!(echo.text(), "{\"a\":1}");
+    assert_eq!(echo.header("content-type"), Some("application/json"));
+    // 4.05 → 400 with the reason phrase of RFC 8075 §7 note 7 (PUT on /hello).
+    let put = curl(
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "x",
+            "-H",
+            "Content-Type: text/plain",
+        ],
+        &format!("http://{}/hello", proxy.addr),
+    );
+    assert_eq!(put.status, 400, "{put:?}");
+    assert!(
+        put.status_line.contains("CoAP server returned 4.05"),
+        "{}",
+        put.status_line
+    );
+}
+
+/// Answers `/C/DD` with the response code C.DD, Max-Age 7 and a diagnostic payload; `/2/01`
+/// also with Location-Path `made/1`.
+struct Codes;
+
+impl coap_tokio::Handler<coap_tokio::Peer> for Codes {
+    fn handle(
+        &mut self,
+        req: &coap_tokio::IncomingRequest<'_, coap_tokio::Peer>,
+        w: &mut coap_tokio::ResponseWriter<'_>,
+    ) -> coap_tokio::Outcome {
+        let path: Vec<String> = req
+            .message()
+            .uri_path()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        // `/echo-options`: the request's Accept, Content-Format, ETag, If-Match and
+        // If-None-Match options as text, to see what the proxy made of the headers.
+        if path.first().map(String::as_str) == Some("echo-options") {
+            let msg = req.message();
+            let show = |n: OptionNumber| -> String {
+                let values: Vec<String> = msg
+                    .options_of(n)
+                    .map(|v| match n {
+                        OptionNumber::ACCEPT | OptionNumber::CONTENT_FORMAT => {
+                            coap_tokio::coap_core::option::decode_uint(v)
+                                .map(|u| u.to_string())
+                                .unwrap_or_default()
+                        }
+                        _ => v.iter().map(|b| format!("{b:02x}")).collect(),
+                    })
+                    .collect();
+                values.join(",")
+            };
+            let text = format!(
+                "accept={} cf={} etag={} if-match={} if-none-match={}",
+                show(OptionNumber::ACCEPT),
+                show(OptionNumber::CONTENT_FORMAT),
+                show(OptionNumber::ETAG),
+                show(OptionNumber::IF_MATCH),
+                msg.options_of(OptionNumber::IF_NONE_MATCH).count(),
+            );
+            w.set_code(Code::CONTENT);
+            let _ = w.payload(text.as_bytes());
+            return coap_tokio::Outcome::Respond;
+        }
+        let (class, detail) = match path.as_slice() {
+            [c, d] => (c.parse::<u8>().unwrap_or(5), d.parse::<u8>().unwrap_or(0)),
+            _ => (4, 4),
+        };
+        w.set_code(Code::new(class, detail));
+        let _ = w.option_uint(OptionNumber::MAX_AGE, 7);
+        if (class, detail) == (2, 1) {
+            let _ = w.option_str(OptionNumber::LOCATION_PATH, "made");
+            let _ = w.option_str(OptionNumber::LOCATION_PATH, "1");
+        }
+        if class >= 4 {
+            let _ = w.payload(format!("diagnostic {class}.{detail:02}").as_bytes());
+        }
+        coap_tokio::Outcome::Respond
+    }
+}
+
+#[test]
+fn coap_response_codes_map_by_rfc8075_table_2() {
+    let server = InProcess::start(move |server, stop| async move {
+        let _ = server
+            .serve_with_shutdown(Codes, async move {
+                let _ = stop.recv().await;
+            })
+            .await;
+    });
+    let proxy = HttpSide::start(config());
+    let get = |code: &str| curl(&[], &proxy.hc(&server.uri(&format!("/{code}"))));
+    for (code, status) in [
+        ("4/00", 400),
+        ("4/01", 403),
+        ("4/02", 500),
+        ("4/03", 403),
+        ("4/04", 404),
+        ("4/05", 400),
+        ("4/06", 406),
+        ("4/12", 412),
+        ("4/13", 413),
+        ("4/15", 415),
+        ("5/00", 500),
+        ("5/01", 501),
+        ("5/02", 502),
+        ("5/03", 503),
+        ("5/04", 504),
+        ("5/05", 502),
+    ] {
+        let got = get(code);
+        assert_eq!(got.status, status, "{code}: {got:?}");
+        // §6.5.3: the diagnostic payload is the body.
+        let diag = format!("diagnostic {}", code.replace('/', "."));
+        assert_eq!(got.text(), diag, "{code}");
+        // Error responses are cacheable in CoAP (RFC 7252 §5.9): their Max-Age maps.
+        assert_eq!(got.header("cache-control"), Some("max-age=7"), "{code}");
+    }
+    // §7 note 8: Retry-After from Max-Age on 5.03.
+    assert_eq!(get("5/03").header("retry-after"), Some("7"));
+    // 2.01 with Location-Path: 201 with Location in the default mapping, and no
+    // Cache-Control (2.01 is not cacheable).
+    let created = curl(
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            "x",
+            "-H",
+            "Content-Type: text/plain",
+        ],
+        &proxy.hc(&server.uri("/2/01")),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/hc/coap://{}/made/1", server.addr).as_str())
+    );
+    assert_eq!(created.header("cache-control"), None);
+    // 2.31 has no HTTP mapping (note 10): 502, the result was not understood.
+    assert_eq!(get("2/31").status, 502);
+
+    // Request headers → options (RFC 8075 §6.1, RFC 7252 §10.2.2).
+    let echo = proxy.hc(&server.uri("/echo-options"));
+    let options = |args: &[&str]| {
+        let got = curl(args, &echo);
+        assert_eq!(got.status, 200, "{got:?}");
+        got.text()
+    };
+    assert_eq!(
+        options(&["-H", "Accept: */*"]),
+        "accept= cf= etag= if-match= if-none-match=0"
+    );
+    assert_eq!(
+        options(&[
+            "-H",
+            "Accept: image/png, application/cbor;q=0.5, text/plain;q=0.2"
+        ]),
+        "accept=60 cf= etag= if-match= if-none-match=0"
+    );
+    assert_eq!(
+        options(&["-H", "If-None-Match: \"0a0b\", \"ff\", W/\"01\""]),
+        "accept= cf= etag=0a0b,ff if-match= if-none-match=0"
+    );
+    assert_eq!(
+        options(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "{}",
+            "-H",
+            "Content-Type: application/json; charset=utf-8",
+            "-H",
+            "If-Match: \"c0ffee\"",
+        ]),
+        "accept= cf=50 etag= if-match=c0ffee if-none-match=0"
+    );
+    assert_eq!(
+        options(&[
+            "-X",
+            "PUT",
+            "--data-binary",
+            "x",
+            "-H",
+            "Content-Type: text/plain",
+            "-H",
+            "If-None-Match: *",
+            "-H",
+            "If-Match: *",
+        ]),
+        "accept= cf=0 etag= if-match= if-none-match=1"
+    );
+}
+
+#[test]
+fn the_proxy_s_own_errors() {
+    let silent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let silent_uri = format!("coap://{}/x", silent.local_addr().unwrap());
+    let proxy = HttpSide::start(HttpProxyConfig {
+        upstream_timeout: Duration::from_secs(1),
+        max_body: 1000,
+        ..HttpProxyConfig::default()
+    });
+
+    // Not a CoAP URI (RFC 8075 §5.3.1: no scheme), or not parseable: 400.
+    let bad = curl(&[], &proxy.hc("example.com/light"));
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(
+        bad.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(bad.text().contains("not a CoAP URI"), "{}", bad.text());
+    println!("bad target: {}", bad.status_line);
+    assert_eq!(curl(&[], &proxy.hc("coap://host:99999/x")).status, 400);
+    // A path outside /hc/ without a base: 404.
+    assert_eq!(
+        curl(&[], &format!("http://{}/elsewhere", proxy.addr)).status,
+        404
+    );
+    // Methods CoAP has not (RFC 7252 §10.2.1): 501.
+    let options = curl(&["-X", "OPTIONS"], &proxy.hc(&silent_uri));
+    assert_eq!(options.status, 501, "{options:?}");
+    assert_eq!(curl(&["-X", "BREW"], &proxy.hc(&silent_uri)).status, 501);
+    // Upstream silent: 504 once the (1 s) upstream timeout passes.
+    let timeout = curl(&[], &proxy.hc(&silent_uri));
+    assert_eq!(timeout.status, 504, "{timeout:?}");
+    println!("silent upstream: {}", timeout.status_line);
+    // A body over max_body: 413 before anything goes upstream.
+    let sent = proxy.stats.upstream.load(Ordering::Relaxed);
+    let large = curl_put(&proxy.hc(&silent_uri), &[b'x'; 5000], "text/plain");
+    assert_eq!(large.status, 413, "{large:?}");
+    // Also when the client waits for `100 Continue` first: it gets the 413 instead.
+    let scratch = Scratch::new("expect");
+    let file = scratch.path().join("body");
+    std::fs::write(&file, [b'y'; 5000]).unwrap();
+    let data = format!("@{}", file.display());
+    let expecting = curl(
+        &[
+            "-X",
+            "PUT",
+            "--data-binary",
+            &data,
+            "-H",
+            "Content-Type: text/plain",
+            "-H",
+            "Expect: 100-continue",
+        ],
+        &proxy.hc(&silent_uri),
+    );
+    assert_eq!(expecting.status, 413, "{expecting:?}");
+    // Media type without a Content-Format (RFC 8075 §6.1): 415.
+    let png = curl_put(&proxy.hc(&silent_uri), b"x", "image/png");
+    assert_eq!(png.status, 415, "{png:?}");
+    assert_eq!(proxy.stats.upstream.load(Ordering::Relaxed), sent);
+    // Request heads beyond hyper's limits: 431.
+    let many: Vec<String> = (0..70).map(|i| format!("X-H{i}: v")).collect();
+    let mut args = Vec::new();
+    for h in &many {
+        args.extend(["-H", h.as_str()]);
+    }
+    assert_eq!(curl(&args, &proxy.hc(&silent_uri)).status, 431);
+    let big = format!("X-Big: {}", "a".repeat(70_000));
+    assert_eq!(curl(&["-H", &big], &proxy.hc(&silent_uri)).status, 431);
+    // The discovery resource of §5.5.
+    let wkc = curl(&[], &format!("http://{}/.well-known/core", proxy.addr));
+    assert_eq!(wkc.status, 200);
+    assert_eq!(wkc.text(), "</hc/>;rt=\"core.hc\"");
+    assert_eq!(wkc.header("content-type"), Some("application/link-format"));
+}
+
+#[test]
+fn beyond_max_upstream_the_proxy_answers_503() {
+    let silent = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let silent_uri = format!("coap://{}/x", silent.local_addr().unwrap());
+    let proxy = HttpSide::start(HttpProxyConfig {
+        upstream_timeout: Duration::from_secs(4),
+        max_upstream: 1,
+        ..HttpProxyConfig::default()
+    });
+    // One exchange that hangs until its timeout...
+    let url = proxy.hc(&silent_uri);
+    let first = std::thread::spawn(move || curl(&[], &url));
+    let deadline = Instant::now() + BOUND;
+    while proxy.stats.inflight.load(Ordering::Acquire) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never went upstream"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // ...and the next one finds no room.
+    let busy = curl(&[], &proxy.hc(&silent_uri));
+    assert_eq!(busy.status, 503, "{busy:?}");
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert_eq!(proxy.stats.busy.load(Ordering::Relaxed), 1);
+    assert_eq!(first.join().unwrap().status, 504);
+}
+
+/// The `coap` binary of this workspace: next to the test executable's `deps` folder.
+fn coap_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("coap"))
+        .unwrap();
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (`cargo build -p coap-tools --bin coap`; \
+         `cargo test --workspace` does)",
+        bin.display()
+    );
+    // `cargo test -p coap-tests` does not rebuild it: refuse to test an old build.
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap();
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/src");
+    let newer: Vec<PathBuf> = std::fs::read_dir(&sources)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built)
+        })
+        .collect();
+    assert!(
+        newer.is_empty(),
+        "{} is older than {newer:?}: rebuild it (`cargo build -p coap-tools --bin coap`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A TCP port free on loopback right now.
+fn free_tcp_port() -> u16 {
+    StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn coap_proxy_http_bind_on_the_command_line() {
+    let Some(lib) = support::libcoap() else {
+        return;
+    };
+    let mut lib_server = libcoap_server(&lib);
+    let dir = Scratch::new("hc-cli");
+    let body = hundred_kb();
+    std::fs::write(dir.path().join("big.bin"), &body).unwrap();
+    let ours = file_server(dir.path());
+    let bin = coap_binary();
+    // The port may be taken between the probe and the bind: a few tries.
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = free_tcp_port();
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "proxy",
+            "--bind",
+            "127.0.0.1:0",
+            "--http-bind",
+            &format!("127.0.0.1:{port}"),
+            "--upstream-timeout",
+            "5",
+        ]);
+        let mut proc = Proc::spawn("coap proxy --http-bind", cmd);
+        let deadline = Instant::now() + BOUND;
+        let mut up = false;
+        while Instant::now() < deadline && proc.exited().is_none() {
+            if proc
+                .stderr()
+                .contains("HTTP-to-CoAP (RFC 8075) listening on")
+            {
+                up = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !up {
+            last = proc.outputs();
+            continue;
+        }
+        let hc = |uri: &str| format!("http://127.0.0.1:{port}/hc/{uri}");
+        let root = curl(&[], &hc(&lib_server.uri("/")));
+        assert_eq!(root.status, 200, "{root:?}\n{}", proc.outputs());
+        assert!(root.text().contains("libcoap"));
+        let missing = curl(&[], &hc(&lib_server.uri("/missing")));
+        assert_eq!(missing.status, 404, "{missing:?}");
+        let big = curl(&[], &hc(&ours.uri("/big.bin")));
+        assert_eq!(big.status, 200, "{:?}", big.status_line);
+        assert!(big.body == body, "the 100 KB file came back different");
+        println!("coap proxy --http-bind, GET /big.bin: {}", big.status_line);
+        let put = curl_put(&hc(&ours.uri("/new.txt")), b"from the CLI", "text/plain");
+        assert_eq!(put.status, 201, "{put:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join("new.txt")).unwrap(),
+            b"from the CLI"
+        );
+        assert!(proc.exited().is_none(), "{}", proc.outputs());
+        lib_server.assert_running();
+        return;
+    }
+    panic!("coap proxy --http-bind did not start: {last}");
+}
+
+#[test]
+fn a_bad_http_base_is_a_usage_error() {
+    let bin = coap_binary();
+    let mut cmd = Command::new(&bin);
+    cmd.args([
+        "proxy",
+        "--bind",
+        "127.0.0.1:0",
+        "--http-bind",
+        "127.0.0.1:0",
+        "--http-base",
+        "http://example.com/",
+    ]);
+    let done = support::run("coap proxy --http-base", cmd);
+    assert!(!done.status.success(), "{}", done.show());
+    assert_eq!(done.status.code(), Some(2), "{}", done.show());
+    let err = done.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{}", done.show());
+    assert!(err.contains("--http-base"), "{}", done.show());
+}
