@@ -42,6 +42,15 @@ fn proxy(config: ProxyConfig) -> (InProcess, Arc<ProxyStats>) {
     (server, stats)
 }
 
+/// libcoap's example server on loopback.
+fn libcoap_server(lib: &support::Libcoap) -> PeerServer {
+    PeerServer::start("coap-server-notls", |port| {
+        let mut cmd = Command::new(&lib.server);
+        cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"]);
+        cmd
+    })
+}
+
 fn upstream(stats: &ProxyStats) -> u64 {
     stats.upstream.load(Ordering::Relaxed)
 }
@@ -153,11 +162,7 @@ fn aiocoap_client_through_our_proxy_to_libcoap() {
     let (Some(lib), Some(aio)) = (support::libcoap(), support::aiocoap()) else {
         return;
     };
-    let mut lib_server = PeerServer::start("coap-server-notls", |port| {
-        let mut cmd = Command::new(&lib.server);
-        cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"]);
-        cmd
-    });
+    let mut lib_server = libcoap_server(&lib);
     let (px, stats) = proxy(ProxyConfig::default());
     let mut cmd = Command::new(&aio.client);
     cmd.arg("--proxy")
@@ -266,11 +271,7 @@ fn one_upstream_observation_for_many_downstream_observers() {
     let Some(lib) = support::libcoap() else {
         return;
     };
-    let mut lib_server = PeerServer::start("coap-server-notls", |port| {
-        let mut cmd = Command::new(&lib.server);
-        cmd.args(["-A", "127.0.0.1", "-p", &port.to_string(), "-v", "0"]);
-        cmd
-    });
+    let mut lib_server = libcoap_server(&lib);
     let (px, stats) = proxy(ProxyConfig::default());
     let time = lib_server.uri("/time");
     // Two libcoap observers for 4 s each (libcoap's /time changes every second).

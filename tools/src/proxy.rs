@@ -414,19 +414,20 @@ fn error_reply(e: &ClientError) -> Reply {
     }
 }
 
+/// Options of a response that belong to one leg (block-wise, RFC 7959 §2.10; Observe,
+/// RFC 7641 §5): the proxy makes its own on each leg, so they are neither relayed nor cached.
+fn per_leg(n: OptionNumber) -> bool {
+    matches!(
+        n,
+        OptionNumber::BLOCK2 | OptionNumber::SIZE2 | OptionNumber::BLOCK1 | OptionNumber::OBSERVE
+    )
+}
+
 /// An upstream response as the downstream one: block-wise and Observe options are each
 /// leg's own.
 fn relayed(r: &Response) -> Reply {
     let mut rep = Reply::new(r.code).payload(r.payload.clone());
-    for (n, v) in r.options.iter().filter(|(n, _)| {
-        !matches!(
-            *n,
-            OptionNumber::BLOCK2
-                | OptionNumber::SIZE2
-                | OptionNumber::BLOCK1
-                | OptionNumber::OBSERVE
-        )
-    }) {
+    for (n, v) in r.options.iter().filter(|(n, _)| !per_leg(*n)) {
         rep = rep.option(*n, v.clone());
     }
     rep
@@ -565,15 +566,7 @@ fn as_message(r: &Response) -> Option<Vec<u8>> {
     let mut buf =
         vec![0u8; r.payload.len() + 64 + r.options.iter().map(|o| o.1.len() + 5).sum::<usize>()];
     let mut b = MessageBuilder::new(&mut buf, MessageType::Ack, r.code, 0, &[]).ok()?;
-    for (n, v) in r.options.iter().filter(|(n, _)| {
-        !matches!(
-            *n,
-            OptionNumber::BLOCK2
-                | OptionNumber::SIZE2
-                | OptionNumber::BLOCK1
-                | OptionNumber::OBSERVE
-        )
-    }) {
+    for (n, v) in r.options.iter().filter(|(n, _)| !per_leg(*n)) {
         b.option(*n, v).ok()?;
     }
     b.payload(&r.payload).ok()?;
