@@ -1,0 +1,234 @@
+//! The event queue: what the application learns ([`Event`]), recorded without borrowing
+//! (`EventRecord`) and lent out one at a time by `poll_event` from the slot that holds the
+//! message.
+
+use super::*;
+
+/// Something the application should know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a, A> {
+    /// The response to a request (RFC 7252 §5.3.2: matched by token and peer). A group
+    /// request gets one per responder (matched by token, `peer` is the responder) until its
+    /// window closes with `Timeout`.
+    Response {
+        /// The request.
+        id: RequestId,
+        /// Who answered.
+        peer: A,
+        /// The response; it stays valid until the next call to `poll_event`.
+        message: Message<'a>,
+    },
+    /// A notification of an observation (RFC 7641): a response carrying Observe. More
+    /// follow until a `Response` (the final one), `Timeout`, `Reset`, or cancellation.
+    /// Reordered (stale) notifications are not reported (§3.4).
+    Notification {
+        /// The observe request.
+        id: RequestId,
+        /// Who notified.
+        peer: A,
+        /// The notification; valid until the next call to `poll_event`.
+        message: Message<'a>,
+    },
+    /// One block of a Block2 response (RFC 7959 §2.4) that has more blocks: its payload
+    /// belongs at the offset its Block2 option gives. The endpoint requests the next
+    /// block itself; the last block arrives as `Response`.
+    Block {
+        /// The request.
+        id: RequestId,
+        /// Who answered.
+        peer: A,
+        /// The block; valid until the next call to `poll_event`.
+        message: Message<'a>,
+    },
+    /// The exchange ended without a usable response (see [`FailReason`]).
+    Failed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A Block1 upload's block was accepted with 2.31 Continue (RFC 7959 §2.5): hand the
+    /// next `size` bytes of the body, from `offset`, to `Endpoint::upload_next`.
+    Continue {
+        /// The upload.
+        id: RequestId,
+        /// Where the next block starts in the body.
+        offset: usize,
+        /// The block size the server accepts (it may have asked for smaller blocks).
+        size: usize,
+    },
+    /// The request asked for no response (RFC 7967) and none came: for a request that
+    /// suppressed every class, as soon as it was sent (NON) or acknowledged (CON); for one
+    /// that suppressed some classes, when the deadline passed in silence.
+    NoResponse {
+        /// The request.
+        id: RequestId,
+    },
+    /// No response within the deadline, or CON retransmissions exhausted. For a group
+    /// request ([`Endpoint::request_group`]) the end of the collection window: every
+    /// response that came was reported before it.
+    Timeout {
+        /// The request.
+        id: RequestId,
+    },
+    /// The peer rejected the request with RST.
+    Reset {
+        /// The request.
+        id: RequestId,
+    },
+}
+
+impl<A> Event<'_, A> {
+    /// The request the event belongs to.
+    pub fn id(&self) -> RequestId {
+        match self {
+            Event::Response { id, .. }
+            | Event::Notification { id, .. }
+            | Event::Block { id, .. }
+            | Event::Failed { id, .. }
+            | Event::Continue { id, .. }
+            | Event::NoResponse { id }
+            | Event::Timeout { id }
+            | Event::Reset { id } => *id,
+        }
+    }
+}
+
+/// Why an exchange failed (besides timeouts and resets).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FailReason {
+    /// The ETag changed between blocks of a Block2 transfer: the representation changed
+    /// while it was being transferred (RFC 7959 §2.4). Start again.
+    RepresentationChanged,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) enum EventRecord {
+    Response {
+        id: RequestId,
+        slot: u16,
+        generation: u16,
+    },
+    Notification {
+        id: RequestId,
+        slot: u16,
+        generation: u16,
+    },
+    Block {
+        id: RequestId,
+        slot: u16,
+        generation: u16,
+    },
+    Failed(RequestId, FailReason),
+    NoResponse(RequestId),
+    Continue(RequestId, crate::block::Block),
+    Timeout(RequestId),
+    Reset(RequestId),
+}
+
+impl EventRecord {
+    /// The request an event belongs to, and the slot holding its message, if any.
+    pub(super) fn parts(self) -> (RequestId, Option<(u16, u16)>) {
+        match self {
+            EventRecord::Response {
+                id,
+                slot,
+                generation,
+            }
+            | EventRecord::Notification {
+                id,
+                slot,
+                generation,
+            }
+            | EventRecord::Block {
+                id,
+                slot,
+                generation,
+            } => (id, Some((slot, generation))),
+            EventRecord::Failed(id, _)
+            | EventRecord::NoResponse(id)
+            | EventRecord::Continue(id, _)
+            | EventRecord::Timeout(id)
+            | EventRecord::Reset(id) => (id, None),
+        }
+    }
+}
+
+impl<
+        A: Copy + Eq + core::hash::Hash,
+        const N: usize,
+        const M: usize,
+        const D: usize,
+        const O: usize,
+    > Endpoint<A, N, M, D, O>
+{
+    /// The next event. A `Response` borrows the endpoint's slot until the next call.
+    pub fn poll_event(&mut self) -> Option<Event<'_, A>> {
+        if let Some((slot, generation)) = self.lent.take() {
+            let i = usize::from(slot);
+            if self
+                .slots
+                .get(i)
+                .is_some_and(|s| s.generation == generation)
+            {
+                self.free_slot(i);
+            }
+        }
+        loop {
+            let rec = self.events.pop_front()?;
+            match rec {
+                EventRecord::Timeout(id) => return Some(Event::Timeout { id }),
+                EventRecord::Reset(id) => return Some(Event::Reset { id }),
+                EventRecord::Failed(id, reason) => return Some(Event::Failed { id, reason }),
+                EventRecord::NoResponse(id) => return Some(Event::NoResponse { id }),
+                EventRecord::Continue(id, b) => {
+                    return Some(Event::Continue {
+                        id,
+                        offset: b.offset(),
+                        size: b.size(),
+                    })
+                }
+                EventRecord::Response {
+                    id,
+                    slot,
+                    generation,
+                }
+                | EventRecord::Notification {
+                    id,
+                    slot,
+                    generation,
+                }
+                | EventRecord::Block {
+                    id,
+                    slot,
+                    generation,
+                } => {
+                    let i = usize::from(slot);
+                    let ok = matches!(
+                        self.slots.get(i),
+                        Some(Slot { state: SlotState::Received { .. }, generation: g, .. }) if *g == generation
+                    );
+                    if !ok {
+                        continue;
+                    }
+                    self.lent = Some((slot, generation));
+                    let s = self.slots.get(i)?;
+                    let SlotState::Received { peer } = s.state else {
+                        continue;
+                    };
+                    let Ok(message) = Message::parse(s.bytes()) else {
+                        continue;
+                    };
+                    return Some(match rec {
+                        EventRecord::Notification { .. } => {
+                            Event::Notification { id, peer, message }
+                        }
+                        EventRecord::Block { .. } => Event::Block { id, peer, message },
+                        _ => Event::Response { id, peer, message },
+                    });
+                }
+            }
+        }
+    }
+}

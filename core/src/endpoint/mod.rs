@@ -1,0 +1,264 @@
+//! The endpoint: the one state machine runtimes drive (see the crate docs for the
+//! contract), split by concern as quinn-proto splits its connection:
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | `message_layer` | RFC 7252 §4 over UDP/DTLS: parsing, ACK/RST, duplicates, transmission |
+//! | `client` | client exchanges: requests, matching by token, Echo retry, completion |
+//! | `blockwise` | client Block2 continuation and Block1 uploads (RFC 7959) |
+//! | `server` | dispatch to the handler, deferred (separate) responses |
+//! | `observe` | RFC 7641 on both sides |
+//! | `group` | multicast requests and responses (RFC 7252 §8) |
+//! | `timers` | deadlines: `handle_timeout`, `poll_timeout` |
+//! | `slots` | the message slot pool, transmit and control queues |
+//! | `events` | the application's event queue |
+//!
+//! The state they share is the [`Endpoint`] struct below; the rules each applies live in
+//! the protocol modules of the crate ([`crate::reliability`], [`crate::exchange`],
+//! [`crate::observe`], [`crate::block`], [`crate::multicast`]).
+
+// Without the `client` feature the client role is unreachable (responses are rejected);
+// its code stays compiled but unused.
+#![cfg_attr(not(feature = "client"), allow(dead_code))]
+
+use core::time::Duration;
+
+use heapless::Deque;
+
+use crate::block::Block;
+use crate::code::{Code, CodeClass};
+use crate::config::Config;
+use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, RequestId, Token};
+use crate::message::{
+    write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError,
+};
+use crate::multicast::{self, Delivery};
+use crate::no_response::NoResponse;
+use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
+use crate::option::OptionNumber;
+use crate::reliability::{
+    lifetime_ms, probing_delay_ms, DedupTable, DupAction, PeerTable, Retransmit, RetransmitStep,
+};
+use crate::rng::Rng;
+use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
+use crate::time::Instant;
+
+/// Room kept in a message slot for a block-wise request's header, token and options (Uri-*,
+/// Content-Format, Block1, Size1, Request-Tag, ...) around the block itself.
+pub const BLOCK_ROOM: usize = 128;
+
+/// Slack after a notification's Max-Age before re-registering (RFC 7641 §3.3.1).
+const REREGISTER_SLACK_MS: u64 = 2_000;
+
+/// Default message size: RFC 7252 §4.6 (1152 bytes fits an IPv6 minimum MTU datagram).
+pub const DEFAULT_MESSAGE_SIZE: usize = 1152;
+
+mod blockwise;
+mod client;
+mod events;
+mod group;
+mod message_layer;
+mod observe;
+mod server;
+mod slots;
+mod timers;
+
+use events::EventRecord;
+pub use events::{Event, FailReason};
+use observe::{register_observer, wants_observe};
+use slots::{
+    AckState, Control, ControlKind, DeferredRequest, OutgoingResponse, ResponsePhase, Slot,
+    SlotState,
+};
+
+/// Why the endpoint refused an application call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// Every message slot is in use, or the event queue has no room for the outcome of
+    /// another request: poll events, or wait for exchanges to finish.
+    #[error("no free message slot")]
+    Busy,
+    /// The message could not be built (too large for a slot, ...).
+    #[error("cannot build the message: {0}")]
+    Build(#[from] BuildError),
+    /// Requests are CON or NON.
+    #[error("a request must be CON or NON")]
+    InvalidType,
+    /// The code is not a request method code.
+    #[error("not a request code")]
+    NotARequest,
+    /// The handle does not refer to a deferred exchange (answered, or expired).
+    #[error("unknown or expired response handle")]
+    UnknownHandle,
+}
+
+/// What the application wants sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestParams {
+    /// Method code (0.01–0.31).
+    pub code: Code,
+    /// CON or NON.
+    pub ty: MessageType,
+    /// Total deadline; `None` uses `Config::request_timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl RequestParams {
+    /// A confirmable request with the default timeout.
+    pub fn con(code: impl Into<Code>) -> Self {
+        RequestParams {
+            code: code.into(),
+            ty: MessageType::Con,
+            timeout: None,
+        }
+    }
+
+    /// A non-confirmable request with the default timeout.
+    pub fn non(code: impl Into<Code>) -> Self {
+        RequestParams {
+            code: code.into(),
+            ty: MessageType::Non,
+            timeout: None,
+        }
+    }
+
+    /// With a total deadline.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+}
+
+/// Metadata of a datagram written by [`Endpoint::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit<A> {
+    /// Destination.
+    pub peer: A,
+    /// Length of the datagram at the start of the caller's buffer.
+    pub len: usize,
+}
+
+/// Counters for monitoring and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Duplicates detected and not handed to the application again.
+    pub duplicates: u32,
+    /// Requests answered 5.03 because no slot was free.
+    pub busy_rejections: u32,
+    /// Duplicate-detection entries dropped before their lifetime because the table was full.
+    pub dedup_evictions: u32,
+    /// Cached responses dropped to make room.
+    pub cache_evictions: u32,
+    /// Datagrams rejected as malformed (RST or silently dropped).
+    pub malformed: u32,
+    /// Control messages (ACK, RST, generated responses) dropped because their queue was full.
+    pub control_drops: u32,
+    /// Notifications not delivered because they were older than the last one (RFC 7641 §3.4).
+    pub stale_notifications: u32,
+    /// Notifications not sent, or not taken, for want of a free slot or event space.
+    pub notification_drops: u32,
+    /// Responses to group requests not delivered for want of a free slot or event space.
+    pub group_response_drops: u32,
+    /// Responses to multicast requests not sent because they were errors nobody asked
+    /// for (RFC 7252 §8.2).
+    pub multicast_suppressed: u32,
+}
+
+/// A CoAP endpoint: client and server roles over one transport address.
+///
+/// `A` is the peer address type (e.g. `std::net::SocketAddr`, `embassy_net::IpEndpoint`):
+/// `Copy + Eq + Hash` (the hash indexes duplicate detection).
+/// `N` is the number of message slots: each holds one message of `M` bytes and serves
+/// one client request, one deferred or retransmitted response, one cached response for
+/// duplicate detection, or one response waiting in the event queue. Per-peer state (Message
+/// IDs, PROBING_RATE) covers `N` peers, least recently used evicted. Duplicate detection
+/// remembers the last `D` Message IDs received (§4.5); size it for the request rate times
+/// EXCHANGE_LIFETIME you want covered.
+pub struct Endpoint<
+    A,
+    const N: usize = 8,
+    const M: usize = DEFAULT_MESSAGE_SIZE,
+    const D: usize = 12,
+    const O: usize = 4,
+> {
+    config: Config,
+    rng: Rng,
+    slots: [Slot<A, M>; N],
+    dedup: DedupTable<A, D>,
+    peers: PeerTable<A, N>,
+    observers: ObserverTable<A, O>,
+    /// The next Observe value of notifications (RFC 7641 §4.4), 24-bit.
+    observe_seq: u32,
+    tx: Deque<u16, N>,
+    control: Deque<Control<A>, N>,
+    events: Deque<EventRecord, N>,
+    /// Slot of the response event handed out last; freed on the next `poll_event`.
+    lent: Option<(u16, u16)>,
+    next_id: u32,
+    /// Where the next slot search starts (round robin, see `alloc_slot`).
+    cursor: u16,
+    stats: Stats,
+}
+
+/// Slot lengths fit in `u16`: datagrams are at most 65535 bytes, and `M` is clamped by the
+/// callers' buffers.
+fn len16(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
+}
+
+impl<
+        A: Copy + Eq + core::hash::Hash,
+        const N: usize,
+        const M: usize,
+        const D: usize,
+        const O: usize,
+    > Endpoint<A, N, M, D, O>
+{
+    /// A new endpoint. `seed` feeds the generator of Message IDs, tokens and back-off
+    /// jitter: give it real entropy (RFC 7252 §5.3.1, §11.4).
+    pub fn new(config: Config, seed: u64) -> Self {
+        Endpoint {
+            config,
+            rng: Rng::new(seed),
+            slots: core::array::from_fn(|_| Slot::new()),
+            dedup: DedupTable::new(),
+            peers: PeerTable::new(),
+            observers: ObserverTable::new(),
+            observe_seq: 0,
+            tx: Deque::new(),
+            control: Deque::new(),
+            events: Deque::new(),
+            lent: None,
+            next_id: 0,
+            cursor: 0,
+            stats: Stats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            dedup_evictions: self.dedup.evictions,
+            ..self.stats
+        }
+    }
+
+    /// Slots currently in use (for monitoring and tests).
+    pub fn slots_in_use(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| !matches!(s.state, SlotState::Free))
+            .count()
+    }
+
+    /// Unexpired duplicate-detection entries (for monitoring and tests).
+    pub fn dedup_entries(&self, now: Instant) -> usize {
+        self.dedup.live(now)
+    }
+}

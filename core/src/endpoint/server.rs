@@ -1,0 +1,318 @@
+//! Server exchanges: a request handed to the [`Handler`] (dispatch, piggybacked or NON
+//! answers, 5.03 when no slot is free, No-Response suppression) and deferred answers given
+//! later through [`Endpoint::respond`] (empty ACK, then a separate response, RFC 7252 §5.2.2).
+
+use super::*;
+
+impl<
+        A: Copy + Eq + core::hash::Hash,
+        const N: usize,
+        const M: usize,
+        const D: usize,
+        const O: usize,
+    > Endpoint<A, N, M, D, O>
+{
+    /// Answers a deferred request (the handler returned [`Outcome::Defer`]). Piggybacked on
+    /// the ACK if that has not gone out yet, else a separate CON response retransmitted
+    /// until acknowledged (RFC 7252 §5.2.2); NON for a NON request.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        handle: ResponseHandle,
+        build: impl FnOnce(&mut ResponseWriter<'_>) -> Result<(), BuildError>,
+    ) -> Result<(), Error> {
+        let i = usize::from(handle.slot);
+        let d = match self.slots.get(i) {
+            Some(Slot {
+                state: SlotState::Deferred(d),
+                generation,
+                ..
+            }) if *generation == handle.generation => *d,
+            _ => return Err(Error::UnknownHandle),
+        };
+        let (ty, mid, phase) = match d.ack {
+            AckState::Due(_) => (
+                MessageType::Ack,
+                d.mid,
+                ResponsePhase::Cached {
+                    expires: now.add_millis(lifetime_ms(self.config.exchange_lifetime())),
+                },
+            ),
+            AckState::Sent => (
+                MessageType::Con,
+                self.peers.next_mid(now, d.peer, &mut self.rng),
+                ResponsePhase::AwaitAck(Retransmit::start(now, &self.config, &mut self.rng)),
+            ),
+            AckState::NotNeeded => (
+                MessageType::Non,
+                self.peers.next_mid(now, d.peer, &mut self.rng),
+                ResponsePhase::SendOnce,
+            ),
+        };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return Err(Error::UnknownHandle);
+        };
+        let mut w = ResponseWriter::new(MessageBuilder::new(
+            &mut slot.buf,
+            ty,
+            Code::CONTENT,
+            mid,
+            d.token.as_slice(),
+        )?);
+        w.block2 = d.block2;
+        w.size2 = d.size2;
+        w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
+        let result = build(&mut w);
+        slot.len = match result {
+            Ok(()) => {
+                register_observer(
+                    &mut self.observers,
+                    &mut self.observe_seq,
+                    now,
+                    d.peer,
+                    d.token,
+                    d.observe,
+                    &mut w,
+                );
+                len16(w.builder.finish())
+            }
+            Err(_) => {
+                // Whatever the builder holds may be partial: answer 5.00 instead.
+                len16(
+                    MessageBuilder::new(
+                        &mut slot.buf,
+                        ty,
+                        Code::INTERNAL_SERVER_ERROR,
+                        mid,
+                        d.token.as_slice(),
+                    )?
+                    .finish(),
+                )
+            }
+        };
+        slot.state = SlotState::Response(OutgoingResponse {
+            peer: d.peer,
+            mid,
+            phase,
+            notification: false,
+        });
+        self.queue_tx(i);
+        result.map_err(Error::Build)
+    }
+
+    pub(super) fn on_request(
+        &mut self,
+        now: Instant,
+        peer: A,
+        msg: &Message<'_>,
+        handler: &mut impl Handler<A>,
+        delivery: Delivery,
+    ) {
+        // §8.1: multicast requests are NON; a CON one is treated as NON (no ACK goes to a
+        // group request).
+        let multicast = delivery == Delivery::Multicast;
+        let con = msg.ty() == MessageType::Con && !multicast;
+        let mid = msg.message_id();
+        let token = Token::new(msg.token()).unwrap_or_default();
+        if let Some(action) = self.dedup.lookup(now, peer, mid).copied() {
+            self.stats.duplicates += 1;
+            return self.answer_duplicate(peer, mid, token, con, action);
+        }
+        let lifetime = if con {
+            self.config.exchange_lifetime()
+        } else {
+            self.config.non_lifetime()
+        };
+        let lifetime = lifetime_ms(lifetime);
+        // §5.4.1: an unrecognized critical option in a request → 4.02 Bad Option for a
+        // CON, rejection (RST) for a NON; §5.7.2: a proxy request to a non-proxy → 5.05.
+        if let Some(option) = msg.unknown_critical_option(|n| handler.understands(n)) {
+            let code = if matches!(option, OptionNumber::PROXY_URI | OptionNumber::PROXY_SCHEME) {
+                Code::PROXYING_NOT_SUPPORTED
+            } else {
+                Code::BAD_OPTION
+            };
+            if multicast {
+                // An error nobody asked for, and never a RST (§8.1, §8.2).
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::Ignore);
+                if !multicast::error_wanted(msg, code) {
+                    self.stats.multicast_suppressed += 1;
+                    return;
+                }
+                return self.control_response(now, peer, msg, code, None);
+            }
+            if !con && code == Code::BAD_OPTION {
+                self.dedup
+                    .insert(now, peer, mid, lifetime, DupAction::Ignore);
+                return self.send_empty(peer, MessageType::Rst, mid);
+            }
+            self.dedup
+                .insert(now, peer, mid, lifetime, DupAction::Control(code));
+            return self.control_response(now, peer, msg, code, None);
+        }
+        // RFC 7641 §3.6: a GET with Observe=1 removes the registration, then is served as a
+        // normal GET.
+        if msg.observe() == Some(1) {
+            self.observers.remove(peer, &token);
+        }
+        let Some(i) = self.alloc_slot(now) else {
+            // §5.9.3.4: tables full; tell the client when to retry.
+            self.stats.busy_rejections += 1;
+            if multicast && !multicast::error_wanted(msg, Code::SERVICE_UNAVAILABLE) {
+                return;
+            }
+            let max_age = Some(self.config.busy_max_age);
+            return self.control_response(now, peer, msg, Code::SERVICE_UNAVAILABLE, max_age);
+        };
+        let (ty, rmid) = if con {
+            (MessageType::Ack, mid)
+        } else {
+            (
+                MessageType::Non,
+                self.peers.next_mid(now, peer, &mut self.rng),
+            )
+        };
+        let handle = self.handle_of(i);
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        let Ok(b) = MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, rmid, token.as_slice())
+        else {
+            return;
+        };
+        let mut w = ResponseWriter::new(b);
+        w.block2 = Block::of(msg, OptionNumber::BLOCK2);
+        w.size2 = msg.uint_option(OptionNumber::SIZE2) == Some(0);
+        w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
+        let req = IncomingRequest {
+            peer,
+            message: *msg,
+            handle,
+            now,
+            delivery,
+        };
+        match handler.handle(&req, &mut w) {
+            Outcome::Respond => {
+                // RFC 7641 §4.1: register an observer of a successful GET/FETCH with
+                // Observe=0 on an observable resource; when the table is full, answer
+                // without Observe (not registered).
+                register_observer(
+                    &mut self.observers,
+                    &mut self.observe_seq,
+                    now,
+                    peer,
+                    token,
+                    wants_observe(msg),
+                    &mut w,
+                );
+                let code = w.code();
+                slot.len = len16(w.builder.finish());
+                // RFC 7967 §2: the client does not want this class of response. A CON
+                // request still gets its (empty) ACK. RFC 7252 §8.2: errors to a multicast
+                // request are not sent unless asked for.
+                let unwanted = multicast && !multicast::error_wanted(msg, code);
+                if unwanted {
+                    self.stats.multicast_suppressed += 1;
+                }
+                if NoResponse::of(msg).suppresses(code) || unwanted {
+                    return self.answer_nothing(now, i, peer, mid, con, lifetime);
+                }
+                let phase = if con {
+                    ResponsePhase::Cached {
+                        expires: now.add_millis(lifetime),
+                    }
+                } else if multicast {
+                    // §8.2: a random point within the leisure period, so that the group's
+                    // responses do not all arrive at once.
+                    let leisure = crate::time::duration_ms(self.config.default_leisure);
+                    ResponsePhase::Leisure {
+                        until: now.add_millis(self.rng.below_or_eq(leisure)),
+                    }
+                } else {
+                    ResponsePhase::SendOnce
+                };
+                slot.state = SlotState::Response(OutgoingResponse {
+                    peer,
+                    mid: rmid,
+                    phase,
+                    notification: false,
+                });
+                let action = if con {
+                    DupAction::Resend {
+                        slot: handle.slot,
+                        generation: handle.generation,
+                    }
+                } else {
+                    DupAction::Ignore
+                };
+                self.dedup.insert(now, peer, mid, lifetime, action);
+                if !matches!(phase, ResponsePhase::Leisure { .. }) {
+                    self.queue_tx(i);
+                }
+            }
+            Outcome::Ignore => {
+                // Nothing to say (e.g. a filtered /.well-known/core query that matched
+                // nothing, RFC 6690 §4.1).
+                self.answer_nothing(now, i, peer, mid, con, lifetime);
+            }
+            Outcome::Defer => {
+                let ack = if !con {
+                    AckState::NotNeeded
+                } else if self.config.separate_ack_delay.is_zero() {
+                    AckState::Sent
+                } else {
+                    AckState::Due(now + self.config.separate_ack_delay)
+                };
+                slot.len = 0;
+                let expires = now + self.config.deferred_timeout;
+                slot.state = SlotState::Deferred(DeferredRequest {
+                    peer,
+                    token,
+                    mid,
+                    ack,
+                    expires,
+                    block2: Block::of(msg, OptionNumber::BLOCK2),
+                    size2: msg.uint_option(OptionNumber::SIZE2) == Some(0),
+                    observe: wants_observe(msg),
+                });
+                if ack == AckState::Sent {
+                    self.send_empty(peer, MessageType::Ack, mid);
+                }
+                let action = if con {
+                    DupAction::Resend {
+                        slot: handle.slot,
+                        generation: handle.generation,
+                    }
+                } else {
+                    DupAction::Ignore
+                };
+                self.dedup.insert(now, peer, mid, lifetime, action);
+            }
+        }
+    }
+
+    /// A request that gets no response (suppressed by No-Response or multicast rules, or
+    /// ignored by its handler): the slot `i` prepared for the response is freed, a CON
+    /// request still gets its empty ACK (RFC 7967 §2), and duplicates are answered alike.
+    pub(super) fn answer_nothing(
+        &mut self,
+        now: Instant,
+        i: usize,
+        peer: A,
+        mid: u16,
+        con: bool,
+        lifetime: u64,
+    ) {
+        self.free_slot(i);
+        let action = if con {
+            DupAction::EmptyAck
+        } else {
+            DupAction::Ignore
+        };
+        self.dedup.insert(now, peer, mid, lifetime, action);
+        if con {
+            self.send_empty(peer, MessageType::Ack, mid);
+        }
+    }
+}
