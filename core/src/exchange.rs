@@ -1,37 +1,14 @@
-//! Client exchanges (RFC 7252 §5.3): request identifiers, tokens, and the phases a request
+//! Client exchanges (RFC 7252 §5.3): request identifiers and the phases a request
 //! goes through until its response, reset or timeout.
 
-use crate::message::MAX_TOKEN_LEN;
 use crate::reliability::Retransmit;
 use crate::time::Instant;
+pub use crate::token::Token;
 
 /// Identifies a request started with `Endpoint::request`; events carry it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RequestId(pub u32);
-
-/// A token (0–8 bytes, RFC 7252 §5.3.1), stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Token {
-    bytes: [u8; MAX_TOKEN_LEN],
-    len: u8,
-}
-
-impl Token {
-    /// A token from bytes; `None` if longer than 8.
-    pub fn new(bytes: &[u8]) -> Option<Token> {
-        let mut t = Token::default();
-        t.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
-        t.len = bytes.len() as u8;
-        Some(t)
-    }
-
-    /// The token bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
-    }
-}
 
 /// What a client exchange is for (RFC 7252 §8.1: a group request collects many responses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -74,6 +74,7 @@ pub mod rng;
 pub mod router;
 pub mod server;
 pub mod time;
+pub mod token;
 pub mod uri;
 
 pub use block::Block;

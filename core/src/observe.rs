@@ -1,8 +1,8 @@
 //! Observing resources (RFC 7641): the server's list of observers and notification
 //! sequence numbers, and the client's freshness rule for reordered notifications.
 
-use crate::exchange::Token;
 use crate::time::Instant;
+use crate::token::Token;
 
 /// Observe values are 24-bit (RFC 7641 §2, §4.4).
 pub const OBSERVE_MODULUS: u32 = 1 << 24;

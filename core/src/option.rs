@@ -370,7 +370,7 @@ pub(crate) fn write_header(delta: u16, len: usize, out: &mut [u8]) -> usize {
 }
 
 /// Iterator over the options of a message, in wire order. Built from already-validated
-/// bytes by [`crate::message::Message`]; on malformed bytes it simply ends.
+/// bytes by `Message`; on malformed bytes it simply ends.
 #[derive(Clone, Debug)]
 pub struct Options<'a> {
     rest: &'a [u8],

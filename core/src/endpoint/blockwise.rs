@@ -1,7 +1,14 @@
 //! The client side of block-wise transfers (RFC 7959): Block2 continuation of a response
 //! (§2.4, ETag checks) and Block1 uploads fed by the application (§2.5).
 
-use super::*;
+use super::event::{EventRecord, FailReason};
+use super::slot::SlotState;
+use super::{len16, Endpoint, Error, RequestParams, BLOCK_ROOM};
+use crate::block::Block;
+use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
+use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::option::OptionNumber;
+use crate::time::Instant;
 
 impl<
         A: Copy + Eq + core::hash::Hash,
@@ -14,7 +21,7 @@ impl<
     /// After 2.31 Continue to the upload block in slot `i`: the next block to send, in the
     /// size the server asked for (RFC 7959 §2.5: it may lower SZX, never raise it).
     pub(super) fn next_upload_block(&self, i: usize, response: &Message<'_>) -> Option<Block> {
-        let s = self.slots.get(i)?;
+        let s = self.pool.slots.get(i)?;
         let sent = Block::of(&Message::parse(s.bytes()).ok()?, OptionNumber::BLOCK1)?;
         if !sent.more {
             return None;
@@ -84,12 +91,14 @@ impl<
         last: bool,
     ) -> Result<(), Error> {
         let i = self
+            .pool
             .slots
             .iter()
             .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id && matches!(x.phase, ClientPhase::AwaitBody(_))))
             .ok_or(Error::UnknownHandle)?;
         let j = self.alloc_slot(now).ok_or(Error::Busy)?;
         let [si, sj] = self
+            .pool
             .slots
             .get_disjoint_mut([i, j])
             .map_err(|_| Error::Busy)?;
@@ -121,7 +130,7 @@ impl<
         x.phase = ClientPhase::Queued;
         x.deadline = now + self.config.request_timeout;
         sj.state = SlotState::Request(x);
-        self.free_slot(i);
+        self.pool.free(i);
         self.start_queued(now);
         Ok(())
     }
@@ -160,7 +169,7 @@ impl<
         let Some(j) = self.alloc_slot(now) else {
             return;
         };
-        let Ok([si, sj]) = self.slots.get_disjoint_mut([i, j]) else {
+        let Ok([si, sj]) = self.pool.slots.get_disjoint_mut([i, j]) else {
             return;
         };
         let Ok(req) = Message::parse(si.bytes()) else {

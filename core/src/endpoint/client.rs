@@ -2,7 +2,19 @@
 //! a bounded queue), cancelling them, matching responses by token and peer, the Echo retry
 //! (RFC 9175 §2.4) and the end of an exchange (response, timeout, reset).
 
-use super::*;
+use super::event::EventRecord;
+use super::slot::SlotState;
+use super::{len16, Endpoint, Error, RequestParams};
+use crate::block::Block;
+use crate::code::{Code, CodeClass};
+use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, RequestId, Token};
+use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::no_response::NoResponse;
+use crate::observe::Observation;
+use crate::option::OptionNumber;
+use crate::reliability::{lifetime_ms, probing_delay_ms, DupAction, Retransmit};
+use crate::time::Instant;
+use heapless::Deque;
 
 impl<
         A: Copy + Eq + core::hash::Hash,
@@ -62,12 +74,12 @@ impl<
             return Err(Error::NotARequest);
         }
         // Room for this request's single terminal event, whatever else is pending.
-        if self.events.len() + self.client_exchanges() >= N {
+        if self.events.len() + self.pool.client_exchanges() >= N {
             return Err(Error::Busy);
         }
         let i = self.alloc_slot(now).ok_or(Error::Busy)?;
         let token = self.fresh_token(peer);
-        let slot = self.slots.get_mut(i).ok_or(Error::Busy)?;
+        let slot = self.pool.slots.get_mut(i).ok_or(Error::Busy)?;
         let mut b =
             MessageBuilder::new(&mut slot.buf, params.ty, params.code, 0, token.as_slice())?;
         build(&mut b)?;
@@ -108,7 +120,7 @@ impl<
         for _ in 0..4 {
             self.rng.fill(&mut bytes[..len]);
             let t = Token::new(&bytes[..len]).unwrap_or_default();
-            let clash = self.slots.iter().any(
+            let clash = self.pool.slots.iter().any(
                 |s| matches!(&s.state, SlotState::Request(x) if x.peer == peer && x.token == t),
             );
             if !clash {
@@ -123,19 +135,21 @@ impl<
     pub fn cancel(&mut self, id: RequestId) -> bool {
         let mut removed = false;
         let found = self
+            .pool
             .slots
             .iter()
             .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id));
         if let Some(i) = found {
-            self.free_slot(i);
+            self.pool.free(i);
             removed = true;
             // A notification's remaining blocks may be in flight under the same id.
             while let Some(k) = self
+                .pool
                 .slots
                 .iter()
                 .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id))
             {
-                self.free_slot(k);
+                self.pool.free(k);
             }
         }
         // Outcomes (and notifications) may already wait in the event queue: drop them.
@@ -150,11 +164,12 @@ impl<
             if let Some((slot, generation)) = slot {
                 let i = usize::from(slot);
                 if self
+                    .pool
                     .slots
                     .get(i)
                     .is_some_and(|s| s.generation == generation)
                 {
-                    self.free_slot(i);
+                    self.pool.free(i);
                 }
             }
         }
@@ -168,7 +183,7 @@ impl<
         loop {
             // The oldest queued request that may start now.
             let mut pick: Option<(usize, u32)> = None;
-            for (i, s) in self.slots.iter().enumerate() {
+            for (i, s) in self.pool.slots.iter().enumerate() {
                 // Request ids increase with time: the smallest (modulo wrap) is the oldest.
                 if let SlotState::Request(x) = &s.state {
                     let seq = x.id.0;
@@ -186,7 +201,7 @@ impl<
     }
 
     pub(super) fn outstanding(&self, peer: A) -> usize {
-        self.slots
+        self.pool.slots
             .iter()
             .filter(|s| matches!(&s.state, SlotState::Request(x) if x.peer == peer && x.is_outstanding()))
             .count()
@@ -208,12 +223,12 @@ impl<
     }
 
     pub(super) fn transmit_request(&mut self, now: Instant, i: usize) {
-        let Some(SlotState::Request(x)) = self.slots.get(i).map(|s| s.state) else {
+        let Some(SlotState::Request(x)) = self.pool.slots.get(i).map(|s| s.state) else {
             return;
         };
         let mid = self.peers.next_mid(now, x.peer, &mut self.rng);
         let retx = Retransmit::start(now, &self.config, &mut self.rng);
-        let Some(slot) = self.slots.get_mut(i) else {
+        let Some(slot) = self.pool.slots.get_mut(i) else {
             return;
         };
         if let Some(h) = slot.buf.get_mut(2..4) {
@@ -234,12 +249,12 @@ impl<
                     now.add_millis(probing_delay_ms(&self.config, usize::from(len)));
             }
         }
-        self.queue_tx(i);
+        self.pool.queue_tx(i);
     }
 
     pub(super) fn finish_request(&mut self, now: Instant, i: usize, record: EventRecord) {
         let follow_up = matches!(
-            self.slots.get(i).map(|s| s.state),
+            self.pool.slots.get(i).map(|s| s.state),
             Some(SlotState::Request(ClientExchange {
                 kind: ExchangeKind::GroupFollowUp,
                 ..
@@ -248,12 +263,12 @@ impl<
         if follow_up && !matches!(record, EventRecord::Response { .. }) {
             // One responder of a group request failed to finish its Block2 transfer: its
             // answer is dropped; the group request goes on (it ends with its window).
-            self.free_slot(i);
+            self.pool.free(i);
             return self.start_queued(now);
         }
         let _ = self.events.push_back(record);
         if !matches!(record, EventRecord::Response { .. }) {
-            self.free_slot(i);
+            self.pool.free(i);
         }
         self.start_queued(now);
     }
@@ -272,7 +287,7 @@ impl<
                 return;
             }
         }
-        let found = self.slots.iter().position(|s| match &s.state {
+        let found = self.pool.slots.iter().position(|s| match &s.state {
             SlotState::Request(x) => {
                 x.peer == peer
                     && x.token.as_slice() == msg.token()
@@ -288,7 +303,7 @@ impl<
         // A group request's responses come from its members, not from the group address
         // it went to: matched by token alone (RFC 7252 §8.2), after the exact matches.
         let found = found.or_else(|| {
-            self.slots.iter().position(|s| match &s.state {
+            self.pool.slots.iter().position(|s| match &s.state {
                 SlotState::Request(x) => {
                     x.kind == ExchangeKind::Group
                         && x.token.as_slice() == msg.token()
@@ -327,7 +342,7 @@ impl<
         } else {
             self.config.non_lifetime()
         });
-        let Some(SlotState::Request(x)) = self.slots.get(i).map(|s| s.state) else {
+        let Some(SlotState::Request(x)) = self.pool.slots.get(i).map(|s| s.state) else {
             return;
         };
         if x.kind == ExchangeKind::Group {
@@ -345,12 +360,14 @@ impl<
         if msg.code() == Code::CONTINUE {
             if let Some(next) = self.next_upload_block(i, msg) {
                 self.acknowledge_response(now, peer, msg, lifetime);
-                if let Some(SlotState::Request(e)) = self.slots.get_mut(i).map(|s| &mut s.state) {
+                if let Some(SlotState::Request(e)) =
+                    self.pool.slots.get_mut(i).map(|s| &mut s.state)
+                {
                     e.phase = ClientPhase::AwaitBody(next);
                     e.heard = true;
                     e.deadline = now + self.config.request_timeout;
                 }
-                if let Some(s) = self.slots.get_mut(i) {
+                if let Some(s) = self.pool.slots.get_mut(i) {
                     s.want_tx = false;
                 }
                 let _ = self.events.push_back(EventRecord::Continue(x.id, next));
@@ -365,7 +382,7 @@ impl<
         if x.notification_rest {
             // The last block of a notification: report it as a block; the observation
             // itself goes on in its own slot.
-            let Some(s) = self.slots.get_mut(i) else {
+            let Some(s) = self.pool.slots.get_mut(i) else {
                 return;
             };
             if let Some(dst) = s.buf.get_mut(..bytes.len()) {
@@ -382,7 +399,7 @@ impl<
             });
             return self.start_queued(now);
         }
-        let Some(s) = self.slots.get_mut(i) else {
+        let Some(s) = self.pool.slots.get_mut(i) else {
             return;
         };
         let SlotState::Request(x) = s.state else {
@@ -424,6 +441,7 @@ impl<
             return false;
         };
         let Some(req) = self
+            .pool
             .slots
             .get(i)
             .and_then(|s| Message::parse(s.bytes()).ok())
@@ -436,7 +454,7 @@ impl<
         let Some(j) = self.alloc_slot(now) else {
             return false;
         };
-        let Ok([si, sj]) = self.slots.get_disjoint_mut([i, j]) else {
+        let Ok([si, sj]) = self.pool.slots.get_disjoint_mut([i, j]) else {
             return false;
         };
         let Ok(req) = Message::parse(si.bytes()) else {
@@ -462,7 +480,7 @@ impl<
             ..x
         });
         self.acknowledge_response(now, peer, msg, lifetime);
-        self.free_slot(i);
+        self.pool.free(i);
         self.start_queued(now);
         true
     }
@@ -483,7 +501,7 @@ impl<
         }
         // RFC 7967: silence is an answer when the request suppressed some classes and the
         // request itself got through (a NON, or an acknowledged CON).
-        let silent_ok = match self.slots.get(i).map(|s| s.state) {
+        let silent_ok = match self.pool.slots.get(i).map(|s| s.state) {
             Some(SlotState::Request(x)) => {
                 x.no_response.suppresses_any() && (!x.confirmable || heard)
             }

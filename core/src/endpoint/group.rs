@@ -1,7 +1,17 @@
 //! Group communication (RFC 7252 §8): requests received on a multicast address (leisure,
 //! no ACK/RST, error suppression) and the many responses to one group request.
 
-use super::*;
+use super::event::EventRecord;
+use super::slot::SlotState;
+use super::{len16, Endpoint};
+use crate::block::Block;
+use crate::code::CodeClass;
+use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, Token};
+use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::multicast::Delivery;
+use crate::option::OptionNumber;
+use crate::server::Handler;
+use crate::time::Instant;
 
 impl<
         A: Copy + Eq + core::hash::Hash,
@@ -16,7 +26,7 @@ impl<
     /// random delay within `Config::default_leisure` (§8.2), never acknowledged or reset
     /// (§8.1), and error responses are suppressed unless the request asked for them
     /// ([`crate::multicast`]). Handlers see [`Delivery::Multicast`] and may stay silent
-    /// with [`Outcome::Ignore`] when they have nothing useful to say.
+    /// with [`Outcome::Ignore`](crate::server::Outcome::Ignore) when they have nothing useful to say.
     pub fn handle_group_datagram(
         &mut self,
         now: Instant,
@@ -46,12 +56,12 @@ impl<
         // Room for this event while keeping room for every exchange's terminal event (and
         // the follow-up's, which is one more exchange).
         let needed = 1 + usize::from(more.is_some());
-        let room = self.events.len() + self.client_exchanges() + needed <= N;
+        let room = self.events.len() + self.pool.client_exchanges() + needed <= N;
         let Some(j) = room.then(|| self.alloc_slot(now)).flatten() else {
             self.stats.group_response_drops += 1;
             return;
         };
-        let Some(sj) = self.slots.get_mut(j) else {
+        let Some(sj) = self.pool.slots.get_mut(j) else {
             return;
         };
         let Some(dst) = sj.buf.get_mut(..bytes.len()) else {
@@ -62,12 +72,12 @@ impl<
         sj.state = SlotState::Received { peer };
         if let Some(block) = more {
             let Some(k) = self.alloc_slot(now) else {
-                self.free_slot(j);
+                self.pool.free(j);
                 self.stats.group_response_drops += 1;
                 return;
             };
             let token = self.fresh_token(peer);
-            let Ok([si, sk]) = self.slots.get_disjoint_mut([i, k]) else {
+            let Ok([si, sk]) = self.pool.slots.get_disjoint_mut([i, k]) else {
                 return;
             };
             let built = Message::parse(si.bytes())
@@ -92,8 +102,8 @@ impl<
                     Ok(b.finish())
                 });
             let Ok(len) = built else {
-                self.free_slot(k);
-                self.free_slot(j);
+                self.pool.free(k);
+                self.pool.free(j);
                 return;
             };
             let etag = Token::new(
@@ -117,7 +127,7 @@ impl<
                 ..x
             });
         }
-        let generation = self.slots.get(j).map_or(0, |s| s.generation);
+        let generation = self.pool.slots.get(j).map_or(0, |s| s.generation);
         let record = if more.is_some() {
             EventRecord::Block {
                 id: x.id,

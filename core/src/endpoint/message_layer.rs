@@ -6,7 +6,18 @@
 //! `blockwise`, `group`) works on parsed messages and tokens only. A reliable transport
 //! (RFC 8323: no Message IDs, no ACKs) is a second message layer beside this one.
 
-use super::*;
+use super::control::{Control, ControlKind};
+use super::event::EventRecord;
+use super::slot::{AckState, OutgoingResponse, ResponsePhase, SlotState};
+use super::{Endpoint, Transmit};
+use crate::code::{Code, CodeClass};
+use crate::exchange::{ClientPhase, Token};
+use crate::message::{write_empty, Header, Message, MessageBuilder, MessageType, ParseError};
+use crate::multicast::Delivery;
+use crate::option::OptionNumber;
+use crate::reliability::DupAction;
+use crate::server::Handler;
+use crate::time::Instant;
 
 impl<
         A: Copy + Eq + core::hash::Hash,
@@ -16,6 +27,16 @@ impl<
         const O: usize,
     > Endpoint<A, N, M, D, O>
 {
+    pub(super) fn send_empty(&mut self, peer: A, ty: MessageType, mid: u16) {
+        self.push_control(peer, ControlKind::Empty { ty, mid });
+    }
+
+    pub(super) fn push_control(&mut self, peer: A, kind: ControlKind) {
+        if self.control.push_back(Control { peer, kind }).is_err() {
+            self.stats.control_drops += 1;
+        }
+    }
+
     /// Processes one received datagram from `peer`. Requests go to `handler`; responses
     /// become events.
     pub fn handle_datagram(
@@ -105,7 +126,7 @@ impl<
 
     pub(super) fn on_empty_ack(&mut self, now: Instant, peer: A, mid: u16) {
         for i in 0..N {
-            let Some(s) = self.slots.get_mut(i) else {
+            let Some(s) = self.pool.slots.get_mut(i) else {
                 continue;
             };
             match &mut s.state {
@@ -131,7 +152,7 @@ impl<
                         && r.mid == mid
                         && matches!(r.phase, ResponsePhase::AwaitAck(_)) =>
                 {
-                    self.free_slot(i);
+                    self.pool.free(i);
                     return;
                 }
                 _ => {}
@@ -142,7 +163,9 @@ impl<
 
     pub(super) fn on_rst(&mut self, now: Instant, peer: A, mid: u16) {
         for i in 0..N {
-            let Some(s) = self.slots.get(i) else { continue };
+            let Some(s) = self.pool.slots.get(i) else {
+                continue;
+            };
             match &s.state {
                 SlotState::Request(x) if x.peer == peer && x.mid == mid && x.is_outstanding() => {
                     let id = x.id;
@@ -157,7 +180,7 @@ impl<
                     if r.notification {
                         self.drop_observer_of_slot(i);
                     }
-                    return self.free_slot(i);
+                    return self.pool.free(i);
                 }
                 _ => {}
             }
@@ -230,14 +253,16 @@ impl<
             }
             DupAction::Resend { slot, generation } => {
                 let i = usize::from(slot);
-                let Some(s) = self.slots.get_mut(i) else {
+                let Some(s) = self.pool.slots.get_mut(i) else {
                     return;
                 };
                 if s.generation != generation {
                     return; // The cached response was evicted; nothing safe to send.
                 }
                 match &mut s.state {
-                    SlotState::Response(r) if r.mid == mid && r.peer == peer => self.queue_tx(i),
+                    SlotState::Response(r) if r.mid == mid && r.peer == peer => {
+                        self.pool.queue_tx(i)
+                    }
                     SlotState::Response(_) => {
                         // Answered by a separate response: the request's ACK was empty.
                         self.send_empty(peer, MessageType::Ack, mid)
@@ -301,9 +326,9 @@ impl<
                 return Some(Transmit { peer: c.peer, len });
             }
         }
-        while let Some(i) = self.tx.pop_front() {
+        while let Some(i) = self.pool.tx.pop_front() {
             let i = usize::from(i);
-            let Some(s) = self.slots.get_mut(i) else {
+            let Some(s) = self.pool.slots.get_mut(i) else {
                 continue;
             };
             s.queued = false;
@@ -326,7 +351,7 @@ impl<
                     phase: ResponsePhase::SendOnce,
                     ..
                 }) => {
-                    self.free_slot(i);
+                    self.pool.free(i);
                 }
                 // RFC 7967: a NON that wants no response at all is done once sent.
                 SlotState::Request(x) if !x.confirmable && x.no_response.suppresses_all() => {

@@ -25,22 +25,12 @@ use core::time::Duration;
 
 use heapless::Deque;
 
-use crate::block::Block;
-use crate::code::{Code, CodeClass};
+use crate::code::Code;
 use crate::config::Config;
-use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, RequestId, Token};
-use crate::message::{
-    write_empty, BuildError, Header, Message, MessageBuilder, MessageType, ParseError,
-};
-use crate::multicast::{self, Delivery};
-use crate::no_response::NoResponse;
-use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
-use crate::option::OptionNumber;
-use crate::reliability::{
-    lifetime_ms, probing_delay_ms, DedupTable, DupAction, PeerTable, Retransmit, RetransmitStep,
-};
+use crate::message::{BuildError, Message, MessageType};
+use crate::observe::ObserverTable;
+use crate::reliability::{DedupTable, PeerTable};
 use crate::rng::Rng;
-use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
 use crate::time::Instant;
 
 /// Room kept in a message slot for a block-wise request's header, token and options (Uri-*,
@@ -55,21 +45,19 @@ pub const DEFAULT_MESSAGE_SIZE: usize = 1152;
 
 mod blockwise;
 mod client;
-mod events;
+mod control;
+mod event;
 mod group;
 mod message_layer;
 mod observe;
 mod server;
-mod slots;
+mod slot;
 mod timers;
 
-use events::EventRecord;
-pub use events::{Event, FailReason};
-use observe::{register_observer, wants_observe};
-use slots::{
-    AckState, Control, ControlKind, DeferredRequest, OutgoingResponse, ResponsePhase, Slot,
-    SlotState,
-};
+use control::Control;
+use event::EventRecord;
+pub use event::{Event, FailReason};
+use slot::{Slot, SlotPool, SlotState};
 
 /// Why the endpoint refused an application call.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
@@ -184,20 +172,17 @@ pub struct Endpoint<
 > {
     config: Config,
     rng: Rng,
-    slots: [Slot<A, M>; N],
+    pool: SlotPool<A, N, M>,
     dedup: DedupTable<A, D>,
     peers: PeerTable<A, N>,
     observers: ObserverTable<A, O>,
     /// The next Observe value of notifications (RFC 7641 §4.4), 24-bit.
     observe_seq: u32,
-    tx: Deque<u16, N>,
     control: Deque<Control<A>, N>,
     events: Deque<EventRecord, N>,
     /// Slot of the response event handed out last; freed on the next `poll_event`.
     lent: Option<(u16, u16)>,
     next_id: u32,
-    /// Where the next slot search starts (round robin, see `alloc_slot`).
-    cursor: u16,
     stats: Stats,
 }
 
@@ -221,17 +206,15 @@ impl<
         Endpoint {
             config,
             rng: Rng::new(seed),
-            slots: core::array::from_fn(|_| Slot::new()),
+            pool: SlotPool::new(),
             dedup: DedupTable::new(),
             peers: PeerTable::new(),
             observers: ObserverTable::new(),
             observe_seq: 0,
-            tx: Deque::new(),
             control: Deque::new(),
             events: Deque::new(),
             lent: None,
             next_id: 0,
-            cursor: 0,
             stats: Stats::default(),
         }
     }
@@ -251,14 +234,90 @@ impl<
 
     /// Slots currently in use (for monitoring and tests).
     pub fn slots_in_use(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| !matches!(s.state, SlotState::Free))
-            .count()
+        self.pool.in_use()
     }
 
     /// Unexpired duplicate-detection entries (for monitoring and tests).
     pub fn dedup_entries(&self, now: Instant) -> usize {
         self.dedup.live(now)
+    }
+
+    /// A free slot (see [`SlotPool::alloc`]), counting early evictions of cached responses.
+    fn alloc_slot(&mut self, now: Instant) -> Option<usize> {
+        let (i, evicted_early) = self.pool.alloc(now)?;
+        if evicted_early {
+            self.stats.cache_evictions += 1;
+        }
+        Some(i)
+    }
+
+    /// The next event. A `Response` borrows the endpoint's slot until the next call.
+    pub fn poll_event(&mut self) -> Option<Event<'_, A>> {
+        if let Some((slot, generation)) = self.lent.take() {
+            let i = usize::from(slot);
+            if self
+                .pool
+                .slots
+                .get(i)
+                .is_some_and(|s| s.generation == generation)
+            {
+                self.pool.free(i);
+            }
+        }
+        loop {
+            let rec = self.events.pop_front()?;
+            match rec {
+                EventRecord::Timeout(id) => return Some(Event::Timeout { id }),
+                EventRecord::Reset(id) => return Some(Event::Reset { id }),
+                EventRecord::Failed(id, reason) => return Some(Event::Failed { id, reason }),
+                EventRecord::NoResponse(id) => return Some(Event::NoResponse { id }),
+                EventRecord::Continue(id, b) => {
+                    return Some(Event::Continue {
+                        id,
+                        offset: b.offset(),
+                        size: b.size(),
+                    })
+                }
+                EventRecord::Response {
+                    id,
+                    slot,
+                    generation,
+                }
+                | EventRecord::Notification {
+                    id,
+                    slot,
+                    generation,
+                }
+                | EventRecord::Block {
+                    id,
+                    slot,
+                    generation,
+                } => {
+                    let i = usize::from(slot);
+                    let ok = matches!(
+                        self.pool.slots.get(i),
+                        Some(Slot { state: SlotState::Received { .. }, generation: g, .. }) if *g == generation
+                    );
+                    if !ok {
+                        continue;
+                    }
+                    self.lent = Some((slot, generation));
+                    let s = self.pool.slots.get(i)?;
+                    let SlotState::Received { peer } = s.state else {
+                        continue;
+                    };
+                    let Ok(message) = Message::parse(s.bytes()) else {
+                        continue;
+                    };
+                    return Some(match rec {
+                        EventRecord::Notification { .. } => {
+                            Event::Notification { id, peer, message }
+                        }
+                        EventRecord::Block { .. } => Event::Block { id, peer, message },
+                        _ => Event::Response { id, peer, message },
+                    });
+                }
+            }
+        }
     }
 }

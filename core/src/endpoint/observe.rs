@@ -2,7 +2,18 @@
 //! ([`Endpoint::notify`]), the client's notifications (freshness, §3.4; re-registration,
 //! §3.3.1) and cancellation (§3.6).
 
-use super::*;
+use super::event::EventRecord;
+use super::slot::{OutgoingResponse, ResponsePhase, SlotState};
+use super::{len16, Endpoint, Error, REREGISTER_SLACK_MS};
+use crate::block::Block;
+use crate::code::{Code, CodeClass};
+use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
+use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
+use crate::option::OptionNumber;
+use crate::reliability::{DupAction, Retransmit};
+use crate::server::ResponseWriter;
+use crate::time::Instant;
 
 /// A GET or FETCH with Observe=0 asks to be registered as an observer (RFC 7641 §3.1,
 /// RFC 8132 §2.4).
@@ -79,7 +90,7 @@ impl<
             // A CON notification still in flight is replaced, keeping its retransmission
             // state.
             let in_flight = obs.in_flight.and_then(|(slot, generation)| {
-                let s = self.slots.get(usize::from(slot))?;
+                let s = self.pool.slots.get(usize::from(slot))?;
                 match s.state {
                     SlotState::Response(OutgoingResponse {
                         phase: ResponsePhase::AwaitAck(r),
@@ -103,7 +114,7 @@ impl<
                 || now.as_millis() >= obs.last_con.as_millis().saturating_add(con_interval);
             let mid = self.peers.next_mid(now, obs.peer, &mut self.rng);
             let seq = self.observe_seq;
-            let Some(slot) = self.slots.get_mut(i) else {
+            let Some(slot) = self.pool.slots.get_mut(i) else {
                 continue;
             };
             let ty = if force_con {
@@ -128,7 +139,7 @@ impl<
                 // Could not render: leave the slot as it was (a replaced notification
                 // keeps going) or free it.
                 if in_flight.is_none() {
-                    self.free_slot(i);
+                    self.pool.free(i);
                 }
                 self.stats.notification_drops += 1;
                 continue;
@@ -161,7 +172,7 @@ impl<
             if !success {
                 self.observers.remove_index(o);
             }
-            self.queue_tx(i);
+            self.pool.queue_tx(i);
             sent += 1;
         }
         sent
@@ -169,7 +180,9 @@ impl<
 
     /// Removes the observer a notification slot was sent to (matched by peer and token).
     pub(super) fn drop_observer_of_slot(&mut self, i: usize) {
-        let Some(s) = self.slots.get(i) else { return };
+        let Some(s) = self.pool.slots.get(i) else {
+            return;
+        };
         let SlotState::Response(r) = s.state else {
             return;
         };
@@ -227,7 +240,7 @@ impl<
         // The registration is answered: stop retransmitting it, and re-register when the
         // notification's Max-Age lapses without a newer one (§3.3.1).
         let refresh = now.add_millis(u64::from(msg.max_age()) * 1000 + REREGISTER_SLACK_MS);
-        if let Some(SlotState::Request(e)) = self.slots.get_mut(i).map(|s| &mut s.state) {
+        if let Some(SlotState::Request(e)) = self.pool.slots.get_mut(i).map(|s| &mut s.state) {
             e.phase = ClientPhase::Observing;
             e.heard = true;
             e.deadline = refresh;
@@ -245,14 +258,14 @@ impl<
                 }
             });
         }
-        if let Some(s) = self.slots.get_mut(i) {
+        if let Some(s) = self.pool.slots.get_mut(i) {
             s.want_tx = false;
         }
         if !fresh {
             self.stats.stale_notifications += 1;
             return;
         }
-        let Some(s) = self.slots.get_mut(j) else {
+        let Some(s) = self.pool.slots.get_mut(j) else {
             return;
         };
         if let Some(dst) = s.buf.get_mut(..bytes.len()) {
@@ -295,7 +308,7 @@ impl<
             return;
         };
         let token = self.fresh_token(x.peer);
-        let Ok([si, sk]) = self.slots.get_disjoint_mut([i, k]) else {
+        let Ok([si, sk]) = self.pool.slots.get_disjoint_mut([i, k]) else {
             return;
         };
         let Ok(req) = Message::parse(si.bytes()) else {
@@ -320,7 +333,7 @@ impl<
             Ok::<usize, BuildError>(b.finish())
         })();
         let Ok(len) = built else {
-            self.free_slot(k);
+            self.pool.free(k);
             return;
         };
         sk.len = len16(len);
@@ -341,6 +354,7 @@ impl<
     /// Observe=1 (same token). The server's answer arrives as the final `Response`.
     pub fn cancel_observe(&mut self, now: Instant, id: RequestId) -> Result<(), Error> {
         let i = self
+            .pool
             .slots
             .iter()
             .position(
@@ -349,6 +363,7 @@ impl<
             .ok_or(Error::UnknownHandle)?;
         let j = self.alloc_slot(now).ok_or(Error::Busy)?;
         let [si, sj] = self
+            .pool
             .slots
             .get_disjoint_mut([i, j])
             .map_err(|_| Error::Busy)?;
@@ -372,7 +387,7 @@ impl<
         x.phase = ClientPhase::Queued;
         x.deadline = now + self.config.request_timeout;
         sj.state = SlotState::Request(x);
-        self.free_slot(i);
+        self.pool.free(i);
         self.start_queued(now);
         Ok(())
     }

@@ -2,7 +2,19 @@
 //! answers, 5.03 when no slot is free, No-Response suppression) and deferred answers given
 //! later through [`Endpoint::respond`] (empty ACK, then a separate response, RFC 7252 §5.2.2).
 
-use super::*;
+use super::observe::{register_observer, wants_observe};
+use super::slot::{AckState, DeferredRequest, OutgoingResponse, ResponsePhase, Slot, SlotState};
+use super::{len16, Endpoint, Error};
+use crate::block::Block;
+use crate::code::Code;
+use crate::exchange::Token;
+use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::multicast::{self, Delivery};
+use crate::no_response::NoResponse;
+use crate::option::OptionNumber;
+use crate::reliability::{lifetime_ms, DupAction, Retransmit};
+use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
+use crate::time::Instant;
 
 impl<
         A: Copy + Eq + core::hash::Hash,
@@ -22,7 +34,7 @@ impl<
         build: impl FnOnce(&mut ResponseWriter<'_>) -> Result<(), BuildError>,
     ) -> Result<(), Error> {
         let i = usize::from(handle.slot);
-        let d = match self.slots.get(i) {
+        let d = match self.pool.slots.get(i) {
             Some(Slot {
                 state: SlotState::Deferred(d),
                 generation,
@@ -49,7 +61,7 @@ impl<
                 ResponsePhase::SendOnce,
             ),
         };
-        let Some(slot) = self.slots.get_mut(i) else {
+        let Some(slot) = self.pool.slots.get_mut(i) else {
             return Err(Error::UnknownHandle);
         };
         let mut w = ResponseWriter::new(MessageBuilder::new(
@@ -96,7 +108,7 @@ impl<
             phase,
             notification: false,
         });
-        self.queue_tx(i);
+        self.pool.queue_tx(i);
         result.map_err(Error::Build)
     }
 
@@ -173,8 +185,8 @@ impl<
                 self.peers.next_mid(now, peer, &mut self.rng),
             )
         };
-        let handle = self.handle_of(i);
-        let Some(slot) = self.slots.get_mut(i) else {
+        let handle = self.pool.handle_of(i);
+        let Some(slot) = self.pool.slots.get_mut(i) else {
             return;
         };
         let Ok(b) = MessageBuilder::new(&mut slot.buf, ty, Code::CONTENT, rmid, token.as_slice())
@@ -248,7 +260,7 @@ impl<
                 };
                 self.dedup.insert(now, peer, mid, lifetime, action);
                 if !matches!(phase, ResponsePhase::Leisure { .. }) {
-                    self.queue_tx(i);
+                    self.pool.queue_tx(i);
                 }
             }
             Outcome::Ignore => {
@@ -304,7 +316,7 @@ impl<
         con: bool,
         lifetime: u64,
     ) {
-        self.free_slot(i);
+        self.pool.free(i);
         let action = if con {
             DupAction::EmptyAck
         } else {

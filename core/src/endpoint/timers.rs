@@ -1,7 +1,15 @@
 //! Time: what the endpoint does when a deadline passes (retransmissions, exchange and
 //! deferred-answer timeouts, leisure ends, re-registration) and when the next one is.
 
-use super::*;
+use super::event::EventRecord;
+use super::slot::{AckState, OutgoingResponse, ResponsePhase, SlotState};
+use super::Endpoint;
+use crate::code::Code;
+use crate::exchange::{ClientPhase, ExchangeKind};
+use crate::message::MessageType;
+use crate::option::OptionNumber;
+use crate::reliability::RetransmitStep;
+use crate::time::Instant;
 
 impl<
         A: Copy + Eq + core::hash::Hash,
@@ -15,7 +23,7 @@ impl<
     /// ACKs of deferred requests, queued requests waiting for PROBING_RATE.
     pub fn handle_timeout(&mut self, now: Instant) {
         for i in 0..N {
-            let Some(s) = self.slots.get_mut(i) else {
+            let Some(s) = self.pool.slots.get_mut(i) else {
                 continue;
             };
             match &mut s.state {
@@ -24,7 +32,7 @@ impl<
                         // The collection window is over; it closes once the Block2
                         // continuations with responders have ended too.
                         let id = x.id;
-                        let follow_up = self.slots.iter().filter_map(|s| match s.state {
+                        let follow_up = self.pool.slots.iter().filter_map(|s| match s.state {
                             SlotState::Request(y)
                                 if y.id == id && y.kind == ExchangeKind::GroupFollowUp =>
                             {
@@ -34,7 +42,7 @@ impl<
                         });
                         if let Some(later) = follow_up.min() {
                             if let Some(SlotState::Request(x)) =
-                                self.slots.get_mut(i).map(|s| &mut s.state)
+                                self.pool.slots.get_mut(i).map(|s| &mut s.state)
                             {
                                 x.deadline = later.max(now.add_millis(1));
                             }
@@ -60,7 +68,7 @@ impl<
                     if let ClientPhase::AwaitAck(r) = &mut x.phase {
                         if now >= r.next {
                             match r.fire(now, &self.config) {
-                                RetransmitStep::Resend => self.queue_tx(i),
+                                RetransmitStep::Resend => self.pool.queue_tx(i),
                                 RetransmitStep::GiveUp => {
                                     let (id, peer, heard) = (x.id, x.peer, x.heard);
                                     self.timed_out(now, i, id, peer, heard);
@@ -72,30 +80,30 @@ impl<
                 SlotState::Response(r) => match &mut r.phase {
                     ResponsePhase::AwaitAck(rt) if now >= rt.next => {
                         match rt.fire(now, &self.config) {
-                            RetransmitStep::Resend => self.queue_tx(i),
+                            RetransmitStep::Resend => self.pool.queue_tx(i),
                             RetransmitStep::GiveUp => {
                                 // RFC 7641 §4.5: an unacknowledged CON notification ends
                                 // the observation.
                                 if r.notification {
                                     self.drop_observer_of_slot(i);
                                 }
-                                self.free_slot(i)
+                                self.pool.free(i)
                             }
                         }
                     }
                     ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => {
-                        self.free_slot(i)
+                        self.pool.free(i)
                     }
                     ResponsePhase::Leisure { until } if now >= *until => {
                         r.phase = ResponsePhase::SendOnce;
-                        self.queue_tx(i);
+                        self.pool.queue_tx(i);
                     }
                     _ => {}
                 },
                 SlotState::Deferred(d) => {
                     if now >= d.expires {
                         let age = self.config.busy_max_age;
-                        let handle = self.handle_of(i);
+                        let handle = self.pool.handle_of(i);
                         let _ = self.respond(now, handle, |w| {
                             w.set_code(Code::SERVICE_UNAVAILABLE);
                             w.option_uint(OptionNumber::MAX_AGE, age)?;
@@ -121,7 +129,7 @@ impl<
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut arm = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        for s in &self.slots {
+        for s in &self.pool.slots {
             match &s.state {
                 SlotState::Request(x) => {
                     arm(x.deadline);

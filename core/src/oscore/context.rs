@@ -19,20 +19,9 @@ use super::sequence::SequenceReservation;
 /// AES-CCM-16-64-128 (RFC 8152 §10.2): 128-bit key, 64-bit tag, 13-byte nonce.
 pub(crate) type Aead = Ccm<Aes128, U8, U13>;
 
-/// Key length of AES-CCM-16-64-128 in bytes (RFC 8152 §10.2).
-pub const KEY_LEN: usize = 16;
-/// Nonce (and Common IV) length of AES-CCM-16-64-128 in bytes.
-pub const NONCE_LEN: usize = 13;
-/// Authentication tag length of AES-CCM-16-64-128 in bytes.
-pub const TAG_LEN: usize = 8;
-/// Largest Sender/Recipient ID: nonce length minus 6 (RFC 8613 §3.3).
-pub const MAX_ID_LEN: usize = NONCE_LEN - 6;
-/// Largest ID Context this crate stores. RFC 8613 sets no limit; 32 bytes covers the
-/// identifiers of EDHOC/ACE profiles and keeps the context fixed-size.
-pub const MAX_ID_CONTEXT_LEN: usize = 32;
-
-/// COSE algorithm identifier of AES-CCM-16-64-128 (RFC 8152 §10.2).
-pub const ALG_AES_CCM_16_64_128: u8 = 10;
+pub use super::params::{
+    ALG_AES_CCM_16_64_128, KEY_LEN, MAX_ID_CONTEXT_LEN, MAX_ID_LEN, NONCE_LEN, TAG_LEN,
+};
 
 /// A Sender or Recipient ID (RFC 8613 §3.1), at most [`MAX_ID_LEN`] bytes.
 pub type Id = heapless::Vec<u8, MAX_ID_LEN>;

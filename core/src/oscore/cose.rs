@@ -2,8 +2,8 @@
 //! Additional Authenticated Data, an `Enc_structure` wrapping the `external_aad` (§5.4),
 //! written as CBOR into stack buffers.
 
-use super::context::{ALG_AES_CCM_16_64_128, MAX_ID_LEN, NONCE_LEN};
 use super::option::{PartialIv, MAX_PIV_LEN};
+use super::params::{ALG_AES_CCM_16_64_128, MAX_ID_LEN, NONCE_LEN};
 
 /// A minimal CBOR writer for the definite-length items OSCORE uses (RFC 8949 §3).
 /// Writes past the end of the buffer are dropped; callers size buffers for the largest

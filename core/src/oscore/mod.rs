@@ -42,6 +42,7 @@ pub mod cose;
 pub mod layer;
 pub mod option;
 mod outer;
+pub mod params;
 pub mod protect;
 pub mod replay;
 pub mod sequence;

@@ -10,7 +10,7 @@
 //! Parsing is strict: reserved flag bits, `n` of 6 or 7, a flag byte of zero that is not
 //! an empty value, a non-minimal Partial IV, or bytes left over are all errors.
 
-use super::context::{MAX_ID_CONTEXT_LEN, MAX_ID_LEN};
+use super::params::{MAX_ID_CONTEXT_LEN, MAX_ID_LEN};
 
 /// Largest Partial IV length in bytes (RFC 8613 §6.1: n = 6 and 7 are reserved).
 pub const MAX_PIV_LEN: usize = 5;

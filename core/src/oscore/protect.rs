@@ -4,7 +4,7 @@
 //! options and the payload (§5.3).
 //!
 //! These functions hold no state besides the security context: sequence numbers, the
-//! replay window and request/response bindings are the caller's (see [`super::layer`]).
+//! replay window and request/response bindings are the caller's (see the `layer` module).
 
 use crate::code::Code;
 use crate::message::{BuildError, Message, MessageBuilder, ParseError};

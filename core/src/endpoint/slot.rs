@@ -1,31 +1,16 @@
 //! The message slot pool: fixed storage for every message the endpoint holds (a client
 //! request, a deferred or retransmitted response, a cached response for duplicate
-//! detection, a received response waiting for `poll_event`), the transmit queue of slot
-//! indices, and the queue of bodyless control messages (empty ACK/RST, 4.02, 5.03) that need
-//! no slot.
+//! detection, a received response waiting for `poll_event`) and the transmit queue of slot
+//! indices. A slot is named outside the endpoint by index and generation
+//! ([`ResponseHandle`]), so a stale handle never reaches a reused slot.
 
-use super::*;
+use heapless::Deque;
 
-/// A response the endpoint generates itself, without a slot.
-#[derive(Clone, Copy, Debug)]
-pub(super) enum ControlKind {
-    /// Empty ACK or RST.
-    Empty { ty: MessageType, mid: u16 },
-    /// A bodyless response (4.02, 5.03, ...).
-    Response {
-        ty: MessageType,
-        mid: u16,
-        code: Code,
-        token: Token,
-        max_age: Option<u32>,
-    },
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Control<A> {
-    pub(super) peer: A,
-    pub(super) kind: ControlKind,
-}
+use crate::block::Block;
+use crate::exchange::{ClientExchange, Token};
+use crate::reliability::Retransmit;
+use crate::server::ResponseHandle;
+use crate::time::Instant;
 
 /// A response we send: piggybacked or NON (sent once), or separate CON (retransmitted).
 #[derive(Clone, Copy, Debug)]
@@ -119,15 +104,25 @@ impl<A: Copy, const M: usize> Slot<A, M> {
     }
 }
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
-{
-    pub(super) fn free_slot(&mut self, i: usize) {
+/// The pool: `N` slots of `M` bytes and the queue of slots waiting to be transmitted.
+pub(super) struct SlotPool<A, const N: usize, const M: usize> {
+    pub(super) slots: [Slot<A, M>; N],
+    /// Slot indices to transmit, each at most once (`Slot::queued`).
+    pub(super) tx: Deque<u16, N>,
+    /// Where the next slot search starts (round robin, see `alloc`).
+    cursor: u16,
+}
+
+impl<A: Copy, const N: usize, const M: usize> SlotPool<A, N, M> {
+    pub(super) fn new() -> Self {
+        SlotPool {
+            slots: core::array::from_fn(|_| Slot::new()),
+            tx: Deque::new(),
+            cursor: 0,
+        }
+    }
+
+    pub(super) fn free(&mut self, i: usize) {
         if let Some(s) = self.slots.get_mut(i) {
             s.state = SlotState::Free;
             s.want_tx = false;
@@ -136,8 +131,9 @@ impl<
         }
     }
 
-    /// A free slot, evicting the cached response that expires first if none is free.
-    pub(super) fn alloc_slot(&mut self, now: Instant) -> Option<usize> {
+    /// A free slot, evicting the cached response that expires first if none is free. The
+    /// flag says a cached response was evicted before its lifetime ended.
+    pub(super) fn alloc(&mut self, now: Instant) -> Option<(usize, bool)> {
         // Round robin from a cursor: the slot after the last one handed out is the
         // oldest allocation, so on a busy server it is usually free or holds the oldest
         // cached response (all cached responses live equally long) — O(1) in practice
@@ -166,14 +162,11 @@ impl<
             }
         }
         let (i, expires) = evictable?;
-        if expires.is_some_and(|e| e > now) {
-            self.stats.cache_evictions += 1;
-        }
         if expires.is_some() {
-            self.free_slot(i);
+            self.free(i);
         }
         self.cursor = ((i + 1) % N.max(1)) as u16;
-        Some(i)
+        Some((i, expires.is_some_and(|e| e > now)))
     }
 
     pub(super) fn queue_tx(&mut self, i: usize) {
@@ -189,16 +182,6 @@ impl<
         }
     }
 
-    pub(super) fn send_empty(&mut self, peer: A, ty: MessageType, mid: u16) {
-        self.push_control(peer, ControlKind::Empty { ty, mid });
-    }
-
-    pub(super) fn push_control(&mut self, peer: A, kind: ControlKind) {
-        if self.control.push_back(Control { peer, kind }).is_err() {
-            self.stats.control_drops += 1;
-        }
-    }
-
     pub(super) fn handle_of(&self, i: usize) -> ResponseHandle {
         let generation = self.slots.get(i).map(|s| s.generation).unwrap_or(0);
         ResponseHandle {
@@ -207,6 +190,15 @@ impl<
         }
     }
 
+    /// Slots in use.
+    pub(super) fn in_use(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| !matches!(s.state, SlotState::Free))
+            .count()
+    }
+
+    /// Slots holding a client exchange.
     pub(super) fn client_exchanges(&self) -> usize {
         self.slots
             .iter()

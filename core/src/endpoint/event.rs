@@ -2,7 +2,8 @@
 //! (`EventRecord`) and lent out one at a time by `poll_event` from the slot that holds the
 //! message.
 
-use super::*;
+use crate::exchange::RequestId;
+use crate::message::Message;
 
 /// Something the application should know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub enum Event<'a, A> {
         id: RequestId,
     },
     /// No response within the deadline, or CON retransmissions exhausted. For a group
-    /// request ([`Endpoint::request_group`]) the end of the collection window: every
+    /// request (`Endpoint::request_group`) the end of the collection window: every
     /// response that came was reported before it.
     Timeout {
         /// The request.
@@ -151,84 +152,6 @@ impl EventRecord {
             | EventRecord::Continue(id, _)
             | EventRecord::Timeout(id)
             | EventRecord::Reset(id) => (id, None),
-        }
-    }
-}
-
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
-{
-    /// The next event. A `Response` borrows the endpoint's slot until the next call.
-    pub fn poll_event(&mut self) -> Option<Event<'_, A>> {
-        if let Some((slot, generation)) = self.lent.take() {
-            let i = usize::from(slot);
-            if self
-                .slots
-                .get(i)
-                .is_some_and(|s| s.generation == generation)
-            {
-                self.free_slot(i);
-            }
-        }
-        loop {
-            let rec = self.events.pop_front()?;
-            match rec {
-                EventRecord::Timeout(id) => return Some(Event::Timeout { id }),
-                EventRecord::Reset(id) => return Some(Event::Reset { id }),
-                EventRecord::Failed(id, reason) => return Some(Event::Failed { id, reason }),
-                EventRecord::NoResponse(id) => return Some(Event::NoResponse { id }),
-                EventRecord::Continue(id, b) => {
-                    return Some(Event::Continue {
-                        id,
-                        offset: b.offset(),
-                        size: b.size(),
-                    })
-                }
-                EventRecord::Response {
-                    id,
-                    slot,
-                    generation,
-                }
-                | EventRecord::Notification {
-                    id,
-                    slot,
-                    generation,
-                }
-                | EventRecord::Block {
-                    id,
-                    slot,
-                    generation,
-                } => {
-                    let i = usize::from(slot);
-                    let ok = matches!(
-                        self.slots.get(i),
-                        Some(Slot { state: SlotState::Received { .. }, generation: g, .. }) if *g == generation
-                    );
-                    if !ok {
-                        continue;
-                    }
-                    self.lent = Some((slot, generation));
-                    let s = self.slots.get(i)?;
-                    let SlotState::Received { peer } = s.state else {
-                        continue;
-                    };
-                    let Ok(message) = Message::parse(s.bytes()) else {
-                        continue;
-                    };
-                    return Some(match rec {
-                        EventRecord::Notification { .. } => {
-                            Event::Notification { id, peer, message }
-                        }
-                        EventRecord::Block { .. } => Event::Block { id, peer, message },
-                        _ => Event::Response { id, peer, message },
-                    });
-                }
-            }
         }
     }
 }
