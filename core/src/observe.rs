@@ -44,15 +44,15 @@ impl<A: Copy + Eq, const O: usize> ObserverTable<A, O> {
         ObserverTable { entries: [None; O] }
     }
 
-    /// Registers, replacing an entry of the same client for the same resource or token.
-    /// Returns false when the table is full.
+    /// Registers, replacing the entry with the same client endpoint and token: RFC 7641
+    /// §4.1 keys observers by endpoint and token, so one client may observe one resource
+    /// several times with distinct tokens (two tasks sharing one client endpoint) and each
+    /// gets its own notifications. Returns false when the table is full.
     pub fn register(&mut self, now: Instant, peer: A, token: Token, key: u32) -> bool {
         let pos = self
             .entries
             .iter()
-            .position(
-                |e| matches!(e, Some(o) if o.peer == peer && (o.token == token || o.key == key)),
-            )
+            .position(|e| matches!(e, Some(o) if o.peer == peer && o.token == token))
             .or_else(|| self.entries.iter().position(Option::is_none));
         let Some(slot) = pos.and_then(|i| self.entries.get_mut(i)) else {
             return false;
@@ -170,13 +170,18 @@ mod tests {
         let now = Instant::ZERO;
         assert!(t.register(now, 1, tok(1), 10));
         assert!(
-            t.register(now, 1, tok(2), 10),
-            "same peer and resource: replaced"
+            t.register(now, 1, tok(1), 10),
+            "same peer and token: replaced (RFC 7641 §4.1)"
         );
         assert_eq!(t.count(10), 1);
-        assert!(t.register(now, 2, tok(1), 10));
+        assert!(
+            t.register(now, 1, tok(2), 10),
+            "same peer and resource, another token: a second observer"
+        );
+        assert_eq!(t.count(10), 2);
         assert!(!t.register(now, 3, tok(1), 10), "full");
-        assert!(t.remove(2, &tok(1)));
+        assert!(t.remove(1, &tok(1)));
         assert_eq!(t.count(10), 1);
+        assert!(t.register(now, 2, tok(1), 10), "the freed entry is reused");
     }
 }

@@ -28,7 +28,9 @@ fn observable(
     }
 }
 
-fn observe(p: &mut Pair<impl coap_core::Handler<u32>>) -> coap_core::RequestId {
+fn observe<const N: usize, const O: usize>(
+    p: &mut Pair<impl coap_core::Handler<u32>, N, O>,
+) -> coap_core::RequestId {
     let now = p.now;
     p.client
         .request(now, SERVER, RequestParams::con(Code::GET), |b| {
@@ -39,8 +41,8 @@ fn observe(p: &mut Pair<impl coap_core::Handler<u32>>) -> coap_core::RequestId {
         .unwrap()
 }
 
-fn notify_all<H: coap_core::Handler<u32>>(
-    p: &mut Pair<H>,
+fn notify_all<H: coap_core::Handler<u32>, const N: usize, const O: usize>(
+    p: &mut Pair<H, N, O>,
     state: &Rc<Cell<u32>>,
     value: u32,
 ) -> usize {
@@ -383,4 +385,50 @@ fn deferred_answer_registers_the_observer() {
         .unwrap();
     p.drive_until(p.now.add_millis(1000));
     assert_eq!(p.server.observers(KEY), 1);
+}
+
+/// RFC 7641 §4.1: observers are keyed by client endpoint and token. Ten observations of one
+/// resource from one client endpoint (ten tokens) are ten observers, each notified on its
+/// own token; a registration repeated with the same token replaces its entry.
+#[test]
+fn ten_observations_from_one_client_all_notified() {
+    let state = Rc::new(Cell::new(0));
+    let mut p: Pair<_, 32, 16> = Pair::new(3, Link::PERFECT, observable(state.clone()));
+    let ids: Vec<_> = (0..10).map(|_| observe(&mut p)).collect();
+    p.drive_until(p.now.add_millis(1000));
+    assert_eq!(p.server.observers(KEY), 10);
+    assert_eq!(notify_all(&mut p, &state, 1), 10);
+    p.drive_until(p.now.add_millis(1000));
+    for id in &ids {
+        let got: Vec<_> = p
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Outcome::Notification { id: i, payload, .. } if i == id => {
+                    Some(String::from_utf8_lossy(payload).into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            ["0", "1"],
+            "observation {id:?}: {:?} {:?}",
+            p.client.stats(),
+            p.server.stats()
+        );
+    }
+    // The same token again (a client reinforcing its interest) replaces, never adds.
+    let first = p
+        .sent_by(CLIENT)
+        .iter()
+        .map(|(_, b)| b.clone())
+        .find(|b| parse(b).observe() == Some(0))
+        .unwrap();
+    let mut again = first.clone();
+    again[2] ^= 0x55; // a new Message ID: not a duplicate, a new registration
+    let now = p.now;
+    let mut h = observable(state.clone());
+    p.server.handle_datagram(now, CLIENT, &again, &mut h);
+    assert_eq!(p.server.observers(KEY), 10);
 }

@@ -4,6 +4,7 @@
 //! until idle, with a step bound that catches livelock.
 #![allow(dead_code)]
 
+use coap_core::endpoint::DEFAULT_MESSAGE_SIZE;
 use coap_core::rng::Rng;
 use coap_core::{Endpoint, Event, Handler, Instant, Message, NoServer, RequestId};
 
@@ -84,13 +85,15 @@ impl Outcome {
 }
 
 /// Application code run against the server endpoint after every step.
-pub type ServerApp<const N: usize> = Box<dyn FnMut(Instant, &mut Endpoint<Addr, N>)>;
+pub type ServerApp<const N: usize, const O: usize = 4> =
+    Box<dyn FnMut(Instant, &mut Endpoint<Addr, N, DEFAULT_MESSAGE_SIZE, 12, O>)>;
 
 /// A client and a server endpoint joined by a simulated link.
-pub struct Pair<H, const N: usize = 8> {
+/// `N` message slots and `O` observers on each side.
+pub struct Pair<H, const N: usize = 8, const O: usize = 4> {
     pub now: Instant,
-    pub client: Endpoint<Addr, N>,
-    pub server: Endpoint<Addr, N>,
+    pub client: Endpoint<Addr, N, DEFAULT_MESSAGE_SIZE, 12, O>,
+    pub server: Endpoint<Addr, N, DEFAULT_MESSAGE_SIZE, 12, O>,
     pub handler: H,
     pub link: Link,
     rng: Rng,
@@ -99,10 +102,10 @@ pub struct Pair<H, const N: usize = 8> {
     pub sent: Vec<Datagram>,
     pub events: Vec<Outcome>,
     /// Called with the server endpoint after every step (e.g. to send deferred responses).
-    pub server_app: Option<ServerApp<N>>,
+    pub server_app: Option<ServerApp<N, O>>,
 }
 
-impl<H: Handler<Addr>, const N: usize> Pair<H, N> {
+impl<H: Handler<Addr>, const N: usize, const O: usize> Pair<H, N, O> {
     pub fn new(seed: u64, link: Link, handler: H) -> Self {
         Self::with_config(seed, link, handler, coap_core::Config::default())
     }
