@@ -642,6 +642,53 @@ macro_rules! runtime_suite {
                 });
             }
 
+            /// RFC 7641 §4.1 keys observers by client endpoint and token: ten observations
+            /// of one resource from one client (ten tokens, as ten tasks sharing a client
+            /// would make) are all registered, and every one gets every notification.
+            #[test]
+            fn ten_observations_of_one_resource_from_one_client() {
+                run(async {
+                    for ip in LOOPBACKS {
+                        let server = Server::bind(SocketAddr::new(ip, 0)).await.unwrap();
+                        let addr = server.local_addr();
+                        let notifier = server.notifier();
+                        let (stop, stopped) = async_channel::bounded::<()>(1);
+                        rt::detach(async move {
+                            let handler = |_: &IncomingRequest<'_, Peer>,
+                                           w: &mut ResponseWriter<'_>| {
+                                w.observable(9).payload(b"v0").unwrap();
+                                Outcome::Respond
+                            };
+                            let shutdown = async move {
+                                let _ = stopped.recv().await;
+                            };
+                            server.serve_with_shutdown(handler, shutdown).await.unwrap();
+                        });
+                        let c = client(ip).await;
+                        let mut observations = Vec::new();
+                        for _ in 0..10 {
+                            let mut obs = c
+                                .request(Method::Get, &uri(addr, "/state"))
+                                .observe()
+                                .await
+                                .unwrap();
+                            let first = obs.next().await.unwrap().unwrap();
+                            assert_eq!(first.payload_str(), Some("v0"));
+                            observations.push(obs);
+                        }
+                        for v in ["v1", "v2"] {
+                            let n = notifier.notify(9, Reply::new(Code::CONTENT).payload(v)).await;
+                            assert_eq!(n, Some(10), "every observation is an observer");
+                            for obs in observations.iter_mut() {
+                                let r = obs.next().await.unwrap().unwrap();
+                                assert_eq!(r.payload_str(), Some(v));
+                            }
+                        }
+                        drop(stop);
+                    }
+                });
+            }
+
             /// A body larger than a block goes as a Block1 upload (RFC 7959 §2.5) that the
             /// server reassembles; the response (larger than a block too) comes back whole.
             #[test]
