@@ -1,6 +1,7 @@
 //! Client exchanges (RFC 7252 §5.3): request identifiers and the phases a request
 //! goes through until its response, reset or timeout.
 
+use crate::message::MessageType;
 use crate::reliability::Retransmit;
 use crate::time::Instant;
 pub use crate::token::Token;
@@ -69,6 +70,15 @@ pub(crate) struct ClientExchange<A> {
 }
 
 impl<A> ClientExchange<A> {
+    /// The message type of the exchange's requests (follow-ups keep the first one's).
+    pub fn message_type(&self) -> MessageType {
+        if self.confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        }
+    }
+
     /// Counts towards NSTART once transmitted, until an observation is established.
     pub fn is_outstanding(&self) -> bool {
         !matches!(

@@ -2,21 +2,18 @@
 //! (§2.4, ETag checks) and Block1 uploads fed by the application (§2.5).
 
 use super::event::{EventRecord, FailReason};
+use super::follow_up::rewrite_request;
 use super::slot::SlotState;
 use super::{len16, Endpoint, Error, RequestParams, BLOCK_ROOM};
 use crate::block::Block;
 use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
-use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::message::{BuildError, Message, MessageBuilder};
 use crate::option::OptionNumber;
 use crate::time::Instant;
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// After 2.31 Continue to the upload block in slot `i`: the next block to send, in the
     /// size the server asked for (RFC 7959 §2.5: it may lower SZX, never raise it).
@@ -112,21 +109,19 @@ impl<
             return Err(Error::Build(BuildError::BufferTooSmall));
         }
         let req = Message::parse(si.bytes()).map_err(|_| Error::UnknownHandle)?;
-        let ty = if x.confirmable {
-            MessageType::Con
-        } else {
-            MessageType::Non
-        };
-        let mut b = MessageBuilder::new(&mut sj.buf, ty, req.code(), 0, x.token.as_slice())?;
-        for o in req.options().filter(|o| o.number != OptionNumber::BLOCK1) {
-            b.option(o.number, o.value)?;
-        }
-        b.option_uint(
-            OptionNumber::BLOCK1,
-            Block::new(next.num, !last, next.szx).encode(),
+        let len = rewrite_request(
+            &mut sj.buf,
+            &req,
+            x.message_type(),
+            &x.token,
+            |n| n == OptionNumber::BLOCK1,
+            (
+                OptionNumber::BLOCK1,
+                Block::new(next.num, !last, next.szx).encode(),
+            ),
+            chunk,
         )?;
-        b.payload(chunk)?;
-        sj.len = len16(b.finish());
+        sj.len = len16(len);
         x.phase = ClientPhase::Queued;
         x.deadline = now + self.config.request_timeout;
         sj.state = SlotState::Request(x);
@@ -175,30 +170,22 @@ impl<
         let Ok(req) = Message::parse(si.bytes()) else {
             return;
         };
-        let ty = if x.confirmable {
-            MessageType::Con
-        } else {
-            MessageType::Non
-        };
         let next = Block::new(block.num + 1, false, block.szx);
-        let built = (|| {
-            // After a Block1 upload, the rest of the response is asked for without the
-            // body (RFC 7959 §3.3, Figure 9); a FETCH keeps its payload (RFC 8132 §2).
-            let upload = req.option(OptionNumber::BLOCK1).is_some();
-            let skip = |n: OptionNumber| {
+        // After a Block1 upload, the rest of the response is asked for without the body
+        // (RFC 7959 §3.3, Figure 9); a FETCH keeps its payload (RFC 8132 §2).
+        let upload = req.option(OptionNumber::BLOCK1).is_some();
+        let built = rewrite_request(
+            &mut sj.buf,
+            &req,
+            x.message_type(),
+            &x.token,
+            |n| {
                 n == OptionNumber::BLOCK2
                     || (upload && matches!(n, OptionNumber::BLOCK1 | OptionNumber::SIZE1))
-            };
-            let mut b = MessageBuilder::new(&mut sj.buf, ty, req.code(), 0, x.token.as_slice())?;
-            for o in req.options().filter(|o| !skip(o.number)) {
-                b.option(o.number, o.value)?;
-            }
-            b.option_uint(OptionNumber::BLOCK2, next.encode())?;
-            if !upload {
-                b.payload(req.payload())?;
-            }
-            Ok::<usize, BuildError>(b.finish())
-        })();
+            },
+            (OptionNumber::BLOCK2, next.encode()),
+            if upload { &[] } else { req.payload() },
+        );
         let Ok(len) = built else { return };
         sj.len = len16(len);
         sj.state = SlotState::Request(ClientExchange {

@@ -16,13 +16,9 @@ use crate::reliability::{lifetime_ms, probing_delay_ms, DupAction, Retransmit};
 use crate::time::Instant;
 use heapless::Deque;
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// Starts a request to `peer`. `build` adds options and payload (the endpoint writes
     /// the header and a fresh random token). The outcome arrives as exactly one event:

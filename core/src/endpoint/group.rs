@@ -2,24 +2,21 @@
 //! no ACK/RST, error suppression) and the many responses to one group request.
 
 use super::event::EventRecord;
+use super::follow_up::rewrite_request;
 use super::slot::SlotState;
 use super::{len16, Endpoint};
 use crate::block::Block;
 use crate::code::CodeClass;
 use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, Token};
-use crate::message::{BuildError, Message, MessageBuilder, MessageType};
+use crate::message::{BuildError, Message, MessageType};
 use crate::multicast::Delivery;
 use crate::option::OptionNumber;
 use crate::server::Handler;
 use crate::time::Instant;
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// Feeds a datagram that arrived on a group (multicast) address this endpoint listens
     /// on (RFC 7252 §8). Only requests are taken; they are answered by unicast NON after a
@@ -86,20 +83,16 @@ impl<
                     // The rest of the representation, by unicast from this member and
                     // confirmable (RFC 7959 §2.8): the request's options with the next
                     // Block2 value.
-                    let mut b = MessageBuilder::new(
-                        &mut sk.buf,
-                        MessageType::Con,
-                        req.code(),
-                        0,
-                        token.as_slice(),
-                    )?;
-                    for o in req.options().filter(|o| o.number != OptionNumber::BLOCK2) {
-                        b.option(o.number, o.value)?;
-                    }
                     let next = Block::new(block.num + 1, false, block.szx);
-                    b.option_uint(OptionNumber::BLOCK2, next.encode())?;
-                    b.payload(req.payload())?;
-                    Ok(b.finish())
+                    rewrite_request(
+                        &mut sk.buf,
+                        &req,
+                        MessageType::Con,
+                        &token,
+                        |n| n == OptionNumber::BLOCK2,
+                        (OptionNumber::BLOCK2, next.encode()),
+                        req.payload(),
+                    )
                 });
             let Ok(len) = built else {
                 self.pool.free(k);

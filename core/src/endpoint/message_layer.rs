@@ -19,13 +19,9 @@ use crate::reliability::DupAction;
 use crate::server::Handler;
 use crate::time::Instant;
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     pub(super) fn send_empty(&mut self, peer: A, ty: MessageType, mid: u16) {
         self.push_control(peer, ControlKind::Empty { ty, mid });

@@ -47,6 +47,7 @@ mod blockwise;
 mod client;
 mod control;
 mod event;
+mod follow_up;
 mod group;
 mod message_layer;
 mod observe;
@@ -192,13 +193,9 @@ fn len16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// A new endpoint. `seed` feeds the generator of Message IDs, tokens and back-off
     /// jitter: give it real entropy (RFC 7252 §5.3.1, §11.4).

@@ -3,6 +3,7 @@
 //! §3.3.1) and cancellation (§3.6).
 
 use super::event::EventRecord;
+use super::follow_up::rewrite_request;
 use super::slot::{OutgoingResponse, ResponsePhase, SlotState};
 use super::{len16, Endpoint, Error, REREGISTER_SLACK_MS};
 use crate::block::Block;
@@ -52,13 +53,9 @@ pub(super) fn register_observer<A: Copy + Eq, const O: usize>(
     }
 }
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// Number of observers currently registered for `key`.
     pub fn observers(&self, key: u32) -> usize {
@@ -314,24 +311,16 @@ impl<
         let Ok(req) = Message::parse(si.bytes()) else {
             return;
         };
-        let ty = if x.confirmable {
-            MessageType::Con
-        } else {
-            MessageType::Non
-        };
         let next = Block::new(1, false, first.szx);
-        let built = (|| {
-            let mut b = MessageBuilder::new(&mut sk.buf, ty, req.code(), 0, token.as_slice())?;
-            for o in req
-                .options()
-                .filter(|o| !matches!(o.number, OptionNumber::OBSERVE | OptionNumber::BLOCK2))
-            {
-                b.option(o.number, o.value)?;
-            }
-            b.option_uint(OptionNumber::BLOCK2, next.encode())?;
-            b.payload(req.payload())?;
-            Ok::<usize, BuildError>(b.finish())
-        })();
+        let built = rewrite_request(
+            &mut sk.buf,
+            &req,
+            x.message_type(),
+            &token,
+            |n| matches!(n, OptionNumber::OBSERVE | OptionNumber::BLOCK2),
+            (OptionNumber::BLOCK2, next.encode()),
+            req.payload(),
+        );
         let Ok(len) = built else {
             self.pool.free(k);
             return;
@@ -371,18 +360,17 @@ impl<
             return Err(Error::UnknownHandle);
         };
         let req = Message::parse(si.bytes()).map_err(|_| Error::UnknownHandle)?;
-        let ty = if x.confirmable {
-            MessageType::Con
-        } else {
-            MessageType::Non
-        };
-        let mut b = MessageBuilder::new(&mut sj.buf, ty, req.code(), 0, x.token.as_slice())?;
-        for o in req.options().filter(|o| o.number != OptionNumber::OBSERVE) {
-            b.option(o.number, o.value)?;
-        }
-        b.option_uint(OptionNumber::OBSERVE, 1)?;
-        b.payload(req.payload())?;
-        sj.len = len16(b.finish());
+        // Active cancellation (RFC 7641 §3.6): the registration again with Observe=1.
+        let len = rewrite_request(
+            &mut sj.buf,
+            &req,
+            x.message_type(),
+            &x.token,
+            |n| n == OptionNumber::OBSERVE,
+            (OptionNumber::OBSERVE, 1),
+            req.payload(),
+        )?;
+        sj.len = len16(len);
         x.observe = None;
         x.phase = ClientPhase::Queued;
         x.deadline = now + self.config.request_timeout;

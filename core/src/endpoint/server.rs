@@ -16,13 +16,9 @@ use crate::reliability::{lifetime_ms, DupAction, Retransmit};
 use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
 use crate::time::Instant;
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// Answers a deferred request (the handler returned [`Outcome::Defer`]). Piggybacked on
     /// the ACK if that has not gone out yet, else a separate CON response retransmitted

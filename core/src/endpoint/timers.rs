@@ -11,13 +11,9 @@ use crate::option::OptionNumber;
 use crate::reliability::RetransmitStep;
 use crate::time::Instant;
 
-impl<
-        A: Copy + Eq + core::hash::Hash,
-        const N: usize,
-        const M: usize,
-        const D: usize,
-        const O: usize,
-    > Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+where
+    A: Copy + Eq + core::hash::Hash,
 {
     /// Processes timers whose time has come: retransmissions, request deadlines, delayed
     /// ACKs of deferred requests, queued requests waiting for PROBING_RATE.
