@@ -81,7 +81,9 @@ pub use block::Block;
 pub use code::{Code, Method};
 pub use config::Config;
 pub use content_format::ContentFormat;
-pub use endpoint::{Endpoint, Error, Event, FailReason, RequestParams, Stats, Transmit};
+pub use endpoint::{
+    Endpoint, Error, Event, FailReason, RequestParams, Stats, Transmit, Unreachable,
+};
 pub use exchange::{RequestId, Token};
 pub use message::{BuildError, Message, MessageBuilder, MessageType, ParseError};
 pub use multicast::Delivery;

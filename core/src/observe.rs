@@ -80,6 +80,18 @@ impl<A: Copy + Eq, const O: usize> ObserverTable<A, O> {
         removed
     }
 
+    /// Removes every observer at `peer` (the network says it cannot be reached).
+    pub fn remove_peer(&mut self, peer: A) -> usize {
+        let mut removed = 0;
+        for e in self.entries.iter_mut() {
+            if matches!(e, Some(o) if o.peer == peer) {
+                *e = None;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Removes the observer whose latest notification had this Message ID (a RST to it).
     pub fn remove_by_mid(&mut self, peer: A, mid: u16) -> bool {
         let mut removed = false;

@@ -37,6 +37,9 @@ pub enum Error {
     RepresentationChanged,
     /// The request asked for no response (RFC 7967) and none came.
     NoResponse,
+    /// The network said the peer cannot be reached (fed to the core with
+    /// `Endpoint::handle_unreachable`; smoltcp reports no ICMP errors itself).
+    Unreachable(coap_core::Unreachable),
     /// The response body is larger than the exchange's storage (`B`).
     TooLarge,
     /// The caller's buffer cannot hold the response body.

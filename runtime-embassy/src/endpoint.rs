@@ -267,6 +267,7 @@ impl<
                 Event::Failed { reason, .. } => {
                     x.fail(match reason {
                         FailReason::RepresentationChanged => Error::RepresentationChanged,
+                        FailReason::Unreachable(why) => Error::Unreachable(why),
                     });
                     false
                 }

@@ -102,6 +102,36 @@ pub enum FailReason {
     /// The ETag changed between blocks of a Block2 transfer: the representation changed
     /// while it was being transferred (RFC 7959 §2.4). Start again.
     RepresentationChanged,
+    /// The network said the peer cannot be reached (an ICMP error the runtime read and
+    /// fed in with `Endpoint::handle_unreachable`).
+    Unreachable(Unreachable),
+}
+
+/// Why the network says a peer cannot be reached: the ICMP errors a UDP sender sees
+/// (RFC 792 type 3, RFC 4443 §3.1), as a runtime reads them (on Linux from the socket's
+/// error queue with `IP_RECVERR` / `IPV6_RECVERR`; smoltcp reports none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Unreachable {
+    /// Nothing listens on the peer's port (ICMP port unreachable).
+    Port,
+    /// The host is unreachable (ICMP host unreachable, or no route / address unreachable).
+    Host,
+    /// The peer's network is unreachable.
+    Network,
+    /// Communication with the peer is administratively prohibited (a firewall said so).
+    Prohibited,
+}
+
+impl core::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Unreachable::Port => "port unreachable",
+            Unreachable::Host => "host unreachable",
+            Unreachable::Network => "network unreachable",
+            Unreachable::Prohibited => "communication administratively prohibited",
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

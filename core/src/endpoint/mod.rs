@@ -54,10 +54,11 @@ mod observe;
 mod server;
 mod slot;
 mod timers;
+mod unreachable;
 
 use control::Control;
 use event::EventRecord;
-pub use event::{Event, FailReason};
+pub use event::{Event, FailReason, Unreachable};
 use slot::{Slot, SlotPool, SlotState};
 
 /// Why the endpoint refused an application call.
