@@ -75,6 +75,7 @@ pub mod router;
 pub mod server;
 pub mod time;
 pub mod uri;
+pub mod validate;
 
 pub use block::Block;
 pub use code::{Code, Method};
