@@ -275,3 +275,34 @@ fn proxy_uri_and_hop_limit_rules_at_our_proxy() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// RFC 7252 §5.7.1: the proxy passes an unknown safe-to-forward option on and drops an
+/// unknown unsafe elective one; what reaches the upstream (a bare socket here) shows it.
+#[test]
+fn proxy_forwards_unknown_safe_options_only() {
+    let px = proxy();
+    let upstream = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    upstream.set_read_timeout(Some(BOUND)).unwrap();
+    let uri = format!("coap://{}/x", upstream.local_addr().unwrap());
+    let client = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    // 2052: elective, safe to forward; 2050: elective, unsafe (RFC 7252 §5.4.6 bits).
+    let req = conformance::wire(
+        0,
+        Code::GET,
+        0x77,
+        &[(35, uri.as_bytes()), (2050, b"unsafe"), (2052, b"safe")],
+        b"",
+    );
+    client.send_to(&req, px.addr).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = upstream
+        .recv(&mut buf)
+        .expect("the proxy forwards the request");
+    let fwd = coap_core::Message::parse(&buf[..n]).unwrap();
+    let numbers: Vec<u16> = fwd.options().map(|o| o.number.0).collect();
+    assert!(numbers.contains(&2052), "safe option dropped: {numbers:?}");
+    assert!(
+        !numbers.contains(&2050),
+        "unsafe option forwarded: {numbers:?}"
+    );
+}

@@ -548,23 +548,27 @@ fn path_and_query(msg: &Message<'_>) -> String {
 }
 
 /// Options that stay with the upstream request: end-to-end ones, not the proxy's, the
-/// URI's, block-wise (each leg does its own) or Hop-Limit (rewritten).
+/// URI's, block-wise (each leg does its own) or Hop-Limit (rewritten); and of the options
+/// we do not know only the safe-to-forward ones (RFC 7252 §5.4.2, §5.7.1: an unknown
+/// unsafe elective option is ignored, never passed on; an unknown unsafe critical one
+/// never gets here, the endpoint answers 4.02).
 fn forwarded(n: OptionNumber) -> bool {
-    !matches!(
-        n,
-        OptionNumber::PROXY_URI
-            | OptionNumber::PROXY_SCHEME
-            | OptionNumber::URI_HOST
-            | OptionNumber::URI_PORT
-            | OptionNumber::URI_PATH
-            | OptionNumber::URI_QUERY
-            | OptionNumber::BLOCK1
-            | OptionNumber::BLOCK2
-            | OptionNumber::SIZE1
-            | OptionNumber::SIZE2
-            | OptionNumber::HOP_LIMIT
-            | OptionNumber::OBSERVE
-    )
+    (n.info().is_some() || !n.is_unsafe())
+        && !matches!(
+            n,
+            OptionNumber::PROXY_URI
+                | OptionNumber::PROXY_SCHEME
+                | OptionNumber::URI_HOST
+                | OptionNumber::URI_PORT
+                | OptionNumber::URI_PATH
+                | OptionNumber::URI_QUERY
+                | OptionNumber::BLOCK1
+                | OptionNumber::BLOCK2
+                | OptionNumber::SIZE1
+                | OptionNumber::SIZE2
+                | OptionNumber::HOP_LIMIT
+                | OptionNumber::OBSERVE
+        )
 }
 
 /// A whole response as a message (no token, Message ID 0) for the cache.
