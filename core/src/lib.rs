@@ -76,6 +76,7 @@ pub mod server;
 pub mod time;
 pub mod token;
 pub mod uri;
+pub mod validate;
 
 pub use block::Block;
 pub use code::{Code, Method};

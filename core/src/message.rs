@@ -216,18 +216,25 @@ impl<'a> Message<'a> {
         self.payload
     }
 
-    /// The first option with this number.
+    /// The first option with this number, unless its value is outside the registered
+    /// format: such an option is treated like an unrecognized one (RFC 7252 §5.4.3), and
+    /// a second occurrence of a non-repeatable option is ignored (§5.4.5). Critical
+    /// options breaking these rules never reach a handler ([`crate::validate`]).
     #[inline]
     pub fn option(&self, number: OptionNumber) -> Option<CoapOption<'a>> {
-        self.options().find_number(number)
+        self.options()
+            .find_number(number)
+            .filter(|o| number.check_value(o.value).is_ok())
     }
 
-    /// All options with this number, in order.
+    /// All options with this number, in order (values outside the registered format
+    /// left out, RFC 7252 §5.4.3).
     pub fn options_of(&self, number: OptionNumber) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.options()
             .skip_while(move |o| o.number < number)
             .take_while(move |o| o.number == number)
             .map(|o| o.value)
+            .filter(move |v| number.check_value(v).is_ok())
     }
 
     /// The first option with this number as an unsigned integer.

@@ -471,16 +471,22 @@ fn copy_request(msg: &Message<'_>) -> Option<Vec<u8>> {
 enum Target {
     Upstream(String),
     Unsupported,
+    /// A Proxy-Uri that is no absolute URI (RFC 7252 §5.10.2): the client's error, 4.00.
+    Malformed,
     NotProxied,
 }
 
 /// The upstream URI of a request (RFC 7252 §5.7.2, §6.5), or a reverse-map target.
 fn target(msg: &Message<'_>, reverse: &[(String, String)]) -> Target {
     if let Some(o) = msg.option(OptionNumber::PROXY_URI) {
+        // RFC 7252 §5.10.2: the value is an absolute-URI. One of a scheme we do not reach
+        // is refused with 5.05 (§5.7.2); text that is no URI at all (`foo`, a fragment, a
+        // bad authority) is a malformed request: 4.00 (§5.9.2.1).
         let uri = String::from_utf8_lossy(o.value).into_owned();
-        return match uri.split_once("://") {
-            Some(("coap", _)) => Target::Upstream(uri),
-            _ => Target::Unsupported,
+        return match coap_core::Uri::parse(&uri) {
+            Ok(u) if u.scheme() == coap_core::Scheme::Coap => Target::Upstream(uri),
+            Ok(_) | Err(coap_core::UriError::UnsupportedScheme) => Target::Unsupported,
+            Err(_) => Target::Malformed,
         };
     }
     if let Some(o) = msg.option(OptionNumber::PROXY_SCHEME) {
@@ -542,23 +548,27 @@ fn path_and_query(msg: &Message<'_>) -> String {
 }
 
 /// Options that stay with the upstream request: end-to-end ones, not the proxy's, the
-/// URI's, block-wise (each leg does its own) or Hop-Limit (rewritten).
+/// URI's, block-wise (each leg does its own) or Hop-Limit (rewritten); and of the options
+/// we do not know only the safe-to-forward ones (RFC 7252 §5.4.2, §5.7.1: an unknown
+/// unsafe elective option is ignored, never passed on; an unknown unsafe critical one
+/// never gets here, the endpoint answers 4.02).
 fn forwarded(n: OptionNumber) -> bool {
-    !matches!(
-        n,
-        OptionNumber::PROXY_URI
-            | OptionNumber::PROXY_SCHEME
-            | OptionNumber::URI_HOST
-            | OptionNumber::URI_PORT
-            | OptionNumber::URI_PATH
-            | OptionNumber::URI_QUERY
-            | OptionNumber::BLOCK1
-            | OptionNumber::BLOCK2
-            | OptionNumber::SIZE1
-            | OptionNumber::SIZE2
-            | OptionNumber::HOP_LIMIT
-            | OptionNumber::OBSERVE
-    )
+    (n.info().is_some() || !n.is_unsafe())
+        && !matches!(
+            n,
+            OptionNumber::PROXY_URI
+                | OptionNumber::PROXY_SCHEME
+                | OptionNumber::URI_HOST
+                | OptionNumber::URI_PORT
+                | OptionNumber::URI_PATH
+                | OptionNumber::URI_QUERY
+                | OptionNumber::BLOCK1
+                | OptionNumber::BLOCK2
+                | OptionNumber::SIZE1
+                | OptionNumber::SIZE2
+                | OptionNumber::HOP_LIMIT
+                | OptionNumber::OBSERVE
+        )
 }
 
 /// A whole response as a message (no token, Message ID 0) for the cache.
@@ -602,6 +612,10 @@ impl Handler<Peer> for Proxy {
             Target::Upstream(u) => u,
             Target::Unsupported => {
                 w.set_code(Code::PROXYING_NOT_SUPPORTED);
+                return Outcome::Respond;
+            }
+            Target::Malformed => {
+                w.set_code(Code::BAD_REQUEST);
                 return Outcome::Respond;
             }
             Target::NotProxied => {

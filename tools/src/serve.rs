@@ -186,7 +186,10 @@ fn read_psk_file(path: &std::path::Path) -> Result<HashMap<Vec<u8>, Vec<u8>>, Fa
         } else {
             crate::request::psk_value(key).map_err(|e| bad(&e))?
         };
-        keys.insert(identity.as_bytes().to_vec(), key);
+        // A second line for one identity would silently replace the first key.
+        if keys.insert(identity.as_bytes().to_vec(), key).is_some() {
+            return Err(bad(&format!("identity {identity} is given twice")));
+        }
     }
     if keys.is_empty() {
         return Err(Fail::usage(format_args!(

@@ -134,12 +134,11 @@ where
         let lifetime = lifetime_ms(lifetime);
         // §5.4.1: an unrecognized critical option in a request → 4.02 Bad Option for a
         // CON, rejection (RST) for a NON; §5.7.2: a proxy request to a non-proxy → 5.05.
-        if let Some(option) = msg.unknown_critical_option(|n| handler.understands(n)) {
-            let code = if matches!(option, OptionNumber::PROXY_URI | OptionNumber::PROXY_SCHEME) {
-                Code::PROXYING_NOT_SUPPORTED
-            } else {
-                Code::BAD_OPTION
-            };
+        // §5.4.3, §5.4.5, RFC 7959 §2.2, RFC 8768 §3: see crate::validate.
+        if let Err(rejection) =
+            crate::validate::check_request_options(msg, |n| handler.understands(n))
+        {
+            let code = rejection.code();
             if multicast {
                 // An error nobody asked for, and never a RST (§8.1, §8.2).
                 self.dedup

@@ -91,7 +91,7 @@ impl Credentials {
 
     /// Parses the JSON text of a credentials file; `base` is the file's directory.
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let value = json_object(text)?;
         let Value::Object(map) = value else {
             return Err("a credentials file is a JSON object".into());
         };
@@ -205,6 +205,48 @@ fn bytes(v: &Value) -> Result<Vec<u8>, String> {
             _ => Err("expected {\"ascii\": ..} or {\"hex\": ..}".into()),
         },
         _ => Err("expected a string, {\"ascii\": ..} or {\"hex\": ..}".into()),
+    }
+}
+
+/// The context parameters that are byte strings (aiocoap writes them with a `_hex` or
+/// `_ascii` suffix).
+const BYTE_VALUES: &[&str] = &["secret", "salt", "sender-id", "recipient-id", "id-context"];
+
+/// Parses JSON text whose top-level object must not repeat a key: serde_json would keep
+/// the last one silently, and a credential or key given twice is a mistake to report.
+fn json_object(text: &str) -> Result<Value, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if value.is_object() {
+        serde_json::from_str::<UniqueKeys>(text).map_err(|e| e.to_string())?;
+    }
+    Ok(value)
+}
+
+/// Deserializes an object only to find a repeated key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<UniqueKeys, M::Error> {
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                    if !seen.insert(k.clone()) {
+                        return Err(serde::de::Error::custom(format!("{k} is given twice")));
+                    }
+                }
+                Ok(UniqueKeys)
+            }
+        }
+        d.deserialize_map(Keys)
     }
 }
 
@@ -341,9 +383,7 @@ impl OscoreDir {
                 path: path.clone(),
                 message,
             };
-            let Value::Object(map) =
-                serde_json::from_str(&text).map_err(|e| format(e.to_string()))?
-            else {
+            let Value::Object(map) = json_object(&text).map_err(format)? else {
                 return Err(format("expected a JSON object".into()));
             };
             for (key, value) in map {
@@ -357,6 +397,10 @@ impl OscoreDir {
                         return Err(format(format!("{key} is not a string")));
                     };
                     (k.to_owned(), Some(s.as_bytes().to_vec()))
+                } else if BYTE_VALUES.contains(&key.as_str()) {
+                    return Err(format(format!(
+                        "{key}: byte values are given as {key}_hex or {key}_ascii"
+                    )));
                 } else {
                     (key.clone(), None)
                 };
