@@ -68,10 +68,22 @@ pub(crate) enum DupAction {
     Ignore,
 }
 
+/// How long a duplicate-detection entry must be kept (RFC 7252 §4.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retention {
+    /// May be dropped before it expires when the table needs room: a duplicate of an
+    /// idempotent request, or of anything that is not a request, may be processed again.
+    Evictable,
+    /// Must be kept until it expires: the request was not idempotent (POST, PATCH, or an
+    /// unknown method), so a duplicate must never reach the handler again (at most once).
+    AtMostOnce,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct DedupEntry<A> {
     peer: A,
     mid: u16,
+    retention: Retention,
     /// Next entry in the same hash bucket ([`NO_ENTRY`] ends the chain).
     chain: u16,
     /// Expiry in whole seconds of the caller's clock, rounded up (lifetimes are minutes).
@@ -82,8 +94,11 @@ struct DedupEntry<A> {
 const NO_ENTRY: u16 = u16::MAX;
 
 /// Recently received Message IDs per peer (§4.5). A ring in arrival order: when it is full
-/// the oldest entry is dropped, so a flood from many addresses costs a bounded table and
-/// can at worst make an old duplicate look new (counted in [`DedupTable::evictions`]).
+/// the oldest entry is dropped if it is [`Retention::Evictable`] (counted in
+/// [`DedupTable::evictions`]: an old duplicate of an idempotent request may then look new),
+/// and never if it is [`Retention::AtMostOnce`]: until that entry expires nothing new is
+/// remembered, and the endpoint refuses non-idempotent requests (5.03) rather than risk
+/// executing one twice.
 /// A hash index over (peer, Message ID) keeps lookups O(1) however large the table is
 /// (N ≤ 65535).
 pub(crate) struct DedupTable<A, const N: usize> {
@@ -185,11 +200,37 @@ impl<A: Copy + Eq + Hash, const N: usize> DedupTable<A, N> {
         }
     }
 
-    /// Remembers a message for `lifetime_ms`.
-    pub fn insert(&mut self, now: Instant, peer: A, mid: u16, lifetime_ms: u64, action: DupAction) {
+    /// When the next insertion would have to drop an unexpired [`Retention::AtMostOnce`]
+    /// entry: the milliseconds until that entry expires (and room is made). `None` when an
+    /// entry can be remembered now.
+    pub fn blocked_for(&self, now: Instant) -> Option<u64> {
         let cap = Self::CAPACITY.min(usize::from(NO_ENTRY));
-        if cap == 0 {
-            return;
+        let e = self.entries.get(self.next % cap.max(1))?.as_ref()?;
+        let expires_ms = u64::from(e.expires_s) * 1000;
+        (e.retention == Retention::AtMostOnce && expires_ms > now.as_millis())
+            .then(|| expires_ms - now.as_millis())
+    }
+
+    /// Remembers a message for `lifetime_ms` (an evictable entry).
+    pub fn insert(&mut self, now: Instant, peer: A, mid: u16, lifetime_ms: u64, action: DupAction) {
+        self.remember(now, peer, mid, lifetime_ms, action, Retention::Evictable);
+    }
+
+    /// Remembers a message for `lifetime_ms` with `retention`. Returns false, remembering
+    /// nothing, when that would drop an unexpired at-most-once entry (see
+    /// [`DedupTable::blocked_for`]).
+    pub fn remember(
+        &mut self,
+        now: Instant,
+        peer: A,
+        mid: u16,
+        lifetime_ms: u64,
+        action: DupAction,
+        retention: Retention,
+    ) -> bool {
+        let cap = Self::CAPACITY.min(usize::from(NO_ENTRY));
+        if cap == 0 || self.blocked_for(now).is_some() {
+            return false;
         }
         let i = self.next % cap;
         self.next = (i + 1) % cap;
@@ -200,7 +241,7 @@ impl<A: Copy + Eq + Hash, const N: usize> DedupTable<A, N> {
         self.unlink(i);
         let b = Self::bucket(&peer, mid);
         let Some(head) = self.heads.get_mut(b) else {
-            return;
+            return false;
         };
         let chain = *head;
         *head = i as u16;
@@ -208,11 +249,13 @@ impl<A: Copy + Eq + Hash, const N: usize> DedupTable<A, N> {
             *slot = Some(DedupEntry {
                 peer,
                 mid,
+                retention,
                 chain,
                 expires_s: secs_ceil(now.as_millis().saturating_add(lifetime_ms)),
                 action,
             });
         }
+        true
     }
 
     /// Number of unexpired entries.

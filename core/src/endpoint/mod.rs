@@ -153,6 +153,9 @@ pub struct Stats {
     /// Responses to multicast requests not sent because they were errors nobody asked
     /// for (RFC 7252 §8.2).
     pub multicast_suppressed: u32,
+    /// Non-idempotent requests answered 5.03 because duplicate detection had no room
+    /// without forgetting an earlier non-idempotent request (RFC 7252 §4.5, at most once).
+    pub at_most_once_rejections: u32,
 }
 
 /// A CoAP endpoint: client and server roles over one transport address.

@@ -12,9 +12,18 @@ use crate::message::{BuildError, Message, MessageBuilder, MessageType};
 use crate::multicast::{self, Delivery};
 use crate::no_response::NoResponse;
 use crate::option::OptionNumber;
-use crate::reliability::{lifetime_ms, DupAction, Retransmit};
+use crate::reliability::{lifetime_ms, DupAction, Retention, Retransmit};
 use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
 use crate::time::Instant;
+
+/// How a request is remembered for duplicate detection (RFC 7252 §4.5): its Message ID,
+/// for how long (ms), and whether it may be forgotten early.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Remembered {
+    mid: u16,
+    lifetime: u64,
+    retention: Retention,
+}
 
 impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
 where
@@ -163,6 +172,24 @@ where
         if msg.observe() == Some(1) {
             self.observers.remove(peer, &token);
         }
+        // §4.5: a duplicate of a non-idempotent request must never be executed again.
+        // When duplicate detection has no room without forgetting such a request, new
+        // non-idempotent requests wait (5.03 + Max-Age until room is made); idempotent ones
+        // are served and simply not remembered (a duplicate may run them again).
+        let retention = match crate::code::Method::from_code(msg.code()) {
+            Some(m) if m.is_idempotent() => Retention::Evictable,
+            _ => Retention::AtMostOnce,
+        };
+        if let Some(wait_ms) = self.dedup.blocked_for(now) {
+            if retention == Retention::AtMostOnce {
+                self.stats.at_most_once_rejections += 1;
+                if multicast && !multicast::error_wanted(msg, Code::SERVICE_UNAVAILABLE) {
+                    return;
+                }
+                let max_age = Some(u32::try_from(wait_ms.div_ceil(1000)).unwrap_or(u32::MAX));
+                return self.control_response(now, peer, msg, Code::SERVICE_UNAVAILABLE, max_age);
+            }
+        }
         let Some(i) = self.alloc_slot(now) else {
             // §5.9.3.4: tables full; tell the client when to retry.
             self.stats.busy_rejections += 1;
@@ -223,7 +250,17 @@ where
                     self.stats.multicast_suppressed += 1;
                 }
                 if NoResponse::of(msg).suppresses(code) || unwanted {
-                    return self.answer_nothing(now, i, peer, mid, con, lifetime);
+                    return self.answer_nothing(
+                        now,
+                        i,
+                        peer,
+                        con,
+                        Remembered {
+                            mid,
+                            lifetime,
+                            retention,
+                        },
+                    );
                 }
                 let phase = if con {
                     ResponsePhase::Cached {
@@ -253,7 +290,8 @@ where
                 } else {
                     DupAction::Ignore
                 };
-                self.dedup.insert(now, peer, mid, lifetime, action);
+                self.dedup
+                    .remember(now, peer, mid, lifetime, action, retention);
                 if !matches!(phase, ResponsePhase::Leisure { .. }) {
                     self.pool.queue_tx(i);
                 }
@@ -261,7 +299,17 @@ where
             Outcome::Ignore => {
                 // Nothing to say (e.g. a filtered /.well-known/core query that matched
                 // nothing, RFC 6690 §4.1).
-                self.answer_nothing(now, i, peer, mid, con, lifetime);
+                self.answer_nothing(
+                    now,
+                    i,
+                    peer,
+                    con,
+                    Remembered {
+                        mid,
+                        lifetime,
+                        retention,
+                    },
+                );
             }
             Outcome::Defer => {
                 let ack = if !con {
@@ -294,7 +342,8 @@ where
                 } else {
                     DupAction::Ignore
                 };
-                self.dedup.insert(now, peer, mid, lifetime, action);
+                self.dedup
+                    .remember(now, peer, mid, lifetime, action, retention);
             }
         }
     }
@@ -307,9 +356,8 @@ where
         now: Instant,
         i: usize,
         peer: A,
-        mid: u16,
         con: bool,
-        lifetime: u64,
+        request: Remembered,
     ) {
         self.pool.free(i);
         let action = if con {
@@ -317,7 +365,13 @@ where
         } else {
             DupAction::Ignore
         };
-        self.dedup.insert(now, peer, mid, lifetime, action);
+        let Remembered {
+            mid,
+            lifetime,
+            retention,
+        } = request;
+        self.dedup
+            .remember(now, peer, mid, lifetime, action, retention);
         if con {
             self.send_empty(peer, MessageType::Ack, mid);
         }
