@@ -3,7 +3,6 @@
 //! serve a handler). `coap-tokio` and `coap-smol` name them for their runtime
 //! (`coap_tokio::Client` is `Client<Tokio>`).
 
-use std::fmt;
 use std::future::{pending, Future};
 use std::io;
 use std::marker::PhantomData;
@@ -26,26 +25,10 @@ use crate::runtime::{bind, register, AsyncUdpSocket, Runtime};
 /// A CoAP client: a handle on an endpoint whose loop runs in the background (a task or a
 /// thread, as the runtime `R` spawns it). Cheap to clone; the endpoint closes when the
 /// last clone (and the last request) is gone.
+#[derive(Clone, Debug)]
 pub struct Client<R> {
     handle: Handle,
     runtime: PhantomData<fn() -> R>,
-}
-
-impl<R> Clone for Client<R> {
-    fn clone(&self) -> Self {
-        Client {
-            handle: self.handle.clone(),
-            runtime: PhantomData,
-        }
-    }
-}
-
-impl<R> fmt::Debug for Client<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("handle", &self.handle)
-            .finish()
-    }
 }
 
 impl<R: Runtime> Client<R> {
@@ -180,6 +163,7 @@ impl<R: Runtime> Client<R> {
 
 /// A CoAP server endpoint: bind, then [`Server::serve`] a handler (e.g. a
 /// [`crate::Router`]) on the caller's executor.
+#[derive(Debug)]
 pub struct Server<R: Runtime> {
     sockets: Sockets<R::Socket>,
     /// OSCORE contexts (RFC 8613), if any, and which URIs its clients protect.
@@ -191,19 +175,6 @@ pub struct Server<R: Runtime> {
     config: Config,
     commands: CommandSender,
     inbox: CommandReceiver,
-}
-
-impl<R: Runtime> fmt::Debug for Server<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("socket", &self.sockets.main)
-            .field("groups", &self.sockets.groups)
-            .field("coaps", &self.sockets.coaps)
-            .field("oscore", &self.oscore.is_some())
-            .field("local", &self.local)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<R: Runtime> Server<R> {

@@ -18,6 +18,7 @@ use crate::oscore::Peer;
 use crate::runtime::{AsyncUdpSocket, Runtime};
 
 /// The sockets one endpoint reads from.
+#[derive(Debug)]
 pub(crate) struct Sockets<S> {
     /// The unicast socket: plain CoAP in and out.
     pub main: S,
