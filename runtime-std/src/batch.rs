@@ -100,7 +100,7 @@ impl BatchIo {
 
 /// Sends what `driver` has to send and feeds it the datagrams already queued on `socket`,
 /// alternately, until the socket has nothing more to give (or the loop has taken its
-/// [`FAIR_SHARE`]) and nothing is left to send. Never waits. `Break` ends the loop with
+/// `FAIR_SHARE`) and nothing is left to send. Never waits. `Break` ends the loop with
 /// its result (a socket error).
 pub fn pump<H: Handler<Peer>>(
     driver: &mut Driver<H>,
