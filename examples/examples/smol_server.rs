@@ -1,39 +1,14 @@
-//! A CoAP server on smol: `GET /hello` (and `/.well-known/core`).
+//! A CoAP server on smol: `GET /hello` (and `/.well-known/core`). The resource is
+//! [`coap_examples::Hello`], shared with the tokio server.
 //!
 //! `cargo run -p coap-examples --example smol_server -- --bind [::]:5683`
-use coap_smol::Peer;
-
-use coap_smol::{
-    Code, ContentFormat, IncomingRequest, Outcome, Resource, ResponseWriter, Route, Router, Server,
-};
-
-type Request<'a> = IncomingRequest<'a, Peer>;
-
-struct Hello;
-
-impl Resource<Peer> for Hello {
-    fn get(&mut self, req: &Request<'_>, w: &mut ResponseWriter<'_>) -> Outcome {
-        let text = format!("Hello, {}!", req.peer().addr);
-        // A short text always fits into the message.
-        let _ = w.respond(
-            Code::CONTENT,
-            Some(ContentFormat::TEXT_PLAIN),
-            text.as_bytes(),
-        );
-        Outcome::Respond
-    }
-
-    fn link_attributes(&self) -> &str {
-        "rt=\"greeting\";ct=0"
-    }
-}
+use coap_examples::{bind_addr, hello_router};
+use coap_smol::Server;
 
 fn main() -> std::io::Result<()> {
     smol::block_on(async {
-        let hello: Box<dyn Resource<Peer> + Send> = Box::new(Hello);
-        let router = Router::new(vec![Route::new("/hello", hello)]);
-        let server = Server::bind(coap_examples::bind_addr("[::]:5683")).await?;
+        let server = Server::bind(bind_addr("[::]:5683")).await?;
         println!("serving coap://{}/hello", server.local_addr());
-        server.serve(router).await
+        server.serve(hello_router()).await
     })
 }

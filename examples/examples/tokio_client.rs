@@ -3,7 +3,7 @@
 //! `cargo run -p coap-examples --example tokio_client -- coap://[::1]/hello`
 use std::process::ExitCode;
 
-use coap_examples::{client_addr, fail, print_response, uri_arg};
+use coap_examples::{client_addr, fail, report, uri_arg};
 use coap_tokio::Client;
 
 #[tokio::main]
@@ -12,15 +12,5 @@ async fn main() -> ExitCode {
     let client = Client::bind(client_addr())
         .await
         .unwrap_or_else(|e| fail(&format!("cannot bind: {e}")));
-    match client.get(&uri).await {
-        Ok(response) => {
-            print_response(&response);
-            if response.code.is_error() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => fail(&format!("{uri}: {e}")),
-    }
+    report(&uri, client.get(&uri).await)
 }

@@ -1,5 +1,6 @@
-//! Examples of the CoAP stack, and the few helpers they share (argument parsing and
-//! printing, so that each example shows only the CoAP part).
+//! Examples of the CoAP stack, and what they share: the `/hello` resource the servers
+//! serve on either runtime ([`Hello`], [`hello_router`]), argument parsing and printing,
+//! so that each example shows only what is particular to its runtime.
 //!
 //! - `tokio_server`, `smol_server`: serve `GET /hello` (`--bind ADDR`, `COAP_BIND`, or
 //!   `[::]:5683`).
@@ -20,7 +21,56 @@ use std::process::exit;
 use coap_core::content_format::ContentFormat;
 use coap_core::option::{decode_uint, ValueFormat};
 use coap_core::OptionNumber;
-use coap_tokio::Response;
+use coap_std::{
+    ClientError, Code, IncomingRequest, Outcome, Peer, Resource, Response, ResponseWriter, Route,
+    Router,
+};
+
+/// `GET /hello`: a greeting naming the client's address (`text/plain`), listed in
+/// `/.well-known/core` as `rt="greeting"`.
+pub struct Hello;
+
+impl Resource<Peer> for Hello {
+    fn get(&mut self, req: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
+        let text = format!("Hello, {}!", req.peer().addr);
+        // A short text always fits into the message.
+        let _ = w.respond(
+            Code::CONTENT,
+            Some(coap_std::ContentFormat::TEXT_PLAIN),
+            text.as_bytes(),
+        );
+        Outcome::Respond
+    }
+
+    fn link_attributes(&self) -> &str {
+        "rt=\"greeting\";ct=0"
+    }
+}
+
+/// The resources of a boxed-resource router, as the std servers take them.
+pub type Routes = Vec<Route<'static, Box<dyn Resource<Peer> + Send>>>;
+
+/// A router serving [`Hello`] at `/hello` (and `/.well-known/core`).
+pub fn hello_router() -> Router<Box<dyn Resource<Peer> + Send>, Routes> {
+    let hello: Box<dyn Resource<Peer> + Send> = Box::new(Hello);
+    Router::new(vec![Route::new("/hello", hello)])
+}
+
+/// Prints the outcome of a client's request (the response, or the error on stderr) and
+/// turns it into the exit status: success for a 2.xx response.
+pub fn report(uri: &str, outcome: Result<Response, ClientError>) -> std::process::ExitCode {
+    match outcome {
+        Ok(response) => {
+            print_response(&response);
+            if response.code.is_error() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            }
+        }
+        Err(e) => fail(&format!("{uri}: {e}")),
+    }
+}
 
 /// The address to serve on: `--bind ADDR` (or a lone `ADDR`), else `$COAP_BIND`, else
 /// `default`. Exits with a usage line on a bad address.

@@ -13,7 +13,7 @@ use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::signal::Signal;
 use embassy_time::Timer;
 
-use crate::client::{Client, Error};
+use crate::error::Error;
 use crate::exchange::{Exchange, Use};
 
 /// The core endpoint over embassy-net addresses.
@@ -95,11 +95,6 @@ impl<
             orphans: [const { Cell::new(false) }; K],
             wake: Signal::new(),
         }
-    }
-
-    /// The client side of this endpoint (cheap to copy; any number of tasks may hold one).
-    pub fn client(&self) -> Client<'_, N, M, D, O, K, B> {
-        Client { endpoint: self }
     }
 
     /// The endpoint's state for a call from a task; `Busy` from inside one of its own

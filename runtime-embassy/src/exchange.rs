@@ -5,7 +5,7 @@ use coap_core::code::CodeClass;
 use coap_core::{Block, Code, Message, OptionNumber, RequestId};
 use embassy_sync::waitqueue::WakerRegistration;
 
-use crate::client::Error;
+use crate::error::Error;
 
 /// What an exchange of the table is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

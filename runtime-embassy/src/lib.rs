@@ -61,10 +61,12 @@ mod log;
 
 mod client;
 mod endpoint;
+mod error;
 mod exchange;
 
-pub use client::{Client, Error, Observation, Request, Response};
+pub use client::{Client, Observation, Request, Response};
 pub use endpoint::{now, Endpoint};
+pub use error::Error;
 
 /// The core crate, re-exported so that applications name the same version.
 pub use coap_core;

@@ -50,27 +50,32 @@
 //! (`Peer { security: Security::Dtls(serial) }`), so responses only ever leave over the
 //! session their request came in on.
 //!
-//! Without the default `tokio` feature only [`glue`], the runtime-independent half that
-//! `coap-smol` shares, is built.
+//! Everything but the runtime lives in [`coap_std`] (re-exported as [`glue`] too): this
+//! crate implements [`coap_std::Runtime`] for tokio ([`Tokio`]) and names the endpoint
+//! types for it. Without the default `tokio` feature only the re-exports are built.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod glue;
+pub use coap_std as glue;
 #[cfg(feature = "tokio")]
 mod runtime;
 
-pub use coap_core;
-pub use coap_core::{
-    Code, Config, ContentFormat, Delivery, Handler, IncomingRequest, Method, OptionNumber, Outcome,
-    Resource, ResponseHandle, ResponseWriter, Route, Router,
-};
-pub use glue::credentials::{Credentials, CredentialsError};
-pub use glue::dtls::{DtlsConfig, Psk, PskStore};
-pub use glue::multicast::{Group, Interface};
-pub use glue::oscore::{Peer, Security};
-pub use glue::{
-    ClientError, GroupResponses, Notifier, Observation, Reply, RequestBuilder, RespondError,
-    Responder, Response,
+pub use coap_std::coap_core;
+pub use coap_std::{
+    ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
+    Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
+    OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource, RespondError,
+    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security,
 };
 #[cfg(feature = "tokio")]
-pub use runtime::{Client, Server};
+pub use runtime::{Socket, Tokio};
+
+/// A CoAP client on tokio: a handle on an endpoint whose loop runs as a tokio task. Cheap
+/// to clone; the endpoint closes when the last clone (and the last request) is gone.
+#[cfg(feature = "tokio")]
+pub type Client = coap_std::Client<Tokio>;
+
+/// A CoAP server endpoint on tokio: bind, then [`coap_std::Server::serve`] a handler (e.g.
+/// a [`Router`]).
+#[cfg(feature = "tokio")]
+pub type Server = coap_std::Server<Tokio>;

@@ -21,8 +21,9 @@ use std::ops::ControlFlow;
 
 use coap_core::Handler;
 
-use super::driver::{CommandReceiver, Driver, Input, MAX_DATAGRAM, TRANSMIT_SIZE};
-use super::oscore::Peer;
+use crate::command::CommandReceiver;
+use crate::driver::{Driver, Input, MAX_DATAGRAM, TRANSMIT_SIZE};
+use crate::oscore::Peer;
 
 /// Datagrams taken from the socket (or handed to it) in one call.
 pub const BATCH: usize = 32;
@@ -30,6 +31,10 @@ pub const BATCH: usize = 32;
 /// Datagrams the loop takes in before it lets the runtime look at its other inputs
 /// (timers, commands, shutdown) again.
 const FAIR_SHARE: usize = 8 * BATCH;
+
+/// Datagrams read from the coaps socket in one [`dtls_recv`] call before the loop looks
+/// at its other inputs again.
+const DTLS_FAIR_SHARE: usize = 64;
 
 /// A non-blocking UDP socket as a runtime holds it.
 pub trait NonBlockingSocket {
@@ -95,7 +100,7 @@ impl BatchIo {
 
 /// Sends what `driver` has to send and feeds it the datagrams already queued on `socket`,
 /// alternately, until the socket has nothing more to give (or the loop has taken its
-/// [`FAIR_SHARE`]) and nothing is left to send. Never waits. `Break` ends the loop with
+/// `FAIR_SHARE`) and nothing is left to send. Never waits. `Break` ends the loop with
 /// its result (a socket error).
 pub fn pump<H: Handler<Peer>>(
     driver: &mut Driver<H>,
@@ -378,4 +383,30 @@ impl SendBatch {
         }
         Ok(n)
     }
+}
+
+/// Feeds the datagrams already queued on the coaps socket to the driver (up to a fair
+/// share, so that timers and commands get their turn; readiness then stays reported).
+/// Never waits. What the endpoint answers leaves through the next [`pump`] (into
+/// the sessions) and [`dtls_send`] (onto the socket).
+pub fn dtls_recv<H: Handler<Peer>>(
+    driver: &mut Driver<H>,
+    socket: &impl NonBlockingSocket,
+    buf: &mut [u8],
+) {
+    for _ in 0..DTLS_FAIR_SHARE {
+        match socket.try_recv_from(buf) {
+            Ok((n, from)) => driver.handle_dtls_datagram(from, buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            // ICMP errors of earlier sends and the like: about one peer, keep going.
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Sends every record the sessions have on the coaps socket. A record the socket refuses
+/// is dropped, as the network might: DTLS retransmits handshake flights and CoAP its
+/// confirmable messages.
+pub fn dtls_send<H: Handler<Peer>>(driver: &mut Driver<H>, socket: &impl NonBlockingSocket) {
+    driver.flush_dtls(|to, record| socket.try_send_to(record, to).map(|_| ()));
 }

@@ -1,5 +1,5 @@
 //! OSCORE (RFC 8613) for the std runtimes: security contexts loaded from a credentials
-//! file ([`super::credentials`]), the core's sans-IO [`Layer`] between socket and endpoint,
+//! file ([`crate::credentials`]), the core's sans-IO [`Layer`] between socket and endpoint,
 //! and sequence numbers persisted before use (Appendix B.1.1).
 //!
 //! The endpoint addresses peers as [`Peer`] (address plus [`Security`]): a request sent to a
@@ -19,7 +19,7 @@ use coap_core::oscore::{ContextId, ContextParams, Layer, Secured, SecurityContex
 
 pub use coap_core::oscore::Security;
 
-use super::credentials::{Credential, Credentials, CredentialsError, OscoreDir, ReceivedState};
+use crate::credentials::{Credential, Credentials, CredentialsError, OscoreDir, ReceivedState};
 
 /// The peer identity the std endpoint sees: transport address plus protection.
 pub type Peer = Secured<SocketAddr>;
@@ -84,9 +84,9 @@ impl SecurityMap {
 impl SecurityMap {
     /// The DTLS PSK (aiocoap's `{"dtls": {"psk": .., "client-identity": ..}}`) the most
     /// specific credential matching `uri` names, if it is one.
-    pub fn dtls_psk(&self, uri: &str) -> Option<super::dtls::Psk> {
+    pub fn dtls_psk(&self, uri: &str) -> Option<crate::dtls::Psk> {
         match self.inner.as_ref()?.0.for_uri(uri)? {
-            Credential::DtlsPsk { psk, identity } => Some(super::dtls::Psk {
+            Credential::DtlsPsk { psk, identity } => Some(crate::dtls::Psk {
                 identity: identity.clone(),
                 key: psk.clone(),
             }),

@@ -8,15 +8,13 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use async_channel::Sender;
-use coap_core::{
-    BuildError, Code, Config, Endpoint, Event, Handler, Instant, MessageBuilder, MessageType,
-    OptionNumber, RequestId, RequestParams, ResponseHandle, Uri, UriError,
-};
+use coap_core::{Config, Endpoint, Event, Handler, Instant, MessageType, OptionNumber, RequestId};
 
-use super::client::{ClientError, Response};
-use super::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
-use super::oscore::{plain, Oscore, Peer, Security};
-use super::reply::{Reply, RespondError};
+use crate::command::{Cmd, Command, CommandReceiver, Progress};
+use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
+use crate::oscore::{plain, Oscore, Peer, Security};
+use crate::reply::RespondError;
+use crate::response::{ClientError, Response};
 use coap_core::oscore::{Incoming, Secured};
 
 /// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
@@ -35,123 +33,6 @@ pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64;
 
 /// The core endpoint as the std adapters size it.
 pub type StdEndpoint = Endpoint<Peer, SLOTS, MESSAGE_SIZE, DEDUP_ENTRIES, OBSERVERS>;
-
-/// The sending side of the channel from client handles and responders to the loop.
-pub type CommandSender = async_channel::Sender<Command>;
-/// The loop's side of the command channel.
-pub type CommandReceiver = async_channel::Receiver<Command>;
-
-/// A new (unbounded) command channel.
-pub fn command_channel() -> (CommandSender, CommandReceiver) {
-    async_channel::unbounded()
-}
-
-/// Something the application asks of the endpoint loop (opaque: built by [`super::Handle`]
-/// and [`super::Responder`], consumed by [`Driver::step`]).
-#[derive(Debug)]
-pub struct Command(pub(super) Cmd);
-
-#[derive(Debug)]
-pub(super) enum Cmd {
-    Request {
-        key: u64,
-        peer: Peer,
-        request: OutgoingRequest,
-        reply: Sender<Result<Response, ClientError>>,
-        progress: Option<Sender<Progress>>,
-    },
-    Cancel {
-        key: u64,
-    },
-    /// Registers an observation (RFC 7641); every notification goes to `sink`.
-    Observe {
-        key: u64,
-        peer: Peer,
-        request: OutgoingRequest,
-        sink: Sender<Result<Response, ClientError>>,
-    },
-    /// A request to a group address (RFC 7252 §8): every member's response goes to
-    /// `sink` until the collection window (the request's timeout) closes.
-    Group {
-        key: u64,
-        peer: Peer,
-        request: OutgoingRequest,
-        sink: Sender<Result<Response, ClientError>>,
-    },
-    /// Ends an observation actively (GET with Observe=1, RFC 7641 §3.6).
-    CancelObserve {
-        key: u64,
-    },
-    /// Notifies every observer of a resource (RFC 7641 §4.2).
-    Notify {
-        resource: u32,
-        reply: Reply,
-        done: Sender<usize>,
-    },
-    Respond {
-        handle: ResponseHandle,
-        reply: Reply,
-        done: Sender<Result<(), RespondError>>,
-    },
-}
-
-/// A request as the application built it, owned until the loop writes it into a slot.
-#[derive(Clone, Debug)]
-pub(super) struct OutgoingRequest {
-    /// Validated by `send` before it reaches the loop.
-    pub uri: String,
-    pub code: Code,
-    pub confirmable: bool,
-    pub timeout: Option<Duration>,
-    pub content_format: Option<u16>,
-    pub accept: Option<u16>,
-    pub options: Vec<(OptionNumber, Vec<u8>)>,
-    pub payload: Vec<u8>,
-    /// For a `coaps://` URI: the PSK to start a session with if there is none yet.
-    pub psk: Option<std::sync::Arc<Psk>>,
-}
-
-impl OutgoingRequest {
-    fn write(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
-        self.write_options(b)?;
-        b.payload(&self.payload)?;
-        Ok(())
-    }
-
-    /// Code, message type and deadline for the core.
-    fn params(&self) -> RequestParams {
-        let ty = if self.confirmable {
-            MessageType::Con
-        } else {
-            MessageType::Non
-        };
-        RequestParams {
-            code: self.code,
-            ty,
-            timeout: self.timeout,
-        }
-    }
-
-    /// The options only (the payload of an upload goes in blocks).
-    fn write_options(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
-        // The URI parsed in `send`; only the lack of space can fail here.
-        let uri = Uri::parse(&self.uri).map_err(|_| BuildError::BufferTooSmall)?;
-        uri.write_options(b).map_err(|e| match e {
-            UriError::Build(e) => e,
-            _ => BuildError::BufferTooSmall,
-        })?;
-        if let Some(f) = self.content_format {
-            b.option_uint(OptionNumber::CONTENT_FORMAT, u32::from(f))?;
-        }
-        if let Some(f) = self.accept {
-            b.option_uint(OptionNumber::ACCEPT, u32::from(f))?;
-        }
-        for (n, v) in &self.options {
-            b.option(*n, v)?;
-        }
-        Ok(())
-    }
-}
 
 /// Whether the loop serves requests, which decides what a closed command channel means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,22 +57,12 @@ pub enum Input {
     Command(Option<Command>),
     /// The shutdown future completed.
     Shutdown,
-    /// The socket became readable or writable (what [`super::pump`] asked to wait for):
+    /// The socket became readable or writable (what [`crate::pump`] asked to wait for):
     /// pump again.
     Ready(io::Result<()>),
 }
 
 type Waiter = (u64, Sender<Result<Response, ClientError>>);
-
-/// How far a block-wise transfer got (RFC 7959): bytes moved so far and, when the peer
-/// said (Size1/Size2), the total.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Bytes received (Block2) or sent and acknowledged (Block1) so far.
-    pub done: usize,
-    /// The size of the whole representation, if known.
-    pub total: Option<usize>,
-}
 
 /// A group request's sink and the bodies of members still sending blocks.
 struct GroupCollection {
@@ -264,7 +135,7 @@ impl<H: Handler<Peer>> Driver<H> {
     /// Speaks CoAP over DTLS (RFC 7252 §9) on the loop's coaps socket: `coaps://`
     /// requests start (or reuse) client sessions and, if `dtls` has a server table,
     /// requests arriving over sessions are served. Records go through
-    /// [`super::dtls_recv`] and [`super::dtls_send`].
+    /// [`crate::dtls_recv`] and [`crate::dtls_send`].
     pub fn with_dtls(mut self, dtls: Dtls) -> Self {
         self.dtls = Some(Box::new(dtls));
         self

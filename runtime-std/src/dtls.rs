@@ -17,14 +17,12 @@ use std::net::SocketAddr;
 use coap_core::RequestId;
 use coap_dtls::{Client as ClientRole, Config, Event, Server as ServerRole, SessionId, Sessions};
 
-use super::batch::NonBlockingSocket;
-
 pub use coap_dtls::{Config as DtlsConfig, PskStore};
 
 /// Set in the serial of sessions this endpoint started as a DTLS client.
 pub const CLIENT_SERIAL: u64 = 1 << 63;
 
-/// The serial a [`super::Handle`] puts in a `coaps://` request's peer: "the session with
+/// The serial a [`crate::Handle`] puts in a `coaps://` request's peer: "the session with
 /// this address, started with the request's PSK if there is none yet". Real serials start
 /// at 1.
 pub(super) const UNRESOLVED: u64 = 0;
@@ -46,10 +44,6 @@ impl std::fmt::Debug for Psk {
             .finish_non_exhaustive()
     }
 }
-
-/// Datagrams read from the coaps socket in one [`dtls_recv`] call before the loop looks
-/// at its other inputs again.
-const DTLS_FAIR_SHARE: usize = 64;
 
 /// The DTLS state of a std endpoint.
 pub struct Dtls {
@@ -184,33 +178,4 @@ impl Dtls {
 /// The endpoint serial of a client session.
 pub(super) fn client_serial(id: SessionId) -> u64 {
     id.serial | CLIENT_SERIAL
-}
-
-/// Feeds the datagrams already queued on the coaps socket to the driver (up to a fair
-/// share, so that timers and commands get their turn; readiness then stays reported).
-/// Never waits. What the endpoint answers leaves through the next [`super::pump`] (into
-/// the sessions) and [`dtls_send`] (onto the socket).
-pub fn dtls_recv<H: coap_core::Handler<super::oscore::Peer>>(
-    driver: &mut super::Driver<H>,
-    socket: &impl NonBlockingSocket,
-    buf: &mut [u8],
-) {
-    for _ in 0..DTLS_FAIR_SHARE {
-        match socket.try_recv_from(buf) {
-            Ok((n, from)) => driver.handle_dtls_datagram(from, buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            // ICMP errors of earlier sends and the like: about one peer, keep going.
-            Err(_) => continue,
-        }
-    }
-}
-
-/// Sends every record the sessions have on the coaps socket. A record the socket refuses
-/// is dropped, as the network might: DTLS retransmits handshake flights and CoAP its
-/// confirmable messages.
-pub fn dtls_send<H: coap_core::Handler<super::oscore::Peer>>(
-    driver: &mut super::Driver<H>,
-    socket: &impl NonBlockingSocket,
-) {
-    driver.flush_dtls(|to, record| socket.try_send_to(record, to).map(|_| ()));
 }

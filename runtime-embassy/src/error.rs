@@ -1,0 +1,70 @@
+//! Why a call on the endpoint failed: one error type for the client, deferred responses
+//! and the exchanges that carry them.
+
+use coap_core::uri::UriError;
+use coap_core::BuildError;
+
+/// Why a client call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// Every client exchange or message slot is in use: try again later.
+    Busy,
+    /// The request does not fit into a message.
+    Build(BuildError),
+    /// Not a usable `coap://` URI.
+    InvalidUri(UriError),
+    /// The URI's host is a name (no resolver here) or of an address family the stack was
+    /// built without.
+    UnsupportedHost,
+    /// No response in time, or CON retransmissions exhausted (RFC 7252 §4.2).
+    Timeout,
+    /// The peer rejected the request with RST.
+    Reset,
+    /// The representation changed during a block-wise transfer (RFC 7959 §2.4).
+    RepresentationChanged,
+    /// The request asked for no response (RFC 7967) and none came.
+    NoResponse,
+    /// The network said the peer cannot be reached (fed to the core with
+    /// `Endpoint::handle_unreachable`; smoltcp reports no ICMP errors itself).
+    Unreachable(coap_core::Unreachable),
+    /// The response body is larger than the exchange's storage (`B`).
+    TooLarge,
+    /// The caller's buffer cannot hold the response body.
+    BufferTooSmall,
+    /// A block-wise response arrived with a gap.
+    Incomplete,
+    /// The response handle is unknown or was answered already.
+    UnknownHandle,
+    /// The code of a [`Request`] is not a method code (RFC 7252 §12.1.1).
+    NotARequest,
+}
+
+impl From<coap_core::Error> for Error {
+    fn from(e: coap_core::Error) -> Self {
+        match e {
+            coap_core::Error::Busy => Error::Busy,
+            coap_core::Error::Build(b) => Error::Build(b),
+            coap_core::Error::UnknownHandle => Error::UnknownHandle,
+            // The client API only builds CON or NON requests.
+            coap_core::Error::InvalidType | coap_core::Error::NotARequest => Error::NotARequest,
+        }
+    }
+}
+
+impl From<UriError> for Error {
+    fn from(e: UriError) -> Self {
+        match e {
+            UriError::Build(b) => Error::Build(b),
+            e => Error::InvalidUri(e),
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl core::error::Error for Error {}

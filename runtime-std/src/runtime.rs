@@ -1,0 +1,64 @@
+//! What the std endpoint needs of an async runtime, and nothing more: a UDP socket it can
+//! wait on, a timer, a way to run a client's loop in the background and a name resolver.
+//! `coap-tokio` and `coap-smol` each implement [`Runtime`] on a marker type; the endpoint
+//! loop ([`crate::Client`], [`crate::Server`]) is written once against it.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::batch::NonBlockingSocket;
+use crate::client::ResolveFuture;
+
+/// An async runtime as the endpoint loop uses it. Implemented on a (zero-sized) marker
+/// type: the endpoint types are generic over it (`Client<Tokio>`) and call its associated
+/// functions, so no runtime object is stored or passed around.
+pub trait Runtime: fmt::Debug + Send + Sync + 'static {
+    /// The runtime's UDP socket.
+    type Socket: AsyncUdpSocket;
+    /// A timer future (what [`Runtime::sleep_until`] returns); its output is ignored.
+    type Sleep: Future + Send;
+
+    /// Registers a bound, non-blocking std socket with the runtime's reactor.
+    fn wrap(socket: std::net::UdpSocket) -> io::Result<Self::Socket>;
+
+    /// A future that completes at `deadline`.
+    fn sleep_until(deadline: Instant) -> Self::Sleep;
+
+    /// Runs a client endpoint's loop in the background until it returns (when the last
+    /// handle is gone).
+    fn spawn(task: impl Future<Output = ()> + Send + 'static) -> io::Result<()>;
+
+    /// Resolves a host name from a URI (`coap://example.net/`) to socket addresses,
+    /// without blocking the loop.
+    fn resolve(host: String, port: u16) -> ResolveFuture;
+}
+
+/// A UDP socket of a [`Runtime`]: the non-blocking calls [`crate::pump`] makes, plus
+/// readiness the loop can wait on.
+pub trait AsyncUdpSocket: NonBlockingSocket + fmt::Debug + Send + Sync + 'static {
+    /// Ready when a datagram may be waiting; a later `WouldBlock` from
+    /// [`NonBlockingSocket::try_recv_from`] makes the next poll wait for a new one.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Ready when the send buffer has room again.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// The address the socket is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Binds a UDP socket to `addr` and hands it to the runtime.
+pub(crate) fn bind<R: Runtime>(addr: SocketAddr) -> io::Result<R::Socket> {
+    register::<R>(std::net::UdpSocket::bind(addr)?)
+}
+
+/// Makes a bound socket non-blocking (which tokio leaves to the caller) and hands it to
+/// the runtime.
+pub(crate) fn register<R: Runtime>(socket: std::net::UdpSocket) -> io::Result<R::Socket> {
+    socket.set_nonblocking(true)?;
+    R::wrap(socket)
+}
