@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use coap_core::Method;
+use coap_core::{Code, Method};
 use coap_tools::exit::EXIT_CODES_HELP;
 
 /// CoAP (RFC 7252) from the command line: send requests, run a demo server, measure a
@@ -92,6 +92,13 @@ pub enum Command {
     /// iPATCH a resource (RFC 8132).
     #[command(name = "ipatch", after_help = EXIT_CODES_HELP)]
     IPatch(RequestArgs),
+    /// A request with any method code: -m NAME or NUMBER (get, 1, 0.01, ...).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Request(GenericRequestArgs),
+    /// CoAP ping (RFC 7252 §4.3): an empty confirmable message, answered with a Reset;
+    /// prints the round-trip time of each.
+    #[command(after_help = PING_HELP)]
+    Ping(PingArgs),
     /// Run a demo server (/hello, /time, /echo, /large, /upload, /config), or a file server
     /// with --dir.
     #[command(after_help = SERVE_HELP)]
@@ -112,23 +119,64 @@ pub enum Command {
 }
 
 impl Command {
-    /// The method and arguments of a request command (`None` for serve and bench).
-    pub fn into_request(self) -> Option<(Method, RequestArgs)> {
+    /// The method code and arguments of a request command (`None` for serve and bench).
+    pub fn into_request(self) -> Option<(Code, RequestArgs)> {
         Some(match self {
-            Command::Get(a) => (Method::Get, a),
-            Command::Post(a) => (Method::Post, a),
-            Command::Put(a) => (Method::Put, a),
-            Command::Delete(a) => (Method::Delete, a),
-            Command::Fetch(a) => (Method::Fetch, a),
-            Command::Patch(a) => (Method::Patch, a),
-            Command::IPatch(a) => (Method::IPatch, a),
-            Command::Serve(_)
+            Command::Get(a) => (Method::Get.code(), a),
+            Command::Post(a) => (Method::Post.code(), a),
+            Command::Put(a) => (Method::Put.code(), a),
+            Command::Delete(a) => (Method::Delete.code(), a),
+            Command::Fetch(a) => (Method::Fetch.code(), a),
+            Command::Patch(a) => (Method::Patch.code(), a),
+            Command::IPatch(a) => (Method::IPatch.code(), a),
+            Command::Request(g) => (g.method, g.args),
+            Command::Ping(_)
+            | Command::Serve(_)
             | Command::Bench(_)
             | Command::Rd(_)
             | Command::RdRegister(_)
             | Command::Proxy(_) => return None,
         })
     }
+}
+
+const PING_HELP: &str = "\
+Prints one line per ping on stdout: the peer and the round-trip time of its Reset.
+Without an answer within --timeout, that ping counts as lost.
+
+Exit codes: 0 if any ping was answered; 3 if none was; 1 on other failures (socket
+error, an answer that is not a Reset); 2 on bad input.";
+
+#[derive(Args, Debug)]
+pub struct GenericRequestArgs {
+    /// The method: a name (get, post, put, delete, fetch, patch, ipatch) or a request code
+    /// as a number (1-31) or c.dd (0.01-0.31)
+    #[arg(short, long, value_name = "METHOD", value_parser = parse_method)]
+    pub method: Code,
+
+    #[command(flatten)]
+    pub args: RequestArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PingArgs {
+    /// The peer to ping: coap://host[:port] (any path is ignored)
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Pings to send, one a second.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub count: u32,
+
+    /// Seconds to wait for each Reset.
+    #[arg(short, long, value_name = "S", default_value = "2", value_parser = parse_timeout,
+          allow_negative_numbers = true)]
+    pub timeout: std::time::Duration,
+
+    /// Seconds between pings.
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seconds)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -160,12 +208,58 @@ pub struct RequestArgs {
     pub options: Vec<String>,
 
     /// Give up after S seconds (fractions allowed) [default: 93, RFC 7252 MAX_TRANSMIT_WAIT]
-    #[arg(short, long, value_name = "S", value_parser = parse_seconds, allow_negative_numbers = true)]
+    #[arg(short, long, value_name = "S", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<std::time::Duration>,
 
-    /// Write the raw response payload to FILE (- for standard output) instead of pretty-printing it.
+    /// Write the response payload's bytes to FILE (- for standard output). With --observe
+    /// or a multicast --collect, one file per response: FILE.1, FILE.2, ...; with -o - each
+    /// one is followed by a newline unless it ends with one.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Pretty-print the payload by its Content-Format (JSON indented, CBOR as diagnostic
+    /// notation, link format one link per line, binary as a hex dump) even when standard
+    /// output is not a terminal. [default: pretty on a terminal, the payload's bytes
+    /// otherwise]
+    #[arg(long, conflicts_with = "raw")]
+    pub pretty: bool,
+
+    /// Write the payload's bytes as they are, even on a terminal.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Print the response's options on stderr, one per line, after the code.
+    #[arg(short = 'i', long)]
+    pub show_options: bool,
+
+    /// Print each response as one JSON object on a line of stdout: code, peer, options,
+    /// and the payload as text ("payload") or base64 ("payload_base64").
+    #[arg(long, conflicts_with_all = ["pretty", "raw", "output"])]
+    pub json: bool,
+
+    /// Send through a forward proxy (RFC 7252 §5.7.2): the request goes to the proxy at
+    /// URI (coap://host[:port]) with the target in Proxy-Uri.
+    #[arg(long, value_name = "URI")]
+    pub proxy: Option<String>,
+
+    /// Block size for block-wise transfers (RFC 7959): 16, 32, ..., 1024. A download asks
+    /// for it early with Block2 (starting at block NUM, if given); an upload sends Block1
+    /// blocks of that size. libcoap's -b [NUM,]SIZE.
+    #[arg(short = 'b', long, value_name = "[NUM,]SIZE", value_parser = parse_block)]
+    pub block_size: Option<BlockSize>,
+
+    /// Hop-Limit option (RFC 8768): how many proxies the request may pass, 1-255.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub hop_limit: Option<u8>,
+
+    /// Send to the address the host name resolves to without a Uri-Host option.
+    #[arg(long)]
+    pub no_set_hostname: bool,
+
+    /// With --observe: run CMD (with sh -c) for every notification, its payload on CMD's
+    /// standard input, instead of printing the payload.
+    #[arg(long, value_name = "CMD", requires = "observe")]
+    pub observe_exec: Option<String>,
 
     /// Observe the resource (RFC 7641): print every notification until --count,
     /// --duration, Ctrl-C or the end of the observation; then deregister.
@@ -205,8 +299,9 @@ pub struct RequestArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
-    #[arg(short, long, value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, HOST:PORT, or a bare PORT (on the wildcard address)
+    /// [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
 
     /// Serve the ETSI CoAP plugtest resources (TD_COAP_CORE/BLOCK/OBS/LINK) instead of the
@@ -254,16 +349,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub psk_file: Option<PathBuf>,
 
-    /// With --psk-file: where the coaps socket listens [default: the --bind address's IP,
-    /// port 5684]
-    #[arg(long, value_name = "ADDR", requires = "psk_file")]
+    /// With --psk-file: where the coaps socket listens [default: the --bind address's IP
+    /// and its port + 1 (5684 beside 5683), as libcoap does; an ephemeral port beside
+    /// port 0]
+    #[arg(long, value_name = "ADDR", requires = "psk_file", value_parser = parse_bind)]
     pub dtls_bind: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
-    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
-    #[arg(short, long, value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, HOST:PORT, or a bare PORT (on the wildcard address)
+    /// [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
 
     /// Serve requests under a local path from an upstream base URI (repeatable):
@@ -302,8 +399,9 @@ pub struct ProxyArgs {
 
 #[derive(Args, Debug)]
 pub struct RdArgs {
-    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
-    #[arg(short, long, value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, HOST:PORT, or a bare PORT (on the wildcard address)
+    /// [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
 
     /// Most registrations held at once (5.03 beyond).
@@ -383,4 +481,56 @@ pub struct BenchArgs {
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
     coap_tools::input::seconds(s)
+}
+
+/// `-t`: seconds; a content format name gets a pointer to `-c` (coap-client's `-t TYPE`).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    coap_tools::input::seconds(s).map_err(|e| {
+        if s.parse::<f64>().is_err() && coap_tools::input::content_format(s).is_ok() {
+            format!("{e}: -t is the timeout here; for coap-client's -t TYPE (the content format) use -c {s}")
+        } else {
+            e
+        }
+    })
+}
+
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    coap_tools::input::bind_addr(s)
+}
+
+fn parse_method(s: &str) -> Result<Code, String> {
+    coap_tools::input::method(s)
+}
+
+/// `--block-size [NUM,]SIZE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockSize {
+    /// The first block to ask for (downloads).
+    pub start: u32,
+    /// SZX (RFC 7959 §2.2): the size is `16 << szx`.
+    pub szx: u8,
+}
+
+fn parse_block(s: &str) -> Result<BlockSize, String> {
+    let (start, size) = match s.split_once(',') {
+        Some((n, size)) => (
+            n.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n < 1 << 20)
+                .ok_or_else(|| format!("'{n}' is not a block number (0-1048575)"))?,
+            size,
+        ),
+        None => (0, s),
+    };
+    let size: usize = size
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{size}' is not a block size"))?;
+    match (4u8..=10).find(|e| 1usize << e == size) {
+        Some(e) => Ok(BlockSize { start, szx: e - 4 }),
+        None => Err(format!(
+            "{size} is not a block size: 16, 32, 64, 128, 256, 512 or 1024 (RFC 7959 §2.2)"
+        )),
+    }
 }

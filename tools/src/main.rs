@@ -4,10 +4,13 @@
 
 mod bench;
 mod cli;
+mod hints;
+mod ping;
 mod proxy_cmd;
 mod rd_cmd;
 mod request;
 mod serve;
+mod show;
 
 use std::process::ExitCode;
 
@@ -41,7 +44,12 @@ fn main() -> ExitCode {
                 } else {
                     one_line(&first.join("\n"))
                 };
-                stderr_line(&format!("{first} (see coap --help)"));
+                // A coap-client or aiocoap-client habit gets our equivalent named.
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                match hints::for_args(&args) {
+                    Some(hint) => stderr_line(&format!("{first}; {hint} (see coap --help)")),
+                    None => stderr_line(&format!("{first} (see coap --help)")),
+                }
                 return Exit::Usage.into();
             }
         },
@@ -53,12 +61,13 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime(true).and_then(|rt| rt.block_on(bench::run(args))),
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
         Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
+        Command::Ping(args) => runtime(false).and_then(|rt| rt.block_on(ping::run(args))),
         Command::RdRegister(args) => {
             runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
         }
         request => match request.into_request() {
-            Some((method, args)) => {
-                runtime(false).and_then(|rt| rt.block_on(request::run(method, args)))
+            Some((code, args)) => {
+                runtime(false).and_then(|rt| rt.block_on(request::run(code, args)))
             }
             None => Err(Fail::failure("internal error: unknown command")),
         },

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use cbor_diag::{DataItem, FloatWidth, IntegerWidth};
 use coap_core::content_format::Family;
-use coap_core::ContentFormat;
+use coap_core::option::{decode_uint, ValueFormat};
+use coap_core::{ContentFormat, OptionNumber};
 
 /// A payload rendered for a terminal.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -94,9 +95,22 @@ pub fn json(payload: &[u8]) -> Result<String, String> {
 /// One CBOR data item in (pretty) diagnostic notation. Encoding indicators (`_1`, ...)
 /// appear only where the encoding is not the preferred (shortest) one.
 pub fn cbor(payload: &[u8]) -> Result<String, String> {
-    let mut item = cbor_diag::parse_bytes(payload).map_err(|e| e.to_string())?;
+    let mut item = cbor_diag::parse_bytes(payload).map_err(|_| cbor_fault(payload))?;
     drop_preferred_widths(&mut item);
     Ok(item.to_diag_pretty().trim_end().to_string())
+}
+
+/// What is wrong with bytes that are not one CBOR data item, in words (the parser's own
+/// errors are not meant for people).
+fn cbor_fault(payload: &[u8]) -> String {
+    match cbor_diag::parse_bytes_partial(payload) {
+        Ok(None) => format!("the data item is truncated after {} bytes", payload.len()),
+        Ok(Some((_, used))) if used < payload.len() => format!(
+            "{} bytes follow the data item at offset {used}",
+            payload.len() - used
+        ),
+        _ => "malformed data item".to_string(),
+    }
 }
 
 /// The shortest width for an argument (integer value, length or tag) of `v`.
@@ -178,7 +192,7 @@ fn drop_preferred_widths(item: &mut DataItem) {
 pub fn cbor_seq(mut payload: &[u8]) -> Result<String, String> {
     let mut items = Vec::new();
     while !payload.is_empty() {
-        match cbor_diag::parse_bytes_partial(payload).map_err(|e| e.to_string())? {
+        match cbor_diag::parse_bytes_partial(payload).map_err(|_| cbor_fault(payload))? {
             Some((item, used)) if used > 0 => {
                 let mut item = item;
                 drop_preferred_widths(&mut item);
@@ -221,6 +235,99 @@ pub fn links(doc: &str) -> Vec<&str> {
     out.push(doc[start..].trim());
     out.retain(|l| !l.is_empty());
     out
+}
+
+/// An option's value for people: a number for uint options (with the media type for
+/// Content-Format and Accept), quoted text for string options, `0x`-hex otherwise.
+pub fn option_value(number: OptionNumber, value: &[u8]) -> String {
+    let format = number.info().map(|i| i.format);
+    match format {
+        Some(ValueFormat::Uint) => match decode_uint(value) {
+            Some(v) if matches!(number, OptionNumber::CONTENT_FORMAT | OptionNumber::ACCEPT) => {
+                match u16::try_from(v).ok().and_then(|f| ContentFormat(f).media_type()) {
+                    Some(m) => format!("{v} ({m})"),
+                    None => v.to_string(),
+                }
+            }
+            Some(v) if matches!(number, OptionNumber::BLOCK1 | OptionNumber::BLOCK2) => {
+                // RFC 7959 §2.2: NUM, M and SZX.
+                let size = 16u32 << (v & 7).min(6);
+                format!("{v} (block {} of {size} bytes{})", v >> 4, if v & 8 != 0 { ", more" } else { "" })
+            }
+            Some(v) => v.to_string(),
+            None => hex(value),
+        },
+        Some(ValueFormat::String) => match std::str::from_utf8(value) {
+            Ok(s) => format!("{s:?}"),
+            Err(_) => hex(value),
+        },
+        _ if value.is_empty() => "(empty)".to_string(),
+        _ => hex(value),
+    }
+}
+
+/// `0x` and the bytes in lower-case hex.
+pub fn hex(value: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * value.len());
+    s.push_str("0x");
+    for b in value {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The options of a response as a table for `-i`: name, number and value, one a line.
+pub fn options_table(options: &[(OptionNumber, Vec<u8>)]) -> String {
+    let mut out = String::new();
+    for (n, v) in options {
+        let _ = writeln!(out, "  {:<16} {:>5}  {}", n.to_string(), n.0, option_value(*n, v));
+    }
+    out
+}
+
+/// One response as a JSON object on one line (`--json`): `code` ("2.05"), `status` (its
+/// name, when registered), `peer`, `options` (`number`, `name`, `value`: a number for uint
+/// options, text for string ones, `0x`-hex otherwise), and the payload as `payload` (UTF-8
+/// text) or `payload_base64`.
+pub fn json_response(
+    code: coap_core::Code,
+    peer: std::net::SocketAddr,
+    options: &[(OptionNumber, Vec<u8>)],
+    payload: &[u8],
+) -> String {
+    use serde_json::{json, Map, Value};
+    let opts: Vec<Value> = options
+        .iter()
+        .map(|(n, v)| {
+            let value = match n.info().map(|i| i.format) {
+                Some(ValueFormat::Uint) => decode_uint(v).map_or_else(|| json!(hex(v)), |u| json!(u)),
+                Some(ValueFormat::String) => match std::str::from_utf8(v) {
+                    Ok(s) => json!(s),
+                    Err(_) => json!(hex(v)),
+                },
+                _ => json!(hex(v)),
+            };
+            json!({"number": n.0, "name": n.to_string(), "value": value})
+        })
+        .collect();
+    let mut obj = Map::new();
+    obj.insert(
+        "code".into(),
+        json!(format!("{}.{:02}", code.class(), code.detail())),
+    );
+    if let Some(name) = code.name() {
+        obj.insert("status".into(), json!(name));
+    }
+    obj.insert("peer".into(), json!(peer.to_string()));
+    obj.insert("options".into(), Value::Array(opts));
+    match std::str::from_utf8(payload) {
+        Ok(text) => obj.insert("payload".into(), json!(text)),
+        Err(_) => obj.insert(
+            "payload_base64".into(),
+            json!(data_encoding::BASE64.encode(payload)),
+        ),
+    };
+    Value::Object(obj).to_string()
 }
 
 /// A `hexdump -C` style dump: offset, 16 bytes in hex, and the printable ASCII.
@@ -300,9 +407,39 @@ mod tests {
         let seq = r(&[0x01, 0x61, 0x78], 63);
         assert_eq!(seq.text, "1,\n\"x\"\n");
         let bad = r(&[0xa2, 0x61], 60);
-        assert!(bad.warning.unwrap().contains("not valid CBOR"));
+        let w = bad.warning.unwrap();
+        assert!(w.contains("not valid CBOR (the data item is truncated"), "{w}");
+        let w = r(&[0x01, 0x02], 60).warning.unwrap();
+        assert!(w.contains("1 bytes follow the data item at offset 1"), "{w}");
+        assert!(!w.contains("TODO"));
         // SenML+CBOR is CBOR too.
         assert_eq!(r(&[0x80], 112).text, "[]\n");
+    }
+
+    #[test]
+    fn options_and_json_objects() {
+        let opts = vec![
+            (OptionNumber::ETAG, vec![1, 2]),
+            (OptionNumber::OBSERVE, vec![5]),
+            (OptionNumber::LOCATION_PATH, b"reg".to_vec()),
+            (OptionNumber::CONTENT_FORMAT, vec![50]),
+        ];
+        let table = options_table(&opts);
+        assert!(table.contains("ETag                 4  0x0102"), "{table}");
+        assert!(table.contains("Content-Format      12  50 (application/json)"), "{table}");
+        assert!(table.contains("\"reg\""), "{table}");
+        let peer = "127.0.0.1:5683".parse().unwrap();
+        let line = json_response(coap_core::Code::CONTENT, peer, &opts, b"hi");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["code"], "2.05");
+        assert_eq!(v["status"], "Content");
+        assert_eq!(v["options"][0]["value"], "0x0102");
+        assert_eq!(v["options"][1]["value"], 5);
+        assert_eq!(v["options"][3]["name"], "Content-Format");
+        assert_eq!(v["payload"], "hi");
+        let line = json_response(coap_core::Code::CONTENT, peer, &[], &[0xff, 0]);
+        assert!(line.contains(r#""payload_base64":"/wA=""#), "{line}");
+        assert!(!line.contains('\n'));
     }
 
     #[test]

@@ -300,6 +300,13 @@ impl RequestBuilder {
         self
     }
 
+    /// The request code, also one that [`Method`] does not name (an unassigned 0.xx code,
+    /// to see how a server answers it). Must be a request code (0.01-0.31).
+    pub fn code(mut self, code: Code) -> Self {
+        self.request.code = code;
+        self
+    }
+
     /// Sends the request non-confirmable (NON).
     pub fn non(self) -> Self {
         self.confirmable(false)
