@@ -238,9 +238,15 @@ pub struct RequestArgs {
     pub json: bool,
 
     /// Send through a forward proxy (RFC 7252 §5.7.2): the request goes to the proxy at
-    /// URI (coap://host[:port]) with the target in Proxy-Uri.
+    /// URI (coap://host[:port]) with Proxy-Scheme and the target's Uri-Host, Uri-Port,
+    /// Uri-Path and Uri-Query, as aiocoap sends it (a target URI of another scheme, e.g.
+    /// http://, goes in Proxy-Uri).
     #[arg(long, value_name = "URI")]
     pub proxy: Option<String>,
+
+    /// With --proxy: the target in one Proxy-Uri option instead.
+    #[arg(long, requires = "proxy")]
+    pub proxy_uri: bool,
 
     /// Block size for block-wise transfers (RFC 7959): 16, 32, ..., 1024. A download asks
     /// for it early with Block2 (starting at block NUM, if given); an upload sends Block1

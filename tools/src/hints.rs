@@ -12,23 +12,91 @@ struct Habit {
 }
 
 const HABITS: &[Habit] = &[
-    Habit { flag: "-N", tool: "coap-client", ours: "--non" },
-    Habit { flag: "-s", tool: "coap-client", ours: "--observe --duration S (-s DURATION)" },
-    Habit { flag: "-B", tool: "coap-client", ours: "-t/--timeout S (-B SECONDS)" },
-    Habit { flag: "-A", tool: "coap-client", ours: "-a/--accept TYPE" },
-    Habit { flag: "-k", tool: "coap-client", ours: "--psk KEY" },
-    Habit { flag: "-u", tool: "coap-client", ours: "--psk-identity ID" },
-    Habit { flag: "-P", tool: "coap-client", ours: "--proxy URI" },
-    Habit { flag: "-H", tool: "coap-client", ours: "--hop-limit N" },
-    Habit { flag: "-e", tool: "coap-client", ours: "-p TEXT (--payload)" },
-    Habit { flag: "-f", tool: "coap-client", ours: "-p @FILE" },
-    Habit { flag: "-E", tool: "coap-client", ours: "--credentials FILE (OSCORE contexts in aiocoap's format)" },
-    Habit { flag: "-K", tool: "coap-client", ours: "`coap ping URI` (keep-alive pings)" },
-    Habit { flag: "-T", tool: "coap-client", ours: "nothing: tokens are random (RFC 7252 §5.3.1)" },
-    Habit { flag: "-l", tool: "coap-client", ours: "nothing: no simulated loss" },
-    Habit { flag: "--payload-initial-szx", tool: "aiocoap-client", ours: "-b/--block-size SIZE (SIZE = 16 << SZX)" },
-    Habit { flag: "--pretty-print", tool: "aiocoap-client", ours: "--pretty" },
-    Habit { flag: "--interactive", tool: "aiocoap-client", ours: "not available yet" },
+    Habit {
+        flag: "-N",
+        tool: "coap-client",
+        ours: "--non",
+    },
+    Habit {
+        flag: "-s",
+        tool: "coap-client",
+        ours: "--observe --duration S (-s DURATION)",
+    },
+    Habit {
+        flag: "-B",
+        tool: "coap-client",
+        ours: "-t/--timeout S (-B SECONDS)",
+    },
+    Habit {
+        flag: "-A",
+        tool: "coap-client",
+        ours: "-a/--accept TYPE",
+    },
+    Habit {
+        flag: "-k",
+        tool: "coap-client",
+        ours: "--psk KEY",
+    },
+    Habit {
+        flag: "-u",
+        tool: "coap-client",
+        ours: "--psk-identity ID",
+    },
+    Habit {
+        flag: "-P",
+        tool: "coap-client",
+        ours: "--proxy URI",
+    },
+    Habit {
+        flag: "-H",
+        tool: "coap-client",
+        ours: "--hop-limit N",
+    },
+    Habit {
+        flag: "-e",
+        tool: "coap-client",
+        ours: "-p TEXT (--payload)",
+    },
+    Habit {
+        flag: "-f",
+        tool: "coap-client",
+        ours: "-p @FILE",
+    },
+    Habit {
+        flag: "-E",
+        tool: "coap-client",
+        ours: "--credentials FILE (OSCORE contexts in aiocoap's format)",
+    },
+    Habit {
+        flag: "-K",
+        tool: "coap-client",
+        ours: "`coap ping URI` (keep-alive pings)",
+    },
+    Habit {
+        flag: "-T",
+        tool: "coap-client",
+        ours: "nothing: tokens are random (RFC 7252 §5.3.1)",
+    },
+    Habit {
+        flag: "-l",
+        tool: "coap-client",
+        ours: "nothing: no simulated loss",
+    },
+    Habit {
+        flag: "--payload-initial-szx",
+        tool: "aiocoap-client",
+        ours: "-b/--block-size SIZE (SIZE = 16 << SZX)",
+    },
+    Habit {
+        flag: "--pretty-print",
+        tool: "aiocoap-client",
+        ours: "--pretty",
+    },
+    Habit {
+        flag: "--interactive",
+        tool: "aiocoap-client",
+        ours: "not available yet",
+    },
 ];
 
 /// The hint for the first flag of `args` (the command line without the program name) that
@@ -41,7 +109,11 @@ pub fn for_args(args: &[String]) -> Option<String> {
         let flag = arg.split('=').next().unwrap_or(arg);
         // `-N` or `-s10` (a short flag with its value attached).
         let found = HABITS.iter().find(|h| {
-            flag == h.flag || (h.flag.len() == 2 && arg.starts_with(h.flag) && arg.len() > 2 && !arg.starts_with("--"))
+            flag == h.flag
+                || (h.flag.len() == 2
+                    && arg.starts_with(h.flag)
+                    && arg.len() > 2
+                    && !arg.starts_with("--"))
         });
         if let Some(h) = found {
             return Some(format!("{}'s {} is {} here", h.tool, h.flag, h.ours));
@@ -90,7 +162,9 @@ mod tests {
         assert!(hint(&["get", "-N", "coap://h/"]).unwrap().contains("--non"));
         assert!(hint(&["get", "-s10", "u"]).unwrap().contains("--duration"));
         assert!(hint(&["get", "-k", "x"]).unwrap().contains("--psk KEY"));
-        assert!(hint(&["get", "--pretty-print"]).unwrap().contains("--pretty"));
+        assert!(hint(&["get", "--pretty-print"])
+            .unwrap()
+            .contains("--pretty"));
         assert_eq!(hint(&["get", "--non", "coap://h/"]), None);
     }
 }

@@ -1032,10 +1032,10 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
 
 /// `application/x-www-form-urlencoded`, with or without parameters.
 fn is_form_urlencoded(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    content_type.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 #[cfg(test)]

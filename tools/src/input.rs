@@ -144,7 +144,11 @@ pub fn is_literal(spec: &str) -> bool {
 /// command line (`literal`) with a CBOR-based format is CBOR diagnostic notation (RFC 8949
 /// §8, through cbor-diag) and sent encoded; a JSON-based format's payload must be JSON.
 /// Other payloads go as they are. Errors say where the text went wrong.
-pub fn encode_payload(bytes: Vec<u8>, format: Option<u16>, literal: bool) -> Result<Vec<u8>, String> {
+pub fn encode_payload(
+    bytes: Vec<u8>,
+    format: Option<u16>,
+    literal: bool,
+) -> Result<Vec<u8>, String> {
     use coap_core::content_format::Family;
     let Some(format) = format.map(ContentFormat) else {
         return Ok(bytes);
@@ -154,7 +158,10 @@ pub fn encode_payload(bytes: Vec<u8>, format: Option<u16>, literal: bool) -> Res
             let text = String::from_utf8(bytes)
                 .map_err(|_| "the payload is not UTF-8 text (diagnostic notation)".to_string())?;
             match cbor_diag::parse_diag(&text) {
-                Ok(item) => Ok(item.to_bytes()),
+                Ok(mut item) => {
+                    crate::output::prefer_short_floats(&mut item);
+                    Ok(item.to_bytes())
+                }
                 Err(e) => Err(edn_error(&text, &e.to_string())),
             }
         }
@@ -351,9 +358,21 @@ mod tests {
     #[test]
     fn edn_and_json_payloads() {
         let cbor = encode_payload(br#"{"a": [1, h'ff', true]}"#.to_vec(), Some(60), true);
-        assert_eq!(cbor, Ok(vec![0xa1, 0x61, b'a', 0x83, 0x01, 0x41, 0xff, 0xf5]));
+        assert_eq!(
+            cbor,
+            Ok(vec![0xa1, 0x61, b'a', 0x83, 0x01, 0x41, 0xff, 0xf5])
+        );
+        // Floats in their shortest exact width (RFC 8949 §4.1); an indicator keeps its own.
+        let floats = encode_payload(b"[1.5, 100000.0, 0.1, 1.5_3]".to_vec(), Some(60), true);
+        let mut expected = vec![0x84, 0xf9, 0x3e, 0x00, 0xfa, 0x47, 0xc3, 0x50, 0x00, 0xfb];
+        expected.extend_from_slice(&0.1f64.to_be_bytes());
+        expected.extend_from_slice(&[0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(floats, Ok(expected));
         // From a file: the bytes as they are.
-        assert_eq!(encode_payload(b"{".to_vec(), Some(60), false), Ok(b"{".to_vec()));
+        assert_eq!(
+            encode_payload(b"{".to_vec(), Some(60), false),
+            Ok(b"{".to_vec())
+        );
         let e = encode_payload(b"[1, 2,, 3]".to_vec(), Some(60), true).unwrap_err();
         assert!(e.starts_with("invalid CBOR diagnostic notation"), "{e}");
         assert!(!e.contains("TODO"), "{e}");
@@ -361,14 +380,23 @@ mod tests {
         assert!(e.contains("at offset 4, near \"2\""), "{e}");
         let e = encode_payload(b"{\"a\": }".to_vec(), Some(50), true).unwrap_err();
         assert!(e.contains("line 1 column 7"), "{e}");
-        assert_eq!(encode_payload(b"[1]".to_vec(), Some(50), true), Ok(b"[1]".to_vec()));
-        assert_eq!(encode_payload(b"x".to_vec(), Some(0), true), Ok(b"x".to_vec()));
+        assert_eq!(
+            encode_payload(b"[1]".to_vec(), Some(50), true),
+            Ok(b"[1]".to_vec())
+        );
+        assert_eq!(
+            encode_payload(b"x".to_vec(), Some(0), true),
+            Ok(b"x".to_vec())
+        );
         assert!(is_literal("@@x") && is_literal("text") && !is_literal("@f") && !is_literal("-"));
     }
 
     #[test]
     fn bind_addresses() {
-        assert_eq!(bind_addr("127.0.0.1:5683"), Ok("127.0.0.1:5683".parse().unwrap()));
+        assert_eq!(
+            bind_addr("127.0.0.1:5683"),
+            Ok("127.0.0.1:5683".parse().unwrap())
+        );
         assert_eq!(bind_addr("5700"), Ok("[::]:5700".parse().unwrap()));
         assert_eq!(bind_addr("localhost:7").map(|a| a.port()), Ok(7));
         assert!(bind_addr("127.0.0.1").unwrap_err().contains("no port"));

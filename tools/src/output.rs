@@ -187,6 +187,33 @@ fn drop_preferred_widths(item: &mut DataItem) {
     }
 }
 
+/// Gives every float without an encoding indicator the shortest width that holds its
+/// value exactly — preferred serialization (RFC 8949 §4.1), as `1.5` in diagnostic
+/// notation means — before encoding (cbor-diag would use 64 bits).
+pub fn prefer_short_floats(item: &mut DataItem) {
+    match item {
+        DataItem::Float { value, bitwidth } if *bitwidth == FloatWidth::Unknown => {
+            let v = *value;
+            *bitwidth = if v.is_nan() || f64::from(half::f16::from_f64(v)) == v {
+                FloatWidth::Sixteen
+            } else if f64::from(v as f32) == v {
+                FloatWidth::ThirtyTwo
+            } else {
+                FloatWidth::SixtyFour
+            };
+        }
+        DataItem::Array { data, .. } => data.iter_mut().for_each(prefer_short_floats),
+        DataItem::Map { data, .. } => {
+            for (k, v) in data {
+                prefer_short_floats(k);
+                prefer_short_floats(v);
+            }
+        }
+        DataItem::Tag { value, .. } => prefer_short_floats(value),
+        _ => {}
+    }
+}
+
 /// A CBOR sequence (RFC 8742): the items in diagnostic notation, separated by commas
 /// (RFC 8742 §4.2), one per line.
 pub fn cbor_seq(mut payload: &[u8]) -> Result<String, String> {
@@ -244,7 +271,10 @@ pub fn option_value(number: OptionNumber, value: &[u8]) -> String {
     match format {
         Some(ValueFormat::Uint) => match decode_uint(value) {
             Some(v) if matches!(number, OptionNumber::CONTENT_FORMAT | OptionNumber::ACCEPT) => {
-                match u16::try_from(v).ok().and_then(|f| ContentFormat(f).media_type()) {
+                match u16::try_from(v)
+                    .ok()
+                    .and_then(|f| ContentFormat(f).media_type())
+                {
                     Some(m) => format!("{v} ({m})"),
                     None => v.to_string(),
                 }
@@ -252,7 +282,11 @@ pub fn option_value(number: OptionNumber, value: &[u8]) -> String {
             Some(v) if matches!(number, OptionNumber::BLOCK1 | OptionNumber::BLOCK2) => {
                 // RFC 7959 §2.2: NUM, M and SZX.
                 let size = 16u32 << (v & 7).min(6);
-                format!("{v} (block {} of {size} bytes{})", v >> 4, if v & 8 != 0 { ", more" } else { "" })
+                format!(
+                    "{v} (block {} of {size} bytes{})",
+                    v >> 4,
+                    if v & 8 != 0 { ", more" } else { "" }
+                )
             }
             Some(v) => v.to_string(),
             None => hex(value),
@@ -280,7 +314,13 @@ pub fn hex(value: &[u8]) -> String {
 pub fn options_table(options: &[(OptionNumber, Vec<u8>)]) -> String {
     let mut out = String::new();
     for (n, v) in options {
-        let _ = writeln!(out, "  {:<16} {:>5}  {}", n.to_string(), n.0, option_value(*n, v));
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>5}  {}",
+            n.to_string(),
+            n.0,
+            option_value(*n, v)
+        );
     }
     out
 }
@@ -300,7 +340,9 @@ pub fn json_response(
         .iter()
         .map(|(n, v)| {
             let value = match n.info().map(|i| i.format) {
-                Some(ValueFormat::Uint) => decode_uint(v).map_or_else(|| json!(hex(v)), |u| json!(u)),
+                Some(ValueFormat::Uint) => {
+                    decode_uint(v).map_or_else(|| json!(hex(v)), |u| json!(u))
+                }
                 Some(ValueFormat::String) => match std::str::from_utf8(v) {
                     Ok(s) => json!(s),
                     Err(_) => json!(hex(v)),
@@ -408,9 +450,15 @@ mod tests {
         assert_eq!(seq.text, "1,\n\"x\"\n");
         let bad = r(&[0xa2, 0x61], 60);
         let w = bad.warning.unwrap();
-        assert!(w.contains("not valid CBOR (the data item is truncated"), "{w}");
+        assert!(
+            w.contains("not valid CBOR (the data item is truncated"),
+            "{w}"
+        );
         let w = r(&[0x01, 0x02], 60).warning.unwrap();
-        assert!(w.contains("1 bytes follow the data item at offset 1"), "{w}");
+        assert!(
+            w.contains("1 bytes follow the data item at offset 1"),
+            "{w}"
+        );
         assert!(!w.contains("TODO"));
         // SenML+CBOR is CBOR too.
         assert_eq!(r(&[0x80], 112).text, "[]\n");
@@ -426,7 +474,10 @@ mod tests {
         ];
         let table = options_table(&opts);
         assert!(table.contains("ETag                 4  0x0102"), "{table}");
-        assert!(table.contains("Content-Format      12  50 (application/json)"), "{table}");
+        assert!(
+            table.contains("Content-Format      12  50 (application/json)"),
+            "{table}"
+        );
         assert!(table.contains("\"reg\""), "{table}");
         let peer = "127.0.0.1:5683".parse().unwrap();
         let line = json_response(coap_core::Code::CONTENT, peer, &opts, b"hi");

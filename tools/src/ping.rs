@@ -9,8 +9,8 @@ use coap_tools::input;
 use tokio::net::UdpSocket;
 
 use crate::cli::PingArgs;
-use crate::stderr_line;
 use crate::show::write_stdout;
+use crate::stderr_line;
 
 pub async fn run(args: PingArgs) -> Result<Exit, Fail> {
     let uri = input::uri_with_zone(&args.uri);
@@ -73,10 +73,7 @@ pub async fn run(args: PingArgs) -> Result<Exit, Fail> {
             break;
         }
     }
-    stderr_line(&format!(
-        "{} ping(s), {answered} answered",
-        args.count
-    ));
+    stderr_line(&format!("{} ping(s), {answered} answered", args.count));
     if answered == 0 {
         return Err(Fail::new(
             Exit::Timeout,

@@ -161,23 +161,35 @@ pub async fn run(code: Code, args: RequestArgs) -> Result<Exit, Fail> {
         }),
         _ => None,
     };
-    // Where the request goes: the URI's host, or with --proxy the proxy, the URI then in
-    // Proxy-Uri (RFC 7252 §5.10.2: without Uri-* options).
+    // Where the request goes: the URI's host, or with --proxy the proxy (RFC 7252 §5.7.2).
     let mut send_uri = match &args.proxy {
         None => args.uri.clone(),
         Some(proxy) => {
             check_proxied_uri(&args.uri)?;
             let proxy = input::uri_with_zone(proxy);
-            options.push((
-                coap_core::OptionNumber::PROXY_URI,
-                args.uri.as_bytes().to_vec(),
-            ));
             origin(&proxy).ok_or_else(|| {
                 Fail::usage(format_args!("--proxy {proxy}: expected coap://host[:port]"))
             })?
         }
     };
     let target = target_of(&send_uri, true).await?;
+    if args.proxy.is_some() {
+        // Proxy-Scheme and the URI's options as for the proxy as the destination, the
+        // way aiocoap sends it (and aiocoap-proxy wants it); Proxy-Uri alone when asked
+        // for or when the URI is of a scheme we do not parse (http://, for a cross-proxy).
+        let split = if args.proxy_uri {
+            None
+        } else {
+            proxy_scheme_options(&args.uri)
+        };
+        match split {
+            Some(split) => options.extend(split),
+            None => options.push((
+                coap_core::OptionNumber::PROXY_URI,
+                args.uri.as_bytes().to_vec(),
+            )),
+        }
+    }
     if args.no_set_hostname {
         // The resolved address as the URI's host: no Uri-Host goes out (RFC 7252 §6.4).
         if let Some(rewritten) = with_host(&send_uri, target.peer) {
@@ -314,6 +326,30 @@ fn check_proxied_uri(uri: &str) -> Result<(), Fail> {
     }
 }
 
+/// The options that carry `uri` to a forward proxy in the Proxy-Scheme form (RFC 7252
+/// §5.10.2): Proxy-Scheme and the Uri-* options of §6.4. Uri-Host and Uri-Port are always
+/// there, even where §6.5 would let the proxy infer them from its own address: proxies
+/// (ours among them) do not all do that.
+fn proxy_scheme_options(uri: &str) -> Option<Vec<(coap_core::OptionNumber, Vec<u8>)>> {
+    use coap_core::{Message, MessageBuilder, MessageType, OptionNumber};
+    let parsed = Uri::parse(uri).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 0, &[]).ok()?;
+    // No destination address and port 0: neither matches, so both options are written.
+    parsed.write_options_to(&mut b, None, 0).ok()?;
+    let len = b.finish();
+    let msg = Message::parse(buf.get(..len)?).ok()?;
+    let mut options: Vec<_> = msg
+        .options()
+        .map(|o| (o.number, o.value.to_vec()))
+        .collect();
+    options.push((
+        OptionNumber::PROXY_SCHEME,
+        parsed.scheme().as_str().as_bytes().to_vec(),
+    ));
+    Some(options)
+}
+
 /// `scheme://authority` of a URI (no path, query or fragment).
 fn origin(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.split_once("://")?;
@@ -349,7 +385,9 @@ fn warn_inapplicable(args: &RequestArgs, code: Code, secure: bool, multicast: bo
         ));
     }
     if args.observe && multicast {
-        stderr_line("warning: --observe of a group address is not supported; sent as a group request");
+        stderr_line(
+            "warning: --observe of a group address is not supported; sent as a group request",
+        );
     }
     // coap-client's -p is the local port; ours is the payload, which GET and DELETE
     // rarely have.

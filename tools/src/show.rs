@@ -124,10 +124,8 @@ impl Printer {
                 }
                 match self.mode {
                     Mode::Pretty => {
-                        let rendered = output::render(
-                            &resp.payload,
-                            resp.content_format().map(ContentFormat),
-                        );
+                        let rendered =
+                            output::render(&resp.payload, resp.content_format().map(ContentFormat));
                         if let Some(w) = rendered.warning {
                             stderr_line(&format!("warning: {w}"));
                         }

@@ -457,7 +457,10 @@ fn observe_time_and_put_large_upload() {
 fn fetch_patch_ipatch_codes() {
     let s = Server::start();
     let u = s.uri("/config");
-    let r = coap(&["fetch", &u, "-c", "json", "-p", "[\"name\"]", "--pretty"], None);
+    let r = coap(
+        &["fetch", &u, "-c", "json", "-p", "[\"name\"]", "--pretty"],
+        None,
+    );
     assert_eq!(r.code(), 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("\"name\": \"demo\"") && !r.stdout.contains("interval"),
@@ -712,6 +715,32 @@ fn oscore_credentials_on_both_sides() {
     let r = coap(&["get", &s.uri("/hello")], None);
     assert_eq!(r.code(), 4, "{}", r.stderr);
     assert!(r.stderr.contains("4.01"), "{}", r.stderr);
+    // aiocoap's older key for the directory, `contextfile`, works as `basedir` does.
+    let contextfile = dir.file(
+        "contextfile.json",
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"contextfile": "{client_ctx}"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    );
+    let r = coap(
+        &["get", "--credentials", &contextfile, &s.uri("/hello")],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    // A context directory that is not there is named as such.
+    let missing = dir.file(
+        "missing.json",
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "/nonexistent/ctx"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    );
+    let r = coap(&["get", "--credentials", &missing, &s.uri("/hello")], None);
+    r.assert_fails(2, "the OSCORE context directory '/nonexistent/ctx'");
+    assert!(!r.stderr.contains("UDP socket"), "{}", r.stderr);
     // A broken credentials file is a usage error on one line.
     let bad = dir.file("bad.json", br#"{"coap://x/*": {"oscore": {}}}"#);
     coap(&["get", "--credentials", &bad, &s.uri("/hello")], None)
@@ -815,6 +844,52 @@ fn multicast_get_prints_every_responder_and_serve_joins_groups() {
             "{stdout}"
         );
         assert_eq!(stdout.matches("Hello, world!").count(), 2, "{stdout}");
+        // -o FILE: one file per responder, FILE.1 and FILE.2, named on the header lines.
+        let dir = TempDir::new();
+        let base = dir.0.join("member");
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "get", "coap://224.0.1.187/hello"])
+            .args(["--collect", "1.5", "-o", base.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        for n in 1..=2 {
+            let file = dir.0.join(format!("member.{n}"));
+            assert!(
+                stdout.contains(&format!("> {}", file.display())),
+                "{stdout}"
+            );
+            assert_eq!(std::fs::read(&file).unwrap(), b"Hello, world!");
+        }
+        // A loopback bind with --join: a warning, and the start-up line names the groups.
+        let mut lo = Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "serve", "--bind", "127.0.0.1:0"])
+            .args(["--join", "224.0.1.187@10.9.0.1", "--join", "224.0.1.188"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = lo.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let lines: Vec<String> = (0..3).filter_map(|_| rx.recv_timeout(WAIT).ok()).collect();
+        let _ = lo.kill();
+        let _ = lo.wait();
+        assert!(
+            lines[0].contains("warning: bound to the loopback address 127.0.0.1"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("listening on 127.0.0.1:"), "{lines:?}");
+        assert_eq!(
+            lines[2],
+            "coap serve: joined 224.0.1.187@10.9.0.1, 224.0.1.188"
+        );
         // Errors to a multicast request are not sent (RFC 7252 §8.2): nobody answers, exit 3.
         let out = Command::new("ip")
             .args([
