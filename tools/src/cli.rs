@@ -95,6 +95,19 @@ pub enum Command {
     /// A request with any method code: -m NAME or NUMBER (get, 1, 0.01, ...).
     #[command(after_help = EXIT_CODES_HELP)]
     Request(GenericRequestArgs),
+    /// Print a completion script for bash, zsh, fish, elvish or PowerShell
+    /// (e.g. `coap completions bash > /etc/bash_completion.d/coap`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or with --dir write one page per command there.
+    Man {
+        /// Write coap.1, coap-get.1, ... into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// CoAP ping (RFC 7252 §4.3): an empty confirmable message, answered with a Reset;
     /// prints the round-trip time of each.
     #[command(after_help = PING_HELP)]
@@ -131,6 +144,8 @@ impl Command {
             Command::IPatch(a) => (Method::IPatch.code(), a),
             Command::Request(g) => (g.method, g.args),
             Command::Ping(_)
+            | Command::Completions { .. }
+            | Command::Man { .. }
             | Command::Serve(_)
             | Command::Bench(_)
             | Command::Rd(_)

@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod docs;
 mod hints;
 mod ping;
 mod proxy_cmd;
@@ -62,6 +63,8 @@ fn main() -> ExitCode {
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
         Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
         Command::Ping(args) => runtime(false).and_then(|rt| rt.block_on(ping::run(args))),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
         Command::RdRegister(args) => {
             runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
         }

@@ -759,3 +759,33 @@ fn http_proxy_takes_curls_default_form_type_as_bytes() {
         "{text}"
     );
 }
+
+#[test]
+fn completions_and_man_pages_from_the_flag_definitions() {
+    let bash = coap(&["completions", "bash"], None);
+    assert_eq!(bash.code(), 0, "{}", bash.stderr);
+    assert!(bash.stdout.contains("_coap()"), "{}", bash.stdout);
+    assert!(bash.stdout.contains("--observe-exec"));
+    let zsh = coap(&["completions", "zsh"], None);
+    assert!(zsh.stdout.starts_with("#compdef coap"), "{}", zsh.stdout);
+    assert!(zsh.stdout.contains("--block-size"));
+    let fish = coap(&["completions", "fish"], None);
+    assert!(fish.stdout.contains("complete -c coap"));
+    assert!(
+        fish.stdout.contains("-l no-set-hostname"),
+        "{}",
+        fish.stdout
+    );
+    coap(&["completions", "tcsh"], None).assert_fails(2, "tcsh");
+    let man = coap(&["man"], None);
+    assert_eq!(man.code(), 0, "{}", man.stderr);
+    assert!(man.stdout.contains(".TH coap 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("coap\\-ping(1)"), "{}", man.stdout);
+    let dir = TempDir::new();
+    let pages = dir.0.join("man1");
+    let r = coap(&["man", "--dir", pages.to_str().unwrap()], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    let get = std::fs::read_to_string(pages.join("coap-get.1")).expect("coap-get.1");
+    assert!(get.contains("\\-\\-hop\\-limit"), "{get}");
+    assert!(pages.join("coap-serve.1").is_file());
+}
