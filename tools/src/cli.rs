@@ -95,6 +95,10 @@ pub enum Command {
     /// A request with any method code: -m NAME or NUMBER (get, 1, 0.01, ...).
     #[command(after_help = EXIT_CODES_HELP)]
     Request(GenericRequestArgs),
+    /// An interactive session: one request a line (`get /hello`, `observe /time`,
+    /// `post /echo 'x' -c text`), relative to a base URI, on one client endpoint.
+    #[command(after_help = SHELL_HELP)]
+    Shell(ShellArgs),
     /// Print a completion script for bash, zsh, fish, elvish or PowerShell
     /// (e.g. `coap completions bash > /etc/bash_completion.d/coap`).
     Completions {
@@ -144,6 +148,7 @@ impl Command {
             Command::IPatch(a) => (Method::IPatch.code(), a),
             Command::Request(g) => (g.method, g.args),
             Command::Ping(_)
+            | Command::Shell(_)
             | Command::Completions { .. }
             | Command::Man { .. }
             | Command::Serve(_)
@@ -161,6 +166,86 @@ Without an answer within --timeout, that ping counts as lost.
 
 Exit codes: 0 if any ping was answered; 3 if none was; 1 on other failures (socket
 error, an answer that is not a Reset); 2 on bad input.";
+
+const SHELL_HELP: &str = "\
+Lines: get|post|put|delete|fetch|patch|ipatch|observe PATH [PAYLOAD] [FLAGS], where PATH is
+relative to the base URI (/x from its origin, x below its path) or a whole URI, and FLAGS
+are those of `coap get` (-c, -a, -O, --non, --count, --json, ...); `request -m METHOD PATH`;
+`help`; `quit` or Ctrl-D. Up and down recall earlier lines. Ctrl-C cancels the running
+request (an observation is deregistered), and at the prompt clears the line.";
+
+#[derive(Args, Debug)]
+pub struct ShellArgs {
+    /// The base URI, e.g. coap://127.0.0.1:5683/ or coaps://host/sensors/
+    #[arg(value_name = "URI")]
+    pub base: String,
+
+    /// Credentials for the session's endpoint (aiocoap's format; see `coap get --help`).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// For coaps:// URIs: the PSK identity.
+    #[arg(long, value_name = "ID", requires = "psk")]
+    pub psk_identity: Option<String>,
+
+    /// For coaps:// URIs: the pre-shared key (TEXT, 0xHEX or @FILE).
+    #[arg(long, value_name = "KEY|0xHEX|@FILE", requires = "psk_identity")]
+    pub psk: Option<String>,
+}
+
+/// One line of `coap shell`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "coap shell",
+    no_binary_name = true,
+    disable_version_flag = true
+)]
+pub struct ShellLine {
+    #[command(subcommand)]
+    pub command: ShellCommand,
+}
+
+/// What a shell line asks for.
+#[derive(Subcommand, Debug)]
+pub enum ShellCommand {
+    /// GET PATH.
+    Get(ShellRequest),
+    /// POST PATH [PAYLOAD].
+    Post(ShellRequest),
+    /// PUT PATH [PAYLOAD].
+    Put(ShellRequest),
+    /// DELETE PATH.
+    Delete(ShellRequest),
+    /// FETCH PATH [PAYLOAD].
+    Fetch(ShellRequest),
+    /// PATCH PATH [PAYLOAD].
+    Patch(ShellRequest),
+    /// iPATCH PATH [PAYLOAD].
+    #[command(name = "ipatch")]
+    IPatch(ShellRequest),
+    /// Any method: -m METHOD PATH [PAYLOAD].
+    Request {
+        /// The method (name or code).
+        #[arg(short, long, value_name = "METHOD", value_parser = parse_method)]
+        method: Code,
+        #[command(flatten)]
+        line: ShellRequest,
+    },
+    /// End the session.
+    #[command(alias = "exit")]
+    Quit,
+}
+
+/// A request line: the flags of `coap get` and a payload as a second word.
+#[derive(Args, Debug)]
+pub struct ShellRequest {
+    #[command(flatten)]
+    pub args: RequestArgs,
+
+    /// The payload (as -p TEXT|@FILE).
+    #[arg(value_name = "PAYLOAD", conflicts_with = "payload")]
+    pub text: Option<String>,
+}
 
 #[derive(Args, Debug)]
 pub struct GenericRequestArgs {

@@ -11,6 +11,7 @@ mod proxy_cmd;
 mod rd_cmd;
 mod request;
 mod serve;
+mod shell;
 mod show;
 
 use std::process::ExitCode;
@@ -63,6 +64,7 @@ fn main() -> ExitCode {
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
         Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
         Command::Ping(args) => runtime(false).and_then(|rt| rt.block_on(ping::run(args))),
+        Command::Shell(args) => shell::run(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
         Command::RdRegister(args) => {
@@ -84,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Fail> {
+pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Fail> {
     let mut b = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
     } else {

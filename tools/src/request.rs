@@ -123,6 +123,16 @@ pub fn secs(d: Duration) -> String {
 
 /// Sends one request and prints the response.
 pub async fn run(code: Code, args: RequestArgs) -> Result<Exit, Fail> {
+    run_with(code, args, None).await
+}
+
+/// [`run`], on `shared` if given (the shell's endpoint, whose DTLS and OSCORE security
+/// was set up once) instead of an endpoint of its own.
+pub async fn run_with(
+    code: Code,
+    args: RequestArgs,
+    shared: Option<&Client>,
+) -> Result<Exit, Fail> {
     // `coap://[ff02::fd%eth0]/` as typed: the URI form of the zone id is `%25eth0`.
     let mut args = args;
     args.uri = input::uri_with_zone(&args.uri);
@@ -214,7 +224,7 @@ pub async fn run(code: Code, args: RequestArgs) -> Result<Exit, Fail> {
             Some(coap_tokio::glue::credentials::Credential::DtlsPsk { .. })
         )
     });
-    if secure && psk.is_none() && !dtls_credential {
+    if shared.is_none() && secure && psk.is_none() && !dtls_credential {
         return Err(Fail::usage(format_args!(
             "{send_uri}: coaps:// needs --psk-identity and --psk, or a dtls entry in --credentials"
         )));
@@ -230,30 +240,16 @@ pub async fn run(code: Code, args: RequestArgs) -> Result<Exit, Fail> {
         // Uploads go in blocks of this size (RFC 7959 §2.5).
         config.max_block_szx = b.szx;
     }
-    let bound = Client::bind_with_security(
-        target.local,
-        config,
-        credentials.as_ref(),
-        psk.map(|p| (p, dtls)),
-    )
-    .await;
-    let client = bound.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::Other {
-            // What the credentials' contexts said (unreadable, malformed, locked).
-            Fail::failure(format_args!(
-                "cannot use the OSCORE contexts of {}: {e}",
-                args.credentials
-                    .as_deref()
-                    .map_or_else(String::new, |p| p.display().to_string())
-            ))
-        } else {
-            Fail::failure(format_args!(
-                "cannot open a UDP socket on {}: {}",
-                target.local,
-                input::io_reason(&e)
-            ))
+    let owned;
+    let client = match shared {
+        Some(c) => c,
+        None => {
+            let psk = psk.map(|p| (p, dtls));
+            let file = args.credentials.as_deref();
+            owned = bind(target.local, config, credentials.as_ref(), psk, file).await?;
+            &owned
         }
-    })?;
+    };
     let has_payload = payload.as_ref().is_some_and(|p| !p.is_empty());
     let mut req = client.request(Method::Get, &send_uri).code(code);
     if let Some(p) = payload {
@@ -315,6 +311,33 @@ pub async fn run(code: Code, args: RequestArgs) -> Result<Exit, Fail> {
     log_response(&resp);
     Printer::new(&args, false).response(&resp).await?;
     Ok(Exit::for_code(resp.code))
+}
+
+/// A client endpoint on `local` with the request's security: OSCORE contexts from the
+/// credentials, a PSK for coaps://.
+pub async fn bind(
+    local: SocketAddr,
+    config: coap_tokio::Config,
+    credentials: Option<&coap_tokio::Credentials>,
+    psk: Option<(coap_tokio::Psk, coap_tokio::DtlsConfig)>,
+    credentials_file: Option<&std::path::Path>,
+) -> Result<Client, Fail> {
+    let bound = Client::bind_with_security(local, config, credentials, psk).await;
+    bound.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Other {
+            // What the credentials' contexts said (unreadable, malformed, locked).
+            Fail::failure(format_args!(
+                "cannot use the OSCORE contexts of {}: {e}",
+                credentials_file.map_or_else(String::new, |p| p.display().to_string())
+            ))
+        } else {
+            Fail::failure(format_args!(
+                "cannot open a UDP socket on {}: {}",
+                local,
+                input::io_reason(&e)
+            ))
+        }
+    })
 }
 
 /// A URI for Proxy-Uri: absolute, any scheme (the proxy says whether it can reach it).
