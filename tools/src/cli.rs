@@ -328,6 +328,12 @@ pub struct RequestArgs {
     #[arg(long)]
     pub raw: bool,
 
+    /// Colors: the response code by class, option names, keys and strings of pretty
+    /// bodies. auto: where the stream is a terminal (and NO_COLOR is unset); never in raw
+    /// payloads.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
     /// Print the response's options on stderr, one per line, after the code.
     #[arg(short = 'i', long)]
     pub show_options: bool,
@@ -606,6 +612,30 @@ fn parse_bind(s: &str) -> Result<SocketAddr, String> {
 
 fn parse_method(s: &str) -> Result<Code, String> {
     coap_tools::input::method(s)
+}
+
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always (pretty output and stderr).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to color a stream that `is_terminal` or not.
+    pub fn applies(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 /// `--block-size [NUM,]SIZE`.

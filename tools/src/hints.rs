@@ -95,7 +95,7 @@ const HABITS: &[Habit] = &[
     Habit {
         flag: "--interactive",
         tool: "aiocoap-client",
-        ours: "not available yet",
+        ours: "`coap shell URI`",
     },
 ];
 

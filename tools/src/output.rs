@@ -372,6 +372,90 @@ pub fn json_response(
     Value::Object(obj).to_string()
 }
 
+/// ANSI SGR colors of `--color`.
+pub mod color {
+    /// Ends a colored run.
+    pub const RESET: &str = "\x1b[0m";
+    /// 2.xx codes, strings.
+    pub const GREEN: &str = "\x1b[32m";
+    /// 4.xx codes.
+    pub const YELLOW: &str = "\x1b[33m";
+    /// 5.xx codes.
+    pub const RED: &str = "\x1b[31m";
+    /// Keys of maps and objects, link targets.
+    pub const BLUE: &str = "\x1b[34m";
+    /// Option names.
+    pub const CYAN: &str = "\x1b[36m";
+}
+
+/// A response code colored by its class (2.xx green, 4.xx yellow, 5.xx red).
+pub fn colored_code(code: coap_core::Code) -> String {
+    let c = match code.class() {
+        2 => color::GREEN,
+        4 => color::YELLOW,
+        5 => color::RED,
+        _ => return code.to_string(),
+    };
+    format!("{c}{code}{}", color::RESET)
+}
+
+/// Colors pretty-printed JSON or CBOR diagnostic notation: keys (a string followed by
+/// `:`) blue, other strings (and `h'..'` byte strings) green. Link format: the targets
+/// (`<...>`) blue. Anything else is left as it is.
+pub fn colorize(text: &str, format: Option<ContentFormat>) -> String {
+    let family = format.map(|f| f.family());
+    match family {
+        Some(Family::Json | Family::Cbor) => colorize_strings(text),
+        Some(Family::LinkFormat) => {
+            let mut out = String::with_capacity(text.len() + 16);
+            for line in text.split_inclusive('\n') {
+                match (line.starts_with('<'), line.find('>')) {
+                    (true, Some(end)) => {
+                        out.push_str(color::BLUE);
+                        out.push_str(&line[..=end]);
+                        out.push_str(color::RESET);
+                        out.push_str(&line[end + 1..]);
+                    }
+                    _ => out.push_str(line),
+                }
+            }
+            out
+        }
+        _ => text.to_string(),
+    }
+}
+
+fn colorize_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < text.len() {
+        let quote = match bytes[i] {
+            b'"' => Some((i, b'"')),
+            b'h' if bytes.get(i + 1) == Some(&b'\'') => Some((i + 1, b'\'')),
+            _ => None,
+        };
+        let Some((open, q)) = quote else {
+            let next = text[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&text[i..i + next]);
+            i += next;
+            continue;
+        };
+        // The end of the string literal, past escapes.
+        let mut j = open + 1;
+        while j < bytes.len() && bytes[j] != q {
+            j += if bytes[j] == b'\\' { 2 } else { 1 };
+        }
+        let end = (j + 1).min(text.len());
+        let key = text[end..].trim_start_matches(' ').starts_with(':');
+        out.push_str(if key { color::BLUE } else { color::GREEN });
+        out.push_str(&text[i..end]);
+        out.push_str(color::RESET);
+        i = end;
+    }
+    out
+}
+
 /// A `hexdump -C` style dump: offset, 16 bytes in hex, and the printable ASCII.
 pub fn hex_dump(data: &[u8]) -> String {
     let mut out = String::new();
@@ -491,6 +575,35 @@ mod tests {
         let line = json_response(coap_core::Code::CONTENT, peer, &[], &[0xff, 0]);
         assert!(line.contains(r#""payload_base64":"/wA=""#), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn colors() {
+        use color::*;
+        assert_eq!(
+            colored_code(coap_core::Code::CONTENT),
+            format!("{GREEN}2.05 Content{RESET}")
+        );
+        assert!(colored_code(coap_core::Code::NOT_FOUND).starts_with(YELLOW));
+        let json = colorize(
+            "{\n  \"a\": \"x\\\"y\",\n  \"n\": 1\n}\n",
+            Some(ContentFormat::JSON),
+        );
+        assert_eq!(
+            json,
+            format!("{{\n  {BLUE}\"a\"{RESET}: {GREEN}\"x\\\"y\"{RESET},\n  {BLUE}\"n\"{RESET}: 1\n}}\n")
+        );
+        let diag = colorize("h'01' \"é\"", Some(ContentFormat::CBOR));
+        assert_eq!(diag, format!("{GREEN}h'01'{RESET} {GREEN}\"é\"{RESET}"));
+        let links = colorize("</a>;ct=0\n</b>\n", Some(ContentFormat::LINK_FORMAT));
+        assert_eq!(
+            links,
+            format!("{BLUE}</a>{RESET};ct=0\n{BLUE}</b>{RESET}\n")
+        );
+        assert_eq!(
+            colorize("plain \"x\"", Some(ContentFormat::TEXT_PLAIN)),
+            "plain \"x\""
+        );
     }
 
     #[test]

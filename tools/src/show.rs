@@ -34,6 +34,9 @@ pub struct Printer {
     stream: bool,
     show_options: bool,
     exec: Option<String>,
+    /// Color on stdout (pretty bodies only) and stderr.
+    color_out: bool,
+    color_err: bool,
     /// Responses written so far.
     written: u64,
 }
@@ -56,27 +59,54 @@ impl Printer {
             stream,
             show_options: args.show_options,
             exec: args.observe_exec.clone(),
+            color_out: args.color.applies(std::io::stdout().is_terminal()),
+            color_err: args.color.applies(std::io::stderr().is_terminal()),
             written: 0,
         }
     }
 
     /// A response to a unicast request: the code line on stderr, then the payload.
     pub async fn response(&mut self, resp: &Response) -> Result<(), Fail> {
-        stderr_line(&resp.code.to_string());
+        if self.color_err {
+            stderr_line(&output::colored_code(resp.code));
+        } else {
+            stderr_line(&resp.code.to_string());
+        }
         self.body(resp, None).await
     }
 
     /// One member's response to a group request: a `--- PEER CODE` line on stdout (unless
     /// `--json`, whose object names both), then the payload.
     pub async fn member(&mut self, resp: &Response) -> Result<(), Fail> {
-        let header = format!("--- {} {}", resp.peer, resp.code);
+        let code = if self.color_out {
+            output::colored_code(resp.code)
+        } else {
+            resp.code.to_string()
+        };
+        let header = format!("--- {} {code}", resp.peer);
         self.body(resp, Some(header)).await
     }
 
     async fn body(&mut self, resp: &Response, header: Option<String>) -> Result<(), Fail> {
         self.written += 1;
         if self.show_options {
-            let table = output::options_table(&resp.options);
+            let mut table = output::options_table(&resp.options);
+            if self.color_err {
+                table = table
+                    .lines()
+                    .map(|l| {
+                        let name_end = 2 + 16;
+                        match (l.get(..2), l.get(2..name_end), l.get(name_end..)) {
+                            (Some(lead), Some(name), Some(rest)) => format!(
+                                "{lead}{}{name}{}{rest}\n",
+                                output::color::CYAN,
+                                output::color::RESET
+                            ),
+                            _ => format!("{l}\n"),
+                        }
+                    })
+                    .collect();
+            }
             if !table.is_empty() {
                 let mut err = std::io::stderr().lock();
                 let _ = err.write_all(table.as_bytes());
@@ -126,10 +156,20 @@ impl Printer {
                     Mode::Pretty => {
                         let rendered =
                             output::render(&resp.payload, resp.content_format().map(ContentFormat));
+                        // A body that did not parse as its format says is shown plain.
+                        let parsed = rendered.warning.is_none();
                         if let Some(w) = rendered.warning {
                             stderr_line(&format!("warning: {w}"));
                         }
-                        write_stdout(rendered.text.as_bytes())
+                        let text = if self.color_out && parsed {
+                            output::colorize(
+                                &rendered.text,
+                                resp.content_format().map(ContentFormat),
+                            )
+                        } else {
+                            rendered.text
+                        };
+                        write_stdout(text.as_bytes())
                     }
                     _ => self.raw(&resp.payload),
                 }

@@ -789,3 +789,46 @@ fn completions_and_man_pages_from_the_flag_definitions() {
     assert!(get.contains("\\-\\-hop\\-limit"), "{get}");
     assert!(pages.join("coap-serve.1").is_file());
 }
+
+#[test]
+fn color_only_where_asked_and_never_in_raw_bytes() {
+    let s = Server::start();
+    let json = r#"{"k":"v"}"#;
+    let echo = |extra: &[&str]| {
+        let mut a = vec!["post", "", "-c", "json", "-p", json];
+        let uri = s.uri("/echo");
+        a[1] = &uri;
+        a.extend_from_slice(extra);
+        coap(&a, None)
+    };
+    // auto, piped: no escape codes anywhere.
+    let r = echo(&["--pretty", "-i"]);
+    assert!(
+        !r.stdout.contains('\x1b') && !r.stderr.contains('\x1b'),
+        "{r:?}",
+        r = r.stderr
+    );
+    // always: the code green, the option names cyan, the key blue and the string green.
+    let r = echo(&["--pretty", "-i", "--color", "always"]);
+    assert!(
+        r.stderr.starts_with("\x1b[32m2.04 Changed\x1b[0m\n"),
+        "{:?}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("\x1b[36mContent-Format  \x1b[0m"),
+        "{:?}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stdout, "{\n  \x1b[34m\"k\"\x1b[0m: \x1b[32m\"v\"\x1b[0m\n}\n",
+        "{:?}",
+        r.stdout
+    );
+    // Raw bytes stay the bytes, whatever --color says.
+    let r = echo(&["--raw", "--color", "always"]);
+    assert_eq!(r.stdout, json);
+    let r = echo(&["--pretty", "--color", "never"]);
+    assert!(!r.stdout.contains('\x1b') && !r.stderr.contains('\x1b'));
+    coap(&["get", &s.uri("/"), "--color", "sometimes"], None).assert_fails(2, "sometimes");
+}
