@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use coap_core::uri::percent_decode_into;
-use coap_core::{Host, Method, OptionNumber, Scheme, Uri, UriError};
+use coap_core::{Code, Host, Method, OptionNumber, Scheme, Uri, UriError};
 
 use crate::command::{Cmd, Command, CommandSender, OutgoingRequest, Progress};
 use crate::dtls::{Psk, UNRESOLVED};
@@ -161,6 +161,13 @@ impl RequestBuilder {
     /// Adds an option (raw value); call again to repeat it. URI options come from the URI.
     pub fn option(mut self, number: impl Into<OptionNumber>, value: impl Into<Vec<u8>>) -> Self {
         self.request.options.push((number.into(), value.into()));
+        self
+    }
+
+    /// The request code, also one that [`Method`] does not name (an unassigned 0.xx code,
+    /// to see how a server answers it). Must be a request code (0.01-0.31).
+    pub fn code(mut self, code: Code) -> Self {
+        self.request.code = code;
         self
     }
 

@@ -158,7 +158,10 @@ fn credential(kind: &str, body: &Value, base: &Path) -> Result<Credential, Strin
             let mut basedir = None;
             for (k, v) in fields {
                 match (k.as_str(), v) {
-                    ("basedir", Value::String(d)) => basedir = Some(resolve(d, base)),
+                    // `contextfile`: aiocoap's earlier (still accepted) name for it.
+                    ("basedir" | "contextfile", Value::String(d)) => {
+                        basedir = Some(resolve(d, base))
+                    }
                     (k, _) => return Err(format!("oscore: unexpected attribute {k}")),
                 }
             }

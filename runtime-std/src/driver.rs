@@ -446,9 +446,9 @@ impl<H: Handler<Peer>> Driver<H> {
                     }
                 }
             }
-            Incoming::Drop(e) => {
-                eprintln!("DROP {e:?} {:02x?}", bytes);
-            }
+            // Not verifiable (no context, failed integrity, ...): dropped without an answer
+            // (RFC 8613 §8.2 answers only what it can protect).
+            Incoming::Drop(_) => {}
         }
     }
 

@@ -4,6 +4,7 @@
 #   - aiocoap 0.4.17 in a Python venv at .peers/venv
 #   - node-coap 1.5.0 in .peers/node (node_modules/coap)
 #   - curl (the HTTP client of the HTTP-to-CoAP proxy tests)
+#   - tmux (the terminal of the `coap shell` test)
 # Idempotent and quick when everything is already there. Run as root (apt-get).
 set -euo pipefail
 
@@ -34,6 +35,17 @@ else
     apt-get update -qq
     apt-get install -y -qq curl >/dev/null
     command -v curl >/dev/null || { log "curl: still missing"; exit 1; }
+fi
+
+# tmux (the terminal of tools/tests/shell.rs, which drives `coap shell`) ----------------
+if command -v tmux >/dev/null 2>&1; then
+    log "tmux: $(command -v tmux) present"
+else
+    log "tmux: installing tmux"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq tmux >/dev/null
+    command -v tmux >/dev/null || { log "tmux: still missing"; exit 1; }
 fi
 
 # aiocoap ------------------------------------------------------------------------------

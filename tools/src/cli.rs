@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
-use coap_core::Method;
+use coap_core::{Code, Method};
 use coap_tools::exit::EXIT_CODES_HELP;
 
 /// CoAP (RFC 7252) from the command line: send requests, run a demo server, measure a
@@ -92,6 +92,30 @@ pub enum Command {
     /// iPATCH a resource (RFC 8132).
     #[command(name = "ipatch", after_help = EXIT_CODES_HELP)]
     IPatch(RequestArgs),
+    /// A request with any method code: -m NAME or NUMBER (get, 1, 0.01, ...).
+    #[command(after_help = EXIT_CODES_HELP)]
+    Request(GenericRequestArgs),
+    /// An interactive session: one request a line (`get /hello`, `observe /time`,
+    /// `post /echo 'x' -c text`), relative to a base URI, on one client endpoint.
+    #[command(after_help = SHELL_HELP)]
+    Shell(ShellArgs),
+    /// Print a completion script for bash, zsh, fish, elvish or PowerShell
+    /// (e.g. `coap completions bash > /etc/bash_completion.d/coap`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or with --dir write one page per command there.
+    Man {
+        /// Write coap.1, coap-get.1, ... into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// CoAP ping (RFC 7252 §4.3): an empty confirmable message, answered with a Reset;
+    /// prints the round-trip time of each.
+    #[command(after_help = PING_HELP)]
+    Ping(PingArgs),
     /// Run a demo server (/hello, /time, /echo, /large, /upload, /config), or a file server
     /// with --dir.
     #[command(after_help = SERVE_HELP)]
@@ -112,23 +136,147 @@ pub enum Command {
 }
 
 impl Command {
-    /// The method and arguments of a request command (`None` for serve and bench).
-    pub fn into_request(self) -> Option<(Method, RequestArgs)> {
+    /// The method code and arguments of a request command (`None` for serve and bench).
+    pub fn into_request(self) -> Option<(Code, RequestArgs)> {
         Some(match self {
-            Command::Get(a) => (Method::Get, a),
-            Command::Post(a) => (Method::Post, a),
-            Command::Put(a) => (Method::Put, a),
-            Command::Delete(a) => (Method::Delete, a),
-            Command::Fetch(a) => (Method::Fetch, a),
-            Command::Patch(a) => (Method::Patch, a),
-            Command::IPatch(a) => (Method::IPatch, a),
-            Command::Serve(_)
+            Command::Get(a) => (Method::Get.code(), a),
+            Command::Post(a) => (Method::Post.code(), a),
+            Command::Put(a) => (Method::Put.code(), a),
+            Command::Delete(a) => (Method::Delete.code(), a),
+            Command::Fetch(a) => (Method::Fetch.code(), a),
+            Command::Patch(a) => (Method::Patch.code(), a),
+            Command::IPatch(a) => (Method::IPatch.code(), a),
+            Command::Request(g) => (g.method, g.args),
+            Command::Ping(_)
+            | Command::Shell(_)
+            | Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Serve(_)
             | Command::Bench(_)
             | Command::Rd(_)
             | Command::RdRegister(_)
             | Command::Proxy(_) => return None,
         })
     }
+}
+
+const PING_HELP: &str = "\
+Prints one line per ping on stdout: the peer and the round-trip time of its Reset.
+Without an answer within --timeout, that ping counts as lost.
+
+Exit codes: 0 if any ping was answered; 3 if none was; 1 on other failures (socket
+error, an answer that is not a Reset); 2 on bad input.";
+
+const SHELL_HELP: &str = "\
+Lines: get|post|put|delete|fetch|patch|ipatch|observe PATH [PAYLOAD] [FLAGS], where PATH is
+relative to the base URI (/x from its origin, x below its path) or a whole URI, and FLAGS
+are those of `coap get` (-c, -a, -O, --non, --count, --json, ...); `request -m METHOD PATH`;
+`help`; `quit` or Ctrl-D. Up and down recall earlier lines. Ctrl-C cancels the running
+request (an observation is deregistered), and at the prompt clears the line.";
+
+#[derive(Args, Debug)]
+pub struct ShellArgs {
+    /// The base URI, e.g. coap://127.0.0.1:5683/ or coaps://host/sensors/
+    #[arg(value_name = "URI")]
+    pub base: String,
+
+    /// Credentials for the session's endpoint (aiocoap's format; see `coap get --help`).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// For coaps:// URIs: the PSK identity.
+    #[arg(long, value_name = "ID", requires = "psk")]
+    pub psk_identity: Option<String>,
+
+    /// For coaps:// URIs: the pre-shared key (TEXT, 0xHEX or @FILE).
+    #[arg(long, value_name = "KEY|0xHEX|@FILE", requires = "psk_identity")]
+    pub psk: Option<String>,
+}
+
+/// One line of `coap shell`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "coap shell",
+    no_binary_name = true,
+    disable_version_flag = true
+)]
+pub struct ShellLine {
+    #[command(subcommand)]
+    pub command: ShellCommand,
+}
+
+/// What a shell line asks for.
+#[derive(Subcommand, Debug)]
+pub enum ShellCommand {
+    /// GET PATH.
+    Get(ShellRequest),
+    /// POST PATH [PAYLOAD].
+    Post(ShellRequest),
+    /// PUT PATH [PAYLOAD].
+    Put(ShellRequest),
+    /// DELETE PATH.
+    Delete(ShellRequest),
+    /// FETCH PATH [PAYLOAD].
+    Fetch(ShellRequest),
+    /// PATCH PATH [PAYLOAD].
+    Patch(ShellRequest),
+    /// iPATCH PATH [PAYLOAD].
+    #[command(name = "ipatch")]
+    IPatch(ShellRequest),
+    /// Any method: -m METHOD PATH [PAYLOAD].
+    Request {
+        /// The method (name or code).
+        #[arg(short, long, value_name = "METHOD", value_parser = parse_method)]
+        method: Code,
+        #[command(flatten)]
+        line: ShellRequest,
+    },
+    /// End the session.
+    #[command(alias = "exit")]
+    Quit,
+}
+
+/// A request line: the flags of `coap get` and a payload as a second word.
+#[derive(Args, Debug)]
+pub struct ShellRequest {
+    #[command(flatten)]
+    pub args: RequestArgs,
+
+    /// The payload (as -p TEXT|@FILE).
+    #[arg(value_name = "PAYLOAD", conflicts_with = "payload")]
+    pub text: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GenericRequestArgs {
+    /// The method: a name (get, post, put, delete, fetch, patch, ipatch) or a request code
+    /// as a number (1-31) or c.dd (0.01-0.31)
+    #[arg(short, long, value_name = "METHOD", value_parser = parse_method)]
+    pub method: Code,
+
+    #[command(flatten)]
+    pub args: RequestArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PingArgs {
+    /// The peer to ping: coap://host[:port] (any path is ignored)
+    #[arg(value_name = "URI")]
+    pub uri: String,
+
+    /// Pings to send, one a second.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub count: u32,
+
+    /// Seconds to wait for each Reset.
+    #[arg(short, long, value_name = "S", default_value = "2", value_parser = parse_timeout,
+          allow_negative_numbers = true)]
+    pub timeout: std::time::Duration,
+
+    /// Seconds between pings.
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse_seconds)]
+    pub interval: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -160,12 +308,70 @@ pub struct RequestArgs {
     pub options: Vec<String>,
 
     /// Give up after S seconds (fractions allowed) [default: 93, RFC 7252 MAX_TRANSMIT_WAIT]
-    #[arg(short, long, value_name = "S", value_parser = parse_seconds, allow_negative_numbers = true)]
+    #[arg(short, long, value_name = "S", value_parser = parse_timeout, allow_negative_numbers = true)]
     pub timeout: Option<std::time::Duration>,
 
-    /// Write the raw response payload to FILE (- for standard output) instead of pretty-printing it.
+    /// Write the response payload's bytes to FILE (- for standard output). With --observe
+    /// or a multicast --collect, one file per response: FILE.1, FILE.2, ...; with -o - each
+    /// one is followed by a newline unless it ends with one.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Pretty-print the payload by its Content-Format (JSON indented, CBOR as diagnostic
+    /// notation, link format one link per line, binary as a hex dump) even when standard
+    /// output is not a terminal. [default: pretty on a terminal, the payload's bytes
+    /// otherwise]
+    #[arg(long, conflicts_with = "raw")]
+    pub pretty: bool,
+
+    /// Write the payload's bytes as they are, even on a terminal.
+    #[arg(long)]
+    pub raw: bool,
+
+    /// Colors: the response code by class, option names, keys and strings of pretty
+    /// bodies. auto: where the stream is a terminal (and NO_COLOR is unset); never in raw
+    /// payloads.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+
+    /// Print the response's options on stderr, one per line, after the code.
+    #[arg(short = 'i', long)]
+    pub show_options: bool,
+
+    /// Print each response as one JSON object on a line of stdout: code, peer, options,
+    /// and the payload as text ("payload") or base64 ("payload_base64").
+    #[arg(long, conflicts_with_all = ["pretty", "raw", "output"])]
+    pub json: bool,
+
+    /// Send through a forward proxy (RFC 7252 §5.7.2): the request goes to the proxy at
+    /// URI (coap://host[:port]) with Proxy-Scheme and the target's Uri-Host, Uri-Port,
+    /// Uri-Path and Uri-Query, as aiocoap sends it (a target URI of another scheme, e.g.
+    /// http://, goes in Proxy-Uri).
+    #[arg(long, value_name = "URI")]
+    pub proxy: Option<String>,
+
+    /// With --proxy: the target in one Proxy-Uri option instead.
+    #[arg(long, requires = "proxy")]
+    pub proxy_uri: bool,
+
+    /// Block size for block-wise transfers (RFC 7959): 16, 32, ..., 1024. A download asks
+    /// for it early with Block2 (starting at block NUM, if given); an upload sends Block1
+    /// blocks of that size. libcoap's -b [NUM,]SIZE.
+    #[arg(short = 'b', long, value_name = "[NUM,]SIZE", value_parser = parse_block)]
+    pub block_size: Option<BlockSize>,
+
+    /// Hop-Limit option (RFC 8768): how many proxies the request may pass, 1-255.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
+    pub hop_limit: Option<u8>,
+
+    /// Send to the address the host name resolves to without a Uri-Host option.
+    #[arg(long)]
+    pub no_set_hostname: bool,
+
+    /// With --observe: run CMD (with sh -c) for every notification, its payload on CMD's
+    /// standard input, instead of printing the payload.
+    #[arg(long, value_name = "CMD", requires = "observe")]
+    pub observe_exec: Option<String>,
 
     /// Observe the resource (RFC 7641): print every notification until --count,
     /// --duration, Ctrl-C or the end of the observation; then deregister.
@@ -205,8 +411,9 @@ pub struct RequestArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
-    #[arg(short, long, value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, HOST:PORT, or a bare PORT (on the wildcard address)
+    /// [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
 
     /// Serve the ETSI CoAP plugtest resources (TD_COAP_CORE/BLOCK/OBS/LINK) instead of the
@@ -254,16 +461,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub psk_file: Option<PathBuf>,
 
-    /// With --psk-file: where the coaps socket listens [default: the --bind address's IP,
-    /// port 5684]
-    #[arg(long, value_name = "ADDR", requires = "psk_file")]
+    /// With --psk-file: where the coaps socket listens [default: the --bind address's IP
+    /// and its port + 1 (5684 beside 5683), as libcoap does; an ephemeral port beside
+    /// port 0]
+    #[arg(long, value_name = "ADDR", requires = "psk_file", value_parser = parse_bind)]
     pub dtls_bind: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
 pub struct ProxyArgs {
-    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
-    #[arg(short, long, value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, HOST:PORT, or a bare PORT (on the wildcard address)
+    /// [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
 
     /// Serve requests under a local path from an upstream base URI (repeatable):
@@ -302,8 +511,9 @@ pub struct ProxyArgs {
 
 #[derive(Args, Debug)]
 pub struct RdArgs {
-    /// Address to listen on [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
-    #[arg(short, long, value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, HOST:PORT, or a bare PORT (on the wildcard address)
+    /// [default: [::]:5683, or 0.0.0.0:5683 without IPv6]
+    #[arg(short, long, value_name = "ADDR", value_parser = parse_bind)]
     pub bind: Option<SocketAddr>,
 
     /// Most registrations held at once (5.03 beyond).
@@ -383,4 +593,80 @@ pub struct BenchArgs {
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
     coap_tools::input::seconds(s)
+}
+
+/// `-t`: seconds; a content format name gets a pointer to `-c` (coap-client's `-t TYPE`).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    coap_tools::input::seconds(s).map_err(|e| {
+        if s.parse::<f64>().is_err() && coap_tools::input::content_format(s).is_ok() {
+            format!("{e}: -t is the timeout here; for coap-client's -t TYPE (the content format) use -c {s}")
+        } else {
+            e
+        }
+    })
+}
+
+fn parse_bind(s: &str) -> Result<SocketAddr, String> {
+    coap_tools::input::bind_addr(s)
+}
+
+fn parse_method(s: &str) -> Result<Code, String> {
+    coap_tools::input::method(s)
+}
+
+/// `--color WHEN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always (pretty output and stderr).
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorWhen {
+    /// Whether to color a stream that `is_terminal` or not.
+    pub fn applies(self, is_terminal: bool) -> bool {
+        match self {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+/// `--block-size [NUM,]SIZE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockSize {
+    /// The first block to ask for (downloads).
+    pub start: u32,
+    /// SZX (RFC 7959 §2.2): the size is `16 << szx`.
+    pub szx: u8,
+}
+
+fn parse_block(s: &str) -> Result<BlockSize, String> {
+    let (start, size) = match s.split_once(',') {
+        Some((n, size)) => (
+            n.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n < 1 << 20)
+                .ok_or_else(|| format!("'{n}' is not a block number (0-1048575)"))?,
+            size,
+        ),
+        None => (0, s),
+    };
+    let size: usize = size
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{size}' is not a block size"))?;
+    match (4u8..=10).find(|e| 1usize << e == size) {
+        Some(e) => Ok(BlockSize { start, szx: e - 4 }),
+        None => Err(format!(
+            "{size} is not a block size: 16, 32, 64, 128, 256, 512 or 1024 (RFC 7959 §2.2)"
+        )),
+    }
 }

@@ -781,11 +781,19 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
             let v = v.to_str().unwrap_or("");
             match content_format_for(v) {
                 Some(cf) => Some(cf),
+                // curl's default for --data and --data-binary: almost never meant as form
+                // data here, so the body goes upstream as opaque bytes, without a
+                // Content-Format (which is what CoAP has for "unknown").
+                None if is_form_urlencoded(v) => None,
                 // RFC 8075 §6.1: SHALL elicit 415.
                 None => {
                     return error(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format_args!("media type {v} has no CoAP Content-Format"),
+                        format_args!(
+                            "media type {v} has no CoAP Content-Format (set one with \
+                             -H 'Content-Type: application/octet-stream' or another \
+                             registered type)"
+                        ),
                     )
                 }
             }
@@ -1020,6 +1028,14 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         | ClientError::NoResponse => StatusCode::BAD_GATEWAY,
     };
     error(status, format_args!("upstream {uri}: {e}"))
+}
+
+/// `application/x-www-form-urlencoded`, with or without parameters.
+fn is_form_urlencoded(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| {
+        t.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
 #[cfg(test)]

@@ -28,8 +28,10 @@ pub fn content_format(s: &str) -> Result<u16, String> {
 /// `NUM` alone (no `=`) is an empty value, as for If-None-Match. Values of registered
 /// options are checked against the registry (length, UTF-8).
 pub fn option(s: &str) -> Result<(OptionNumber, Vec<u8>), String> {
-    let (name, value) = match s.split_once('=') {
-        Some((n, v)) => (n.trim(), Some(v)),
+    // `NUM,VALUE` as coap-client writes it works too: whichever of `=` and `,` comes first
+    // separates the name from the value (a value may contain either).
+    let (name, value) = match s.find(['=', ',']) {
+        Some(i) => (s[..i].trim(), Some(&s[i + 1..])),
         None => (s.trim(), None),
     };
     let number = match name.parse::<u16>() {
@@ -75,6 +77,145 @@ fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
             u8::from_str_radix(s, 16).map_err(|_| format!("'{s}' is not a hex byte"))
         })
         .collect()
+}
+
+/// Parses a listening address: `IP:PORT`, `[IPv6]:PORT`, `HOST:PORT` (the first address
+/// the name resolves to) or a bare `PORT` (the IPv6 wildcard `[::]:PORT`, which the servers
+/// fall back from to `0.0.0.0:PORT` where there is no IPv6).
+pub fn bind_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs};
+    let s = s.trim();
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
+    }
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return Err(format!("'{s}' has no port: give IP:PORT, or [IPv6]:PORT"));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "'{s}' is not an address: give IP:PORT, HOST:PORT or a bare PORT"
+        ));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{s}': '{port}' is not a port number (0-65535)"))?;
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{host}': {}", io_reason(&e)))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("cannot resolve '{host}': no address"))
+}
+
+/// Parses a request method: a name (`get`, `POST`, `ipatch`, case-insensitive), a request
+/// code's number (1-31) or its `c.dd` form (`0.01`-`0.31`).
+pub fn method(s: &str) -> Result<coap_core::Code, String> {
+    use coap_core::{Code, Method};
+    let t = s.trim();
+    if let Some(m) = Method::ALL
+        .iter()
+        .find(|m| m.name().eq_ignore_ascii_case(t))
+    {
+        return Ok(m.code());
+    }
+    let detail = match t.split_once('.') {
+        Some(("0", d)) if d.len() == 2 => d.parse::<u8>().ok(),
+        Some(_) => None,
+        None => t.parse::<u8>().ok(),
+    };
+    match detail {
+        Some(d @ 1..=31) => Ok(Code::new(0, d)),
+        _ => Err(format!(
+            "unknown method '{s}' (use get, post, put, delete, fetch, patch, ipatch, \
+             or a request code 1-31 / 0.01-0.31)"
+        )),
+    }
+}
+
+/// Whether a `--payload` argument is text typed on the command line (not `@FILE` or `-`).
+pub fn is_literal(spec: &str) -> bool {
+    spec != "-" && (!spec.starts_with('@') || spec.starts_with("@@"))
+}
+
+/// The payload as it goes on the wire for Content-Format `format`: text typed on the
+/// command line (`literal`) with a CBOR-based format is CBOR diagnostic notation (RFC 8949
+/// §8, through cbor-diag) and sent encoded; a JSON-based format's payload must be JSON.
+/// Other payloads go as they are. Errors say where the text went wrong.
+pub fn encode_payload(
+    bytes: Vec<u8>,
+    format: Option<u16>,
+    literal: bool,
+) -> Result<Vec<u8>, String> {
+    use coap_core::content_format::Family;
+    let Some(format) = format.map(ContentFormat) else {
+        return Ok(bytes);
+    };
+    match format.family() {
+        Family::Cbor if literal => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| "the payload is not UTF-8 text (diagnostic notation)".to_string())?;
+            match cbor_diag::parse_diag(&text) {
+                Ok(mut item) => {
+                    crate::output::prefer_short_floats(&mut item);
+                    Ok(item.to_bytes())
+                }
+                Err(e) => Err(edn_error(&text, &e.to_string())),
+            }
+        }
+        Family::Json => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(_) => Ok(bytes),
+            Err(e) => Err(format!(
+                "the payload is not JSON ({format}): {e} (use -c octet-stream to send it anyway)"
+            )),
+        },
+        _ => Ok(bytes),
+    }
+}
+
+/// cbor-diag's error as one line with the offset where parsing stopped: its message
+/// quotes the rest of the text (Rust-escaped), which locates it.
+fn edn_error(text: &str, message: &str) -> String {
+    let rest = ["input: ", "Remaining text ("]
+        .iter()
+        .find_map(|marker| message.find(marker).map(|i| &message[i + marker.len()..]))
+        .and_then(quoted_prefix);
+    let offset = rest.and_then(|quoted| {
+        text.char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(text.len()))
+            .find(|&i| format!("{:?}", &text[i..]) == quoted)
+    });
+    match offset {
+        Some(at) => {
+            let near: String = text[at..].chars().take(12).collect();
+            if near.is_empty() {
+                format!("invalid CBOR diagnostic notation: unexpected end at offset {at}")
+            } else {
+                format!("invalid CBOR diagnostic notation at offset {at}, near {near:?}")
+            }
+        }
+        None => "invalid CBOR diagnostic notation".to_string(),
+    }
+}
+
+/// The Rust string literal (`"..."`, escapes kept) at the start of `s`.
+fn quoted_prefix(s: &str) -> Option<&str> {
+    if !s.starts_with('"') {
+        return None;
+    }
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return Some(&s[..=i]),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Reads a payload given as `TEXT`, `@FILE` (the file's bytes), or `-` (standard input).
@@ -199,6 +340,82 @@ mod tests {
         assert!(option("4=0xabc").unwrap_err().contains("odd"));
         assert!(option("4=0xzz").is_err());
         assert!(option("70000=1").is_err());
+        // coap-client's NUM,VALUE.
+        assert_eq!(
+            option("11,hello"),
+            Ok((OptionNumber::URI_PATH, b"hello".to_vec()))
+        );
+        assert_eq!(
+            option("Uri-Query=a,b"),
+            Ok((OptionNumber::URI_QUERY, b"a,b".to_vec()))
+        );
+        assert_eq!(
+            option("15,a=b"),
+            Ok((OptionNumber::URI_QUERY, b"a=b".to_vec()))
+        );
+    }
+
+    #[test]
+    fn edn_and_json_payloads() {
+        let cbor = encode_payload(br#"{"a": [1, h'ff', true]}"#.to_vec(), Some(60), true);
+        assert_eq!(
+            cbor,
+            Ok(vec![0xa1, 0x61, b'a', 0x83, 0x01, 0x41, 0xff, 0xf5])
+        );
+        // Floats in their shortest exact width (RFC 8949 §4.1); an indicator keeps its own.
+        let floats = encode_payload(b"[1.5, 100000.0, 0.1, 1.5_3]".to_vec(), Some(60), true);
+        let mut expected = vec![0x84, 0xf9, 0x3e, 0x00, 0xfa, 0x47, 0xc3, 0x50, 0x00, 0xfb];
+        expected.extend_from_slice(&0.1f64.to_be_bytes());
+        expected.extend_from_slice(&[0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(floats, Ok(expected));
+        // From a file: the bytes as they are.
+        assert_eq!(
+            encode_payload(b"{".to_vec(), Some(60), false),
+            Ok(b"{".to_vec())
+        );
+        let e = encode_payload(b"[1, 2,, 3]".to_vec(), Some(60), true).unwrap_err();
+        assert!(e.starts_with("invalid CBOR diagnostic notation"), "{e}");
+        assert!(!e.contains("TODO"), "{e}");
+        let e = encode_payload(b"[1] 2".to_vec(), Some(60), true).unwrap_err();
+        assert!(e.contains("at offset 4, near \"2\""), "{e}");
+        let e = encode_payload(b"{\"a\": }".to_vec(), Some(50), true).unwrap_err();
+        assert!(e.contains("line 1 column 7"), "{e}");
+        assert_eq!(
+            encode_payload(b"[1]".to_vec(), Some(50), true),
+            Ok(b"[1]".to_vec())
+        );
+        assert_eq!(
+            encode_payload(b"x".to_vec(), Some(0), true),
+            Ok(b"x".to_vec())
+        );
+        assert!(is_literal("@@x") && is_literal("text") && !is_literal("@f") && !is_literal("-"));
+    }
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(
+            bind_addr("127.0.0.1:5683"),
+            Ok("127.0.0.1:5683".parse().unwrap())
+        );
+        assert_eq!(bind_addr("5700"), Ok("[::]:5700".parse().unwrap()));
+        assert_eq!(bind_addr("localhost:7").map(|a| a.port()), Ok(7));
+        assert!(bind_addr("127.0.0.1").unwrap_err().contains("no port"));
+        assert!(bind_addr("host:x").unwrap_err().contains("not a port"));
+        assert!(bind_addr("nohost").unwrap_err().contains("not an address"));
+    }
+
+    #[test]
+    fn methods() {
+        use coap_core::Code;
+        assert_eq!(method("PUT"), Ok(Code::PUT));
+        assert_eq!(method("ipatch"), Ok(Code::IPATCH));
+        assert_eq!(method("2"), Ok(Code::POST));
+        assert_eq!(method("0.05"), Ok(Code::FETCH));
+        assert_eq!(method("0.31"), Ok(Code::new(0, 31)));
+        assert!(method("0").is_err());
+        assert!(method("32").is_err());
+        assert!(method("2.05").is_err());
+        assert!(method("frob").unwrap_err().contains("unknown method"));
     }
 
     #[test]

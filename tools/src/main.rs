@@ -4,10 +4,15 @@
 
 mod bench;
 mod cli;
+mod docs;
+mod hints;
+mod ping;
 mod proxy_cmd;
 mod rd_cmd;
 mod request;
 mod serve;
+mod shell;
+mod show;
 
 use std::process::ExitCode;
 
@@ -41,7 +46,12 @@ fn main() -> ExitCode {
                 } else {
                     one_line(&first.join("\n"))
                 };
-                stderr_line(&format!("{first} (see coap --help)"));
+                // A coap-client or aiocoap-client habit gets our equivalent named.
+                let args: Vec<String> = std::env::args().skip(1).collect();
+                match hints::for_args(&args) {
+                    Some(hint) => stderr_line(&format!("{first}; {hint} (see coap --help)")),
+                    None => stderr_line(&format!("{first} (see coap --help)")),
+                }
                 return Exit::Usage.into();
             }
         },
@@ -53,12 +63,16 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime(true).and_then(|rt| rt.block_on(bench::run(args))),
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
         Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
+        Command::Ping(args) => runtime(false).and_then(|rt| rt.block_on(ping::run(args))),
+        Command::Shell(args) => shell::run(args),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
         Command::RdRegister(args) => {
             runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
         }
         request => match request.into_request() {
-            Some((method, args)) => {
-                runtime(false).and_then(|rt| rt.block_on(request::run(method, args)))
+            Some((code, args)) => {
+                runtime(false).and_then(|rt| rt.block_on(request::run(code, args)))
             }
             None => Err(Fail::failure("internal error: unknown command")),
         },
@@ -72,7 +86,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Fail> {
+pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Fail> {
     let mut b = if multi_thread {
         tokio::runtime::Builder::new_multi_thread()
     } else {

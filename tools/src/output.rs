@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use cbor_diag::{DataItem, FloatWidth, IntegerWidth};
 use coap_core::content_format::Family;
-use coap_core::ContentFormat;
+use coap_core::option::{decode_uint, ValueFormat};
+use coap_core::{ContentFormat, OptionNumber};
 
 /// A payload rendered for a terminal.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -94,9 +95,22 @@ pub fn json(payload: &[u8]) -> Result<String, String> {
 /// One CBOR data item in (pretty) diagnostic notation. Encoding indicators (`_1`, ...)
 /// appear only where the encoding is not the preferred (shortest) one.
 pub fn cbor(payload: &[u8]) -> Result<String, String> {
-    let mut item = cbor_diag::parse_bytes(payload).map_err(|e| e.to_string())?;
+    let mut item = cbor_diag::parse_bytes(payload).map_err(|_| cbor_fault(payload))?;
     drop_preferred_widths(&mut item);
     Ok(item.to_diag_pretty().trim_end().to_string())
+}
+
+/// What is wrong with bytes that are not one CBOR data item, in words (the parser's own
+/// errors are not meant for people).
+fn cbor_fault(payload: &[u8]) -> String {
+    match cbor_diag::parse_bytes_partial(payload) {
+        Ok(None) => format!("the data item is truncated after {} bytes", payload.len()),
+        Ok(Some((_, used))) if used < payload.len() => format!(
+            "{} bytes follow the data item at offset {used}",
+            payload.len() - used
+        ),
+        _ => "malformed data item".to_string(),
+    }
 }
 
 /// The shortest width for an argument (integer value, length or tag) of `v`.
@@ -173,12 +187,39 @@ fn drop_preferred_widths(item: &mut DataItem) {
     }
 }
 
+/// Gives every float without an encoding indicator the shortest width that holds its
+/// value exactly — preferred serialization (RFC 8949 §4.1), as `1.5` in diagnostic
+/// notation means — before encoding (cbor-diag would use 64 bits).
+pub fn prefer_short_floats(item: &mut DataItem) {
+    match item {
+        DataItem::Float { value, bitwidth } if *bitwidth == FloatWidth::Unknown => {
+            let v = *value;
+            *bitwidth = if v.is_nan() || f64::from(half::f16::from_f64(v)) == v {
+                FloatWidth::Sixteen
+            } else if f64::from(v as f32) == v {
+                FloatWidth::ThirtyTwo
+            } else {
+                FloatWidth::SixtyFour
+            };
+        }
+        DataItem::Array { data, .. } => data.iter_mut().for_each(prefer_short_floats),
+        DataItem::Map { data, .. } => {
+            for (k, v) in data {
+                prefer_short_floats(k);
+                prefer_short_floats(v);
+            }
+        }
+        DataItem::Tag { value, .. } => prefer_short_floats(value),
+        _ => {}
+    }
+}
+
 /// A CBOR sequence (RFC 8742): the items in diagnostic notation, separated by commas
 /// (RFC 8742 §4.2), one per line.
 pub fn cbor_seq(mut payload: &[u8]) -> Result<String, String> {
     let mut items = Vec::new();
     while !payload.is_empty() {
-        match cbor_diag::parse_bytes_partial(payload).map_err(|e| e.to_string())? {
+        match cbor_diag::parse_bytes_partial(payload).map_err(|_| cbor_fault(payload))? {
             Some((item, used)) if used > 0 => {
                 let mut item = item;
                 drop_preferred_widths(&mut item);
@@ -220,6 +261,198 @@ pub fn links(doc: &str) -> Vec<&str> {
     }
     out.push(doc[start..].trim());
     out.retain(|l| !l.is_empty());
+    out
+}
+
+/// An option's value for people: a number for uint options (with the media type for
+/// Content-Format and Accept), quoted text for string options, `0x`-hex otherwise.
+pub fn option_value(number: OptionNumber, value: &[u8]) -> String {
+    let format = number.info().map(|i| i.format);
+    match format {
+        Some(ValueFormat::Uint) => match decode_uint(value) {
+            Some(v) if matches!(number, OptionNumber::CONTENT_FORMAT | OptionNumber::ACCEPT) => {
+                match u16::try_from(v)
+                    .ok()
+                    .and_then(|f| ContentFormat(f).media_type())
+                {
+                    Some(m) => format!("{v} ({m})"),
+                    None => v.to_string(),
+                }
+            }
+            Some(v) if matches!(number, OptionNumber::BLOCK1 | OptionNumber::BLOCK2) => {
+                // RFC 7959 §2.2: NUM, M and SZX.
+                let size = 16u32 << (v & 7).min(6);
+                format!(
+                    "{v} (block {} of {size} bytes{})",
+                    v >> 4,
+                    if v & 8 != 0 { ", more" } else { "" }
+                )
+            }
+            Some(v) => v.to_string(),
+            None => hex(value),
+        },
+        Some(ValueFormat::String) => match std::str::from_utf8(value) {
+            Ok(s) => format!("{s:?}"),
+            Err(_) => hex(value),
+        },
+        _ if value.is_empty() => "(empty)".to_string(),
+        _ => hex(value),
+    }
+}
+
+/// `0x` and the bytes in lower-case hex.
+pub fn hex(value: &[u8]) -> String {
+    let mut s = String::with_capacity(2 + 2 * value.len());
+    s.push_str("0x");
+    for b in value {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The options of a response as a table for `-i`: name, number and value, one a line.
+pub fn options_table(options: &[(OptionNumber, Vec<u8>)]) -> String {
+    let mut out = String::new();
+    for (n, v) in options {
+        let _ = writeln!(
+            out,
+            "  {:<16} {:>5}  {}",
+            n.to_string(),
+            n.0,
+            option_value(*n, v)
+        );
+    }
+    out
+}
+
+/// One response as a JSON object on one line (`--json`): `code` ("2.05"), `status` (its
+/// name, when registered), `peer`, `options` (`number`, `name`, `value`: a number for uint
+/// options, text for string ones, `0x`-hex otherwise), and the payload as `payload` (UTF-8
+/// text) or `payload_base64`.
+pub fn json_response(
+    code: coap_core::Code,
+    peer: std::net::SocketAddr,
+    options: &[(OptionNumber, Vec<u8>)],
+    payload: &[u8],
+) -> String {
+    use serde_json::{json, Map, Value};
+    let opts: Vec<Value> = options
+        .iter()
+        .map(|(n, v)| {
+            let value = match n.info().map(|i| i.format) {
+                Some(ValueFormat::Uint) => {
+                    decode_uint(v).map_or_else(|| json!(hex(v)), |u| json!(u))
+                }
+                Some(ValueFormat::String) => match std::str::from_utf8(v) {
+                    Ok(s) => json!(s),
+                    Err(_) => json!(hex(v)),
+                },
+                _ => json!(hex(v)),
+            };
+            json!({"number": n.0, "name": n.to_string(), "value": value})
+        })
+        .collect();
+    let mut obj = Map::new();
+    obj.insert(
+        "code".into(),
+        json!(format!("{}.{:02}", code.class(), code.detail())),
+    );
+    if let Some(name) = code.name() {
+        obj.insert("status".into(), json!(name));
+    }
+    obj.insert("peer".into(), json!(peer.to_string()));
+    obj.insert("options".into(), Value::Array(opts));
+    match std::str::from_utf8(payload) {
+        Ok(text) => obj.insert("payload".into(), json!(text)),
+        Err(_) => obj.insert(
+            "payload_base64".into(),
+            json!(data_encoding::BASE64.encode(payload)),
+        ),
+    };
+    Value::Object(obj).to_string()
+}
+
+/// ANSI SGR colors of `--color`.
+pub mod color {
+    /// Ends a colored run.
+    pub const RESET: &str = "\x1b[0m";
+    /// 2.xx codes, strings.
+    pub const GREEN: &str = "\x1b[32m";
+    /// 4.xx codes.
+    pub const YELLOW: &str = "\x1b[33m";
+    /// 5.xx codes.
+    pub const RED: &str = "\x1b[31m";
+    /// Keys of maps and objects, link targets.
+    pub const BLUE: &str = "\x1b[34m";
+    /// Option names.
+    pub const CYAN: &str = "\x1b[36m";
+}
+
+/// A response code colored by its class (2.xx green, 4.xx yellow, 5.xx red).
+pub fn colored_code(code: coap_core::Code) -> String {
+    let c = match code.class() {
+        2 => color::GREEN,
+        4 => color::YELLOW,
+        5 => color::RED,
+        _ => return code.to_string(),
+    };
+    format!("{c}{code}{}", color::RESET)
+}
+
+/// Colors pretty-printed JSON or CBOR diagnostic notation: keys (a string followed by
+/// `:`) blue, other strings (and `h'..'` byte strings) green. Link format: the targets
+/// (`<...>`) blue. Anything else is left as it is.
+pub fn colorize(text: &str, format: Option<ContentFormat>) -> String {
+    let family = format.map(|f| f.family());
+    match family {
+        Some(Family::Json | Family::Cbor) => colorize_strings(text),
+        Some(Family::LinkFormat) => {
+            let mut out = String::with_capacity(text.len() + 16);
+            for line in text.split_inclusive('\n') {
+                match (line.starts_with('<'), line.find('>')) {
+                    (true, Some(end)) => {
+                        out.push_str(color::BLUE);
+                        out.push_str(&line[..=end]);
+                        out.push_str(color::RESET);
+                        out.push_str(&line[end + 1..]);
+                    }
+                    _ => out.push_str(line),
+                }
+            }
+            out
+        }
+        _ => text.to_string(),
+    }
+}
+
+fn colorize_strings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < text.len() {
+        let quote = match bytes[i] {
+            b'"' => Some((i, b'"')),
+            b'h' if bytes.get(i + 1) == Some(&b'\'') => Some((i + 1, b'\'')),
+            _ => None,
+        };
+        let Some((open, q)) = quote else {
+            let next = text[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&text[i..i + next]);
+            i += next;
+            continue;
+        };
+        // The end of the string literal, past escapes.
+        let mut j = open + 1;
+        while j < bytes.len() && bytes[j] != q {
+            j += if bytes[j] == b'\\' { 2 } else { 1 };
+        }
+        let end = (j + 1).min(text.len());
+        let key = text[end..].trim_start_matches(' ').starts_with(':');
+        out.push_str(if key { color::BLUE } else { color::GREEN });
+        out.push_str(&text[i..end]);
+        out.push_str(color::RESET);
+        i = end;
+    }
     out
 }
 
@@ -300,9 +533,77 @@ mod tests {
         let seq = r(&[0x01, 0x61, 0x78], 63);
         assert_eq!(seq.text, "1,\n\"x\"\n");
         let bad = r(&[0xa2, 0x61], 60);
-        assert!(bad.warning.unwrap().contains("not valid CBOR"));
+        let w = bad.warning.unwrap();
+        assert!(
+            w.contains("not valid CBOR (the data item is truncated"),
+            "{w}"
+        );
+        let w = r(&[0x01, 0x02], 60).warning.unwrap();
+        assert!(
+            w.contains("1 bytes follow the data item at offset 1"),
+            "{w}"
+        );
+        assert!(!w.contains("TODO"));
         // SenML+CBOR is CBOR too.
         assert_eq!(r(&[0x80], 112).text, "[]\n");
+    }
+
+    #[test]
+    fn options_and_json_objects() {
+        let opts = vec![
+            (OptionNumber::ETAG, vec![1, 2]),
+            (OptionNumber::OBSERVE, vec![5]),
+            (OptionNumber::LOCATION_PATH, b"reg".to_vec()),
+            (OptionNumber::CONTENT_FORMAT, vec![50]),
+        ];
+        let table = options_table(&opts);
+        assert!(table.contains("ETag                 4  0x0102"), "{table}");
+        assert!(
+            table.contains("Content-Format      12  50 (application/json)"),
+            "{table}"
+        );
+        assert!(table.contains("\"reg\""), "{table}");
+        let peer = "127.0.0.1:5683".parse().unwrap();
+        let line = json_response(coap_core::Code::CONTENT, peer, &opts, b"hi");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["code"], "2.05");
+        assert_eq!(v["status"], "Content");
+        assert_eq!(v["options"][0]["value"], "0x0102");
+        assert_eq!(v["options"][1]["value"], 5);
+        assert_eq!(v["options"][3]["name"], "Content-Format");
+        assert_eq!(v["payload"], "hi");
+        let line = json_response(coap_core::Code::CONTENT, peer, &[], &[0xff, 0]);
+        assert!(line.contains(r#""payload_base64":"/wA=""#), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn colors() {
+        use color::*;
+        assert_eq!(
+            colored_code(coap_core::Code::CONTENT),
+            format!("{GREEN}2.05 Content{RESET}")
+        );
+        assert!(colored_code(coap_core::Code::NOT_FOUND).starts_with(YELLOW));
+        let json = colorize(
+            "{\n  \"a\": \"x\\\"y\",\n  \"n\": 1\n}\n",
+            Some(ContentFormat::JSON),
+        );
+        assert_eq!(
+            json,
+            format!("{{\n  {BLUE}\"a\"{RESET}: {GREEN}\"x\\\"y\"{RESET},\n  {BLUE}\"n\"{RESET}: 1\n}}\n")
+        );
+        let diag = colorize("h'01' \"é\"", Some(ContentFormat::CBOR));
+        assert_eq!(diag, format!("{GREEN}h'01'{RESET} {GREEN}\"é\"{RESET}"));
+        let links = colorize("</a>;ct=0\n</b>\n", Some(ContentFormat::LINK_FORMAT));
+        assert_eq!(
+            links,
+            format!("{BLUE}</a>{RESET};ct=0\n{BLUE}</b>{RESET}\n")
+        );
+        assert_eq!(
+            colorize("plain \"x\"", Some(ContentFormat::TEXT_PLAIN)),
+            "plain \"x\""
+        );
     }
 
     #[test]

@@ -1,16 +1,15 @@
 //! `coap get|post|put|delete|fetch|patch|ipatch`: one request, the response pretty-printed.
 
-use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use coap_core::option::decode_uint;
-use coap_core::{ContentFormat, Host, Method, Scheme, Uri, UriError};
+use coap_core::{Code, Host, Method, Scheme, Uri, UriError};
 use coap_tokio::{Client, ClientError, Response};
 use coap_tools::exit::{Exit, Fail};
 use coap_tools::{input, output};
 
 use crate::cli::RequestArgs;
+use crate::show::Printer;
 use crate::stderr_line;
 
 /// A checked request target: where to send, and from which local address.
@@ -123,7 +122,17 @@ pub fn secs(d: Duration) -> String {
 }
 
 /// Sends one request and prints the response.
-pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
+pub async fn run(code: Code, args: RequestArgs) -> Result<Exit, Fail> {
+    run_with(code, args, None).await
+}
+
+/// [`run`], on `shared` if given (the shell's endpoint, whose DTLS and OSCORE security
+/// was set up once) instead of an endpoint of its own.
+pub async fn run_with(
+    code: Code,
+    args: RequestArgs,
+    shared: Option<&Client>,
+) -> Result<Exit, Fail> {
     // `coap://[ff02::fd%eth0]/` as typed: the URI form of the zone id is `%25eth0`.
     let mut args = args;
     args.uri = input::uri_with_zone(&args.uri);
@@ -140,7 +149,7 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         .map(input::content_format)
         .transpose()
         .map_err(Fail::usage)?;
-    let options = args
+    let mut options = args
         .options
         .iter()
         .map(|o| input::option(o))
@@ -149,7 +158,10 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
     let payload = args
         .payload
         .as_deref()
-        .map(|p| input::payload(p, std::io::stdin().lock()))
+        .map(|p| {
+            let bytes = input::payload(p, std::io::stdin().lock())?;
+            input::encode_payload(bytes, content_format, input::is_literal(p))
+        })
         .transpose()
         .map_err(Fail::usage)?;
     let psk = match (&args.psk_identity, &args.psk) {
@@ -159,7 +171,43 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         }),
         _ => None,
     };
-    let target = target_of(&args.uri, true).await?;
+    // Where the request goes: the URI's host, or with --proxy the proxy (RFC 7252 §5.7.2).
+    let mut send_uri = match &args.proxy {
+        None => args.uri.clone(),
+        Some(proxy) => {
+            check_proxied_uri(&args.uri)?;
+            let proxy = input::uri_with_zone(proxy);
+            origin(&proxy).ok_or_else(|| {
+                Fail::usage(format_args!("--proxy {proxy}: expected coap://host[:port]"))
+            })?
+        }
+    };
+    let target = target_of(&send_uri, true).await?;
+    if args.proxy.is_some() {
+        // Proxy-Scheme and the URI's options as for the proxy as the destination, the
+        // way aiocoap sends it (and aiocoap-proxy wants it); Proxy-Uri alone when asked
+        // for or when the URI is of a scheme we do not parse (http://, for a cross-proxy).
+        let split = if args.proxy_uri {
+            None
+        } else {
+            proxy_scheme_options(&args.uri)
+        };
+        match split {
+            Some(split) => options.extend(split),
+            None => options.push((
+                coap_core::OptionNumber::PROXY_URI,
+                args.uri.as_bytes().to_vec(),
+            )),
+        }
+    }
+    if args.no_set_hostname {
+        // The resolved address as the URI's host: no Uri-Host goes out (RFC 7252 §6.4).
+        if let Some(rewritten) = with_host(&send_uri, target.peer) {
+            send_uri = rewritten;
+        }
+    }
+    let secure = Uri::parse(&send_uri).is_ok_and(|u| u.scheme() == Scheme::Coaps);
+    warn_inapplicable(&args, code, secure, target.peer.ip().is_multicast());
 
     let credentials = args
         .credentials
@@ -167,17 +215,18 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         .map(coap_tokio::Credentials::load)
         .transpose()
         .map_err(|e| Fail::usage(format_args!("{e}")))?;
-    let secure = Uri::parse(&args.uri).is_ok_and(|u| u.scheme() == Scheme::Coaps);
+    if let (Some(c), Some(path)) = (&credentials, &args.credentials) {
+        check_context_dirs(c, path)?;
+    }
     let dtls_credential = credentials.as_ref().is_some_and(|c| {
         matches!(
-            c.for_uri(&args.uri),
+            c.for_uri(&send_uri),
             Some(coap_tokio::glue::credentials::Credential::DtlsPsk { .. })
         )
     });
-    if secure && psk.is_none() && !dtls_credential {
+    if shared.is_none() && secure && psk.is_none() && !dtls_credential {
         return Err(Fail::usage(format_args!(
-            "{}: coaps:// needs --psk-identity and --psk, or a dtls entry in --credentials",
-            args.uri
+            "{send_uri}: coaps:// needs --psk-identity and --psk, or a dtls entry in --credentials"
         )));
     }
     // The handshake has to finish within the request's time budget, so that a failed one
@@ -186,21 +235,23 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
     if let Some(t) = args.timeout {
         dtls.handshake_timeout = dtls.handshake_timeout.min(t.mul_f64(0.8));
     }
-    let bound = Client::bind_with_security(
-        target.local,
-        coap_tokio::Config::default(),
-        credentials.as_ref(),
-        psk.map(|p| (p, dtls)),
-    )
-    .await;
-    let client = bound.map_err(|e| {
-        Fail::failure(format_args!(
-            "cannot open a UDP socket on {}: {}",
-            target.local,
-            input::io_reason(&e)
-        ))
-    })?;
-    let mut req = client.request(method, &args.uri);
+    let mut config = coap_tokio::Config::default();
+    if let Some(b) = args.block_size {
+        // Uploads go in blocks of this size (RFC 7959 §2.5).
+        config.max_block_szx = b.szx;
+    }
+    let owned;
+    let client = match shared {
+        Some(c) => c,
+        None => {
+            let psk = psk.map(|p| (p, dtls));
+            let file = args.credentials.as_deref();
+            owned = bind(target.local, config, credentials.as_ref(), psk, file).await?;
+            &owned
+        }
+    };
+    let has_payload = payload.as_ref().is_some_and(|p| !p.is_empty());
+    let mut req = client.request(Method::Get, &send_uri).code(code);
     if let Some(p) = payload {
         req = req.payload(p);
     }
@@ -209,6 +260,18 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
     }
     if let Some(a) = accept {
         req = req.accept(a);
+    }
+    if let Some(h) = args.hop_limit {
+        req = req.option(coap_core::OptionNumber::HOP_LIMIT, vec![h]);
+    }
+    if let Some(b) = args.block_size.filter(|_| !has_payload) {
+        // Early negotiation of the response's block size (RFC 7959 §2.4), from block NUM.
+        let mut buf = [0u8; 4];
+        let value = coap_core::option::encode_uint(
+            coap_core::Block::new(b.start, false, b.szx).encode(),
+            &mut buf,
+        );
+        req = req.option(coap_core::OptionNumber::BLOCK2, value.to_vec());
     }
     for (number, value) in options {
         req = req.option(number.0, value);
@@ -219,7 +282,7 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
     if let Some(t) = args.timeout {
         req = req.timeout(t);
     }
-    tracing::debug!(%method, uri = %args.uri, peer = %target.peer, non = args.non, "sending request");
+    tracing::debug!(%code, uri = %send_uri, peer = %target.peer, non = args.non, "sending request");
     if args.observe {
         return observe(req, &args).await;
     }
@@ -246,30 +309,141 @@ pub async fn run(method: Method, args: RequestArgs) -> Result<Exit, Fail> {
         r => r.map_err(|e| client_error(&e, &args.uri, args.timeout))?,
     };
     log_response(&resp);
-
-    show(&resp, &args)?;
+    Printer::new(&args, false).response(&resp).await?;
     Ok(Exit::for_code(resp.code))
 }
 
-/// Prints a response: the code on stderr, the payload by its Content-Format (or raw to
-/// `-o FILE`).
-fn show(resp: &Response, args: &RequestArgs) -> Result<(), Fail> {
-    stderr_line(&resp.code.to_string());
-    match &args.output {
-        Some(path) if path.as_os_str() == "-" => write_stdout(&resp.payload)?,
-        Some(path) => std::fs::write(path, &resp.payload).map_err(|e| {
+/// A client endpoint on `local` with the request's security: OSCORE contexts from the
+/// credentials, a PSK for coaps://.
+pub async fn bind(
+    local: SocketAddr,
+    config: coap_tokio::Config,
+    credentials: Option<&coap_tokio::Credentials>,
+    psk: Option<(coap_tokio::Psk, coap_tokio::DtlsConfig)>,
+    credentials_file: Option<&std::path::Path>,
+) -> Result<Client, Fail> {
+    let bound = Client::bind_with_security(local, config, credentials, psk).await;
+    bound.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::Other {
+            // What the credentials' contexts said (unreadable, malformed, locked).
             Fail::failure(format_args!(
-                "cannot write output file '{}': {}",
-                path.display(),
+                "cannot use the OSCORE contexts of {}: {e}",
+                credentials_file.map_or_else(String::new, |p| p.display().to_string())
+            ))
+        } else {
+            Fail::failure(format_args!(
+                "cannot open a UDP socket on {}: {}",
+                local,
                 input::io_reason(&e)
             ))
-        })?,
-        None => {
-            let rendered = output::render(&resp.payload, resp.content_format().map(ContentFormat));
-            if let Some(w) = rendered.warning {
-                stderr_line(&format!("warning: {w}"));
+        }
+    })
+}
+
+/// A URI for Proxy-Uri: absolute, any scheme (the proxy says whether it can reach it).
+fn check_proxied_uri(uri: &str) -> Result<(), Fail> {
+    match Uri::parse(uri) {
+        Ok(_) | Err(UriError::UnsupportedScheme) if uri.contains("://") => Ok(()),
+        Err(e) => Err(Fail::usage(format_args!("invalid URI '{uri}': {e}"))),
+        Ok(_) => Err(Fail::usage(format_args!("invalid URI '{uri}'"))),
+    }
+}
+
+/// The options that carry `uri` to a forward proxy in the Proxy-Scheme form (RFC 7252
+/// §5.10.2): Proxy-Scheme and the Uri-* options of §6.4. Uri-Host and Uri-Port are always
+/// there, even where §6.5 would let the proxy infer them from its own address: proxies
+/// (ours among them) do not all do that.
+fn proxy_scheme_options(uri: &str) -> Option<Vec<(coap_core::OptionNumber, Vec<u8>)>> {
+    use coap_core::{Message, MessageBuilder, MessageType, OptionNumber};
+    let parsed = Uri::parse(uri).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 0, &[]).ok()?;
+    // No destination address and port 0: neither matches, so both options are written.
+    parsed.write_options_to(&mut b, None, 0).ok()?;
+    let len = b.finish();
+    let msg = Message::parse(buf.get(..len)?).ok()?;
+    let mut options: Vec<_> = msg
+        .options()
+        .map(|o| (o.number, o.value.to_vec()))
+        .collect();
+    options.push((
+        OptionNumber::PROXY_SCHEME,
+        parsed.scheme().as_str().as_bytes().to_vec(),
+    ));
+    Some(options)
+}
+
+/// `scheme://authority` of a URI (no path, query or fragment).
+fn origin(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    (!rest[..end].is_empty()).then(|| format!("{scheme}://{}", &rest[..end]))
+}
+
+/// The URI with its authority replaced by `addr` (for `--no-set-hostname`); `None` when
+/// the host is already an IP literal.
+fn with_host(uri: &str, addr: SocketAddr) -> Option<String> {
+    let parsed = Uri::parse(uri).ok()?;
+    if matches!(parsed.host(), Host::Ip(_)) {
+        return None;
+    }
+    let (scheme, rest) = uri.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    Some(format!("{scheme}://{addr}{}", &rest[end..]))
+}
+
+/// Flags that the URI given makes pointless: a warning on stderr each, not an error.
+fn warn_inapplicable(args: &RequestArgs, code: Code, secure: bool, multicast: bool) {
+    if !secure && (args.psk.is_some() || args.psk_identity.is_some()) {
+        stderr_line(&format!(
+            "warning: --psk/--psk-identity apply to coaps:// URIs only; not used for {}",
+            args.uri
+        ));
+    }
+    if !multicast && args.collect.is_some() {
+        stderr_line(&format!(
+            "warning: --collect applies to multicast URIs only; not used for {}",
+            args.uri
+        ));
+    }
+    if args.observe && multicast {
+        stderr_line(
+            "warning: --observe of a group address is not supported; sent as a group request",
+        );
+    }
+    // coap-client's -p is the local port; ours is the payload, which GET and DELETE
+    // rarely have.
+    if !matches!(code.method(), Some(Method::Get | Method::Delete)) {
+        return;
+    }
+    let argv: Vec<String> = std::env::args().collect();
+    let numeric_p = argv
+        .windows(2)
+        .any(|w| w[0] == "-p" && !w[1].is_empty() && w[1].bytes().all(|b| b.is_ascii_digit()));
+    if numeric_p {
+        stderr_line(
+            "warning: -p is the payload here (libcoap's -p PORT, the local port, has no \
+             equivalent: the client uses an ephemeral port)",
+        );
+    }
+}
+
+/// Every OSCORE context directory the credentials name must exist, or the request would
+/// fail later with a less helpful message.
+fn check_context_dirs(
+    credentials: &coap_tokio::Credentials,
+    file: &std::path::Path,
+) -> Result<(), Fail> {
+    for (pattern, credential) in credentials.iter() {
+        if let coap_tokio::glue::credentials::Credential::Oscore { basedir } = credential {
+            if !basedir.is_dir() {
+                return Err(Fail::usage(format_args!(
+                    "{}: the OSCORE context directory '{}' of {pattern} does not exist",
+                    file.display(),
+                    basedir.display()
+                )));
             }
-            write_stdout(rendered.text.as_bytes())?;
         }
     }
     Ok(())
@@ -309,6 +483,7 @@ async fn multicast(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Resul
         .multicast(window)
         .await
         .map_err(|e| client_error(&e, &args.uri, Some(window)))?;
+    let mut printer = Printer::new(args, true);
     let mut answered = 0usize;
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
@@ -322,15 +497,7 @@ async fn multicast(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Resul
             Some(Ok(resp)) => {
                 answered += 1;
                 log_response(&resp);
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "--- {} {}", resp.peer, resp.code);
-                drop(out);
-                let rendered =
-                    output::render(&resp.payload, resp.content_format().map(ContentFormat));
-                write_stdout(rendered.text.as_bytes())?;
-                if !rendered.text.ends_with('\n') {
-                    write_stdout(b"\n")?;
-                }
+                printer.member(&resp).await?;
             }
             Some(Err(e)) => return Err(client_error(&e, &args.uri, Some(window))),
         }
@@ -358,6 +525,7 @@ async fn observe(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Result<
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut seen = 0u64;
     let mut last = Exit::for_code(coap_core::Code::CONTENT);
+    let mut printer = Printer::new(args, true);
     loop {
         if args.count.is_some_and(|n| seen >= n) {
             break;
@@ -380,7 +548,7 @@ async fn observe(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Result<
             Some(Some(Ok(resp))) => {
                 seen += 1;
                 log_response(&resp);
-                show(&resp, args)?;
+                printer.response(&resp).await?;
                 last = Exit::for_code(resp.code);
                 if resp.code.is_error() || resp.option(coap_core::OptionNumber::OBSERVE).is_none() {
                     // A final response (error, or the server does not observe): done.
@@ -398,32 +566,7 @@ async fn observe(req: coap_tokio::RequestBuilder, args: &RequestArgs) -> Result<
 fn log_response(resp: &Response) {
     tracing::debug!(code = %resp.code, peer = %resp.peer, payload_len = resp.payload.len(), "response");
     for (number, value) in &resp.options {
-        let shown = match number.info().map(|i| i.format) {
-            Some(coap_core::option::ValueFormat::Uint) => decode_uint(value).map(|v| v.to_string()),
-            Some(coap_core::option::ValueFormat::String) => {
-                std::str::from_utf8(value).ok().map(|s| format!("{s:?}"))
-            }
-            _ => None,
-        };
-        let shown = shown.unwrap_or_else(|| {
-            format!(
-                "0x{}",
-                value.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            )
-        });
+        let shown = output::option_value(*number, value);
         tracing::debug!("option {number} ({}): {shown}", number.0);
-    }
-}
-
-/// Writes to stdout; a closed pipe (`coap get ... | head -c1`) is not an error.
-fn write_stdout(bytes: &[u8]) -> Result<(), Fail> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Fail::failure(format_args!(
-            "cannot write to standard output: {}",
-            input::io_reason(&e)
-        ))),
     }
 }

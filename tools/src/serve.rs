@@ -49,6 +49,13 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
         bind_or_default(args.bind).await?
     } else {
         let addr = args.bind.unwrap_or(DEFAULT_V6);
+        if addr.ip().is_loopback() && !args.join.is_empty() {
+            stderr_line(&format!(
+                "coap serve: warning: bound to the loopback address {}: group requests \
+                 from other hosts cannot reach it (bind a wildcard or an interface's address)",
+                addr.ip()
+            ));
+        }
         let mut config = coap_tokio::Config::default();
         if let Some(l) = args.leisure {
             config.default_leisure = l;
@@ -70,10 +77,10 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     };
     let server = match psks {
         Some(psks) => {
-            // RFC 7252 §6.2: coaps defaults to port 5684.
-            let addr = args
-                .dtls_bind
-                .unwrap_or_else(|| SocketAddr::new(server.local_addr().ip(), 5684));
+            let addr = match args.dtls_bind {
+                Some(a) => a,
+                None => SocketAddr::new(server.local_addr().ip(), coaps_port(args.bind)?),
+            };
             let config = coap_tokio::DtlsConfig::default();
             server.with_dtls(addr, psks, config).await.map_err(|e| {
                 Fail::failure(format_args!(
@@ -105,6 +112,10 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     ));
     if let Some(coaps) = server.dtls_local_addr() {
         stderr_line(&format!("coap serve: coaps (DTLS) on {coaps}"));
+    }
+    if !args.join.is_empty() {
+        let groups: Vec<String> = args.join.iter().map(group_name).collect();
+        stderr_line(&format!("coap serve: joined {}", groups.join(", ")));
     }
     if args.plugtest {
         let config = coap_tools::plugtest::PlugtestConfig::default();
@@ -151,6 +162,28 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     result
         .map(|()| Exit::Success)
         .map_err(|e| Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e))))
+}
+
+/// The coaps port beside a coap port, as libcoap's server picks it: port + 1 (RFC 7252
+/// §6.2's 5684 beside the default 5683), and an ephemeral port beside an ephemeral one.
+fn coaps_port(bind: Option<SocketAddr>) -> Result<u16, Fail> {
+    match bind.map_or(DEFAULT_V6.port(), |a| a.port()) {
+        0 => Ok(0),
+        p => p.checked_add(1).ok_or_else(|| {
+            Fail::usage("--bind port 65535 leaves no port + 1 for coaps: give --dtls-bind")
+        }),
+    }
+}
+
+/// A joined group as `--join` takes it: `224.0.1.187`, `224.0.1.187@IFACE-ADDR`,
+/// `ff02::fd%INDEX`.
+fn group_name(g: &coap_tokio::Group) -> String {
+    use coap_tokio::glue::multicast::Interface;
+    match g.interface {
+        Interface::Default => g.addr.to_string(),
+        Interface::V4(a) => format!("{}@{a}", g.addr),
+        Interface::Index(i) => format!("{}%{i}", g.addr),
+    }
 }
 
 /// The keys of a `--psk-file`: `IDENTITY:KEY` lines (KEY as text or 0xHEX), `#` comments
@@ -212,6 +245,18 @@ pub(crate) async fn bind_or_default_with(
     config: coap_tokio::Config,
 ) -> Result<Server, Fail> {
     match addr {
+        // A bare port (or [::]:PORT) where there is no IPv6: the IPv4 wildcard.
+        Some(addr) if addr == SocketAddr::new(DEFAULT_V6.ip(), addr.port()) => {
+            match bind(addr, config).await {
+                Ok(s) => Ok(s),
+                Err(v6) => {
+                    let v4 = SocketAddr::new(DEFAULT_V4.ip(), addr.port());
+                    bind(v4, config).await.map_err(|e| {
+                        Fail::failure(format_args!("{} and {}", v6.message, e.message))
+                    })
+                }
+            }
+        }
         Some(addr) => bind(addr, config).await,
         None => match bind(DEFAULT_V6, config).await {
             Ok(s) => Ok(s),

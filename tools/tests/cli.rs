@@ -2,220 +2,27 @@
 //! requests against it, and the exit codes and one-line errors of the failure cases.
 //! Every wait is bounded; a hung child is killed and the test fails.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_coap");
-/// Upper bound for any single command (the timeout test needs about one second).
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-    took: Duration,
-}
-
-impl Run {
-    fn code(&self) -> i32 {
-        self.status.code().unwrap_or(-1)
-    }
-
-    /// The failure contract: the expected exit code, and stderr is exactly one line
-    /// without a panic or backtrace.
-    fn assert_fails(&self, code: i32, contains: &str) {
-        assert_eq!(
-            self.code(),
-            code,
-            "exit code; stderr: {:?}, stdout: {:?}",
-            self.stderr,
-            self.stdout
-        );
-        assert_one_line(&self.stderr);
-        assert!(
-            self.stderr.contains(contains),
-            "stderr {:?} lacks {contains:?}",
-            self.stderr
-        );
-    }
-}
-
-fn assert_one_line(stderr: &str) {
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "stderr is not one line: {stderr:?}"
-    );
-    assert!(
-        stderr.ends_with('\n'),
-        "stderr line not terminated: {stderr:?}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "panic: {stderr:?}"
-    );
-}
-
-fn read_all_in_thread(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        String::from_utf8_lossy(&v).into_owned()
-    })
-}
-
-/// Runs `coap ARGS` with `stdin`, killing it after [`WAIT`].
-fn coap(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("RUST_BACKTRACE", "1")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn coap");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin");
-        let input = input.to_vec();
-        thread::spawn(move || {
-            let _ = pipe.write_all(&input);
-        });
-    }
-    let out = read_all_in_thread(child.stdout.take().expect("stdout"));
-    let err = read_all_in_thread(child.stderr.take().expect("stderr"));
-    let status = wait_bounded(&mut child, WAIT)
-        .unwrap_or_else(|| panic!("coap {args:?} did not finish within {WAIT:?}"));
-    Run {
-        status,
-        stdout: out.join().expect("stdout"),
-        stderr: err.join().expect("stderr"),
-        took: start.elapsed(),
-    }
-}
-
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// `coap serve` on 127.0.0.1 with an ephemeral port, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start() -> Server {
-        Server::start_with(&["serve", "--bind", "127.0.0.1:0"])
-    }
-
-    /// `coap ARGS` (serve or rd), once it has announced its address.
-    fn start_with(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn coap serve");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let line = match rx.recv_timeout(WAIT) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("coap serve printed nothing: {e}");
-            }
-        };
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server {
-            child,
-            addr,
-            stderr: rx,
-        }
-    }
-
-    fn uri(&self, path: &str) -> String {
-        format!("coap://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A fresh directory for test files, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("coap-tools-cli-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn file(&self, name: &str, contents: &[u8]) -> String {
-        let p = self.0.join(name);
-        std::fs::write(&p, contents).expect("write temp file");
-        p.to_str().expect("utf-8 path").to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::*;
 
 #[test]
 fn get_hello() {
     let s = Server::start();
     let r = coap(&["get", &s.uri("/hello")], None);
     assert_eq!(r.code(), 0, "{}", r.stderr);
-    assert_eq!(r.stdout, "Hello, world!\n");
+    // Not a terminal: the payload's bytes, as coap-client and aiocoap-client write them.
+    assert_eq!(r.stdout, "Hello, world!");
     assert_eq!(r.stderr, "2.05 Content\n");
+    let r = coap(&["get", &s.uri("/hello"), "--pretty"], None);
+    assert_eq!(r.stdout, "Hello, world!\n");
 }
 
 #[test]
@@ -248,7 +55,7 @@ fn post_echo_payload_from_file() {
     );
     assert_eq!(r.code(), 0, "{}", r.stderr);
     assert_eq!(r.stderr, "2.04 Changed\n");
-    assert_eq!(r.stdout, "from a file\n");
+    assert_eq!(r.stdout, "from a file");
 }
 
 #[test]
@@ -274,6 +81,7 @@ fn json_is_pretty_printed() {
             r#"{"name":"coap","ports":[5683,5684],"secure":false}"#,
             "-c",
             "json",
+            "--pretty",
         ],
         None,
     );
@@ -302,6 +110,7 @@ fn cbor_is_printed_in_diagnostic_notation() {
             &format!("@{file}"),
             "-c",
             "application/cbor",
+            "--pretty",
         ],
         None,
     );
@@ -324,6 +133,7 @@ fn binary_is_hex_dumped_or_written_raw() {
             &payload,
             "-c",
             "octet-stream",
+            "--pretty",
         ],
         None,
     );
@@ -355,7 +165,7 @@ fn binary_is_hex_dumped_or_written_raw() {
 #[test]
 fn well_known_core_one_link_per_line() {
     let s = Server::start();
-    let r = coap(&["get", &s.uri("/.well-known/core")], None);
+    let r = coap(&["get", &s.uri("/.well-known/core"), "--pretty"], None);
     assert_eq!(r.code(), 0, "{}", r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 6, "{}", r.stdout);
@@ -463,7 +273,7 @@ fn server_error_exits_5() {
     let (addr, peer) = one_shot_peer(Some(coap_core::Code::SERVICE_UNAVAILABLE), b"overloaded");
     let r = coap(&["get", &format!("coap://{addr}/x")], None);
     r.assert_fails(5, "5.03 Service Unavailable");
-    assert_eq!(r.stdout, "overloaded\n");
+    assert_eq!(r.stdout, "overloaded");
     peer.join().expect("peer");
 }
 
@@ -550,6 +360,7 @@ fn options_are_sent() {
             "Uri-Query=a=b",
             "-O",
             "12=50",
+            "--pretty",
         ],
         None,
     );
@@ -646,7 +457,10 @@ fn observe_time_and_put_large_upload() {
 fn fetch_patch_ipatch_codes() {
     let s = Server::start();
     let u = s.uri("/config");
-    let r = coap(&["fetch", &u, "-c", "json", "-p", "[\"name\"]"], None);
+    let r = coap(
+        &["fetch", &u, "-c", "json", "-p", "[\"name\"]", "--pretty"],
+        None,
+    );
     assert_eq!(r.code(), 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("\"name\": \"demo\"") && !r.stdout.contains("interval"),
@@ -665,7 +479,7 @@ fn fetch_patch_ipatch_codes() {
         None,
     );
     assert_eq!((r.code(), r.stderr.as_str()), (0, "2.04 Changed\n"));
-    let r = coap(&["get", &u], None);
+    let r = coap(&["get", &u, "--pretty"], None);
     assert!(r.stdout.contains("\"interval\": 5"), "{}", r.stdout);
     let r = coap(
         &["ipatch", &u, "-c", "json", "-p", "{\"interval\":6}"],
@@ -699,12 +513,7 @@ fn serve_dir_serves_files_block_wise_and_lists_directories() {
     let root = dir.0.to_str().unwrap();
     let s = Server::start_with(&["serve", "--bind", "127.0.0.1:0", "--dir", root]);
     let r = coap(&["get", &s.uri("/a.txt")], None);
-    assert_eq!(
-        (r.code(), r.stdout.as_str()),
-        (0, "alpha\n"),
-        "{}",
-        r.stderr
-    );
+    assert_eq!((r.code(), r.stdout.as_str()), (0, "alpha"), "{}", r.stderr);
     let out = dir.0.join("fetched");
     let r = coap(
         &["get", &s.uri("/big.bin"), "-o", out.to_str().unwrap()],
@@ -906,6 +715,32 @@ fn oscore_credentials_on_both_sides() {
     let r = coap(&["get", &s.uri("/hello")], None);
     assert_eq!(r.code(), 4, "{}", r.stderr);
     assert!(r.stderr.contains("4.01"), "{}", r.stderr);
+    // aiocoap's older key for the directory, `contextfile`, works as `basedir` does.
+    let contextfile = dir.file(
+        "contextfile.json",
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"contextfile": "{client_ctx}"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    );
+    let r = coap(
+        &["get", "--credentials", &contextfile, &s.uri("/hello")],
+        None,
+    );
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    // A context directory that is not there is named as such.
+    let missing = dir.file(
+        "missing.json",
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "/nonexistent/ctx"}}}}}}"#,
+            s.addr
+        )
+        .as_bytes(),
+    );
+    let r = coap(&["get", "--credentials", &missing, &s.uri("/hello")], None);
+    r.assert_fails(2, "the OSCORE context directory '/nonexistent/ctx'");
+    assert!(!r.stderr.contains("UDP socket"), "{}", r.stderr);
     // A broken credentials file is a usage error on one line.
     let bad = dir.file("bad.json", br#"{"coap://x/*": {"oscore": {}}}"#);
     coap(&["get", "--credentials", &bad, &s.uri("/hello")], None)
@@ -1009,6 +844,52 @@ fn multicast_get_prints_every_responder_and_serve_joins_groups() {
             "{stdout}"
         );
         assert_eq!(stdout.matches("Hello, world!").count(), 2, "{stdout}");
+        // -o FILE: one file per responder, FILE.1 and FILE.2, named on the header lines.
+        let dir = TempDir::new();
+        let base = dir.0.join("member");
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "get", "coap://224.0.1.187/hello"])
+            .args(["--collect", "1.5", "-o", base.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}");
+        for n in 1..=2 {
+            let file = dir.0.join(format!("member.{n}"));
+            assert!(
+                stdout.contains(&format!("> {}", file.display())),
+                "{stdout}"
+            );
+            assert_eq!(std::fs::read(&file).unwrap(), b"Hello, world!");
+        }
+        // A loopback bind with --join: a warning, and the start-up line names the groups.
+        let mut lo = Command::new("ip")
+            .args(["netns", "exec", ns, BIN, "serve", "--bind", "127.0.0.1:0"])
+            .args(["--join", "224.0.1.187@10.9.0.1", "--join", "224.0.1.188"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = lo.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let lines: Vec<String> = (0..3).filter_map(|_| rx.recv_timeout(WAIT).ok()).collect();
+        let _ = lo.kill();
+        let _ = lo.wait();
+        assert!(
+            lines[0].contains("warning: bound to the loopback address 127.0.0.1"),
+            "{lines:?}"
+        );
+        assert!(lines[1].contains("listening on 127.0.0.1:"), "{lines:?}");
+        assert_eq!(
+            lines[2],
+            "coap serve: joined 224.0.1.187@10.9.0.1, 224.0.1.188"
+        );
         // Errors to a multicast request are not sent (RFC 7252 §8.2): nobody answers, exit 3.
         let out = Command::new("ip")
             .args([
