@@ -68,16 +68,17 @@ pub const VALUE_RULES: &[(OptionNumber, ValueRule)] = &[
     (OptionNumber::BLOCK1, ValueRule::BlockSzx),
 ];
 
-fn value_rule(number: OptionNumber) -> Option<ValueRule> {
-    VALUE_RULES
-        .iter()
-        .find(|(n, _)| *n == number)
-        .map(|(_, r)| *r)
+fn value_rule(rules: &[(OptionNumber, ValueRule)], number: OptionNumber) -> Option<ValueRule> {
+    rules.iter().find(|(n, _)| *n == number).map(|(_, r)| *r)
 }
 
-/// Checks one option value against its [`ValueRule`], if it has one.
-fn check_rule(number: OptionNumber, value: &[u8]) -> Result<(), Rejection> {
-    match value_rule(number) {
+/// Checks one option value against its [`ValueRule`] in `rules`, if it has one.
+fn check_rule(
+    rules: &[(OptionNumber, ValueRule)],
+    number: OptionNumber,
+    value: &[u8],
+) -> Result<(), Rejection> {
+    match value_rule(rules, number) {
         Some(ValueRule::BlockSzx) => match value.last() {
             Some(b) if b & 7 > MAX_SZX => Err(Rejection::ReservedSzx(number)),
             _ => Ok(()),
@@ -97,7 +98,25 @@ fn check_rule(number: OptionNumber, value: &[u8]) -> Result<(), Rejection> {
 /// skipping values outside their registered format and returning the first occurrence.
 pub fn check_request_options(
     msg: &Message<'_>,
+    understands: impl FnMut(OptionNumber) -> bool,
+) -> Result<(), Rejection> {
+    check(msg, understands, VALUE_RULES)
+}
+
+/// The rules of RFC 7252 §5.4.1, §5.4.3 and §5.4.5 alone, for a response: a critical
+/// option that is unknown, outside its registered format or repeated makes the client
+/// reject it (RST for CON, §5.4.1). The request-only value rules do not apply.
+pub fn check_response_options(
+    msg: &Message<'_>,
+    understands: impl FnMut(OptionNumber) -> bool,
+) -> Result<(), Rejection> {
+    check(msg, understands, &[])
+}
+
+fn check(
+    msg: &Message<'_>,
     mut understands: impl FnMut(OptionNumber) -> bool,
+    rules: &[(OptionNumber, ValueRule)],
 ) -> Result<(), Rejection> {
     let mut prev: Option<OptionNumber> = None;
     for o in msg.options() {
@@ -107,7 +126,7 @@ pub fn check_request_options(
         if n.is_elective() {
             // Only the first occurrence counts (§5.4.5): a second Hop-Limit is ignored.
             if !repeated {
-                check_rule(n, o.value)?;
+                check_rule(rules, n, o.value)?;
             }
             continue;
         }
@@ -122,7 +141,7 @@ pub fn check_request_options(
         if repeated && n.info().is_some_and(|i| !i.repeatable) {
             return Err(Rejection::Repeated(n));
         }
-        check_rule(n, o.value)?;
+        check_rule(rules, n, o.value)?;
     }
     Ok(())
 }
@@ -147,17 +166,23 @@ mod tests {
             Code::BAD_REQUEST
         );
         assert_eq!(
-            check_rule(OptionNumber::HOP_LIMIT, &[]),
+            check_rule(VALUE_RULES, OptionNumber::HOP_LIMIT, &[]),
             Err(Rejection::HopLimitRange)
         );
         assert_eq!(
-            check_rule(OptionNumber::HOP_LIMIT, &[1, 0]),
+            check_rule(VALUE_RULES, OptionNumber::HOP_LIMIT, &[1, 0]),
             Err(Rejection::HopLimitRange)
         );
-        assert_eq!(check_rule(OptionNumber::HOP_LIMIT, &[255]), Ok(()));
-        assert_eq!(check_rule(OptionNumber::BLOCK1, &[0x16]), Ok(()));
         assert_eq!(
-            check_rule(OptionNumber::BLOCK1, &[0x1f]),
+            check_rule(VALUE_RULES, OptionNumber::HOP_LIMIT, &[255]),
+            Ok(())
+        );
+        assert_eq!(
+            check_rule(VALUE_RULES, OptionNumber::BLOCK1, &[0x16]),
+            Ok(())
+        );
+        assert_eq!(
+            check_rule(VALUE_RULES, OptionNumber::BLOCK1, &[0x1f]),
             Err(Rejection::ReservedSzx(OptionNumber::BLOCK1))
         );
     }

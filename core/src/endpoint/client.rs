@@ -318,11 +318,8 @@ where
             return;
         };
         // §5.4.1: unrecognized critical options in a CON response or a piggybacked one
-        // reject the response.
-        if msg
-            .unknown_critical_option(|n| n.info().is_some())
-            .is_some()
-        {
+        // reject the response (so do bad lengths and repeats, §5.4.3, §5.4.5).
+        if crate::validate::check_response_options(msg, |n| n.info().is_some()).is_err() {
             if con {
                 self.send_empty(peer, MessageType::Rst, mid);
             }
