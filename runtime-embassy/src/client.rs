@@ -98,6 +98,7 @@ impl<'a> Request<'a> {
             code: self.code,
             ty: self.ty,
             timeout: self.timeout,
+            token: None,
         }
     }
 

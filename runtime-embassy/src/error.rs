@@ -48,6 +48,8 @@ impl From<coap_core::Error> for Error {
             coap_core::Error::UnknownHandle => Error::UnknownHandle,
             // The client API only builds CON or NON requests.
             coap_core::Error::InvalidType | coap_core::Error::NotARequest => Error::NotARequest,
+            // The embassy client never chooses tokens.
+            coap_core::Error::TokenInUse => Error::Busy,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use coap_core::uri::percent_decode_into;
-use coap_core::{Code, Host, Method, OptionNumber, Scheme, Uri, UriError};
+use coap_core::{Code, Host, Method, OptionNumber, Scheme, Token, Uri, UriError};
 
 use crate::command::{Cmd, Command, CommandSender, OutgoingRequest, Progress};
 use crate::dtls::{Psk, UNRESOLVED};
@@ -78,6 +78,7 @@ impl Handle {
                 code: method.code(),
                 confirmable: true,
                 timeout: None,
+                token: None,
                 content_format: None,
                 accept: None,
                 options: Vec::new(),
@@ -168,6 +169,15 @@ impl RequestBuilder {
     /// to see how a server answers it). Must be a request code (0.01-0.31).
     pub fn code(mut self, code: Code) -> Self {
         self.request.code = code;
+        self
+    }
+
+    /// Sends the request with this token instead of a fresh random one (RFC 7252 §5.3.1
+    /// wants random tokens; a chosen one helps to match a peer's logs, as libcoap's
+    /// `coap-client -T` does). A token in use by another request to the same peer fails
+    /// the request.
+    pub fn token(mut self, token: Token) -> Self {
+        self.request.token = Some(token);
         self
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_channel::Sender;
 use coap_core::{
     BuildError, Code, MessageBuilder, MessageType, OptionNumber, RequestParams, ResponseHandle,
-    Uri, UriError,
+    Token, Uri, UriError,
 };
 
 use crate::dtls::Psk;
@@ -81,6 +81,8 @@ pub(crate) struct OutgoingRequest {
     pub code: Code,
     pub confirmable: bool,
     pub timeout: Option<Duration>,
+    /// A chosen token instead of a random one.
+    pub token: Option<Token>,
     pub content_format: Option<u16>,
     pub accept: Option<u16>,
     pub options: Vec<(OptionNumber, Vec<u8>)>,
@@ -107,6 +109,7 @@ impl OutgoingRequest {
             code: self.code,
             ty,
             timeout: self.timeout,
+            token: self.token,
         }
     }
 

@@ -360,6 +360,11 @@ pub struct RequestArgs {
     #[arg(short = 'b', long, value_name = "[NUM,]SIZE", value_parser = parse_block)]
     pub block_size: Option<BlockSize>,
 
+    /// The request's token, in hex (1-8 bytes), instead of a random one (RFC 7252 §5.3.1).
+    /// libcoap's -T.
+    #[arg(short = 'T', long, value_name = "HEX", value_parser = parse_token)]
+    pub token: Option<coap_core::Token>,
+
     /// Hop-Limit option (RFC 8768): how many proxies the request may pass, 1-255.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..))]
     pub hop_limit: Option<u8>,
@@ -645,6 +650,15 @@ pub struct BlockSize {
     pub start: u32,
     /// SZX (RFC 7959 §2.2): the size is `16 << szx`.
     pub szx: u8,
+}
+
+fn parse_token(s: &str) -> Result<coap_core::Token, String> {
+    let bytes = coap_tokio::glue::credentials::hex(s).map_err(|e| format!("not hex: {e}"))?;
+    if bytes.is_empty() {
+        return Err("a token of 1 to 8 bytes (the empty token is the default of none)".into());
+    }
+    coap_core::Token::new(&bytes)
+        .ok_or_else(|| format!("{} bytes: a token has at most 8", bytes.len()))
 }
 
 fn parse_block(s: &str) -> Result<BlockSize, String> {

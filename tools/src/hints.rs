@@ -73,11 +73,6 @@ const HABITS: &[Habit] = &[
         ours: "`coap ping URI` (keep-alive pings)",
     },
     Habit {
-        flag: "-T",
-        tool: "coap-client",
-        ours: "nothing: tokens are random (RFC 7252 §5.3.1)",
-    },
-    Habit {
         flag: "-l",
         tool: "coap-client",
         ours: "nothing: no simulated loss",

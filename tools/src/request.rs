@@ -261,6 +261,9 @@ pub async fn run_with(
     if let Some(a) = accept {
         req = req.accept(a);
     }
+    if let Some(t) = args.token {
+        req = req.token(t);
+    }
     if let Some(h) = args.hop_limit {
         req = req.option(coap_core::OptionNumber::HOP_LIMIT, vec![h]);
     }

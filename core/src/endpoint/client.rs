@@ -73,8 +73,12 @@ where
         if self.events.len() + self.pool.client_exchanges() >= N {
             return Err(Error::Busy);
         }
+        let token = match params.token {
+            Some(t) if self.token_in_use(peer, &t) => return Err(Error::TokenInUse),
+            Some(t) => t,
+            None => self.fresh_token(peer),
+        };
         let i = self.alloc_slot(now).ok_or(Error::Busy)?;
-        let token = self.fresh_token(peer);
         let slot = self.pool.slots.get_mut(i).ok_or(Error::Busy)?;
         let mut b =
             MessageBuilder::new(&mut slot.buf, params.ty, params.code, 0, token.as_slice())?;
@@ -116,14 +120,18 @@ where
         for _ in 0..4 {
             self.rng.fill(&mut bytes[..len]);
             let t = Token::new(&bytes[..len]).unwrap_or_default();
-            let clash = self.pool.slots.iter().any(
-                |s| matches!(&s.state, SlotState::Request(x) if x.peer == peer && x.token == t),
-            );
-            if !clash {
+            if !self.token_in_use(peer, &t) {
                 return t;
             }
         }
         Token::new(&bytes[..len]).unwrap_or_default()
+    }
+
+    /// A live exchange with `peer` uses `token`.
+    fn token_in_use(&self, peer: A, token: &Token) -> bool {
+        self.pool.slots.iter().any(
+            |s| matches!(&s.state, SlotState::Request(x) if x.peer == peer && x.token == *token),
+        )
     }
 
     /// Cancels a request: no event will be reported for it. Late responses are answered

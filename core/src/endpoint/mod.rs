@@ -32,6 +32,7 @@ use crate::observe::ObserverTable;
 use crate::reliability::{DedupTable, PeerTable};
 use crate::rng::Rng;
 use crate::time::Instant;
+use crate::token::Token;
 
 /// Room kept in a message slot for a block-wise request's header, token and options (Uri-*,
 /// Content-Format, Block1, Size1, Request-Tag, ...) around the block itself.
@@ -81,6 +82,10 @@ pub enum Error {
     /// The handle does not refer to a deferred exchange (answered, or expired).
     #[error("unknown or expired response handle")]
     UnknownHandle,
+    /// The chosen token is in use by another request to the same peer (RFC 7252 §5.3.1:
+    /// tokens tell concurrent requests apart).
+    #[error("the token is in use by another request to this peer")]
+    TokenInUse,
 }
 
 /// What the application wants sent.
@@ -92,6 +97,11 @@ pub struct RequestParams {
     pub ty: MessageType,
     /// Total deadline; `None` uses `Config::request_timeout`.
     pub timeout: Option<Duration>,
+    /// The token to send instead of a fresh random one (RFC 7252 §5.3.1 asks for random
+    /// tokens; a chosen one is for tests and for matching a peer's logs, as libcoap's
+    /// `coap-client -T` does). Refused with [`Error::TokenInUse`] while a request to the
+    /// same peer uses it.
+    pub token: Option<Token>,
 }
 
 impl RequestParams {
@@ -101,6 +111,7 @@ impl RequestParams {
             code: code.into(),
             ty: MessageType::Con,
             timeout: None,
+            token: None,
         }
     }
 
@@ -110,12 +121,19 @@ impl RequestParams {
             code: code.into(),
             ty: MessageType::Non,
             timeout: None,
+            token: None,
         }
     }
 
     /// With a total deadline.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
+        self
+    }
+
+    /// With this token instead of a random one (see [`RequestParams::token`]).
+    pub fn with_token(mut self, token: Token) -> Self {
+        self.token = Some(token);
         self
     }
 }
