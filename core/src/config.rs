@@ -39,8 +39,19 @@ pub struct Config {
     /// cannot hold the server's tables forever.
     pub deferred_timeout: Duration,
     /// RFC 7641 §4.5: a notification is sent as CON at least this often to each observer,
-    /// so that a vanished client is eventually dropped (default 24 h).
+    /// so that a vanished client is dropped when its CON notification goes unacknowledged
+    /// (default 20 s; the RFC's ceiling is 24 h).
     pub observe_con_interval: Duration,
+    /// And at least every this many notifications to an observer (default 16; 1 makes
+    /// every notification CON).
+    pub observe_con_every: u16,
+    /// Retransmissions of a CON notification before its observer is dropped (default 2:
+    /// with the default ACK_TIMEOUT an unanswered observer is gone about 20 s after the
+    /// CON notification, so within about a minute of vanishing while the resource changes).
+    pub observe_max_retransmit: u8,
+    /// Observers one peer may hold (default 32): registrations beyond are answered without
+    /// Observe (RFC 7641 §4.1), so that one address cannot fill the table.
+    pub max_observers_per_peer: u16,
     /// Largest block size served and requested, as SZX (block size `16 << szx`; 6 = 1024
     /// bytes, RFC 7959 §2.2). Smaller blocks asked for by a peer are honoured.
     pub max_block_szx: u8,
@@ -61,7 +72,10 @@ impl Default for Config {
             separate_ack_delay: Duration::ZERO,
             busy_max_age: 2,
             deferred_timeout: Duration::from_secs(93),
-            observe_con_interval: Duration::from_secs(24 * 3600),
+            observe_con_interval: Duration::from_secs(20),
+            observe_con_every: 16,
+            observe_max_retransmit: 2,
+            max_observers_per_peer: 32,
             max_block_szx: 6,
         }
     }

@@ -27,6 +27,8 @@ pub(crate) struct Observer<A> {
     pub key: u32,
     /// When the last CON notification went out (§4.5: at least one every 24 h).
     pub last_con: Instant,
+    /// NON notifications sent since the last CON one.
+    pub since_con: u16,
     /// Message ID of the latest notification, to match a RST to a NON notification.
     pub last_mid: u16,
     /// Slot and generation of a CON notification still awaiting its ACK.
@@ -37,23 +39,44 @@ pub(crate) struct Observer<A> {
 /// without registering (§4.1: the response then carries no Observe option).
 pub(crate) struct ObserverTable<A, const O: usize> {
     entries: [Option<Observer<A>>; O],
+    /// Entries one peer may hold.
+    max_per_peer: usize,
 }
 
 impl<A: Copy + Eq, const O: usize> ObserverTable<A, O> {
-    pub const fn new() -> Self {
-        ObserverTable { entries: [None; O] }
+    pub const fn new(max_per_peer: u16) -> Self {
+        ObserverTable {
+            entries: [None; O],
+            max_per_peer: max_per_peer as usize,
+        }
     }
 
     /// Registers, replacing the entry with the same client endpoint and token: RFC 7641
     /// §4.1 keys observers by endpoint and token, so one client may observe one resource
     /// several times with distinct tokens (two tasks sharing one client endpoint) and each
-    /// gets its own notifications. Returns false when the table is full.
+    /// gets its own notifications. Returns false when the table is full or the peer holds
+    /// its quota of entries already.
     pub fn register(&mut self, now: Instant, peer: A, token: Token, key: u32) -> bool {
-        let pos = self
+        let same = |o: &Observer<A>| o.peer == peer && o.token == token;
+        let pos = match self
             .entries
             .iter()
-            .position(|e| matches!(e, Some(o) if o.peer == peer && o.token == token))
-            .or_else(|| self.entries.iter().position(Option::is_none));
+            .position(|e| e.as_ref().is_some_and(same))
+        {
+            Some(i) => Some(i),
+            None => {
+                let held = self
+                    .entries
+                    .iter()
+                    .flatten()
+                    .filter(|o| o.peer == peer)
+                    .count();
+                if held >= self.max_per_peer {
+                    return false;
+                }
+                self.entries.iter().position(Option::is_none)
+            }
+        };
         let Some(slot) = pos.and_then(|i| self.entries.get_mut(i)) else {
             return false;
         };
@@ -62,6 +85,7 @@ impl<A: Copy + Eq, const O: usize> ObserverTable<A, O> {
             token,
             key,
             last_con: now,
+            since_con: 0,
             last_mid: 0,
             in_flight: None,
         });
@@ -177,7 +201,7 @@ mod tests {
 
     #[test]
     fn table_bounded_replaces_and_removes() {
-        let mut t: ObserverTable<u32, 2> = ObserverTable::new();
+        let mut t: ObserverTable<u32, 2> = ObserverTable::new(8);
         let tok = |b: u8| Token::new(&[b]).unwrap();
         let now = Instant::ZERO;
         assert!(t.register(now, 1, tok(1), 10));

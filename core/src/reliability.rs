@@ -17,6 +17,8 @@ pub(crate) struct Retransmit {
     pub timeout_ms: u32,
     /// Retransmissions sent so far.
     pub count: u8,
+    /// Retransmissions allowed (MAX_RETRANSMIT, or less for notifications).
+    pub max: u8,
 }
 
 /// What to do when a retransmission timer fires.
@@ -39,13 +41,20 @@ impl Retransmit {
             next: now.add_millis(u64::from(timeout_ms)),
             timeout_ms,
             count: 0,
+            max: config.max_retransmit,
         }
+    }
+
+    /// With at most `max` retransmissions (CON notifications give up sooner, so that a
+    /// vanished observer is dropped sooner: RFC 7641 §4.5).
+    pub fn with_max(self, max: u8) -> Retransmit {
+        Retransmit { max, ..self }
     }
 
     /// The timer fired at `now`: retransmit with a doubled timeout, or give up once
     /// MAX_RETRANSMIT retransmissions have been sent and the last timeout expired.
-    pub fn fire(&mut self, now: Instant, config: &Config) -> RetransmitStep {
-        if self.count >= config.max_retransmit {
+    pub fn fire(&mut self, now: Instant) -> RetransmitStep {
+        if self.count >= self.max {
             return RetransmitStep::GiveUp;
         }
         self.count += 1;
@@ -379,11 +388,11 @@ mod tests {
         let t0 = r.timeout_ms;
         let mut now = r.next;
         for k in 1..=4u32 {
-            assert_eq!(r.fire(now, &c), RetransmitStep::Resend);
+            assert_eq!(r.fire(now), RetransmitStep::Resend);
             assert_eq!(r.timeout_ms, t0 << k);
             now = r.next;
         }
-        assert_eq!(r.fire(now, &c), RetransmitStep::GiveUp);
+        assert_eq!(r.fire(now), RetransmitStep::GiveUp);
         // Give-up time = t0 * 31, at most MAX_TRANSMIT_WAIT.
         assert_eq!(now.as_millis(), u64::from(t0) * 31);
         assert!(now.as_millis() <= 93_000);

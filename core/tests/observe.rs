@@ -432,3 +432,107 @@ fn ten_observations_from_one_client_all_notified() {
     p.server.handle_datagram(now, CLIENT, &again, &mut h);
     assert_eq!(p.server.observers(KEY), 10);
 }
+
+fn register_raw<const O: usize>(
+    server: &mut Endpoint<u32, 8, 1152, 16, O>,
+    h: &mut impl coap_core::Handler<u32>,
+    now: Instant,
+    peer: u32,
+    token: u8,
+) -> Option<u32> {
+    let mut buf = [0u8; 64];
+    let mut b = MessageBuilder::new(
+        &mut buf,
+        MessageType::Con,
+        Code::GET,
+        u16::from(token),
+        &[token],
+    )
+    .unwrap();
+    b.option_uint(OptionNumber::OBSERVE, 0).unwrap();
+    let req = b.into_bytes().to_vec();
+    server.handle_datagram(now, peer, &req, h);
+    let mut out = [0u8; 1152];
+    let mut observe = None;
+    while let Some(t) = server.poll_transmit(now, &mut out) {
+        if t.peer == peer {
+            observe = parse(&out[..t.len]).observe();
+        }
+    }
+    observe
+}
+
+/// RFC 7641 §4.5 with the default configuration: an observer that vanished (it never
+/// acknowledges) is sent a CON notification within 20 s or 16 notifications, dropped when
+/// that goes unanswered — within about a minute of a resource changing every second —
+/// and its entry serves the next client at once.
+#[test]
+fn vanished_observer_is_reaped_within_a_minute_and_its_entry_reused() {
+    let state = Rc::new(Cell::new(0));
+    let mut h = observable(state);
+    let mut server: Endpoint<u32, 8, 1152, 16, 1> = Endpoint::new(Config::default(), 9);
+    let t0 = Instant::ZERO;
+    assert!(register_raw(&mut server, &mut h, t0, 10, 1).is_some());
+    assert!(
+        register_raw(&mut server, &mut h, t0, 11, 2).is_none(),
+        "table full"
+    );
+    let mut out = [0u8; 1152];
+    let mut cons = 0;
+    let mut gone_at = None;
+    for s in 1..=90u64 {
+        let now = t0.add_millis(s * 1000);
+        server.handle_timeout(now);
+        server.notify(now, KEY, |_, w| w.payload(b"x").map(|_| ()));
+        while let Some(t) = server.poll_transmit(now, &mut out) {
+            if parse(&out[..t.len]).ty() == MessageType::Con {
+                cons += 1;
+            }
+        }
+        if server.observers(KEY) == 0 {
+            gone_at = Some(s);
+            break;
+        }
+    }
+    let gone_at = gone_at.expect("the vanished observer was never dropped");
+    assert!(gone_at <= 60, "dropped after {gone_at} s");
+    assert!(cons >= 1);
+    let now = t0.add_millis(gone_at * 1000);
+    assert!(
+        register_raw(&mut server, &mut h, now, 11, 3).is_some(),
+        "the freed entry serves the next client at once"
+    );
+}
+
+/// One peer cannot hold more than `Config::max_observers_per_peer` entries: its next
+/// registration is answered without Observe, and another peer still registers.
+#[test]
+fn per_peer_observer_quota() {
+    let state = Rc::new(Cell::new(0));
+    let mut h = observable(state);
+    let config = Config {
+        max_observers_per_peer: 3,
+        ..Config::default()
+    };
+    let mut server: Endpoint<u32, 8, 1152, 16, 8> = Endpoint::new(config, 4);
+    let now = Instant::ZERO;
+    for token in 1..=3 {
+        assert!(register_raw(&mut server, &mut h, now, 10, token).is_some());
+    }
+    assert!(
+        register_raw(&mut server, &mut h, now, 10, 4).is_none(),
+        "over the quota"
+    );
+    // The same token again (a new Message ID, not a duplicate): renewed, not added.
+    let mut buf = [0u8; 64];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 99, &[2]).unwrap();
+    b.option_uint(OptionNumber::OBSERVE, 0).unwrap();
+    let again = b.into_bytes().to_vec();
+    server.handle_datagram(now, 10, &again, &mut h);
+    assert_eq!(server.observers(KEY), 3, "same token: renewed");
+    assert!(
+        register_raw(&mut server, &mut h, now, 11, 1).is_some(),
+        "another peer"
+    );
+    assert_eq!(server.observers(KEY), 4);
+}

@@ -228,7 +228,7 @@ where
             pool: SlotPool::new(),
             dedup: DedupTable::new(),
             peers: PeerTable::new(),
-            observers: ObserverTable::new(),
+            observers: ObserverTable::new(config.max_observers_per_peer),
             observe_seq: 0,
             control: Deque::new(),
             events: Deque::new(),

@@ -107,8 +107,11 @@ where
                     }
                 },
             };
+            // RFC 7641 §4.5: CON now and then (by time and by count), so that an observer
+            // that vanished is found out and dropped.
             let force_con = in_flight.is_some()
-                || now.as_millis() >= obs.last_con.as_millis().saturating_add(con_interval);
+                || now.as_millis() >= obs.last_con.as_millis().saturating_add(con_interval)
+                || obs.since_con.saturating_add(1) >= self.config.observe_con_every;
             let mid = self.peers.next_mid(now, obs.peer, &mut self.rng);
             let seq = self.observe_seq;
             let Some(slot) = self.pool.slots.get_mut(i) else {
@@ -146,7 +149,8 @@ where
             let phase = if con {
                 ResponsePhase::AwaitAck(match in_flight {
                     Some((_, r)) => r,
-                    None => Retransmit::start(now, &self.config, &mut self.rng),
+                    None => Retransmit::start(now, &self.config, &mut self.rng)
+                        .with_max(self.config.observe_max_retransmit),
                 })
             } else {
                 ResponsePhase::SendOnce
@@ -163,7 +167,10 @@ where
                 x.last_mid = mid;
                 if con {
                     x.last_con = now;
+                    x.since_con = 0;
                     x.in_flight = Some((i as u16, generation));
+                } else {
+                    x.since_con = x.since_con.saturating_add(1);
                 }
             }
             if !success {

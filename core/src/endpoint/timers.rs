@@ -63,7 +63,7 @@ where
                     }
                     if let ClientPhase::AwaitAck(r) = &mut x.phase {
                         if now >= r.next {
-                            match r.fire(now, &self.config) {
+                            match r.fire(now) {
                                 RetransmitStep::Resend => self.pool.queue_tx(i),
                                 RetransmitStep::GiveUp => {
                                     let (id, peer, heard) = (x.id, x.peer, x.heard);
@@ -75,7 +75,7 @@ where
                 }
                 SlotState::Response(r) => match &mut r.phase {
                     ResponsePhase::AwaitAck(rt) if now >= rt.next => {
-                        match rt.fire(now, &self.config) {
+                        match rt.fire(now) {
                             RetransmitStep::Resend => self.pool.queue_tx(i),
                             RetransmitStep::GiveUp => {
                                 // RFC 7641 §4.5: an unacknowledged CON notification ends
