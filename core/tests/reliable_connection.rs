@@ -716,3 +716,103 @@ fn websocket_framing_one_message_per_frame() {
         Some(Event::Response { last: true, .. })
     ));
 }
+
+#[test]
+fn small_max_message_size_and_csm_updates() {
+    let (mut cb, mut sb) = (vec![0u8; 256], vec![0u8; 4096]);
+    let small = ConnectionConfig {
+        max_message_size: 256,
+        ..ConnectionConfig::default()
+    };
+    let (mut c, mut s) = established(&mut cb, &mut sb, small, bwt(4096));
+    assert_eq!(s.conn.peer_settings().max_message_size, 256);
+    // The server respects the client's 256 bytes ...
+    let req = request(&mut c, Code::GET, &[1], b"").unwrap();
+    s.receive(&req, 64);
+    let mut buf = [0u8; 512];
+    assert!(matches!(
+        s.conn.send_response(&mut buf, Code::CONTENT, &[1], |b| b
+            .payload(&[0; 300])
+            .map(|_| ())),
+        Err(SendError::TooLarge { limit: 256, .. })
+    ));
+    // ... and a later CSM raises the limit; options it leaves out keep their values.
+    let mut csm = [0u8; 16];
+    let n = signaling::write_csm(&mut csm, Framing::Stream, 2048, false).unwrap();
+    assert_eq!(
+        s.receive(&csm[..n], 1),
+        vec![Ev::Settings(PeerSettings {
+            max_message_size: 2048,
+            block_wise_transfer: false
+        })]
+    );
+    let n = signaling::write_csm(&mut csm, Framing::Stream, 1152, true).unwrap();
+    // Max-Message-Size 1152 is the default and left out of the CSM: 2048 stays.
+    assert_eq!(&csm[..n], &[0x10, 0xe1, 0x40]);
+    assert_eq!(
+        s.receive(&csm[..n], 1),
+        vec![Ev::Settings(PeerSettings {
+            max_message_size: 2048,
+            block_wise_transfer: true
+        })]
+    );
+}
+
+#[test]
+fn signaling_option_formats() {
+    // Release with two Alternative-Addresses (one empty, outside 1–255: skipped) and a
+    // 4-byte Hold-Off (outside 0–3 bytes: ignored as an unknown elective option would be).
+    let mut buf = [0u8; 64];
+    let mut b = ReliableBuilder::new(&mut buf, Framing::Stream, Code::RELEASE, &[]).unwrap();
+    b.option_str(OptionNumber(2), "10.0.0.1:5683").unwrap();
+    b.option(OptionNumber(2), b"").unwrap();
+    b.option_str(OptionNumber(2), "[::1]:5683").unwrap();
+    b.option(OptionNumber(4), &[0, 0, 0, 1]).unwrap();
+    b.payload(b"maintenance").unwrap();
+    let n = b.finish().unwrap();
+    let m = ReliableMessage::parse(&buf[..n], Framing::Stream).unwrap();
+    match signaling::parse(&m).unwrap() {
+        Signal::Release {
+            alternative_addresses,
+            hold_off,
+            diagnostic,
+        } => {
+            assert_eq!(
+                alternative_addresses.collect::<Vec<_>>(),
+                vec!["10.0.0.1:5683", "[::1]:5683"]
+            );
+            assert_eq!(hold_off, None);
+            assert_eq!(diagnostic, b"maintenance");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The writers produce what the parser reads.
+    let n = signaling::write_release(&mut buf, Framing::WebSocket, Some("h:1"), Some(600), "x")
+        .unwrap();
+    let m = ReliableMessage::parse(&buf[..n], Framing::WebSocket).unwrap();
+    assert!(matches!(
+        signaling::parse(&m),
+        Ok(Signal::Release {
+            hold_off: Some(600),
+            ..
+        })
+    ));
+    let n = signaling::write_abort(&mut buf, Framing::Stream, Some(2), "bad").unwrap();
+    let m = ReliableMessage::parse(&buf[..n], Framing::Stream).unwrap();
+    assert!(matches!(
+        signaling::parse(&m),
+        Ok(Signal::Abort {
+            bad_csm_option: Some(2),
+            diagnostic: b"bad"
+        })
+    ));
+    // Custody with a value is not the empty option it must be: no custody.
+    let mut b = ReliableBuilder::new(&mut buf, Framing::Stream, Code::PING, &[1]).unwrap();
+    b.option(OptionNumber(2), &[1]).unwrap();
+    let n = b.finish().unwrap();
+    let m = ReliableMessage::parse(&buf[..n], Framing::Stream).unwrap();
+    assert!(matches!(
+        signaling::parse(&m),
+        Ok(Signal::Ping { custody: false })
+    ));
+}

@@ -20,8 +20,9 @@ use heapless::{Deque, Vec};
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ConnectionConfig {
-    /// Max-Message-Size announced in the CSM (§5.3.1): the receive buffer's size. Values
-    /// under the default of 1152 are raised to it (the peer may assume 1152 anyway).
+    /// Max-Message-Size announced in the CSM (§5.3.1): at most the receive buffer's size.
+    /// A value under the default of 1152 suits a small device, but a peer may send up to
+    /// 1152 bytes before it has read the CSM; such a message is refused (Abort).
     pub max_message_size: u32,
     /// Announce Block-Wise-Transfer (§5.3.2): BERT is used when both sides do (§6).
     pub block_wise_transfer: bool,
@@ -273,8 +274,7 @@ impl<const N: usize> Connection<N> {
     /// A new connection at `now` (the CSM wait starts). Both roles send their CSM at once:
     /// the initiator must not wait for the acceptor's (§5.3), and the acceptor may not
     /// need to.
-    pub fn new(now: Instant, framing: Framing, mut config: ConnectionConfig) -> Self {
-        config.max_message_size = config.max_message_size.max(DEFAULT_MAX_MESSAGE_SIZE);
+    pub fn new(now: Instant, framing: Framing, config: ConnectionConfig) -> Self {
         Connection {
             framing,
             config,
