@@ -14,7 +14,7 @@ use crate::code::{Code, CodeClass};
 use crate::message::BuildError;
 use crate::time::Instant;
 use crate::token::Token;
-use heapless::{Deque, Vec};
+use heapless::Vec;
 
 /// What this side announces and how long it waits for the peer's CSM.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -260,7 +260,7 @@ pub struct Connection<const N: usize = 16> {
     /// Release sent (with its alternative address kept by the caller) or received.
     released: bool,
     release_address: Option<&'static str>,
-    queue: Deque<Queued, 8>,
+    queue: Vec<Queued, 8>,
     /// Tokens of this side's requests awaiting responses (and of observations).
     client: Vec<Token, N>,
     /// Tokens of the peer's requests not yet answered, with their arrival number (for
@@ -285,7 +285,7 @@ impl<const N: usize> Connection<N> {
             peer: PeerSettings::default(),
             released: false,
             release_address: None,
-            queue: Deque::new(),
+            queue: Vec::new(),
             client: Vec::new(),
             server: Vec::new(),
             received: 0,
@@ -392,7 +392,7 @@ impl<const N: usize> Connection<N> {
         if self.is_closed() || self.released {
             return;
         }
-        if self.queue.push_back(Queued::Release { hold_off }).is_ok() {
+        if self.queue.push(Queued::Release { hold_off }).is_ok() {
             self.released = true;
             self.release_address = alternative_address;
         }
@@ -406,7 +406,7 @@ impl<const N: usize> Connection<N> {
         }
         let token = Token::new(token).ok_or(BuildError::TokenTooLong)?;
         self.queue
-            .push_back(Queued::Ping { token, custody })
+            .push(Queued::Ping { token, custody })
             .map_err(|_| SendError::TooManyExchanges)
     }
 
@@ -449,15 +449,7 @@ impl<const N: usize> Connection<N> {
             _ => true,
         });
         let Some(i) = ready else { return Ok(None) };
-        // Rotate the ready entry to the front (order among the rest is kept).
-        for _ in 0..i {
-            if let Some(q) = self.queue.pop_front() {
-                let _ = self.queue.push_back(q);
-            }
-        }
-        let Some(&q) = self.queue.front() else {
-            return Ok(None);
-        };
+        let q = self.queue[i];
         let n = match q {
             Queued::Ping { token, custody } => signaling::write_ping_pong(
                 out,
@@ -487,7 +479,8 @@ impl<const N: usize> Connection<N> {
                 b.finish()?
             }
         };
-        self.queue.pop_front();
+        // Removed only once written: a buffer too small leaves it queued.
+        self.queue.remove(i);
         Ok(Some(n))
     }
 
@@ -692,7 +685,7 @@ impl<const N: usize> Connection<N> {
 
     /// Queues an answer; a full queue (a peer that does not read) is a protocol error.
     fn enqueue(&mut self, q: Queued) -> Option<Event<'static>> {
-        match self.queue.push_back(q) {
+        match self.queue.push(q) {
             Ok(()) => None,
             Err(_) => Some(self.protocol_error(ProtocolError::Overloaded)),
         }
