@@ -816,3 +816,30 @@ fn signaling_option_formats() {
         Ok(Signal::Ping { custody: false })
     ));
 }
+
+#[test]
+fn a_buffer_too_small_keeps_the_message_queued() {
+    let (mut cb, mut sb) = (vec![0u8; 2048], vec![0u8; 2048]);
+    let (mut c, mut s) = established(
+        &mut cb,
+        &mut sb,
+        ConnectionConfig::default(),
+        ConnectionConfig::default(),
+    );
+    s.conn.release(Some("coap+tcp://example.net"), None);
+    let mut tiny = [0u8; 8];
+    assert_eq!(
+        s.conn.poll_transmit(&mut tiny),
+        Err(coap_core::BuildError::BufferTooSmall)
+    );
+    assert_eq!(
+        pump(&mut s, &mut c),
+        vec![Ev::Released {
+            addresses: vec!["coap+tcp://example.net".into()],
+            hold_off: None
+        }]
+    );
+    // A second release is a no-op.
+    s.conn.release(None, Some(1));
+    assert!(s.drain().is_empty());
+}
