@@ -178,6 +178,26 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// A view of already-validated parts (the reliable-transport view's, which has no
+    /// type or Message ID).
+    #[cfg(feature = "reliable")]
+    pub(crate) fn from_parts(
+        ty: MessageType,
+        code: Code,
+        token: &'a [u8],
+        options: &'a [u8],
+        payload: &'a [u8],
+    ) -> Message<'a> {
+        Message {
+            ty,
+            code,
+            message_id: 0,
+            token,
+            options,
+            payload,
+        }
+    }
+
     /// Message type.
     pub fn ty(&self) -> MessageType {
         self.ty

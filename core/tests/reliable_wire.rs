@@ -281,6 +281,13 @@ proptest! {
         let got: Vec<_> = m.options().map(|o| (o.number, o.value)).collect();
         let want: Vec<_> = um.options().map(|o| (o.number, o.value)).collect();
         prop_assert_eq!(got, want);
+        // The UDP view of the same message agrees with the UDP parser's.
+        let v = m.as_udp_view();
+        prop_assert_eq!(v.code(), um.code());
+        prop_assert_eq!(v.token(), um.token());
+        prop_assert_eq!(v.options_bytes(), um.options_bytes());
+        prop_assert_eq!(v.payload(), um.payload());
+        prop_assert_eq!(v.ty(), MessageType::Non);
     }
 
     /// Arbitrary bytes never panic; what parses re-encodes to the same bytes.

@@ -91,8 +91,9 @@
 //! * [`Event::Request`]: handed to the server handlers; the answer goes out with
 //!   `conn.send_response(tx, code, token, ...)`, notifications likewise (Observe option,
 //!   no CON needed to check the client's interest: the connection's liveness does it,
-//!   §7.2). Today's `IncomingRequest` wraps a UDP `Message`; it needs a constructor from
-//!   a [`ReliableMessage`] (same accessors) or to be generic over the view.
+//!   §7.2). [`ReliableMessage::as_udp_view`] gives the UDP `Message` that
+//!   `IncomingRequest`, the router and the block/observe helpers take (type NON, Message
+//!   ID 0: nothing there may answer with an ACK or RST on a reliable connection).
 //! * [`Event::Closed`] ends every exchange on the connection in both roles: requests in
 //!   flight fail with "connection lost", observations this side made are over, and the
 //!   observers the peer registered are removed (§7: connection loss ends observations).

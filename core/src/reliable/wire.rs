@@ -9,7 +9,7 @@
 //! the UDP format ([`Options`], [`MessageBuilder`]).
 
 use crate::code::Code;
-use crate::message::{BuildError, MessageBuilder, ParseError, MAX_TOKEN_LEN};
+use crate::message::{BuildError, Message, MessageBuilder, MessageType, ParseError, MAX_TOKEN_LEN};
 use crate::option::{CoapOption, OptionNumber, Options};
 
 /// How messages are delimited on the transport.
@@ -254,6 +254,19 @@ impl<'a> ReliableMessage<'a> {
     /// Uri-Path segments, undecoded bytes.
     pub fn uri_path(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.options_of(OptionNumber::URI_PATH)
+    }
+
+    /// The same message as a UDP [`Message`] view, for code written against it (server
+    /// handlers, the router, block-wise and observe helpers). Reliable transports have no
+    /// type or Message ID: the view says NON (no ACK is owed, RFC 8323 §3.3) and 0.
+    pub fn as_udp_view(&self) -> Message<'a> {
+        Message::from_parts(
+            MessageType::Non,
+            self.code,
+            self.token,
+            self.options,
+            self.payload,
+        )
     }
 }
 
