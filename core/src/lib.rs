@@ -70,6 +70,8 @@ pub mod option;
 pub mod oscore;
 pub mod rd;
 pub mod reliability;
+#[cfg(feature = "reliable")]
+pub mod reliable;
 pub mod rng;
 pub mod router;
 pub mod server;

@@ -178,6 +178,26 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// A view of already-validated parts (the reliable-transport view's, which has no
+    /// type or Message ID).
+    #[cfg(feature = "reliable")]
+    pub(crate) fn from_parts(
+        ty: MessageType,
+        code: Code,
+        token: &'a [u8],
+        options: &'a [u8],
+        payload: &'a [u8],
+    ) -> Message<'a> {
+        Message {
+            ty,
+            code,
+            message_id: 0,
+            token,
+            options,
+            payload,
+        }
+    }
+
     /// Message type.
     pub fn ty(&self) -> MessageType {
         self.ty
@@ -353,6 +373,30 @@ impl<'b> MessageBuilder<'b> {
             last_number: 0,
             has_payload: false,
         })
+    }
+
+    /// A builder whose options start at `header_len`: the caller owns the bytes before it
+    /// (the reliable-transport writer, `reliable::wire`, keeps its own header there; byte 1
+    /// still holds the code so that [`MessageBuilder::code`] and `set_code` work).
+    #[cfg(feature = "reliable")]
+    pub(crate) fn after_header(buf: &'b mut [u8], header_len: usize) -> Result<Self, BuildError> {
+        if header_len < 2 || buf.len() < header_len {
+            return Err(BuildError::BufferTooSmall);
+        }
+        Ok(MessageBuilder {
+            buf,
+            options_start: header_len,
+            options_end: header_len,
+            len: header_len,
+            last_number: 0,
+            has_payload: false,
+        })
+    }
+
+    /// The whole buffer and the length written, for a writer that rewrites the header.
+    #[cfg(feature = "reliable")]
+    pub(crate) fn into_parts(self) -> (&'b mut [u8], usize) {
+        (self.buf, self.len)
     }
 
     /// Changes the message type in the header.
