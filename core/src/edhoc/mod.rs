@@ -14,8 +14,10 @@
 //!   handshakes in progress, each expiring;
 //! - [`exporter`]: EDHOC_Exporter → OSCORE security context (Appendix A.1);
 //! - [`transport`]: the `/.well-known/edhoc` resource and the combined request on a
-//!   datagram (RFC 9668).
+//!   datagram (RFC 9668);
+//! - [`combined`]: the server side of the combined request in front of the OSCORE layer.
 
+pub mod combined;
 pub mod credentials;
 pub mod exporter;
 pub mod initiator;
