@@ -45,6 +45,9 @@ impl Resource<Peer> for Hello {
     }
 }
 
+/// Drops the datagrams (sender, bytes) for which it returns true.
+type LossFn = Box<dyn FnMut(u32, &[u8]) -> bool>;
+
 struct Net {
     now: Instant,
     client: Endpoint<Peer, 8>,
@@ -60,7 +63,7 @@ struct Net {
     sent_by_client: Vec<Vec<u8>>,
     sent_by_server: Vec<Vec<u8>>,
     responses: Vec<(RequestId, Code, Vec<u8>, Security)>,
-    lose: Box<dyn FnMut(u32, &[u8]) -> bool>,
+    lose: LossFn,
     duplicate: bool,
     client_id: coap_core::edhoc::Identity,
     server_cred: Credential,
