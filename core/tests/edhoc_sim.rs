@@ -445,7 +445,10 @@ fn plain_flow(net: &mut Net) -> Result<RequestId, Error> {
     let len = write_continue_request(&est.c_r, &net.last_message_3.clone(), &mut payload).unwrap();
     let id = net.post_edhoc(&payload[..len]);
     net.run_for(60_000);
-    net.edhoc_result(id)?;
+    // The 2.04 carries message_4 (RFC 9528 §5.5), which confirms the key.
+    let m4 = net.edhoc_result(id)?;
+    assert!(!m4.is_empty());
+    est.awaiting.message_4(&mut net.crypto, &m4)?;
     let ctx = net.cl.add_context(est.context).unwrap();
     let get = net.get_hello(ctx);
     net.run_for(60_000);

@@ -53,14 +53,15 @@ impl<'r, 'a, C: CryptoTrait, const N: usize, const K: usize> EdhocResource<'r, '
     pub fn new(responder: &'r mut Responder<'a, C, N>, taken: &'r dyn Fn(&[u8]) -> bool) -> Self {
         EdhocResource {
             responder,
-            message_4: false,
+            message_4: true,
             established: heapless::Deque::new(),
             taken,
         }
     }
 
-    /// Sends message_4 after message_3 (RFC 9528 §5.5; off by default: the first OSCORE
-    /// response confirms the key).
+    /// Whether message_3 is answered with message_4 (RFC 9528 §5.5). On by default: it
+    /// confirms the key to the Initiator at once, and aiocoap 0.4.17 as Initiator expects
+    /// it in the 2.04 of the plain flow. (The combined request never gets one, RFC 9668.)
     pub fn with_message_4(mut self, send: bool) -> Self {
         self.message_4 = send;
         self
@@ -149,8 +150,14 @@ impl<A, C: CryptoTrait, const N: usize, const K: usize> Resource<A>
     for EdhocResource<'_, '_, C, N, K>
 {
     fn post(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
-        // RFC 9528 Appendix A.2.1: requests carry application/cid-edhoc+cbor-seq.
-        if req.message().content_format() != Some(CID_EDHOC_CBOR_SEQ.0) {
+        // RFC 9528 Appendix A.2.1: requests carry application/cid-edhoc+cbor-seq. Some
+        // Initiators (aiocoap 0.4.17) send no Content-Format at all: the payload's first
+        // item tells message_1 from the rest anyway, so only another format is refused.
+        if req
+            .message()
+            .content_format()
+            .is_some_and(|f| f != CID_EDHOC_CBOR_SEQ.0)
+        {
             let _ = resp.respond(Code::UNSUPPORTED_CONTENT_FORMAT, None, b"");
             return Outcome::Respond;
         }
