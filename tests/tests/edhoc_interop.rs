@@ -127,12 +127,17 @@ impl Party {
         }
     }
 
-    /// The private key as a COSE_Key file ({1: 2, -1: 1, -4: d}), mode 0600.
+    /// The private key as a COSE_Key file, written by the std glue (what `coap keygen`
+    /// writes): aiocoap must load it.
     fn key_file(&self, path: &Path) -> String {
-        let mut k = vec![0xa3, 0x01, 0x02, 0x20, 0x01, 0x23, 0x58, 0x20];
-        k.extend_from_slice(&self.d);
-        fs::write(path, k).unwrap();
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+        let key = coap_tokio::glue::edhoc::EdhocKey::from_private(self.d).unwrap();
+        key.write_new(path).unwrap();
+        assert_eq!(fs::metadata(path).unwrap().permissions().mode() & 0o077, 0);
+        // The glue's CCS is the one aiocoap derives from the key file.
+        assert_eq!(
+            key.ccs(Some(&[self.kid]), Some(self.subject)).cbor(),
+            self.ccs()
+        );
         path.display().to_string()
     }
 }

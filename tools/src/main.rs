@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod keygen;
 mod proxy_cmd;
 mod rd_cmd;
 mod request;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime(true).and_then(|rt| rt.block_on(bench::run(args))),
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
         Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
+        Command::Keygen(args) => keygen::run(args),
         Command::RdRegister(args) => {
             runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
         }

@@ -32,6 +32,7 @@ mod client;
 pub mod credentials;
 mod driver;
 pub mod dtls;
+pub mod edhoc;
 pub mod multicast;
 pub mod oscore;
 mod reply;
