@@ -258,3 +258,165 @@ fn initiator_rejects_message_2_from_untrusted_responder() {
         .unwrap_err();
     assert_eq!(e, Error::Unauthenticated);
 }
+
+#[test]
+fn short_ciphertexts_are_malformed_not_a_panic() {
+    // A message_3 or message_4 shorter than the AEAD tag (found by the `edhoc` fuzz target:
+    // lakers' backend would subtract the tag length from it).
+    let trusted = [cred("CRED_I")];
+    let mut r: Responder<'_, _, 2> = Responder::new(
+        scripted("Y", "G_Y", vec![C_R_DRAW]),
+        responder_identity(),
+        &trusted,
+    );
+    let now = Instant::from_millis(0);
+    let mut out = [0u8; 256];
+    for bad in [
+        &[0x40][..],
+        &[0x41, 0x00],
+        &[0x47, 1, 2, 3, 4, 5, 6, 7],
+        &[0x52, 0],
+        &[0x48, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    ] {
+        r.message_1(
+            now,
+            &tv("MESSAGE_1"),
+            coap_core::edhoc::ignore_ead,
+            |_| false,
+            &mut out,
+        )
+        .unwrap();
+        let c_r = ConnId::from_slice(&tv("C_R")).unwrap();
+        assert_eq!(
+            r.message_3(now, &c_r, bad, Message4::Omit, &mut out)
+                .unwrap_err(),
+            Error::Malformed,
+            "{bad:02x?}"
+        );
+        assert_eq!(r.in_progress(), 0);
+        r.crypto_mut().bytes.push(C_R_DRAW);
+    }
+    let mut c = scripted("X", "G_X", vec![]);
+    let (initiator, _) = Initiator::start(
+        &mut c,
+        initiator_identity(),
+        id("C_I"),
+        &[6, 2],
+        None,
+        &mut out,
+    )
+    .unwrap();
+    let est = initiator
+        .message_2(
+            &mut c,
+            &[cred("CRED_R")],
+            &tv("MESSAGE_2"),
+            coap_core::edhoc::ignore_ead,
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(
+        est.awaiting
+            .message_4(&mut c, &[0x43, 1, 2, 3])
+            .unwrap_err(),
+        Error::Malformed
+    );
+}
+
+#[test]
+fn long_connection_identifiers_are_refused_not_a_panic() {
+    // A 18-byte byte string where C_R is expected (found by the fuzz target: lakers'
+    // ConnId decoder overran its buffer with its default identifier size).
+    use coap_core::edhoc::wire::{parse_request, Request, WireError};
+    let mut m3 = tv("MESSAGE_3");
+    // Alone, the byte string is all identifier and no message follows.
+    assert_eq!(parse_request(&m3), Err(WireError::Malformed));
+    m3.push(0x40);
+    match parse_request(&m3) {
+        Ok(Request::Continue { c_r, message }) => {
+            assert_eq!((c_r.as_slice().len(), message), (18, &[0x40][..]))
+        }
+        other => panic!("{other:?}"),
+    }
+    // In message_1, C_I of 20 bytes: parsed, and refused at once, since it cannot become
+    // an OSCORE Sender ID (at most 7 bytes, RFC 8613 §3.3; RFC 9528 Appendix A.1).
+    let mut m1 = tv("MESSAGE_1");
+    m1.pop();
+    m1.push(0x54);
+    m1.extend_from_slice(&[7; 20]);
+    let trusted = [cred("CRED_I")];
+    let mut r: Responder<'_, _, 2> =
+        Responder::new(scripted("Y", "G_Y", vec![]), responder_identity(), &trusted);
+    let mut out = [0u8; 256];
+    let e = r.message_1(
+        Instant::from_millis(0),
+        &m1,
+        coap_core::edhoc::ignore_ead,
+        |_| false,
+        &mut out,
+    );
+    assert_eq!(e.unwrap_err(), Error::Malformed);
+    assert_eq!(r.in_progress(), 0);
+}
+
+#[test]
+fn off_curve_ephemeral_keys_are_refused_not_a_panic() {
+    // RFC 9528 §9.2: public keys are validated. G_X of message_1 altered off the curve
+    // (found by the fuzz target: lakers' backend panics on such a point).
+    let trusted = [cred("CRED_I")];
+    let mut r: Responder<'_, _, 2> =
+        Responder::new(scripted("Y", "G_Y", vec![]), responder_identity(), &trusted);
+    let mut out = [0u8; 256];
+    let mut bad = None;
+    for delta in 1..=16u8 {
+        let mut m1 = tv("MESSAGE_1");
+        m1[6] ^= delta; // inside G_X
+        let x: [u8; 32] = m1[6..38].try_into().unwrap();
+        if !coap_core::edhoc::point::valid_public(&x) {
+            bad = Some(m1);
+            break;
+        }
+    }
+    let m1 = bad.expect("half of all x values are off the curve");
+    let e = r.message_1(
+        Instant::from_millis(0),
+        &m1,
+        coap_core::edhoc::ignore_ead,
+        |_| false,
+        &mut out,
+    );
+    assert_eq!(e.unwrap_err(), Error::Malformed);
+    assert_eq!(r.in_progress(), 0);
+
+    // G_Y of message_2 likewise, at the Initiator.
+    let mut c = scripted("X", "G_X", vec![]);
+    let mut found = false;
+    for delta in 1..=16u8 {
+        let (initiator, _) = Initiator::start(
+            &mut c,
+            initiator_identity(),
+            id("C_I"),
+            &[6, 2],
+            None,
+            &mut out,
+        )
+        .unwrap();
+        let mut m2 = tv("MESSAGE_2");
+        m2[3] ^= delta;
+        let y: [u8; 32] = m2[2..34].try_into().unwrap();
+        if coap_core::edhoc::point::valid_public(&y) {
+            continue;
+        }
+        let e = initiator.message_2(
+            &mut c,
+            &[cred("CRED_R")],
+            &m2,
+            coap_core::edhoc::ignore_ead,
+            &mut out,
+        );
+        assert_eq!(e.unwrap_err(), Error::Malformed);
+        found = true;
+        break;
+    }
+    assert!(found);
+}

@@ -49,5 +49,20 @@ impl core::fmt::Debug for Identity {
 pub fn find_trusted(trusted: &[Credential], id_cred: &IdCred) -> Option<Credential> {
     trusted
         .iter()
+        .filter(|c| {
+            c.public_key()
+                .is_some_and(|k| super::point::valid_public(&k))
+        })
         .find_map(|c| credential_check_or_fetch(Some(*c), *id_cred).ok())
+}
+
+impl Identity {
+    /// Whether the private key and the credential's public key are valid P-256 keys.
+    pub fn is_valid(&self) -> bool {
+        super::point::valid_private(&self.private_key)
+            && self
+                .credential
+                .public_key()
+                .is_some_and(|k| super::point::valid_public(&k))
+    }
 }

@@ -10,7 +10,8 @@ use lakers::{
 use super::credentials::{find_trusted, Identity};
 use super::exporter::{oscore_secrets, security_context};
 use super::Error;
-use crate::oscore::context::SecurityContext;
+use super::{point, wire};
+use crate::oscore::context::{SecurityContext, MAX_ID_LEN};
 
 /// SUITES_I of a fresh Initiator: cipher suite 2 only (AES-CCM-16-64-128, SHA-256, 8,
 /// P-256, ES256, AES-CCM-16-64-128, SHA-256), the one this crate implements.
@@ -56,6 +57,7 @@ impl AwaitMessage4 {
         crypto: &mut impl CryptoTrait,
         message_4: &[u8],
     ) -> Result<Option<EADItem>, Error> {
+        wire::check_ciphertext_message(message_4, lakers::AES_CCM_TAG_LEN)?;
         let buf = EdhocMessageBuffer::new_from_slice(message_4).map_err(|_| Error::Malformed)?;
         let (_completed, ead_4) = i_process_message_4(&mut self.state, crypto, &buf)?;
         Ok(ead_4)
@@ -75,6 +77,9 @@ impl Initiator {
         ead_1: Option<EADItem>,
         out: &mut [u8],
     ) -> Result<(Initiator, usize), Error> {
+        if !identity.is_valid() {
+            return Err(Error::InvalidIdentity);
+        }
         if suites.last() != Some(&2) {
             return Err(Error::UnsupportedSuite);
         }
@@ -116,11 +121,23 @@ impl Initiator {
         ead_3: impl FnOnce(Option<&EADItem>) -> Result<Option<EADItem>, Error>,
         out: &mut [u8],
     ) -> Result<Established, Error> {
+        // message_2 = bstr(G_Y || CIPHERTEXT_2) (RFC 9528 §5.3.1): G_Y is checked before
+        // lakers computes G_XY with it.
+        wire::check_ciphertext_message(message_2, 32 + 1)?;
+        let head = message_2.len() - wire::bstr_content_len(message_2)?;
+        let g_y: [u8; 32] = message_2
+            .get(head..head + 32)
+            .and_then(|g| g.try_into().ok())
+            .ok_or(Error::Malformed)?;
+        if !point::valid_public(&g_y) {
+            return Err(Error::Malformed);
+        }
         let buf = EdhocMessageBuffer::new_from_slice(message_2).map_err(|_| Error::Malformed)?;
         let (processing, c_r, id_cred_r, ead_2) = i_parse_message_2(&self.state, crypto, &buf)?;
         // C_R becomes our OSCORE Sender ID and C_I our Recipient ID: equal ones would reuse
-        // nonces (RFC 9528 Appendix A.1, RFC 8613 §3.3).
-        if c_r == self.c_i {
+        // nonces, and an ID longer than 7 bytes does not fit the nonce (RFC 9528 Appendix A.1,
+        // RFC 8613 §3.3).
+        if c_r == self.c_i || c_r.as_slice().len() > MAX_ID_LEN {
             return Err(Error::Malformed);
         }
         let peer = find_trusted(trusted, &id_cred_r).ok_or(Error::UnknownCredential)?;

@@ -12,6 +12,7 @@
 //! - [`credentials`]: our identity and the peers we trust;
 //! - [`initiator`] and [`responder`]: the two roles; the Responder keeps a fixed table of
 //!   handshakes in progress, each expiring;
+//! - [`point`]: P-256 key validation before lakers' backend sees a key;
 //! - [`exporter`]: EDHOC_Exporter → OSCORE security context (Appendix A.1);
 //! - [`transport`]: the `/.well-known/edhoc` resource and the combined request on a
 //!   datagram (RFC 9668);
@@ -21,6 +22,7 @@ pub mod combined;
 pub mod credentials;
 pub mod exporter;
 pub mod initiator;
+pub mod point;
 pub mod responder;
 pub mod transport;
 pub mod wire;
@@ -61,6 +63,9 @@ pub enum Error {
     /// An EAD item we cannot process (RFC 9528 §3.8: a critical item not understood).
     #[error("unprocessable EAD item")]
     Ead,
+    /// Our own private key or credential is not a valid P-256 key (a configuration error).
+    #[error("own EDHOC key or credential is not a valid P-256 key")]
+    InvalidIdentity,
     /// The handshake table is full, or no connection identifier is free.
     #[error("too many EDHOC handshakes in progress")]
     Busy,

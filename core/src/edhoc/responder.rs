@@ -13,7 +13,8 @@ use lakers::{
 use super::credentials::{find_trusted, Identity};
 use super::exporter::{oscore_secrets, security_context};
 use super::Error;
-use crate::oscore::context::SecurityContext;
+use super::{point, wire};
+use crate::oscore::context::{SecurityContext, MAX_ID_LEN};
 use crate::time::Instant;
 
 /// How long a handshake may wait for message_3 by default: CoAP's EXCHANGE_LIFETIME
@@ -143,6 +144,16 @@ impl<'a, C: CryptoTrait, const N: usize> Responder<'a, C, N> {
             g_y,
         };
         let (processing, c_i, ead_1) = r_process_message_1(&start, &mut self.crypto, &buf)?;
+        if !point::valid_public(&processing.g_x) {
+            return Err(Error::Malformed);
+        }
+        if !self.identity.is_valid() {
+            return Err(Error::InvalidIdentity);
+        }
+        // C_I becomes our OSCORE Sender ID (Appendix A.1): at most 7 bytes (RFC 8613 §3.3).
+        if c_i.as_slice().len() > MAX_ID_LEN {
+            return Err(Error::Malformed);
+        }
         let ead_2 = ead_2(ead_1.as_ref())?;
         let h_message_1 = processing.h_message_1;
 
@@ -229,6 +240,7 @@ impl<'a, C: CryptoTrait, const N: usize> Responder<'a, C, N> {
             .find(|s| s.as_ref().is_some_and(|p| p.c_r == *c_r))
             .ok_or(Error::UnknownConnection)?;
         let Pending { c_i, mut state, .. } = slot.take().ok_or(Error::UnknownConnection)?;
+        wire::check_ciphertext_message(message_3, lakers::AES_CCM_TAG_LEN)?;
         let buf = EdhocMessageBuffer::new_from_slice(message_3).map_err(|_| Error::Malformed)?;
         let (processing, id_cred_i, ead_3) = r_parse_message_3(&mut state, &mut self.crypto, &buf)?;
         let peer = find_trusted(self.trusted, &id_cred_i).ok_or(Error::UnknownCredential)?;

@@ -276,6 +276,34 @@ pub fn bstr_len(bytes: &[u8]) -> Result<usize, WireError> {
     Ok(total)
 }
 
+/// Checks that `bytes` are exactly one CBOR byte string holding at least `min` bytes: the
+/// shape of message_2, message_3 and message_4 (RFC 9528 §5.3.1, §5.4.1, §5.5.1); the
+/// latter two hold an AEAD ciphertext with an 8-byte tag, and lakers' RustCrypto backend
+/// subtracts the tag length unchecked, so a shorter one must never reach it.
+///
+/// The head must be the deterministic one (RFC 9528 §3.1, RFC 8949 §4.2.1) and at most
+/// two bytes (content under 256 bytes): lakers reads no other form correctly.
+pub fn check_ciphertext_message(bytes: &[u8], min: usize) -> Result<(), WireError> {
+    let total = bstr_len(bytes)?;
+    let (_, content, head) = read_head(bytes)?;
+    let shortest = match content {
+        0..=23 => 1,
+        24..=255 => 2,
+        _ => return Err(WireError::Malformed),
+    };
+    if head != shortest || total != bytes.len() || content < min as u64 {
+        return Err(WireError::Malformed);
+    }
+    Ok(())
+}
+
+/// The content length of the CBOR byte string at the start of `bytes`.
+pub fn bstr_content_len(bytes: &[u8]) -> Result<usize, WireError> {
+    let total = bstr_len(bytes)?;
+    let (_, _, head) = read_head(bytes)?;
+    Ok(total - head)
+}
+
 /// Splits the payload of an EDHOC + OSCORE combined request (RFC 9668 §3.2): the
 /// message_3 byte string first, then the OSCORE ciphertext.
 pub fn split_combined_payload(payload: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
