@@ -39,6 +39,9 @@ fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
 # OSCORE's flash: a bare endpoint loop with and without the OSCORE layer in front.
 (cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --no-default-features \
     --features oscore --bin footprint-bare --bin footprint-oscore)
+# EDHOC's flash: footprint-oscore plus an EDHOC Responder and the combined request.
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --no-default-features \
+    --features edhoc --bin footprint-edhoc)
 bin="$fw_target/thumbv7em-none-eabihf/release"
 
 stamp "QEMU: client and server on two embassy-net stacks (GET, observe, Block2, Block1)"
@@ -75,6 +78,9 @@ read -r osc_flash osc_ram < <(sections "$bin/footprint-oscore")
 printf '%-44s %8d %10d\n' "footprint-bare (core loop, no runner)" "$bare_flash" "$bare_ram"
 printf '%-44s %8d %10d\n' "footprint-oscore (same + OSCORE layer)" "$osc_flash" "$osc_ram"
 printf '%-44s %8d %10d\n' "OSCORE share (difference)" "$((osc_flash - bare_flash))" "$((osc_ram - bare_ram))"
+read -r edhoc_flash edhoc_ram < <(sections "$bin/footprint-edhoc")
+printf '%-44s %8d %10d\n' "footprint-edhoc (same + EDHOC Responder)" "$edhoc_flash" "$edhoc_ram"
+printf '%-44s %8d %10d\n' "EDHOC share (difference to -oscore)" "$((edhoc_flash - osc_flash))" "$((edhoc_ram - osc_ram))"
 goal=$((24 * 1024))
 if [ "$share_flash" -le "$goal" ]; then
     echo "CoAP flash share $share_flash B <= $goal B (24 KiB goal): met"

@@ -58,6 +58,8 @@ pub mod cache;
 pub mod code;
 pub mod config;
 pub mod content_format;
+#[cfg(feature = "edhoc")]
+pub mod edhoc;
 pub mod endpoint;
 pub mod exchange;
 pub mod link_format;

@@ -94,6 +94,7 @@ mod command;
 pub mod credentials;
 mod driver;
 pub mod dtls;
+pub mod edhoc;
 mod endpoint;
 mod event_loop;
 pub mod multicast;

@@ -133,6 +133,8 @@ pub enum Command {
     /// and shared observations, a reverse map of local paths to upstream URIs, and with
     /// --http-bind an HTTP-to-CoAP cross-proxy (RFC 8075).
     Proxy(ProxyArgs),
+    /// Generate an EDHOC key file and print its CCS credential (like aiocoap-keygen).
+    Keygen(crate::keygen::KeygenArgs),
 }
 
 impl Command {
@@ -155,7 +157,8 @@ impl Command {
             | Command::Bench(_)
             | Command::Rd(_)
             | Command::RdRegister(_)
-            | Command::Proxy(_) => return None,
+            | Command::Proxy(_)
+            | Command::Keygen(_) => return None,
         })
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod hints;
 mod ping;
+mod keygen;
 mod proxy_cmd;
 mod rd_cmd;
 mod request;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Command::Shell(args) => shell::run(args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
+        Command::Keygen(args) => keygen::run(args),
         Command::RdRegister(args) => {
             runtime(false).and_then(|rt| rt.block_on(rd_cmd::register(args)))
         }
