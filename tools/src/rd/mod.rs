@@ -586,29 +586,34 @@ impl Directory {
             keep
         };
         for reg in self.regs.values() {
-            let links: Vec<Link<'_>> = Links::from_text(&reg.links).flatten().collect();
-            let base = reg.base_uri();
+            // Parsed only when a filter needs the links: an endpoint lookup by its
+            // attributes, or a page of all, stays a scan of the registrations alone.
+            let parsed = std::cell::OnceCell::new();
+            let links = || -> &Vec<Link<'_>> {
+                parsed.get_or_init(|| Links::from_text(&reg.links).flatten().collect())
+            };
             match kind {
                 LookupKind::Endpoint => {
-                    let pass = filters.iter().all(|f| {
-                        let href = reg.path();
-                        match f.name() {
-                            "href" => f.matches_text(&href),
-                            "rt" if f.matches_text("core.rd-ep") => true,
-                            name => match reg.values(name) {
-                                Some(vals) => vals.iter().any(|v| f.matches_text(v)),
-                                // Not a registration attribute: an endpoint matches when
-                                // one of its links does (§6.3).
-                                None => links.iter().any(|l| f.matches(l)),
-                            },
-                        }
+                    let pass = filters.iter().all(|f| match f.name() {
+                        "href" => f.matches_text(&reg.path()),
+                        "rt" if f.matches_text("core.rd-ep") => true,
+                        // The common lookups, without the copies `values` makes.
+                        "ep" => f.matches_text(&reg.ep),
+                        "d" => reg.d.as_deref().is_some_and(|d| f.matches_text(d)),
+                        name => match reg.values(name) {
+                            Some(vals) => vals.iter().any(|v| f.matches_text(v)),
+                            // Not a registration attribute: an endpoint matches when one
+                            // of its links does (§6.3).
+                            None => links().iter().any(|l| f.matches(l)),
+                        },
                     });
                     if pass && emit(&mut n) {
                         let _ = w.link(&reg.path(), &endpoint_attributes(reg));
                     }
                 }
                 LookupKind::Resource => {
-                    for link in &links {
+                    let base = reg.base_uri();
+                    for link in links() {
                         let target = resolve(&base, link.href());
                         let pass = filters.iter().all(|f| match f.name() {
                             "href" => f.matches_text(&target),

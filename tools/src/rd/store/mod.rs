@@ -208,3 +208,88 @@ pub fn decode(id: u64, expires: Instant, text: &str) -> Result<Registration, Sto
         links: s("links").ok_or_else(|| bad("links"))?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(ep: &str, lt: u32) -> Registration {
+        Registration {
+            id: 0,
+            ep: ep.into(),
+            d: Some("floor-3".into()),
+            base: None,
+            lt,
+            et: vec!["oic.d.sensor".into()],
+            attrs: vec![("proxy".into(), None), ("x".into(), Some("\"q\"".into()))],
+            peer: "[2001:db8::1]:5683".parse().unwrap(),
+            expires: Instant::now() + Duration::from_secs(u64::from(lt)),
+            links: r#"</t>;rt="temperature""#.into(),
+        }
+    }
+
+    #[test]
+    fn the_stored_form_round_trips() {
+        let r = reg("a", 60);
+        let back = decode(7, r.expires, &encode(&r)).unwrap();
+        assert_eq!(back, Registration { id: 7, ..r });
+        assert!(decode(1, Instant::now(), "{}").is_err());
+    }
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(StoreSpec::parse("memory"), Ok(StoreSpec::Memory));
+        assert_eq!(
+            StoreSpec::parse("sqlite:/x/rd.db"),
+            Ok(StoreSpec::Sqlite("/x/rd.db".into()))
+        );
+        assert!(StoreSpec::parse("sqlite:").is_err());
+        assert!(StoreSpec::parse("postgres://h").is_err());
+        assert_eq!(
+            StoreSpec::parse("redis://127.0.0.1:6379/2"),
+            Ok(StoreSpec::Redis("redis://127.0.0.1:6379/2".into()))
+        );
+    }
+
+    /// SQLite: ids never reused, the same endpoint keeps its id, a reopened file has what
+    /// was stored (with its expiry), expired rows go, and a newer schema is refused.
+    #[tokio::test]
+    async fn sqlite_keeps_registrations_across_opens() {
+        let dir = std::env::temp_dir().join(format!("coap-rd-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub/rd.sqlite3");
+        let s = sqlite::SqliteStore::open(&path).await.unwrap();
+        assert_eq!(s.register(reg("a", 60)).await, Ok((1, true)));
+        assert_eq!(s.register(reg("b", 60)).await, Ok((2, true)));
+        assert_eq!(s.register(reg("a", 90)).await, Ok((1, false)));
+        assert_eq!(s.remove(2).await, Ok(true));
+        assert_eq!(s.remove(2).await, Ok(false));
+        assert_eq!(s.register(reg("c", 1)).await, Ok((3, true)));
+        let mut short = reg("d", 1);
+        short.expires = Instant::now();
+        assert_eq!(s.register(short).await, Ok((4, true)));
+        assert_eq!(s.expire().await, Ok(1));
+        drop(s);
+        let s = sqlite::SqliteStore::open(&path).await.unwrap();
+        let all = s.load().await.unwrap();
+        assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 3]);
+        let a = s.get(1).await.unwrap().unwrap();
+        assert_eq!(a.lt, 90);
+        let left = a.expires.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(85) && left <= Duration::from_secs(90));
+        let mut upd = a.clone();
+        upd.lt = 5;
+        assert_eq!(s.update(upd).await, Ok(true));
+        assert_eq!(s.get(1).await.unwrap().unwrap().lt, 5);
+        assert_eq!(s.update(Registration { id: 99, ..a }).await, Ok(false));
+        // A removed id is not handed out again (AUTOINCREMENT).
+        assert_eq!(s.register(reg("e", 60)).await, Ok((5, true)));
+        drop(s);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = sqlite::SqliteStore::open(&path).await.unwrap_err();
+        assert!(e.0.contains("newer"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
