@@ -34,7 +34,7 @@ struct Shared {
     /// Where registrations are kept (the truth, possibly shared with other instances).
     store: Arc<dyn Store>,
     /// The changes other instances make, for a shared store (taken by `maintain`).
-    changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Change>>>,
+    changes: Mutex<Option<tokio::sync::mpsc::Receiver<Change>>>,
     uploads: Mutex<Uploads<coap_tokio::Peer>>,
     /// Wakes the maintenance task after a change.
     changed: tokio::sync::Notify,
@@ -152,13 +152,7 @@ impl ResourceDirectory {
     async fn apply(&self, change: Change) {
         let shared = &self.shared;
         match change {
-            Change::Put(id) => match shared.store.get(id).await {
-                Ok(Some(reg)) => lock(&shared.dir).insert(reg),
-                Ok(None) => {
-                    lock(&shared.dir).remove(id);
-                }
-                Err(e) => tracing::warn!("rd: cannot read registration {id}: {e}"),
-            },
+            Change::Put(reg) => lock(&shared.dir).insert(reg),
             Change::Removed(id) => {
                 lock(&shared.dir).remove(id);
             }

@@ -36,10 +36,10 @@ pub struct StoreError(pub String);
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// A change made by any instance sharing the store, for the others' views and observers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// A registration was made or updated.
-    Put(u64),
+    /// A registration was made or updated (as it is now).
+    Put(Registration),
     /// A registration was removed.
     Removed(u64),
     /// Changes may have been missed (the subscription was re-established): reload all.
@@ -74,7 +74,7 @@ pub trait Store: Send + Sync {
 
     /// The changes made by other instances, for a store shared between several; `None`
     /// for a store of one instance. Taken once.
-    fn changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
+    fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
         None
     }
 }

@@ -6,9 +6,11 @@
 //! their TTL, so that Redis expires each registration once, whichever instances run;
 //! `next` allocates ids (INCR: unique across instances and restarts). Every write runs
 //! as one Lua script (atomic: two instances registering one endpoint get one location)
-//! and publishes `put ID` or `del ID` on the `changes` channel, which every instance
-//! follows to keep its view current and notify its observers (RFC 7641 §4.2). After the
-//! subscription is lost and re-established, an instance reloads everything.
+//! and publishes `put ID INSTANCE TTL RECORD` or `del ID INSTANCE` on the `changes`
+//! channel, which every other instance follows to keep its view current and notify its
+//! observers (RFC 7641 §4.2), without reading the registration back. After the
+//! subscription is lost and re-established, or when an instance falls behind by more
+//! than [`BACKLOG`] changes, it reloads everything.
 //!
 //! When Redis is unreachable, writes fail ([`StoreError`], answered 5.03 + Max-Age) and
 //! the connection is retried on the next request; lookups go on from the instance's view.
@@ -31,11 +33,14 @@ const PREFIX: &str = "coap-rd:";
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Changes queued for the instance's view at most; beyond, it reloads instead.
+pub const BACKLOG: usize = 4096;
 /// The pause between attempts to subscribe again.
 const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(250);
 
 /// KEYS: ep key, id counter. ARGV: reg key prefix, record, TTL ms, channel, the highest id
-/// this instance has seen (a Redis that lost its data must not hand out an id again).
+/// this instance has seen (a Redis that lost its data must not hand out an id again),
+/// instance.
 const REGISTER: &str = r"
 if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[5]) then
   redis.call('SET', KEYS[2], ARGV[5])
@@ -48,24 +53,24 @@ if (not id) or redis.call('EXISTS', ARGV[1] .. id) == 0 then
 end
 redis.call('SET', ARGV[1] .. id, ARGV[2], 'PX', ARGV[3])
 redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
-redis.call('PUBLISH', ARGV[4], 'put ' .. id)
+redis.call('PUBLISH', ARGV[4], 'put ' .. id .. ' ' .. ARGV[6] .. ' ' .. ARGV[3] .. ' ' .. ARGV[2])
 return {tonumber(id), new}
 ";
 
-/// KEYS: reg key, ep key. ARGV: record, TTL ms, channel, id.
+/// KEYS: reg key, ep key. ARGV: record, TTL ms, channel, id, instance.
 const UPDATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[2])
-redis.call('PUBLISH', ARGV[3], 'put ' .. ARGV[4])
+redis.call('PUBLISH', ARGV[3], 'put ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
 return 1
 ";
 
-/// KEYS: reg key, ep key. ARGV: id, channel.
+/// KEYS: reg key, ep key. ARGV: id, channel, instance.
 const REMOVE: &str = r"
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-redis.call('PUBLISH', ARGV[2], 'del ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[2], 'del ' .. ARGV[1] .. ' ' .. ARGV[3])
 return 1
 ";
 
@@ -96,7 +101,9 @@ fn ttl_ms(reg: &Registration) -> u64 {
 pub struct RedisStore {
     url: String,
     con: ConnectionManager,
-    changes: Mutex<Option<mpsc::UnboundedReceiver<Change>>>,
+    changes: Mutex<Option<mpsc::Receiver<Change>>>,
+    /// This instance's name in the changes it publishes (its own are not applied twice).
+    instance: String,
     /// The highest id seen: ids stay unique even if Redis restarts without its data.
     highest: AtomicU64,
     register: Script,
@@ -128,12 +135,18 @@ impl RedisStore {
             .query_async(&mut con)
             .await
             .map_err(redis_error)?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(follow(client, tx));
+        let (tx, rx) = mpsc::channel(BACKLOG);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let instance = format!("{:x}-{nanos:x}", std::process::id());
+        tokio::spawn(follow(client, instance.clone(), tx));
         Ok(RedisStore {
             url: url.to_owned(),
             con,
             changes: Mutex::new(Some(rx)),
+            instance,
             highest: AtomicU64::new(0),
             register: Script::new(REGISTER),
             update: Script::new(UPDATE),
@@ -209,25 +222,74 @@ impl RedisStore {
     }
 }
 
+/// A change published by another instance (`None` for this instance's own, and for
+/// what is not a change).
+fn parse_change(text: &str, own: &str) -> Option<Change> {
+    let mut parts = text.splitn(5, ' ');
+    let (kind, id, instance) = (parts.next()?, parts.next()?, parts.next()?);
+    let id: u64 = id.parse().ok()?;
+    if instance == own {
+        return None;
+    }
+    match kind {
+        "put" => {
+            let ttl: u64 = parts.next()?.parse().ok()?;
+            let expires = Instant::now() + Duration::from_millis(ttl);
+            match decode(id, expires, parts.next()?) {
+                Ok(reg) => Some(Change::Put(reg)),
+                Err(e) => {
+                    tracing::warn!("rd: {e}");
+                    None
+                }
+            }
+        }
+        "del" => Some(Change::Removed(id)),
+        _ => None,
+    }
+}
+
+/// Queues `change` for the view; when the queue is full the change is dropped and a
+/// reload queued as soon as there is room. `false` once nobody listens.
+fn deliver(tx: &mpsc::Sender<Change>, change: Change, behind: &mut bool) -> bool {
+    use mpsc::error::TrySendError;
+    if *behind {
+        match tx.try_send(Change::Resync) {
+            // The reload covers this change too.
+            Ok(()) => {
+                *behind = false;
+                return true;
+            }
+            Err(TrySendError::Full(_)) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+        }
+    }
+    match tx.try_send(change) {
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            *behind = true;
+            true
+        }
+        Err(TrySendError::Closed(_)) => false,
+    }
+}
+
 /// Follows the `changes` channel for as long as the store is in use, subscribing again
 /// (and asking for a reload) whenever the subscription is lost.
-async fn follow(client: Client, tx: mpsc::UnboundedSender<Change>) {
+async fn follow(client: Client, own: String, tx: mpsc::Sender<Change>) {
+    let mut behind = false;
     while !tx.is_closed() {
         if let Ok(mut sub) = client.get_async_pubsub().await {
             if sub.subscribe(channel()).await.is_ok() {
-                let _ = tx.send(Change::Resync);
+                if !deliver(&tx, Change::Resync, &mut behind) {
+                    return;
+                }
                 let mut messages = sub.into_on_message();
                 while let Some(m) = messages.next().await {
                     let Ok(text) = m.get_payload::<String>() else {
                         continue;
                     };
-                    let change = match text.split_once(' ') {
-                        Some(("put", id)) => id.parse().ok().map(Change::Put),
-                        Some(("del", id)) => id.parse().ok().map(Change::Removed),
-                        _ => None,
-                    };
-                    if let Some(c) = change {
-                        if tx.send(c).is_err() {
+                    if let Some(c) = parse_change(&text, &own) {
+                        if !deliver(&tx, c, &mut behind) {
                             return;
                         }
                     }
@@ -256,6 +318,7 @@ impl Store for RedisStore {
                 .arg(ttl_ms(&reg))
                 .arg(channel())
                 .arg(self.highest.load(Ordering::Relaxed))
+                .arg(&self.instance)
                 .invoke_async(&mut con)
                 .await
                 .map_err(redis_error)?;
@@ -275,6 +338,7 @@ impl Store for RedisStore {
                 .arg(ttl_ms(&reg))
                 .arg(channel())
                 .arg(reg.id)
+                .arg(&self.instance)
                 .invoke_async(&mut con)
                 .await
                 .map_err(redis_error)?;
@@ -294,6 +358,7 @@ impl Store for RedisStore {
                 .key(ep_key(&reg.ep, reg.d.as_deref()))
                 .arg(id)
                 .arg(channel())
+                .arg(&self.instance)
                 .invoke_async(&mut con)
                 .await
                 .map_err(redis_error)?;
@@ -314,10 +379,50 @@ impl Store for RedisStore {
         Box::pin(std::future::ready(Ok(0)))
     }
 
-    fn changes(&self) -> Option<mpsc::UnboundedReceiver<Change>> {
+    fn changes(&self) -> Option<mpsc::Receiver<Change>> {
         self.changes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_of_other_instances_are_parsed_and_own_ones_skipped() {
+        let record = r#"{"ep":"a","d":null,"base":null,"lt":60,"et":[],"attrs":[],"peer":"127.0.0.1:1","links":"</x y>"}"#;
+        let text = format!("put 7 other 60000 {record}");
+        match parse_change(&text, "me") {
+            Some(Change::Put(r)) => {
+                assert_eq!((r.id, r.ep.as_str(), r.links.as_str()), (7, "a", "</x y>"));
+                let left = r.expires.saturating_duration_since(Instant::now());
+                assert!(left > Duration::from_secs(59));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(parse_change(&text, "other"), None);
+        assert_eq!(parse_change("del 7 other", "me"), Some(Change::Removed(7)));
+        assert_eq!(parse_change("del x other", "me"), None);
+        assert_eq!(parse_change("put 7 other", "me"), None);
+    }
+
+    #[test]
+    fn a_full_backlog_turns_into_one_reload() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mut behind = false;
+        for id in 0..5 {
+            assert!(deliver(&tx, Change::Removed(id), &mut behind));
+        }
+        assert!(behind);
+        assert_eq!(rx.try_recv(), Ok(Change::Removed(0)));
+        assert!(deliver(&tx, Change::Removed(9), &mut behind));
+        assert!(!behind);
+        assert_eq!(rx.try_recv(), Ok(Change::Removed(1)));
+        assert_eq!(rx.try_recv(), Ok(Change::Resync));
+        drop(rx);
+        assert!(!deliver(&tx, Change::Removed(10), &mut behind));
     }
 }

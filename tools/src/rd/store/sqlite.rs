@@ -183,7 +183,9 @@ fn get(conn: &Connection, id: u64) -> Result<Option<Registration>, StoreError> {
 
 fn load(conn: &Connection) -> Result<Vec<Registration>, StoreError> {
     let mut s = conn
-        .prepare("SELECT id, expires_ms, record FROM registrations WHERE expires_ms > ?1 ORDER BY id")
+        .prepare(
+            "SELECT id, expires_ms, record FROM registrations WHERE expires_ms > ?1 ORDER BY id",
+        )
         .map_err(sql_error)?;
     let rows = s
         .query_map(params![now_ms()], |r| {
