@@ -291,14 +291,22 @@ fn two_instances_share_one_redis() {
         );
         assert_eq!(r.code, Code::CREATED, "{}", text(&r));
         let reg = location(&r);
-        // ...notified at B...
-        let note = tokio::time::timeout(support::BOUND, obs.next())
-            .await
-            .expect("a notification at B within the bound")
-            .expect("the observation goes on")
-            .expect("2.05");
+        // ...notified at B (past any notification of B's own start-up reload)...
         let ours = format!("coap://{}", c.local_addr());
-        assert_eq!(hrefs(&note.payload), [format!("{ours}/temp")]);
+        let deadline = Instant::now() + support::BOUND;
+        loop {
+            let note = tokio::time::timeout(support::BOUND, obs.next())
+                .await
+                .expect("a notification at B within the bound")
+                .expect("the observation goes on")
+                .expect("2.05");
+            let links = hrefs(&note.payload);
+            if !links.is_empty() {
+                assert_eq!(links, [format!("{ours}/temp")]);
+                break;
+            }
+            assert!(Instant::now() < deadline, "no notification with the link");
+        }
         // ...found at B.
         let at_b = lookup_until(&c, &b_origin, "ep=shared-node", |l| !l.is_empty()).await;
         assert_eq!(at_b, [format!("/{reg}")]);
@@ -335,6 +343,51 @@ fn two_instances_share_one_redis() {
         );
         assert_eq!(r.code, Code::DELETED);
         let at_a = lookup_until(&c, &a_origin, "ep=shared-node", <[String]>::is_empty).await;
+        assert!(at_a.is_empty(), "{at_a:?}");
+        // B's observer: the notifications of the re-registration and the update, then
+        // one of the removal.
+        loop {
+            let n = tokio::time::timeout(support::BOUND, obs.next())
+                .await
+                .expect("a notification of the removal at B")
+                .expect("the observation goes on")
+                .expect("2.05");
+            if n.payload.is_empty() {
+                break;
+            }
+            assert_eq!(hrefs(&n.payload), [format!("{ours}/temp")]);
+        }
+        // Expiry: a registration made at A with lt=1 ends once, in Redis (its key's TTL),
+        // and B's observer hears of it coming and going.
+        let r = answered(
+            "short registration at A",
+            request(
+                &c,
+                Method::Post,
+                &format!("{a_origin}/rd?ep=short-node&lt=1"),
+            )
+            .content_format(40)
+            .payload(r#"</short>;rt="temperature-c""#)
+            .send()
+            .await,
+        );
+        assert_eq!(r.code, Code::CREATED, "{}", text(&r));
+        let mut appeared = false;
+        loop {
+            let n = tokio::time::timeout(support::BOUND, obs.next())
+                .await
+                .expect("a notification of the short registration at B")
+                .expect("the observation goes on")
+                .expect("2.05");
+            let links = hrefs(&n.payload);
+            if !links.is_empty() {
+                assert_eq!(links, [format!("{ours}/short")]);
+                appeared = true;
+            } else if appeared {
+                break;
+            }
+        }
+        let at_a = lookup_until(&c, &a_origin, "ep=short-node", <[String]>::is_empty).await;
         assert!(at_a.is_empty(), "{at_a:?}");
         let r = answered(
             "removed at A",
