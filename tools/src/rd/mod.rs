@@ -322,9 +322,10 @@ pub enum LookupKind {
 pub struct Directory {
     limits: Limits,
     regs: BTreeMap<u64, Registration>,
-    /// (sector, endpoint name) → id: a registration with the same ep and d replaces the
-    /// old one (RFC 9176 §5.3), found without a scan of every registration.
-    names: HashMap<(Option<String>, String), u64>,
+    /// Endpoint name → (sector, id): a registration with the same ep and d replaces the
+    /// old one (RFC 9176 §5.3), and a lookup by `ep` finds its registrations, without a
+    /// scan of every registration.
+    names: HashMap<String, Vec<(Option<String>, u64)>>,
     /// (expiry, id), so that the next expiry is found without a scan.
     by_expiry: BTreeSet<(Instant, u64)>,
     next_id: u64,
@@ -373,8 +374,10 @@ impl Directory {
     /// The id of the registration of `ep` in sector `d`.
     pub fn find(&self, ep: &str, d: Option<&str>) -> Option<u64> {
         self.names
-            .get(&(d.map(str::to_owned), ep.to_owned()))
-            .copied()
+            .get(ep)?
+            .iter()
+            .find(|(s, _)| s.as_deref() == d)
+            .map(|&(_, id)| id)
     }
 
     /// Checks a registration request (RFC 9176 §5.3): `queries` are the Uri-Query values,
@@ -426,7 +429,10 @@ impl Directory {
         if let Some(other) = self.find(&reg.ep, reg.d.as_deref()) {
             self.remove(other);
         }
-        self.names.insert((reg.d.clone(), reg.ep.clone()), reg.id);
+        self.names
+            .entry(reg.ep.clone())
+            .or_default()
+            .push((reg.d.clone(), reg.id));
         self.by_expiry.insert((reg.expires, reg.id));
         self.regs.insert(reg.id, reg);
     }
@@ -477,9 +483,11 @@ impl Directory {
         match self.regs.remove(&id) {
             Some(r) => {
                 self.by_expiry.remove(&(r.expires, id));
-                let name = (r.d, r.ep);
-                if self.names.get(&name) == Some(&id) {
-                    self.names.remove(&name);
+                if let Some(same) = self.names.get_mut(&r.ep) {
+                    same.retain(|&(_, i)| i != id);
+                    if same.is_empty() {
+                        self.names.remove(&r.ep);
+                    }
                 }
                 true
             }
@@ -585,7 +593,25 @@ impl Directory {
             *n += 1;
             keep
         };
-        for reg in self.regs.values() {
+        // An exact `ep` filter: only that endpoint's registrations (in id order, as the
+        // scan of all would give them).
+        let by_name = filters
+            .iter()
+            .find(|f| f.name() == "ep" && !f.is_prefix())
+            .and_then(|f| f.value());
+        let candidates: Box<dyn Iterator<Item = &Registration>> = match by_name {
+            Some(ep) => {
+                let mut ids: Vec<u64> = self
+                    .names
+                    .get(ep)
+                    .map(|v| v.iter().map(|&(_, id)| id).collect())
+                    .unwrap_or_default();
+                ids.sort_unstable();
+                Box::new(ids.into_iter().filter_map(|id| self.regs.get(&id)))
+            }
+            None => Box::new(self.regs.values()),
+        };
+        for reg in candidates {
             // Parsed only when a filter needs the links: an endpoint lookup by its
             // attributes, or a page of all, stays a scan of the registrations alone.
             let parsed = std::cell::OnceCell::new();
