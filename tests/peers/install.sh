@@ -5,6 +5,7 @@
 #   - node-coap 1.5.0 in .peers/node (node_modules/coap)
 #   - curl (the HTTP client of the HTTP-to-CoAP proxy tests)
 #   - tmux (the terminal of the `coap shell` test)
+#   - redis-server (the Redis store of `coap rd`, tests/tests/interop/rd_stores.rs)
 # Idempotent and quick when everything is already there. Run as root (apt-get).
 set -euo pipefail
 
@@ -46,6 +47,17 @@ else
     apt-get update -qq
     apt-get install -y -qq tmux >/dev/null
     command -v tmux >/dev/null || { log "tmux: still missing"; exit 1; }
+fi
+
+# redis-server (the RD's shared store; the tests start their own, nothing saved) -------
+if command -v redis-server >/dev/null 2>&1; then
+    log "redis-server: $(command -v redis-server) present"
+else
+    log "redis-server: installing redis-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq redis-server >/dev/null
+    command -v redis-server >/dev/null || { log "redis-server: still missing"; exit 1; }
 fi
 
 # aiocoap ------------------------------------------------------------------------------

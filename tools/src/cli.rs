@@ -531,6 +531,12 @@ pub struct RdArgs {
     /// Largest link-format payload of one registration, in bytes (4.13 beyond).
     #[arg(long, value_name = "BYTES", default_value_t = coap_tools::rd::Limits::DEFAULT.max_links_bytes)]
     pub max_links: usize,
+
+    /// Where registrations are kept: memory, sqlite:PATH or redis://host:port/db (shared by
+    /// several instances) [default: sqlite:$XDG_STATE_HOME/coap/coap-rd.sqlite3, or
+    /// sqlite:./coap-rd.sqlite3 without XDG_STATE_HOME]
+    #[arg(long, value_name = "STORE", value_parser = coap_tools::rd::store::StoreSpec::parse)]
+    pub store: Option<coap_tools::rd::store::StoreSpec>,
 }
 
 #[derive(Args, Debug)]

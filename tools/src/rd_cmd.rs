@@ -10,11 +10,12 @@ use coap_tokio::{Client, ClientError};
 use coap_tools::exit::{Exit, Fail};
 use coap_tools::input::io_reason;
 use coap_tools::rd::client::{discover, send, DiscoveryError};
-use coap_tools::rd::server::ResourceDirectory;
+use coap_tools::rd::server::{server_config, ResourceDirectory};
+use coap_tools::rd::store::StoreSpec;
 use coap_tools::rd::Limits;
 
 use crate::cli::{RdArgs, RdRegisterArgs};
-use crate::serve::{bind_or_default, Signals};
+use crate::serve::{bind_or_default_with, Signals};
 use crate::stderr_line;
 
 /// How long one request of `rd-register` may take (RFC 7252 MAX_TRANSMIT_WAIT is 93 s;
@@ -27,7 +28,15 @@ pub async fn serve(args: RdArgs) -> Result<Exit, Fail> {
         max_links_bytes: args.max_links,
         ..Limits::DEFAULT
     };
-    let server = bind_or_default(args.bind).await?;
+    let spec = args.store.unwrap_or_else(StoreSpec::default_sqlite);
+    let store = spec
+        .open()
+        .await
+        .map_err(|e| Fail::failure(format_args!("cannot open the store: {e}")))?;
+    let rd = ResourceDirectory::open(limits, store)
+        .await
+        .map_err(|e| Fail::failure(format_args!("cannot load the registrations: {e}")))?;
+    let server = bind_or_default_with(args.bind, server_config()).await?;
     let local = server.local_addr();
     let signals = Signals::install()?;
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -35,9 +44,13 @@ pub async fn serve(args: RdArgs) -> Result<Exit, Fail> {
         let sig = signals.recv().await;
         let _ = tx.send(sig);
     };
-    let rd = ResourceDirectory::new(limits);
     let router = rd.router(server.client(), server.responder());
-    let maintenance = tokio::spawn(rd.maintain(server.notifier()));
+    let maintenance = tokio::spawn(rd.clone().maintain(server.notifier()));
+    stderr_line(&format!(
+        "coap rd: store {} ({} registrations)",
+        rd.store().describe(),
+        rd.with(|d| d.len())
+    ));
     stderr_line(&format!("coap rd: listening on {local} (Ctrl-C to stop)"));
     let result = server.serve_with_shutdown(router, signal).await;
     maintenance.abort();

@@ -3,7 +3,10 @@
 //!   lookup;
 //! - our RD client (the core's `RdClient` through `coap_tools::rd::client`) registers at
 //!   `aiocoap-rd` and at libcoap's `coap-rd`, and their lookups list it;
-//! - simple registration (§5.1), lifetime expiry and observable lookups on our RD.
+//! - simple registration (§5.1), lifetime expiry and observable lookups on our RD;
+//! - each test of our RD runs on every registration store (memory, SQLite, Redis: one
+//!   test list, three backends, [`on_every_store!`]); restarts and several instances are
+//!   in [`stores`].
 
 use coap_tokio::Peer;
 use std::process::Command;
@@ -16,18 +19,92 @@ use coap_tokio::{
 };
 use coap_tools::demo::BoxedResource;
 use coap_tools::rd::client::{discover, send};
-use coap_tools::rd::server::ResourceDirectory;
+use coap_tools::rd::server::{server_config, ResourceDirectory};
+use coap_tools::rd::store::StoreSpec;
 use coap_tools::rd::Limits;
 
-use super::support::{self, InProcess, PeerServer};
+use super::support::{self, InProcess, PeerServer, Scratch};
 use super::{answered, block_on, our_client, request, text};
 
 const T: Duration = Duration::from_secs(5);
 
-/// Our RD, its registrations expired and its lookups notified as in `coap rd`.
-fn our_rd(limits: Limits) -> InProcess {
-    InProcess::start(move |server, stop| async move {
-        let rd = ResourceDirectory::new(limits);
+#[path = "rd_stores.rs"]
+mod stores;
+
+/// The stores the RD runs on.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Memory,
+    Sqlite,
+    Redis,
+}
+
+/// A store for one test: its `--store` value and what holds it (a scratch directory for
+/// the SQLite file, a `redis-server` of the test's own), removed or killed on drop.
+struct TestStore {
+    spec: StoreSpec,
+    _dir: Option<Scratch>,
+    _redis: Option<stores::RedisServer>,
+}
+
+impl TestStore {
+    fn new(backend: Backend) -> TestStore {
+        match backend {
+            Backend::Memory => TestStore {
+                spec: StoreSpec::Memory,
+                _dir: None,
+                _redis: None,
+            },
+            Backend::Sqlite => {
+                let dir = Scratch::new("rd-sqlite");
+                TestStore {
+                    spec: StoreSpec::Sqlite(dir.path().join("rd.sqlite3")),
+                    _dir: Some(dir),
+                    _redis: None,
+                }
+            }
+            Backend::Redis => {
+                let redis = stores::RedisServer::start();
+                TestStore {
+                    spec: StoreSpec::Redis(redis.url()),
+                    _dir: None,
+                    _redis: Some(redis),
+                }
+            }
+        }
+    }
+}
+
+/// Generates, for each named test function `fn name(Backend)`, one `#[test]` per store.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $name() { super::$name(super::Backend::Memory) })*
+        }
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod redis {
+            $(#[test] fn $name() { super::$name(super::Backend::Redis) })*
+        }
+    };
+}
+
+on_every_store!(
+    libcoap_registers_and_aiocoap_finds_the_resource,
+    simple_registration_expiry_and_observed_lookup,
+    our_rd_refuses_what_exceeds_its_limits,
+    register_update_page_and_remove,
+);
+
+/// Our RD on `store`, its registrations expired and its lookups notified as in `coap rd`.
+fn our_rd(limits: Limits, store: &TestStore) -> InProcess {
+    let spec = store.spec.clone();
+    InProcess::start_with(server_config(), move |server, stop| async move {
+        let store = spec.open().await.expect("the store opens");
+        let rd = ResourceDirectory::open(limits, store)
+            .await
+            .expect("the store loads");
         let router = rd.router(server.client(), server.responder());
         let maintenance = tokio::spawn(rd.maintain(server.notifier()));
         let shutdown = async move {
@@ -47,12 +124,12 @@ fn hrefs(payload: &[u8]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn libcoap_registers_and_aiocoap_finds_the_resource() {
+fn libcoap_registers_and_aiocoap_finds_the_resource(backend: Backend) {
     let (Some(lib), Some(aio)) = (support::libcoap(), support::aiocoap()) else {
         return;
     };
-    let rd = our_rd(Limits::DEFAULT);
+    let store = TestStore::new(backend);
+    let rd = our_rd(Limits::DEFAULT, &store);
     let mut cmd = Command::new(&lib.client);
     cmd.args(["-v", "6", "-B", "10", "-m", "post", "-t", "40", "-e"])
         .arg(r#"</sensors/temp>;rt="temperature-c";if="sensor";ct=0,</sensors/light>;rt="light-lux""#)
@@ -249,9 +326,9 @@ impl Resource<Peer> for Thermometer {
     }
 }
 
-#[test]
-fn simple_registration_expiry_and_observed_lookup() {
-    let rd = our_rd(Limits::DEFAULT);
+fn simple_registration_expiry_and_observed_lookup(backend: Backend) {
+    let store = TestStore::new(backend);
+    let rd = our_rd(Limits::DEFAULT, &store);
     let rd_origin = rd.uri("");
     // An endpoint (our server) that POSTs to /.well-known/rd from its own socket; the RD
     // fetches its /.well-known/core (RFC 9176 §5.1).
@@ -327,13 +404,16 @@ fn simple_registration_expiry_and_observed_lookup() {
     });
 }
 
-#[test]
-fn our_rd_refuses_what_exceeds_its_limits() {
-    let rd = our_rd(Limits {
-        max_registrations: 1,
-        max_links_bytes: 64,
-        max_observed_lookups: 4,
-    });
+fn our_rd_refuses_what_exceeds_its_limits(backend: Backend) {
+    let store = TestStore::new(backend);
+    let rd = our_rd(
+        Limits {
+            max_registrations: 1,
+            max_links_bytes: 64,
+            max_observed_lookups: 4,
+        },
+        &store,
+    );
     let uri = rd.uri("/rd");
     let simple_uri = rd.uri("/.well-known/rd");
     block_on(async move {
@@ -382,5 +462,98 @@ fn our_rd_refuses_what_exceeds_its_limits() {
             let r = answered("simple registration", simple(q, payload).await);
             assert_eq!(r.code, Code::BAD_REQUEST, "{q} {payload}: {}", text(&r));
         }
+    });
+}
+
+/// Registration, update (§5.3.1), paged lookups (§6.2) and removal (§5.3.2), the same on
+/// every store; a registration of the same endpoint keeps its location.
+fn register_update_page_and_remove(backend: Backend) {
+    let store = TestStore::new(backend);
+    let rd = our_rd(Limits::DEFAULT, &store);
+    let origin = rd.uri("");
+    block_on(async move {
+        let c = our_client().await;
+        let mut locations = Vec::new();
+        for n in 0..5 {
+            let r = answered(
+                "registration",
+                request(&c, Method::Post, &format!("{origin}/rd?ep=node{n}&lt=300"))
+                    .content_format(40)
+                    .payload(format!("</s{n}>;rt=\"t\""))
+                    .send()
+                    .await,
+            );
+            assert_eq!(r.code, Code::CREATED, "{}", text(&r));
+            locations.push(
+                r.options_of(coap_tokio::OptionNumber::LOCATION_PATH)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            );
+        }
+        let mut unique = locations.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 5, "{locations:?}");
+        // The same endpoint again: the same location (RFC 9176 §5.3).
+        let r = answered(
+            "re-registration",
+            request(&c, Method::Post, &format!("{origin}/rd?ep=node2"))
+                .content_format(40)
+                .payload("</again>")
+                .send()
+                .await,
+        );
+        assert_eq!(r.code, Code::CREATED);
+        let again: Vec<String> = r
+            .options_of(coap_tokio::OptionNumber::LOCATION_PATH)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        assert_eq!(again.join("/"), locations[2]);
+        let lookup = |q: &'static str| {
+            let c = &c;
+            let origin = &origin;
+            async move {
+                let r = answered(
+                    "lookup",
+                    request(c, Method::Get, &format!("{origin}/rd-lookup/ep?{q}"))
+                        .send()
+                        .await,
+                );
+                assert_eq!(r.code, Code::CONTENT, "{}", text(&r));
+                hrefs(&r.payload)
+            }
+        };
+        let all = lookup("rt=core.rd-ep").await;
+        assert_eq!(all.len(), 5, "{all:?}");
+        assert_eq!(lookup("page=0&count=2").await, all[..2]);
+        assert_eq!(lookup("page=1&count=2").await, all[2..4]);
+        assert_eq!(lookup("page=2&count=2").await, all[4..]);
+        assert!(lookup("page=3&count=2").await.is_empty());
+        // An update with a new lifetime, found by it.
+        let reg = format!("{origin}/{}", locations[1]);
+        let r = answered(
+            "update",
+            request(&c, Method::Post, &format!("{reg}?lt=900"))
+                .send()
+                .await,
+        );
+        assert_eq!(r.code, Code::CHANGED, "{}", text(&r));
+        assert_eq!(lookup("lt=900").await, [format!("/{}", locations[1])]);
+        let r = answered(
+            "update with ep",
+            request(&c, Method::Post, &format!("{reg}?ep=other"))
+                .send()
+                .await,
+        );
+        assert_eq!(r.code, Code::BAD_REQUEST);
+        // Removal; then the registration resource is gone.
+        let r = answered("removal", request(&c, Method::Delete, &reg).send().await);
+        assert_eq!(r.code, Code::DELETED);
+        for method in [Method::Delete, Method::Get, Method::Post] {
+            let r = answered("after removal", request(&c, method, &reg).send().await);
+            assert_eq!(r.code, Code::NOT_FOUND, "{method:?}");
+        }
+        assert_eq!(lookup("rt=core.rd-ep").await.len(), 4);
     });
 }

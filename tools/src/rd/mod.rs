@@ -11,8 +11,9 @@
 
 pub mod client;
 pub mod server;
+pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -96,8 +97,9 @@ impl RdError {
 /// One registration (RFC 9176 §5.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
-    /// Number in the registration resource's path `/reg/N`.
-    pub id: u32,
+    /// Number in the registration resource's path `/reg/N` (unique across the
+    /// instances and restarts of a directory: the store allocates it).
+    pub id: u64,
     /// Endpoint name.
     pub ep: String,
     /// Sector.
@@ -122,6 +124,35 @@ impl Registration {
     /// The registration resource's path.
     pub fn path(&self) -> String {
         format!("/reg/{}", self.id)
+    }
+
+    /// Applies a registration update (RFC 9176 §5.3.1) from `peer` at `now`.
+    pub fn apply_update<'q>(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        queries: impl IntoIterator<Item = &'q [u8]>,
+    ) -> Result<(), RdError> {
+        let p = update_params(queries)?;
+        if let Some(lt) = p.lt {
+            self.lt = lt;
+        }
+        if p.base.is_some() {
+            self.base = p.base;
+        }
+        if !p.et.is_empty() {
+            self.et = p.et;
+        }
+        for (n, v) in p.attrs {
+            match self.attrs.iter_mut().find(|(k, _)| *k == n) {
+                Some(slot) => slot.1 = v,
+                None => self.attrs.push((n, v)),
+            }
+        }
+        // Without an explicit base, the base follows the endpoint's address (§5.3.1).
+        self.peer = canonical(peer);
+        self.expires = now + Duration::from_secs(u64::from(self.lt));
+        Ok(())
     }
 
     /// The base URI of its links: `base`, or the address it registered from (§5.3).
@@ -264,6 +295,17 @@ fn parse_params<'q>(queries: impl IntoIterator<Item = &'q [u8]>) -> Result<Param
     Ok(p)
 }
 
+/// The parameters of a registration update (§5.3.1): those of a registration but ep and d.
+fn update_params<'q>(queries: impl IntoIterator<Item = &'q [u8]>) -> Result<Params, RdError> {
+    let p = parse_params(queries)?;
+    if p.ep.is_some() || p.d.is_some() {
+        return Err(RdError::BadRequest(
+            "ep and d cannot change in an update".into(),
+        ));
+    }
+    Ok(p)
+}
+
 /// The two lookup interfaces (RFC 9176 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LookupKind {
@@ -273,12 +315,20 @@ pub enum LookupKind {
     Resource,
 }
 
-/// The registrations and the observed lookups, bounded by [`Limits`].
+/// The registrations and the observed lookups, bounded by [`Limits`]. With a persistent
+/// or shared [`store`], this is the instance's view of the store (lookups are answered
+/// from it without store I/O); the store allocates ids and holds the truth.
 #[derive(Debug)]
 pub struct Directory {
     limits: Limits,
-    regs: BTreeMap<u32, Registration>,
-    next_id: u32,
+    regs: BTreeMap<u64, Registration>,
+    /// Endpoint name → (sector, id): a registration with the same ep and d replaces the
+    /// old one (RFC 9176 §5.3), and a lookup by `ep` finds its registrations, without a
+    /// scan of every registration.
+    names: HashMap<String, Vec<(Option<String>, u64)>>,
+    /// (expiry, id), so that the next expiry is found without a scan.
+    by_expiry: BTreeSet<(Instant, u64)>,
+    next_id: u64,
     /// Observed lookups: observe key → (interface, query).
     observed: BTreeMap<u32, (LookupKind, Vec<Vec<u8>>)>,
 }
@@ -289,6 +339,8 @@ impl Directory {
         Directory {
             limits,
             regs: BTreeMap::new(),
+            names: HashMap::new(),
+            by_expiry: BTreeSet::new(),
             next_id: 0,
             observed: BTreeMap::new(),
         }
@@ -304,21 +356,40 @@ impl Directory {
         self.regs.values()
     }
 
+    /// How many registrations there are.
+    pub fn len(&self) -> usize {
+        self.regs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.regs.is_empty()
+    }
+
     /// A registration by id.
-    pub fn get(&self, id: u32) -> Option<&Registration> {
+    pub fn get(&self, id: u64) -> Option<&Registration> {
         self.regs.get(&id)
     }
 
-    /// Registers (RFC 9176 §5.3): `queries` are the Uri-Query values, `links` the payload
-    /// (Content-Format 40 checked by the caller). A registration with the same ep and d
-    /// replaces the old one and keeps its location. The id, and whether it is new.
-    pub fn register<'q>(
-        &mut self,
+    /// The id of the registration of `ep` in sector `d`.
+    pub fn find(&self, ep: &str, d: Option<&str>) -> Option<u64> {
+        self.names
+            .get(ep)?
+            .iter()
+            .find(|(s, _)| s.as_deref() == d)
+            .map(|&(_, id)| id)
+    }
+
+    /// Checks a registration request (RFC 9176 §5.3): `queries` are the Uri-Query values,
+    /// `links` the payload (Content-Format 40 checked by the caller). The registration it
+    /// would make (id 0: the store allocates it), or why not, including a full table.
+    pub fn prepare<'q>(
+        &self,
         now: Instant,
         peer: SocketAddr,
         queries: impl IntoIterator<Item = &'q [u8]>,
         links: &[u8],
-    ) -> Result<(u32, bool), RdError> {
+    ) -> Result<Registration, RdError> {
         let p = parse_params(queries)?;
         let ep =
             p.ep.ok_or_else(|| RdError::BadRequest("ep (endpoint name) is required".into()))?;
@@ -330,42 +401,65 @@ impl Directory {
         Links::validate(links).map_err(RdError::BadLinks)?;
         let links = String::from_utf8(links.to_vec())
             .map_err(|_| RdError::BadRequest("links are not UTF-8".into()))?;
-        let existing = self
-            .regs
-            .values()
-            .find(|r| r.ep == ep && r.d == p.d)
-            .map(|r| r.id);
+        let existing = self.find(&ep, p.d.as_deref());
         if existing.is_none() && self.regs.len() >= self.limits.max_registrations {
             return Err(RdError::Full {
                 limit: self.limits.max_registrations,
             });
         }
-        let id = match existing {
+        let lt = p.lt.unwrap_or(DEFAULT_LT);
+        Ok(Registration {
+            id: 0,
+            ep,
+            d: p.d,
+            base: p.base,
+            lt,
+            et: p.et,
+            attrs: p.attrs,
+            peer: canonical(peer),
+            expires: now + Duration::from_secs(u64::from(lt)),
+            links,
+        })
+    }
+
+    /// Puts a registration (with the id its store gave it) into the directory, replacing
+    /// the one with its id or its ep and d.
+    pub fn insert(&mut self, reg: Registration) {
+        self.remove(reg.id);
+        if let Some(other) = self.find(&reg.ep, reg.d.as_deref()) {
+            self.remove(other);
+        }
+        self.names
+            .entry(reg.ep.clone())
+            .or_default()
+            .push((reg.d.clone(), reg.id));
+        self.by_expiry.insert((reg.expires, reg.id));
+        self.regs.insert(reg.id, reg);
+    }
+
+    /// Registers in this directory alone, allocating the id itself: [`Directory::prepare`]
+    /// and [`Directory::insert`]. The id, and whether it is new.
+    pub fn register<'q>(
+        &mut self,
+        now: Instant,
+        peer: SocketAddr,
+        queries: impl IntoIterator<Item = &'q [u8]>,
+        links: &[u8],
+    ) -> Result<(u64, bool), RdError> {
+        let mut reg = self.prepare(now, peer, queries, links)?;
+        let existing = self.find(&reg.ep, reg.d.as_deref());
+        reg.id = match existing {
             Some(id) => id,
             None => {
-                self.next_id = self.next_id.wrapping_add(1).max(1);
+                self.next_id += 1;
                 while self.regs.contains_key(&self.next_id) {
-                    self.next_id = self.next_id.wrapping_add(1).max(1);
+                    self.next_id += 1;
                 }
                 self.next_id
             }
         };
-        let lt = p.lt.unwrap_or(DEFAULT_LT);
-        self.regs.insert(
-            id,
-            Registration {
-                id,
-                ep,
-                d: p.d,
-                base: p.base,
-                lt,
-                et: p.et,
-                attrs: p.attrs,
-                peer: canonical(peer),
-                expires: now + Duration::from_secs(u64::from(lt)),
-                links,
-            },
-        );
+        let id = reg.id;
+        self.insert(reg);
         Ok((id, existing.is_none()))
     }
 
@@ -374,55 +468,65 @@ impl Directory {
     pub fn update<'q>(
         &mut self,
         now: Instant,
-        id: u32,
+        id: u64,
         peer: SocketAddr,
         queries: impl IntoIterator<Item = &'q [u8]>,
     ) -> Result<(), RdError> {
-        let p = parse_params(queries)?;
-        if p.ep.is_some() || p.d.is_some() {
-            return Err(RdError::BadRequest(
-                "ep and d cannot change in an update".into(),
-            ));
-        }
-        let reg = self.regs.get_mut(&id).ok_or(RdError::NotFound)?;
-        if let Some(lt) = p.lt {
-            reg.lt = lt;
-        }
-        if p.base.is_some() {
-            reg.base = p.base;
-        }
-        if !p.et.is_empty() {
-            reg.et = p.et;
-        }
-        for (n, v) in p.attrs {
-            match reg.attrs.iter_mut().find(|(k, _)| *k == n) {
-                Some(slot) => slot.1 = v,
-                None => reg.attrs.push((n, v)),
-            }
-        }
-        // Without an explicit base, the base follows the endpoint's address (§5.3.1).
-        reg.peer = canonical(peer);
-        reg.expires = now + Duration::from_secs(u64::from(reg.lt));
+        let mut reg = self.regs.get(&id).ok_or(RdError::NotFound)?.clone();
+        reg.apply_update(now, peer, queries)?;
+        self.insert(reg);
         Ok(())
     }
 
     /// Removes a registration (§5.3.2).
-    pub fn remove(&mut self, id: u32) -> bool {
-        self.regs.remove(&id).is_some()
+    pub fn remove(&mut self, id: u64) -> bool {
+        match self.regs.remove(&id) {
+            Some(r) => {
+                self.by_expiry.remove(&(r.expires, id));
+                if let Some(same) = self.names.get_mut(&r.ep) {
+                    same.retain(|&(_, i)| i != id);
+                    if same.is_empty() {
+                        self.names.remove(&r.ep);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The registrations whose lifetime ran out by `now`.
+    pub fn expired(&self, now: Instant) -> Vec<u64> {
+        self.by_expiry
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|&(_, id)| id)
+            .collect()
     }
 
     /// Removes the registrations whose lifetime ran out; how many.
     pub fn expire(&mut self, now: Instant) -> usize {
-        let before = self.regs.len();
-        self.regs.retain(|_, r| r.expires > now);
-        before - self.regs.len()
+        let gone = self.expired(now);
+        for id in &gone {
+            self.remove(*id);
+        }
+        gone.len()
+    }
+
+    /// Replaces every registration by `regs` (a reload from the store).
+    pub fn replace_all(&mut self, regs: Vec<Registration>) {
+        self.regs.clear();
+        self.names.clear();
+        self.by_expiry.clear();
+        for r in regs {
+            self.insert(r);
+        }
     }
 
     /// When the next registration expires.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.regs.values().map(|r| r.expires).min()
+        self.by_expiry.first().map(|&(t, _)| t)
     }
-
     /// Remembers an observed lookup; its key, or `None` when the table is full.
     pub fn observe_lookup(&mut self, kind: LookupKind, queries: Vec<Vec<u8>>) -> Option<u32> {
         if let Some((&k, _)) = self
@@ -489,30 +593,53 @@ impl Directory {
             *n += 1;
             keep
         };
-        for reg in self.regs.values() {
-            let links: Vec<Link<'_>> = Links::from_text(&reg.links).flatten().collect();
-            let base = reg.base_uri();
+        // An exact `ep` filter: only that endpoint's registrations (in id order, as the
+        // scan of all would give them).
+        let by_name = filters
+            .iter()
+            .find(|f| f.name() == "ep" && !f.is_prefix())
+            .and_then(|f| f.value());
+        let candidates: Box<dyn Iterator<Item = &Registration>> = match by_name {
+            Some(ep) => {
+                let mut ids: Vec<u64> = self
+                    .names
+                    .get(ep)
+                    .map(|v| v.iter().map(|&(_, id)| id).collect())
+                    .unwrap_or_default();
+                ids.sort_unstable();
+                Box::new(ids.into_iter().filter_map(|id| self.regs.get(&id)))
+            }
+            None => Box::new(self.regs.values()),
+        };
+        for reg in candidates {
+            // Parsed only when a filter needs the links: an endpoint lookup by its
+            // attributes, or a page of all, stays a scan of the registrations alone.
+            let parsed = std::cell::OnceCell::new();
+            let links = || -> &Vec<Link<'_>> {
+                parsed.get_or_init(|| Links::from_text(&reg.links).flatten().collect())
+            };
             match kind {
                 LookupKind::Endpoint => {
-                    let pass = filters.iter().all(|f| {
-                        let href = reg.path();
-                        match f.name() {
-                            "href" => f.matches_text(&href),
-                            "rt" if f.matches_text("core.rd-ep") => true,
-                            name => match reg.values(name) {
-                                Some(vals) => vals.iter().any(|v| f.matches_text(v)),
-                                // Not a registration attribute: an endpoint matches when
-                                // one of its links does (§6.3).
-                                None => links.iter().any(|l| f.matches(l)),
-                            },
-                        }
+                    let pass = filters.iter().all(|f| match f.name() {
+                        "href" => f.matches_text(&reg.path()),
+                        "rt" if f.matches_text("core.rd-ep") => true,
+                        // The common lookups, without the copies `values` makes.
+                        "ep" => f.matches_text(&reg.ep),
+                        "d" => reg.d.as_deref().is_some_and(|d| f.matches_text(d)),
+                        name => match reg.values(name) {
+                            Some(vals) => vals.iter().any(|v| f.matches_text(v)),
+                            // Not a registration attribute: an endpoint matches when one
+                            // of its links does (§6.3).
+                            None => links().iter().any(|l| f.matches(l)),
+                        },
                     });
                     if pass && emit(&mut n) {
                         let _ = w.link(&reg.path(), &endpoint_attributes(reg));
                     }
                 }
                 LookupKind::Resource => {
-                    for link in &links {
+                    let base = reg.base_uri();
+                    for link in links() {
                         let target = resolve(&base, link.href());
                         let pass = filters.iter().all(|f| match f.name() {
                             "href" => f.matches_text(&target),
@@ -595,206 +722,4 @@ fn resource_attributes(link: &Link<'_>, base: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn peer(port: u16) -> SocketAddr {
-        SocketAddr::from(([192, 0, 2, 1], port))
-    }
-
-    fn q(s: &str) -> Vec<&[u8]> {
-        if s.is_empty() {
-            return Vec::new();
-        }
-        s.split('&').map(str::as_bytes).collect()
-    }
-
-    #[test]
-    fn registration_with_the_rfc9176_example() {
-        let mut d = Directory::new(Limits::DEFAULT);
-        let t0 = Instant::now();
-        // RFC 9176 §5.3, Figure 10.
-        let links = br#"</sensors/temp>;rt="temperature-c";if="sensor",</sensors/light>;rt="light-lux";if="sensor""#;
-        let (id, new) = d
-            .register(t0, peer(61616), q("ep=node1&lt=100"), links)
-            .unwrap();
-        assert!(new);
-        let r = d.get(id).unwrap();
-        assert_eq!((r.ep.as_str(), r.lt, r.d.as_deref()), ("node1", 100, None));
-        assert_eq!(r.base_uri(), "coap://192.0.2.1:61616");
-        assert_eq!(d.next_expiry(), Some(t0 + Duration::from_secs(100)));
-        // The same ep again replaces it at the same location.
-        let (id2, new) = d.register(t0, peer(61617), q("ep=node1"), b"</a>").unwrap();
-        assert_eq!((id2, new), (id, false));
-        assert_eq!(d.get(id).unwrap().lt, DEFAULT_LT);
-        // Errors: no ep, bad lt, bad links with the offset, too long a name.
-        let err = |r: Result<(u32, bool), RdError>| r.unwrap_err().code();
-        assert_eq!(
-            err(d.register(t0, peer(1), q("lt=5"), b"")),
-            Code::BAD_REQUEST
-        );
-        assert_eq!(
-            err(d.register(t0, peer(1), q("ep=x&lt=0"), b"")),
-            Code::BAD_REQUEST
-        );
-        assert_eq!(
-            d.register(t0, peer(1), q("ep=x"), b"</a>;rt=\"x"),
-            Err(RdError::BadLinks(LinkError {
-                offset: 8,
-                kind: coap_core::link_format::LinkErrorKind::UnterminatedQuote
-            }))
-        );
-        let long = format!("ep={}", "n".repeat(64));
-        assert_eq!(
-            err(d.register(t0, peer(1), q(&long), b"")),
-            Code::BAD_REQUEST
-        );
-    }
-
-    #[test]
-    fn limits_give_4_13_and_5_03() {
-        let limits = Limits {
-            max_registrations: 2,
-            max_links_bytes: 10,
-            max_observed_lookups: 1,
-        };
-        let mut d = Directory::new(limits);
-        let t0 = Instant::now();
-        let e = d
-            .register(t0, peer(1), q("ep=a"), b"</0123456789>")
-            .unwrap_err();
-        assert_eq!(
-            (e.code(), e),
-            (
-                Code::REQUEST_ENTITY_TOO_LARGE,
-                RdError::TooLarge { limit: 10 }
-            )
-        );
-        d.register(t0, peer(1), q("ep=a"), b"</a>").unwrap();
-        d.register(t0, peer(1), q("ep=b"), b"</b>").unwrap();
-        let e = d.register(t0, peer(1), q("ep=c"), b"</c>").unwrap_err();
-        assert_eq!(e.code(), Code::SERVICE_UNAVAILABLE);
-        // Replacing an existing one still works when full.
-        assert!(d.register(t0, peer(1), q("ep=b"), b"</b2>").is_ok());
-        assert!(d.observe_lookup(LookupKind::Endpoint, vec![]).is_some());
-        assert_eq!(d.observe_lookup(LookupKind::Resource, vec![]), None);
-    }
-
-    #[test]
-    fn update_refreshes_and_expiry_removes() {
-        let mut d = Directory::new(Limits::DEFAULT);
-        let t0 = Instant::now();
-        let (id, _) = d.register(t0, peer(1), q("ep=a&lt=10"), b"</a>").unwrap();
-        let (id_b, _) = d.register(t0, peer(2), q("ep=b&lt=20"), b"</b>").unwrap();
-        d.update(t0 + Duration::from_secs(8), id, peer(3), q("lt=30"))
-            .unwrap();
-        assert_eq!(d.get(id).unwrap().lt, 30);
-        assert_eq!(d.get(id).unwrap().base_uri(), "coap://192.0.2.1:3");
-        assert_eq!(d.expire(t0 + Duration::from_secs(21)), 1);
-        assert!(d.get(id_b).is_none());
-        assert_eq!(d.expire(t0 + Duration::from_secs(38)), 1);
-        assert_eq!(d.update(t0, id, peer(1), q("")), Err(RdError::NotFound));
-        assert_eq!(
-            d.update(t0, 999, peer(1), q("")).unwrap_err().code(),
-            Code::NOT_FOUND
-        );
-    }
-
-    #[test]
-    fn lookups_filter_page_and_resolve() {
-        let mut d = Directory::new(Limits::DEFAULT);
-        let t0 = Instant::now();
-        // RFC 9176 §6.4-like: two endpoints with resources.
-        d.register(
-            t0,
-            peer(61616),
-            q("ep=node1&d=floor-3&et=oic.d.sensor"),
-            br#"</temp>;rt="temperature";ct=0,</light>;rt="light-lux";if="sensor""#,
-        )
-        .unwrap();
-        d.register(
-            t0,
-            peer(1),
-            q("ep=node2&base=coap://[2001:db8:3::129]:61616"),
-            br#"</temp>;rt="temperature",<coap://other/x>;anchor="/temp";rel="describedby""#,
-        )
-        .unwrap();
-        let lookup = |kind, s: &str| d.lookup(kind, &q(s)).unwrap();
-        assert_eq!(
-            lookup(LookupKind::Endpoint, "ep=node1"),
-            r#"</reg/1>;ep="node1";base="coap://192.0.2.1:61616";rt="core.rd-ep";d="floor-3";et="oic.d.sensor""#
-        );
-        assert_eq!(
-            lookup(LookupKind::Endpoint, "rt=temperature")
-                .matches("</reg/")
-                .count(),
-            2
-        );
-        assert_eq!(
-            lookup(LookupKind::Endpoint, "d=floor*")
-                .matches("</reg/")
-                .count(),
-            1
-        );
-        assert_eq!(
-            lookup(LookupKind::Endpoint, "rt=core.rd-ep")
-                .matches("</reg/")
-                .count(),
-            2
-        );
-        assert_eq!(
-            lookup(LookupKind::Endpoint, "if=sensor")
-                .matches("</reg/")
-                .count(),
-            1
-        );
-        assert_eq!(
-            lookup(LookupKind::Resource, "rt=temperature"),
-            r#"<coap://192.0.2.1:61616/temp>;rt="temperature";ct=0;anchor="coap://192.0.2.1:61616",<coap://[2001:db8:3::129]:61616/temp>;rt="temperature";anchor="coap://[2001:db8:3::129]:61616""#
-        );
-        assert_eq!(
-            lookup(LookupKind::Resource, "rel=describedby"),
-            r#"<coap://other/x>;rel="describedby";anchor="coap://[2001:db8:3::129]:61616/temp""#
-        );
-        assert_eq!(
-            lookup(LookupKind::Resource, "ep=node1&if=sensor"),
-            r#"<coap://192.0.2.1:61616/light>;rt="light-lux";if="sensor";anchor="coap://192.0.2.1:61616""#
-        );
-        assert_eq!(
-            lookup(LookupKind::Resource, "href=coap://[2001*")
-                .matches('<')
-                .count(),
-            1
-        );
-        // Paging: 4 resources, 3 per page.
-        let all: Vec<String> = Links::from_text(&lookup(LookupKind::Resource, ""))
-            .map(|l| l.unwrap().href().to_owned())
-            .collect();
-        assert_eq!(all.len(), 4);
-        let page = |p: &str| -> Vec<String> {
-            Links::from_text(&lookup(LookupKind::Resource, p))
-                .map(|l| l.unwrap().href().to_owned())
-                .collect()
-        };
-        assert_eq!(page("count=3"), all[..3]);
-        assert_eq!(page("page=1&count=3"), all[3..]);
-        assert!(page("page=2&count=3").is_empty());
-        assert_eq!(lookup(LookupKind::Resource, "rt=none"), "");
-        assert_eq!(
-            d.lookup(LookupKind::Resource, &q("count=x"))
-                .unwrap_err()
-                .code(),
-            Code::BAD_REQUEST
-        );
-    }
-
-    #[test]
-    fn resolution_follows_rfc3986_for_registered_links() {
-        let b = "coap://[2001:db8::1]:5683";
-        assert_eq!(resolve(b, "/a/b"), "coap://[2001:db8::1]:5683/a/b");
-        assert_eq!(resolve(b, "a"), "coap://[2001:db8::1]:5683/a");
-        assert_eq!(resolve(b, "coap://x/y"), "coap://x/y");
-        assert_eq!(resolve(b, "//h:1/p"), "coap://h:1/p");
-        assert_eq!(resolve("coap://h/base/", "/x"), "coap://h/x");
-    }
-}
+mod tests;

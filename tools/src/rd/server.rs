@@ -7,21 +7,34 @@ use coap_tokio::Peer;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use coap_core::option::encode_uint;
 use coap_core::router::{method_not_allowed, Resource};
 use coap_core::server::{IncomingRequest, Outcome, ResponseWriter};
-use coap_core::{Code, ContentFormat, Message, OptionNumber, Route, Router};
+use coap_core::{Code, ContentFormat, Message, OptionNumber, ResponseHandle, Route, Router};
 use coap_tokio::{Client, Method, Notifier, Reply, Responder};
 
-use super::{Directory, Limits, LookupKind, RdError};
+use super::store::{memory::MemoryStore, Change, Store, StoreError};
+use super::{Directory, Limits, LookupKind, RdError, Registration};
 use crate::demo::BoxedResource;
 use crate::uploads::{Step, Uploads};
 
 /// How long the RD waits for an endpoint's `/.well-known/core` in a simple registration.
 const SIMPLE_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The Max-Age of a 5.03 for an unreachable store: when to try again (RFC 7252 §5.9.3.4).
+const STORE_RETRY_AFTER: u32 = 5;
+
+/// How often a reload after a lost subscription is tried.
+const RELOAD_TRIES: u32 = 5;
+
 /// The state the interfaces share.
 struct Shared {
+    /// This instance's view of the registrations (lookups are answered from it).
     dir: Mutex<Directory>,
+    /// Where registrations are kept (the truth, possibly shared with other instances).
+    store: Arc<dyn Store>,
+    /// The changes other instances make, for a shared store (taken by `maintain`).
+    changes: Mutex<Option<tokio::sync::mpsc::Receiver<Change>>>,
     uploads: Mutex<Uploads<coap_tokio::Peer>>,
     /// Wakes the maintenance task after a change.
     changed: tokio::sync::Notify,
@@ -46,16 +59,60 @@ impl std::fmt::Debug for ResourceDirectory {
 /// The routes of the RD as `coap_tokio::Server::serve` takes them.
 pub type RdRouter = Router<BoxedResource, Vec<Route<'static, BoxedResource>>>;
 
+/// What a deferred handler needs: the shared state and the endpoint's responder.
+#[derive(Clone)]
+struct Ctx {
+    shared: Arc<Shared>,
+    responder: Responder,
+}
+
+impl Ctx {
+    /// Answers `handle` with what `work` comes to, on a task of its own: store I/O never
+    /// holds up the endpoint's loop (the handler returns `Outcome::Defer`).
+    fn defer<F>(&self, handle: ResponseHandle, work: F) -> Outcome
+    where
+        F: std::future::Future<Output = Reply> + Send + 'static,
+    {
+        let responder = self.responder.clone();
+        tokio::spawn(async move {
+            let reply = work.await;
+            if let Err(e) = responder.respond(handle, reply).await {
+                tracing::debug!("rd: deferred response not sent: {e}");
+            }
+        });
+        Outcome::Defer
+    }
+}
+
 impl ResourceDirectory {
-    /// An empty directory with `limits`.
+    /// An empty directory with `limits`, in memory.
     pub fn new(limits: Limits) -> Self {
+        Self::with_store(limits, Arc::new(MemoryStore::new()), Vec::new())
+    }
+
+    /// A directory on `store`, with what it holds already.
+    pub async fn open(limits: Limits, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let regs = store.load().await?;
+        Ok(Self::with_store(limits, store, regs))
+    }
+
+    fn with_store(limits: Limits, store: Arc<dyn Store>, regs: Vec<Registration>) -> Self {
+        let mut dir = Directory::new(limits);
+        dir.replace_all(regs);
         ResourceDirectory {
             shared: Arc::new(Shared {
-                dir: Mutex::new(Directory::new(limits)),
+                dir: Mutex::new(dir),
+                changes: Mutex::new(store.changes()),
+                store,
                 uploads: Mutex::new(Uploads::new(limits.max_links_bytes, 16)),
                 changed: tokio::sync::Notify::new(),
             }),
         }
+    }
+
+    /// The store in use.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.shared.store
     }
 
     /// Runs `f` on the directory (for inspection and tests).
@@ -65,12 +122,17 @@ impl ResourceDirectory {
 
     /// The router: `/rd`, `/reg/N`, `/rd-lookup/ep`, `/rd-lookup/res`, `/.well-known/rd`
     /// and the generated `/.well-known/core`. `client` and `responder` are the serving
-    /// endpoint's (`Server::client`, `Server::responder`), for simple registration.
+    /// endpoint's (`Server::client`, `Server::responder`): the responder answers the
+    /// requests that wait on the store, the client fetches links in simple registration.
     pub fn router(&self, client: Client, responder: Responder) -> RdRouter {
         let s = &self.shared;
+        let ctx = Ctx {
+            shared: s.clone(),
+            responder,
+        };
         Router::new(vec![
-            Route::new("/rd", Box::new(Registrations(s.clone())) as BoxedResource),
-            Route::prefix("/reg", Box::new(RegistrationResource(s.clone()))),
+            Route::new("/rd", Box::new(Registrations(ctx.clone())) as BoxedResource),
+            Route::prefix("/reg", Box::new(RegistrationResource(ctx.clone()))),
             Route::new(
                 "/rd-lookup/ep",
                 Box::new(Lookup(s.clone(), LookupKind::Endpoint)),
@@ -81,19 +143,70 @@ impl ResourceDirectory {
             ),
             Route::new(
                 "/.well-known/rd",
-                Box::new(SimpleRegistration {
-                    shared: s.clone(),
-                    client,
-                    responder,
-                }),
+                Box::new(SimpleRegistration { ctx, client }),
             ),
         ])
     }
 
-    /// Expires registrations when their lifetime runs out and notifies the observers of
-    /// lookups after every change (RFC 7641 §4.2), each with its own query. Runs until
-    /// the endpoint behind `notifier` closes.
+    /// Brings this instance's view up to date with a change another instance made.
+    async fn apply(&self, change: Change) {
+        let shared = &self.shared;
+        match change {
+            Change::Put(reg) => lock(&shared.dir).insert(reg),
+            Change::Removed(id) => {
+                lock(&shared.dir).remove(id);
+            }
+            Change::Resync => {
+                // Right after a reconnection the first command may still meet the old,
+                // broken connection: a few tries, a moment apart.
+                for attempt in 1..=RELOAD_TRIES {
+                    match shared.store.load().await {
+                        Ok(regs) => {
+                            lock(&shared.dir).replace_all(regs);
+                            break;
+                        }
+                        Err(e) if attempt == RELOAD_TRIES => {
+                            tracing::warn!("rd: cannot reload the registrations: {e}");
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes what ran out: from the store (where it does not expire them itself), then
+    /// from the view, each after asking the store (another instance may have updated it).
+    async fn expire(&self) {
+        let shared = &self.shared;
+        let due = lock(&shared.dir).expired(Instant::now());
+        if due.is_empty() {
+            return;
+        }
+        if let Err(e) = shared.store.expire().await {
+            tracing::warn!("rd: expiry in the store failed: {e}");
+        }
+        let mut gone = 0;
+        for id in due {
+            match shared.store.get(id).await {
+                Ok(Some(reg)) if reg.expires > Instant::now() => lock(&shared.dir).insert(reg),
+                _ => {
+                    lock(&shared.dir).remove(id);
+                    gone += 1;
+                }
+            }
+        }
+        if gone > 0 {
+            tracing::debug!("rd: {gone} registration(s) expired");
+        }
+    }
+
+    /// Expires registrations when their lifetime runs out, follows the changes other
+    /// instances make (a shared store), and notifies the observers of lookups after every
+    /// change (RFC 7641 §4.2), each with its own query. Runs until the endpoint behind
+    /// `notifier` closes.
     pub async fn maintain(self, notifier: Notifier) {
+        let mut changes = lock(&self.shared.changes).take();
         loop {
             let next = lock(&self.shared.dir).next_expiry();
             let sleep = async {
@@ -102,14 +215,27 @@ impl ResourceDirectory {
                     None => std::future::pending().await,
                 }
             };
+            let from_others = async {
+                match changes.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = self.shared.changed.notified() => {}
                 () = sleep => {}
+                change = from_others => match change {
+                    Some(c) => {
+                        self.apply(c).await;
+                        // Apply what else is queued before notifying once.
+                        while let Some(c) = changes.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                            self.apply(c).await;
+                        }
+                    }
+                    None => changes = None,
+                },
             }
-            let expired = lock(&self.shared.dir).expire(Instant::now());
-            if expired > 0 {
-                tracing::debug!("rd: {expired} registration(s) expired");
-            }
+            self.expire().await;
             let observed = lock(&self.shared.dir).observed_lookups();
             for (key, kind, queries) in observed {
                 let qs: Vec<&[u8]> = queries.iter().map(Vec::as_slice).collect();
@@ -135,21 +261,9 @@ fn queries<'a>(msg: &Message<'a>) -> Vec<&'a [u8]> {
 
 /// An error response with a diagnostic payload (RFC 7252 §5.5.2).
 fn refuse(resp: &mut ResponseWriter<'_>, e: &RdError) -> Outcome {
-    resp.set_code(e.code());
-    match e {
-        RdError::TooLarge { limit } => {
-            let _ = resp.option_uint(
-                OptionNumber::SIZE1,
-                u32::try_from(*limit).unwrap_or(u32::MAX),
-            );
-        }
-        // RFC 7252 §5.9.3.4: when to try again.
-        RdError::Full { .. } => {
-            let _ = resp.option_uint(OptionNumber::MAX_AGE, 60);
-        }
-        _ => {}
+    if refusal(e).write(resp).is_err() {
+        resp.set_code(e.code());
     }
-    let _ = resp.payload(e.to_string().as_bytes());
     Outcome::Respond
 }
 
@@ -159,8 +273,46 @@ fn is_link_format(msg: &Message<'_>) -> bool {
     matches!(msg.content_format(), None | Some(40))
 }
 
+/// The bytes of a uint option value.
+fn uint(n: u32) -> Vec<u8> {
+    let mut b = [0; 4];
+    encode_uint(n, &mut b).to_vec()
+}
+
+/// 5.03 for a store that could not be reached or refused the write: nothing was stored,
+/// nothing is acknowledged (RFC 7252 §5.9.3.4: Max-Age says when to try again).
+fn unavailable(e: &StoreError) -> Reply {
+    tracing::warn!("rd: store unavailable: {e}");
+    Reply::new(Code::SERVICE_UNAVAILABLE)
+        .option(OptionNumber::MAX_AGE, uint(STORE_RETRY_AFTER))
+        .payload(format!("registration store unavailable: {e}"))
+}
+
+/// The [`refuse`] response as an owned reply.
+fn refusal(e: &RdError) -> Reply {
+    let reply = Reply::new(e.code());
+    let reply = match e {
+        RdError::TooLarge { limit } => reply.option(
+            OptionNumber::SIZE1,
+            uint(u32::try_from(*limit).unwrap_or(u32::MAX)),
+        ),
+        RdError::Full { .. } => reply.option(OptionNumber::MAX_AGE, uint(60)),
+        _ => reply,
+    };
+    reply.payload(e.to_string())
+}
+
+/// Stores a prepared registration and puts it into the view: its id, once it is durable.
+async fn store_registration(shared: &Shared, mut reg: Registration) -> Result<u64, StoreError> {
+    let (id, _) = shared.store.register(reg.clone()).await?;
+    reg.id = id;
+    lock(&shared.dir).insert(reg);
+    shared.changed.notify_one();
+    Ok(id)
+}
+
 /// `/rd`: the registration interface (§5.3).
-struct Registrations(Arc<Shared>);
+struct Registrations(Ctx);
 
 impl Resource<Peer> for Registrations {
     fn post(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
@@ -168,8 +320,9 @@ impl Resource<Peer> for Registrations {
         if !is_link_format(msg) {
             return refuse(resp, &RdError::UnsupportedFormat);
         }
-        let max = lock(&self.0.dir).limits().max_links_bytes;
-        let step = lock(&self.0.uploads).accept(req.peer(), msg, Instant::now());
+        let shared = &self.0.shared;
+        let max = lock(&shared.dir).limits().max_links_bytes;
+        let step = lock(&shared.uploads).accept(req.peer(), msg, Instant::now());
         let (links, block) = match step {
             Step::Complete(body, block) => (body, block),
             other => {
@@ -177,22 +330,27 @@ impl Resource<Peer> for Registrations {
                 return Outcome::Respond;
             }
         };
-        let result =
-            lock(&self.0.dir).register(Instant::now(), req.peer().addr, queries(msg), &links);
-        match result {
-            Ok((id, _)) => {
-                self.0.changed.notify_one();
-                resp.set_code(Code::CREATED);
-                let id = id.to_string();
-                let _ = resp.option_str(OptionNumber::LOCATION_PATH, "reg");
-                let _ = resp.option_str(OptionNumber::LOCATION_PATH, &id);
-                if let Some(b) = block {
-                    let _ = resp.option_uint(OptionNumber::BLOCK1, b.encode());
+        let prepared =
+            lock(&shared.dir).prepare(Instant::now(), req.peer().addr, queries(msg), &links);
+        let reg = match prepared {
+            Ok(reg) => reg,
+            Err(e) => return refuse(resp, &e),
+        };
+        let shared = shared.clone();
+        self.0.defer(req.handle(), async move {
+            match store_registration(&shared, reg).await {
+                Ok(id) => {
+                    let reply = Reply::new(Code::CREATED)
+                        .option(OptionNumber::LOCATION_PATH, "reg")
+                        .option(OptionNumber::LOCATION_PATH, id.to_string());
+                    match block {
+                        Some(b) => reply.option(OptionNumber::BLOCK1, uint(b.encode())),
+                        None => reply,
+                    }
                 }
-                Outcome::Respond
+                Err(e) => unavailable(&e),
             }
-            Err(e) => refuse(resp, &e),
-        }
+        })
     }
 
     fn accepts_block1(&self) -> bool {
@@ -205,10 +363,10 @@ impl Resource<Peer> for Registrations {
 }
 
 /// `/reg/N`: a registration resource (§5.3.1 update, §5.3.2 removal; GET reads the links).
-struct RegistrationResource(Arc<Shared>);
+struct RegistrationResource(Ctx);
 
 impl RegistrationResource {
-    fn id(msg: &Message<'_>) -> Option<u32> {
+    fn id(msg: &Message<'_>) -> Option<u64> {
         let mut p = msg.uri_path();
         if p.next()? != b"reg" {
             return None;
@@ -225,7 +383,7 @@ impl RegistrationResource {
 
 impl Resource<Peer> for RegistrationResource {
     fn get(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
-        let dir = lock(&self.0.dir);
+        let dir = lock(&self.0.shared.dir);
         let Some(reg) = Self::id(req.message()).and_then(|id| dir.get(id)) else {
             return refuse(resp, &RdError::NotFound);
         };
@@ -251,15 +409,33 @@ impl Resource<Peer> for RegistrationResource {
                 &RdError::BadRequest("a registration update has no payload".into()),
             );
         }
-        let result = lock(&self.0.dir).update(Instant::now(), id, req.peer().addr, queries(msg));
-        match result {
-            Ok(()) => {
-                self.0.changed.notify_one();
-                resp.set_code(Code::CHANGED);
-                Outcome::Respond
-            }
-            Err(e) => refuse(resp, &e),
+        let qs: Vec<Vec<u8>> = queries(msg).iter().map(|q| q.to_vec()).collect();
+        // Bad parameters are refused at once, before any store I/O.
+        if let Err(e) = super::update_params(qs.iter().map(Vec::as_slice)) {
+            return refuse(resp, &e);
         }
+        let peer = req.peer().addr;
+        let shared = self.0.shared.clone();
+        self.0.defer(req.handle(), async move {
+            // The store's copy: another instance may have updated it since.
+            let mut reg = match shared.store.get(id).await {
+                Ok(Some(reg)) => reg,
+                Ok(None) => return refusal(&RdError::NotFound),
+                Err(e) => return unavailable(&e),
+            };
+            if let Err(e) = reg.apply_update(Instant::now(), peer, qs.iter().map(Vec::as_slice)) {
+                return refusal(&e);
+            }
+            match shared.store.update(reg.clone()).await {
+                Ok(true) => {
+                    lock(&shared.dir).insert(reg);
+                    shared.changed.notify_one();
+                    Reply::new(Code::CHANGED)
+                }
+                Ok(false) => refusal(&RdError::NotFound),
+                Err(e) => unavailable(&e),
+            }
+        })
     }
 
     fn delete(
@@ -267,18 +443,32 @@ impl Resource<Peer> for RegistrationResource {
         req: &IncomingRequest<'_, Peer>,
         resp: &mut ResponseWriter<'_>,
     ) -> Outcome {
-        let removed = Self::id(req.message()).is_some_and(|id| lock(&self.0.dir).remove(id));
-        if !removed {
+        let Some(id) = Self::id(req.message()) else {
             return refuse(resp, &RdError::NotFound);
-        }
-        self.0.changed.notify_one();
-        resp.set_code(Code::DELETED);
-        Outcome::Respond
+        };
+        let shared = self.0.shared.clone();
+        self.0.defer(req.handle(), async move {
+            match shared.store.remove(id).await {
+                Ok(removed) => {
+                    let was_here = lock(&shared.dir).remove(id);
+                    if was_here {
+                        shared.changed.notify_one();
+                    }
+                    if removed {
+                        Reply::new(Code::DELETED)
+                    } else {
+                        refusal(&RdError::NotFound)
+                    }
+                }
+                Err(e) => unavailable(&e),
+            }
+        })
     }
 }
 
 /// `/rd-lookup/ep` and `/rd-lookup/res` (§6), observable: each distinct query is its own
-/// observable resource, notified when registrations change.
+/// observable resource, notified when registrations change. Answered from the view, at
+/// once (no store I/O).
 struct Lookup(Arc<Shared>, LookupKind);
 
 impl Resource<Peer> for Lookup {
@@ -316,12 +506,12 @@ impl Resource<Peer> for Lookup {
 }
 
 /// `/.well-known/rd`: simple registration (§5.1). The RD answers later (a separate
-/// response) once it has fetched the endpoint's `/.well-known/core`: 2.04 Changed, or
-/// 5.04 when the endpoint did not answer, 5.02 when its answer is unusable.
+/// response) once it has fetched the endpoint's `/.well-known/core` and stored the
+/// registration: 2.04 Changed, or 5.04 when the endpoint did not answer, 5.02 when its
+/// answer is unusable, 5.03 when the store is unavailable.
 struct SimpleRegistration {
-    shared: Arc<Shared>,
+    ctx: Ctx,
     client: Client,
-    responder: Responder,
 }
 
 impl Resource<Peer> for SimpleRegistration {
@@ -349,11 +539,9 @@ impl Resource<Peer> for SimpleRegistration {
             return refuse(resp, &e);
         }
         let peer = req.peer();
-        let handle = req.handle();
-        let shared = self.shared.clone();
+        let shared = self.ctx.shared.clone();
         let client = self.client.clone();
-        let responder = self.responder.clone();
-        tokio::spawn(async move {
+        self.ctx.defer(req.handle(), async move {
             let uri = format!("coap://{}/.well-known/core", super::canonical(peer.addr));
             let fetched = client
                 .request(Method::Get, &uri)
@@ -361,19 +549,19 @@ impl Resource<Peer> for SimpleRegistration {
                 .timeout(SIMPLE_FETCH_TIMEOUT)
                 .send()
                 .await;
-            let reply = match fetched {
+            match fetched {
                 Ok(r) if r.code == Code::CONTENT => {
-                    let result = lock(&shared.dir).register(
+                    let prepared = lock(&shared.dir).prepare(
                         Instant::now(),
                         peer.addr,
                         qs.iter().map(Vec::as_slice),
                         &r.payload,
                     );
-                    match result {
-                        Ok(_) => {
-                            shared.changed.notify_one();
-                            Reply::new(Code::CHANGED)
-                        }
+                    match prepared {
+                        Ok(reg) => match store_registration(&shared, reg).await {
+                            Ok(_) => Reply::new(Code::CHANGED),
+                            Err(e) => unavailable(&e),
+                        },
                         Err(e) => {
                             let code = match e {
                                 RdError::BadLinks(_) => Code::BAD_GATEWAY,
@@ -387,15 +575,22 @@ impl Resource<Peer> for SimpleRegistration {
                     Reply::new(Code::BAD_GATEWAY).payload(format!("{uri} answered {}", r.code))
                 }
                 Err(e) => Reply::new(Code::GATEWAY_TIMEOUT).payload(format!("{uri}: {e}")),
-            };
-            if let Err(e) = responder.respond(handle, reply).await {
-                tracing::debug!("rd: simple registration response not sent: {e}");
             }
-        });
-        Outcome::Defer
+        })
     }
 
     fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         method_not_allowed(resp)
+    }
+}
+
+/// The RD's endpoint configuration: the empty ACK of a request that waits on the store is
+/// held back for up to half a second (RFC 7252 §5.2.2 leaves it to the server), so that a
+/// store that answers quickly gets its response piggybacked: no separate CON response for
+/// the client to acknowledge.
+pub fn server_config() -> coap_tokio::Config {
+    coap_tokio::Config {
+        separate_ack_delay: Duration::from_millis(500),
+        ..coap_tokio::Config::default()
     }
 }
