@@ -672,3 +672,57 @@ fn untrusted_client_gets_unknown_credential() {
     assert_eq!(net.server_contexts(), 0);
     assert_eq!(net.responder.in_progress(), 0);
 }
+
+#[test]
+fn edhoc_option_without_oscore_kid_is_answered_with_an_edhoc_error() {
+    // RFC 9668 §3.3.1: the combined request names its handshake by the kid of the OSCORE
+    // option (C_R). A request with the EDHOC option but no OSCORE option cannot be
+    // processed: 4.00 with an EDHOC error message (ERR_CODE 1), unprotected,
+    // application/edhoc+cbor-seq, and no context or handshake state comes of it.
+    let mut net = Net::new();
+    let mut buf = [0u8; 64];
+    let mut b = coap_core::MessageBuilder::new(
+        &mut buf,
+        coap_core::MessageType::Con,
+        Code::GET,
+        0x1234,
+        &[0x77],
+    )
+    .unwrap();
+    b.option(coap_core::edhoc::transport::EDHOC_OPTION, &[])
+        .unwrap();
+    b.payload(&[0x41, 0x00]).unwrap();
+    let n = b.finish();
+    let (mut scratch, mut out) = ([0u8; 256], [0u8; 256]);
+    let outcome = combined::incoming(
+        &mut net.responder,
+        &mut net.sl,
+        net.now,
+        CLIENT,
+        &buf[..n],
+        &mut scratch,
+        &mut out,
+    );
+    let len = match outcome {
+        Outcome::Reply { len, error } => {
+            assert_eq!(error, Error::Malformed);
+            len
+        }
+        other => panic!("{other:?}"),
+    };
+    let reply = Message::parse(&out[..len]).unwrap();
+    assert_eq!(reply.ty(), coap_core::MessageType::Ack);
+    assert_eq!((reply.message_id(), reply.token()), (0x1234, &[0x77][..]));
+    assert_eq!(reply.code(), Code::BAD_REQUEST);
+    assert_eq!(
+        reply.uint_option(OptionNumber::CONTENT_FORMAT),
+        Some(u32::from(coap_core::edhoc::wire::EDHOC_CBOR_SEQ.0))
+    );
+    assert!(reply.option(OptionNumber::OSCORE).is_none());
+    assert_eq!(
+        parse_error(reply.payload()).unwrap().code,
+        ErrCode::Unspecified
+    );
+    assert_eq!(net.server_contexts(), 0);
+    assert_eq!(net.responder.in_progress(), 0);
+}

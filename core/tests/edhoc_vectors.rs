@@ -420,3 +420,64 @@ fn off_curve_ephemeral_keys_are_refused_not_a_panic() {
     }
     assert!(found);
 }
+
+#[test]
+fn method_other_than_3_is_answered_with_err_code_1() {
+    // RFC 9528 §3.2: METHOD is the first element of message_1 (3 in the trace). lakers
+    // implements method 3 only, so methods 0–2 are refused with an error message
+    // (ERR_CODE 1: §6 defines no code of its own for an unsupported method).
+    let trusted = [cred("CRED_I")];
+    let mut out = [0u8; 256];
+    for method in 0..=2u8 {
+        let mut r: Responder<'_, _, 2> =
+            Responder::new(scripted("Y", "G_Y", vec![]), responder_identity(), &trusted);
+        let mut m1 = tv("MESSAGE_1");
+        assert_eq!(m1[0], 0x03, "the trace's message_1 starts with METHOD 3");
+        m1[0] = method;
+        let e = r
+            .message_1(
+                Instant::from_millis(0),
+                &m1,
+                coap_core::edhoc::ignore_ead,
+                |_| false,
+                &mut out,
+            )
+            .unwrap_err();
+        assert_eq!(e, Error::UnsupportedMethod, "method {method}");
+        let n = e.write_message(&mut out).unwrap();
+        let pe = parse_error(&out[..n]).unwrap();
+        assert_eq!(pe.code, ErrCode::Unspecified);
+        assert_eq!(r.in_progress(), 0, "no state kept for method {method}");
+    }
+}
+
+#[test]
+fn responder_never_picks_c_r_equal_to_c_i() {
+    // RFC 9528 §3.3 / Appendix A.1: C_R becomes the Responder's OSCORE Recipient ID and C_I
+    // its Sender ID, so they must differ. message_1 offers C_I = -8 (0x27), and every
+    // random draw of the Responder lands on -8 too: it must pick another identifier.
+    let trusted = [cred("CRED_I")];
+    let mut m1 = tv("MESSAGE_1");
+    assert_eq!(m1.last(), tv("C_I").last(), "C_I is the last element");
+    let c_r_of_trace = tv("C_R");
+    assert_eq!(c_r_of_trace, [0x27]);
+    *m1.last_mut().unwrap() = 0x27;
+    let mut r: Responder<'_, _, 2> = Responder::new(
+        scripted("Y", "G_Y", vec![C_R_DRAW; 8]),
+        responder_identity(),
+        &trusted,
+    );
+    let mut out = [0u8; 256];
+    let m2 = r
+        .message_1(
+            Instant::from_millis(0),
+            &m1,
+            coap_core::edhoc::ignore_ead,
+            |_| false,
+            &mut out,
+        )
+        .unwrap();
+    assert_ne!(m2.c_r, id("C_R"), "C_R must differ from C_I");
+    assert_eq!(m2.c_r.as_slice().len(), 1);
+    assert_eq!(r.in_progress(), 1);
+}
