@@ -25,8 +25,9 @@ pub const fn class_of(number: OptionNumber) -> OptionClass {
     match number.0 {
         // Uri-Host, Uri-Port, Proxy-Scheme: Class U (§4.1.3.3).
         3 | 7 | 39 => OptionClass::Outer,
-        // Hop-Limit: Class U (RFC 8768 §3).
-        16 => OptionClass::Outer,
+        // Hop-Limit: Class U (RFC 8768 §3). EDHOC (21): Class U (RFC 9668 §3.1), it is
+        // read before the request can be unprotected.
+        16 | 21 => OptionClass::Outer,
         // Observe (§4.1.3.5): Inner and Outer (the outer copy lets proxies forward
         // notifications).
         6 => OptionClass::Both,
@@ -68,6 +69,9 @@ mod tests {
             (OptionNumber::ECHO, OptionClass::Inner),
             (OptionNumber::NO_RESPONSE, OptionClass::Inner),
             (OptionNumber(65000), OptionClass::Inner),
+            // EDHOC (RFC 9668 §3.1) and Hop-Limit (RFC 8768 §3).
+            (OptionNumber(21), OptionClass::Outer),
+            (OptionNumber(16), OptionClass::Outer),
         ] {
             assert_eq!(class_of(n), c, "{n}");
         }
