@@ -571,7 +571,7 @@ fn serve_dir_needs_a_directory() {
 
 #[test]
 fn rd_register_once_and_lookup() {
-    let rd = Server::start_with(&["rd", "--bind", "127.0.0.1:0"]);
+    let rd = Server::start_with(&["rd", "--bind", "127.0.0.1:0", "--store", "memory"]);
     let origin = rd.uri("");
     let r = coap(
         &[
@@ -606,7 +606,7 @@ fn rd_register_once_and_lookup() {
 
 #[test]
 fn rd_register_keeps_alive_and_removes_on_ctrl_c() {
-    let rd = Server::start_with(&["rd", "--bind", "127.0.0.1:0"]);
+    let rd = Server::start_with(&["rd", "--bind", "127.0.0.1:0", "--store", "memory"]);
     let origin = rd.uri("");
     let mut child = Command::new(BIN)
         .args([

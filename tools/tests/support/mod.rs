@@ -160,20 +160,30 @@ impl Server {
                 }
             }
         });
-        let line = match rx.recv_timeout(WAIT) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("coap serve printed nothing: {e}");
+        // The address is on the first line that says where it listens (`coap rd` names
+        // its store first); every wait is bounded.
+        let deadline = std::time::Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("coap printed no address ({e}); it printed {seen:?}");
+                }
+            };
+            if let Some(addr) = line
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|a| a.parse().ok())
+            {
+                break addr;
             }
+            seen.push(line);
         };
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
         Server {
             child,
             addr,
