@@ -96,6 +96,7 @@ mod driver;
 pub mod dtls;
 mod endpoint;
 mod event_loop;
+mod icmp;
 pub mod multicast;
 pub mod oscore;
 mod reply;
