@@ -149,9 +149,20 @@ fn unreachable_peers<H: Handler<Peer>>(
     socket: &impl NonBlockingSocket,
     dtls: bool,
 ) {
-    // The closure never returns WouldBlock, so the socket's readiness is left as it is.
+    // On the main socket (called after a receive error, with datagrams possibly still
+    // queued) the closure never returns WouldBlock, so the socket's readiness is left as
+    // it is. The coaps socket is read after its receive found nothing: an empty error
+    // queue then reports WouldBlock, which clears the runtime's readiness (tokio's error
+    // readiness included, which its own `try_recv_from` never clears).
     let errors = socket
-        .try_io(false, |fd| Ok(crate::icmp::drain(fd)))
+        .try_io(false, |fd| {
+            let found = crate::icmp::drain(fd);
+            if dtls && found.is_empty() {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(found)
+            }
+        })
         .unwrap_or_default();
     for (peer, why) in errors {
         driver.handle_unreachable(peer, why, dtls);
@@ -425,14 +436,16 @@ pub fn dtls_recv<H: Handler<Peer>>(
     for _ in 0..DTLS_FAIR_SHARE {
         match socket.try_recv_from(buf) {
             Ok((n, from)) => driver.handle_dtls_datagram(from, buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            // ICMP errors of earlier sends and the like: about one peer, keep going (on
-            // Linux after failing what waits on that peer).
-            Err(_) => {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The runtime's receive may not run on an error-only readiness (tokio):
+                // the error queue is read here.
                 #[cfg(target_os = "linux")]
                 unreachable_peers(driver, socket, true);
-                continue;
+                break;
             }
+            // ICMP errors of earlier sends and the like: about one peer, keep going (on
+            // Linux the WouldBlock that follows reads them from the error queue).
+            Err(_) => continue,
         }
     }
 }
