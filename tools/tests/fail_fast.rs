@@ -23,3 +23,54 @@ fn closed_port_exits_1_with_port_unreachable() {
     assert_eq!(r.code(), 1, "{}", r.stderr);
     assert_eq!(r.stderr, format!("error: {uri}: {to}: port unreachable\n"));
 }
+
+/// Kills the proxy when the test ends, passing or not.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Through `coap proxy`, an upstream whose port is closed is 5.02 Bad Gateway at once
+/// (RFC 7252 §5.7.2), not a 5.04 after the CoAP timeout: the proxy's request to it ends
+/// on the ICMP error.
+#[test]
+fn proxy_answers_5_02_for_a_closed_upstream() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = port.to_string();
+    let _child = Kill(
+        std::process::Command::new(BIN)
+            .args(["proxy", "-b", &proxy])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let to = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let target = format!("coap://{to}/x");
+    let via = format!("coap://{proxy}");
+    // The proxy needs a moment to bind: a few bounded tries (until it listens, each ends
+    // at once with exit 1, its own port being closed).
+    let mut last = None;
+    for _ in 0..50 {
+        let r = coap(&["get", &target, "--proxy", &via, "-t", "3"], None);
+        if r.code() == 5 {
+            last = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = Some(r);
+    }
+    let r = last.unwrap();
+    assert_eq!(r.code(), 5, "{}", r.stderr);
+    assert!(r.stderr.starts_with("5.02 Bad Gateway"), "{}", r.stderr);
+}
