@@ -130,9 +130,42 @@ pub fn pump<H: Handler<Peer>>(
                 return ControlFlow::Continue(Wait::Input)
             }
             // Transient errors (an ICMP error of an earlier send) are skipped by the
-            // driver; anything else ends the loop.
-            Err(e) => driver.step(Input::Datagram(Err(e)), &[], commands)?,
+            // driver; anything else ends the loop. On Linux the ICMP errors themselves
+            // wait on the error queue, with the peers they are about.
+            Err(e) => {
+                #[cfg(target_os = "linux")]
+                unreachable_peers(driver, socket, false);
+                driver.step(Input::Datagram(Err(e)), &[], commands)?
+            }
         }
+    }
+}
+
+/// Reads the socket's error queue and tells the driver which peers the network says are
+/// unreachable (`dtls`: the coaps socket).
+#[cfg(target_os = "linux")]
+fn unreachable_peers<H: Handler<Peer>>(
+    driver: &mut Driver<H>,
+    socket: &impl NonBlockingSocket,
+    dtls: bool,
+) {
+    // On the main socket (called after a receive error, with datagrams possibly still
+    // queued) the closure never returns WouldBlock, so the socket's readiness is left as
+    // it is. The coaps socket is read after its receive found nothing: an empty error
+    // queue then reports WouldBlock, which clears the runtime's readiness (tokio's error
+    // readiness included, which its own `try_recv_from` never clears).
+    let errors = socket
+        .try_io(false, |fd| {
+            let found = crate::icmp::drain(fd);
+            if dtls && found.is_empty() {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(found)
+            }
+        })
+        .unwrap_or_default();
+    for (peer, why) in errors {
+        driver.handle_unreachable(peer, why, dtls);
     }
 }
 
@@ -323,7 +356,13 @@ impl SendBatch {
             match self.send(socket) {
                 Ok(n) => self.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
-                Err(_) => self.sent += 1,
+                Err(_) => {
+                    // A send can report the pending error of an earlier ICMP message
+                    // (ECONNREFUSED): its details wait on the error queue.
+                    #[cfg(target_os = "linux")]
+                    unreachable_peers(driver, socket, false);
+                    self.sent += 1
+                }
             }
         }
     }
@@ -397,8 +436,15 @@ pub fn dtls_recv<H: Handler<Peer>>(
     for _ in 0..DTLS_FAIR_SHARE {
         match socket.try_recv_from(buf) {
             Ok((n, from)) => driver.handle_dtls_datagram(from, buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            // ICMP errors of earlier sends and the like: about one peer, keep going.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The runtime's receive may not run on an error-only readiness (tokio):
+                // the error queue is read here.
+                #[cfg(target_os = "linux")]
+                unreachable_peers(driver, socket, true);
+                break;
+            }
+            // ICMP errors of earlier sends and the like: about one peer, keep going (on
+            // Linux the WouldBlock that follows reads them from the error queue).
             Err(_) => continue,
         }
     }

@@ -8,7 +8,10 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use async_channel::Sender;
-use coap_core::{Config, Endpoint, Event, Handler, Instant, MessageType, OptionNumber, RequestId};
+use coap_core::{
+    Config, Endpoint, Event, FailReason, Handler, Instant, MessageType, OptionNumber, RequestId,
+    Unreachable,
+};
 
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
@@ -108,6 +111,9 @@ pub struct Driver<H> {
     scratch: Vec<u8>,
     /// CoAP over DTLS (RFC 7252 §9), when the endpoint has a coaps socket.
     dtls: Option<Box<Dtls>>,
+    /// The address an ICMP error is being handled for (what `FailReason::Unreachable`
+    /// events name).
+    unreachable: Option<SocketAddr>,
 }
 
 impl<H: Handler<Peer>> Driver<H> {
@@ -133,6 +139,7 @@ impl<H: Handler<Peer>> Driver<H> {
             raw: VecDeque::new(),
             scratch: vec![0; 2 * MAX_DATAGRAM],
             dtls: None,
+            unreachable: None,
         })
     }
 
@@ -456,6 +463,66 @@ impl<H: Handler<Peer>> Driver<H> {
         }
     }
 
+    /// The network said `addr` cannot be reached (an ICMP error read from the socket's
+    /// error queue; `dtls`: from the coaps socket). Requests to it fail now with
+    /// [`ClientError::Unreachable`], its observers are dropped and its CON messages no
+    /// longer retransmitted, under every security the endpoint speaks to it with
+    /// (plain, each OSCORE context, its DTLS sessions); a DTLS handshake towards it ends.
+    pub fn handle_unreachable(&mut self, addr: SocketAddr, why: Unreachable, dtls: bool) {
+        let now = self.now();
+        // On a dual-stack socket an IPv4 peer is an IPv4-mapped IPv6 address: the error
+        // names the form that was sent, the endpoint may know either.
+        let canonical = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+        let mapped = match addr {
+            SocketAddr::V4(a) => SocketAddr::new(a.ip().to_ipv6_mapped().into(), a.port()),
+            a => a,
+        };
+        let mut addrs = vec![canonical];
+        if mapped != canonical {
+            addrs.push(mapped);
+        }
+        let mut securities = Vec::new();
+        let mut handshaking = Vec::new();
+        if dtls {
+            if let Some(d) = self.dtls.as_mut() {
+                for &a in &addrs {
+                    if let Some(session) = d.client.session(a) {
+                        securities.push(Security::Dtls(client_serial(session)));
+                        let waiting = d.pending.remove(&session).unwrap_or_default();
+                        d.client.close(std::time::Instant::now(), session);
+                        handshaking.extend(waiting);
+                    }
+                    if let Some(session) = d.server.as_ref().and_then(|s| s.session(a)) {
+                        securities.push(Security::Dtls(session.serial));
+                    }
+                }
+            }
+        } else {
+            securities.push(Security::Plain);
+            if let Some(o) = &self.oscore {
+                securities.extend(o.contexts().map(Security::Oscore));
+            }
+        }
+        self.unreachable = Some(canonical);
+        for &addr in &addrs {
+            for &security in &securities {
+                let peer = Secured { addr, security };
+                self.endpoint.handle_unreachable(now, peer, why);
+            }
+        }
+        for id in handshaking {
+            self.fail(
+                id,
+                ClientError::Unreachable {
+                    peer: canonical,
+                    reason: why,
+                },
+            );
+        }
+        self.dispatch_events();
+        self.unreachable = None;
+    }
+
     /// Feeds the passing of the deadline.
     pub fn handle_timeout(&mut self) {
         let now = self.now();
@@ -693,7 +760,7 @@ impl<H: Handler<Peer>> Driver<H> {
                     }
                     (id, Ok(response))
                 }
-                Event::Failed { id, .. } => (id, Err(ClientError::RepresentationChanged)),
+                Event::Failed { id, reason } => (id, Err(failure(reason, self.unreachable))),
                 // The request asked for no response (RFC 7967) and none came.
                 Event::NoResponse { id } => (id, Err(ClientError::NoResponse)),
                 // The server took a block of an upload: send the next one.
@@ -756,6 +823,16 @@ impl<H> std::fmt::Debug for Driver<H> {
             .field("waiting", &self.waiting.len())
             .field("slots_in_use", &self.endpoint.slots_in_use())
             .finish_non_exhaustive()
+    }
+}
+
+/// The error of a request the core failed.
+fn failure(reason: FailReason, peer: Option<SocketAddr>) -> ClientError {
+    match (reason, peer) {
+        (FailReason::Unreachable(reason), Some(peer)) => ClientError::Unreachable { peer, reason },
+        // Unreachable is only reported while `handle_unreachable` runs, which sets the peer.
+        (FailReason::Unreachable(_), None) => ClientError::Timeout,
+        (FailReason::RepresentationChanged, _) => ClientError::RepresentationChanged,
     }
 }
 

@@ -97,6 +97,7 @@ pub mod dtls;
 pub mod edhoc;
 mod endpoint;
 mod event_loop;
+mod icmp;
 pub mod multicast;
 pub mod oscore;
 mod reply;

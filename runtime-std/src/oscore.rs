@@ -96,6 +96,11 @@ impl SecurityMap {
 }
 
 impl Oscore {
+    /// The endpoint's security contexts.
+    pub(crate) fn contexts(&self) -> impl Iterator<Item = ContextId> + '_ {
+        self.dirs.keys().copied()
+    }
+
     /// Opens (and locks) every OSCORE context directory the credentials name, derives the
     /// contexts, and resumes their sequence numbers from what was persisted: a context that
     /// was used before starts past its persisted bound and recovers its replay window with

@@ -33,6 +33,15 @@ pub enum ClientError {
     /// No response within the request's deadline, or CON retransmissions exhausted.
     #[error("request timed out")]
     Timeout,
+    /// The network said the peer cannot be reached (an ICMP destination-unreachable
+    /// error, read on Linux; elsewhere such a request ends with [`ClientError::Timeout`]).
+    #[error("{peer}: {reason}")]
+    Unreachable {
+        /// The address the request was sent to.
+        peer: SocketAddr,
+        /// What the ICMP error said (port, host or network unreachable, prohibited).
+        reason: coap_core::Unreachable,
+    },
     /// The peer answered with RST.
     #[error("the peer reset the request")]
     Reset,

@@ -60,5 +60,7 @@ pub(crate) fn bind<R: Runtime>(addr: SocketAddr) -> io::Result<R::Socket> {
 /// the runtime.
 pub(crate) fn register<R: Runtime>(socket: std::net::UdpSocket) -> io::Result<R::Socket> {
     socket.set_nonblocking(true)?;
+    // ICMP errors fail what waits on an unreachable peer at once (Linux; see `icmp`).
+    crate::icmp::enable(&socket)?;
     R::wrap(socket)
 }

@@ -24,7 +24,12 @@ impl Runtime for Tokio {
     type Sleep = tokio::time::Sleep;
 
     fn wrap(socket: std::net::UdpSocket) -> io::Result<Socket> {
-        UdpSocket::from_std(socket).map(Socket)
+        let socket = std::sync::Arc::new(UdpSocket::from_std(socket)?);
+        Ok(Socket {
+            #[cfg(target_os = "linux")]
+            error: std::sync::Mutex::new(None),
+            socket,
+        })
     }
 
     fn sleep_until(deadline: Instant) -> tokio::time::Sleep {
@@ -45,17 +50,56 @@ impl Runtime for Tokio {
     }
 }
 
+/// A wait for an error on the socket (tokio reports EPOLLERR as neither readable nor
+/// writable, so it needs its own interest).
+#[cfg(target_os = "linux")]
+type ErrorWait = std::pin::Pin<Box<dyn Future<Output = io::Result<tokio::io::Ready>> + Send>>;
+
 /// A tokio UDP socket as the endpoint loop uses it.
-#[derive(Debug)]
-pub struct Socket(UdpSocket);
+pub struct Socket {
+    socket: std::sync::Arc<UdpSocket>,
+    /// Linux: the ICMP errors the socket queues (`IP_RECVERR`) make it error-ready, not
+    /// readable; the loop must still wake to read them (the next receive reports them).
+    #[cfg(target_os = "linux")]
+    error: std::sync::Mutex<Option<ErrorWait>>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Socket").field(&self.socket).finish()
+    }
+}
+
+impl Socket {
+    /// Ready when the socket has an error queued. The loop's next receive (which reads
+    /// on errors too, see `try_io`) then reports it; the receive that finds nothing more
+    /// clears the error readiness with the readable one.
+    #[cfg(target_os = "linux")]
+    fn poll_error(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Ok(mut wait) = self.error.lock() else {
+            return Poll::Pending;
+        };
+        let fut = wait.get_or_insert_with(|| {
+            let s = self.socket.clone();
+            Box::pin(async move { s.ready(Interest::ERROR).await })
+        });
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(_) => {
+                *wait = None;
+                Poll::Ready(())
+            }
+        }
+    }
+}
 
 impl NonBlockingSocket for Socket {
     fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.0.try_recv_from(buf)
+        self.socket.try_recv_from(buf)
     }
 
     fn try_send_to(&self, buf: &[u8], peer: SocketAddr) -> io::Result<usize> {
-        self.0.try_send_to(buf, peer)
+        self.socket.try_send_to(buf, peer)
     }
 
     #[cfg(target_os = "linux")]
@@ -64,26 +108,56 @@ impl NonBlockingSocket for Socket {
         writable: bool,
         op: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R> {
-        let interest = if writable {
-            Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
         // tokio clears its readiness when `op` reports `WouldBlock`.
-        self.0.try_io(interest, || op(self.0.as_fd()))
+        if writable {
+            return self
+                .socket
+                .try_io(Interest::WRITABLE, || op(self.socket.as_fd()));
+        }
+        // A queued ICMP error (IP_RECVERR) makes the socket error-ready only; the receive
+        // that reports it (and reads the error queue) must run then too. tokio tries one
+        // interest at a time, so `op` runs under whichever is set.
+        let fd = self.socket.as_fd();
+        let mut op = Some(op);
+        let ran = std::cell::Cell::new(false);
+        let mut run = || match op.take() {
+            Some(f) => {
+                ran.set(true);
+                f(fd)
+            }
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        };
+        match self.socket.try_io(Interest::READABLE, &mut run) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !ran.get() => {
+                self.socket.try_io(Interest::ERROR, &mut run)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Nothing queued at all: the error readiness goes too.
+                let _ = self.socket.try_io(Interest::ERROR, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+                Err(e)
+            }
+            r => r,
+        }
     }
 }
 
 impl AsyncUdpSocket for Socket {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_recv_ready(cx)
+        let ready = self.socket.poll_recv_ready(cx);
+        #[cfg(target_os = "linux")]
+        if ready.is_pending() && self.poll_error(cx).is_ready() {
+            return Poll::Ready(Ok(()));
+        }
+        ready
     }
 
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_send_ready(cx)
+        self.socket.poll_send_ready(cx)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
+        self.socket.local_addr()
     }
 }

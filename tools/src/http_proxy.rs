@@ -1025,6 +1025,7 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         | ClientError::Reset
         | ClientError::Io(_)
         | ClientError::RepresentationChanged
+        | ClientError::Unreachable { .. }
         | ClientError::NoResponse => StatusCode::BAD_GATEWAY,
     };
     error(status, format_args!("upstream {uri}: {e}"))

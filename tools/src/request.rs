@@ -96,6 +96,7 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Closed
         | ClientError::RepresentationChanged
         | ClientError::Handshake(_)
+        | ClientError::Unreachable { .. }
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
 }

@@ -1,0 +1,76 @@
+//! The `coap` tool fails fast (issue 25): a request to a closed loopback port ends with
+//! one line naming the ICMP error and exit code 1 (Linux reads the error; elsewhere the
+//! request times out, exit 3).
+#![cfg(target_os = "linux")]
+
+mod support;
+
+use std::net::UdpSocket;
+
+use support::*;
+
+#[test]
+fn closed_port_exits_1_with_port_unreachable() {
+    // A port that was free a moment ago.
+    let to = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let uri = format!("coap://{to}/x");
+    // `coap` itself gives up after its timeout; -t bounds it so a regression shows as
+    // exit 3 rather than a hang.
+    let r = coap(&["get", &uri, "-t", "3"], None);
+    assert_eq!(r.code(), 1, "{}", r.stderr);
+    assert_eq!(r.stderr, format!("error: {uri}: {to}: port unreachable\n"));
+}
+
+/// Kills the proxy when the test ends, passing or not.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Through `coap proxy`, an upstream whose port is closed is 5.02 Bad Gateway at once
+/// (RFC 7252 §5.7.2), not a 5.04 after the CoAP timeout: the proxy's request to it ends
+/// on the ICMP error.
+#[test]
+fn proxy_answers_5_02_for_a_closed_upstream() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = port.to_string();
+    let _child = Kill(
+        std::process::Command::new(BIN)
+            .args(["proxy", "-b", &proxy])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let to = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let target = format!("coap://{to}/x");
+    let via = format!("coap://{proxy}");
+    // The proxy needs a moment to bind: a few bounded tries (until it listens, each ends
+    // at once with exit 1, its own port being closed).
+    let mut last = None;
+    for _ in 0..50 {
+        let r = coap(&["get", &target, "--proxy", &via, "-t", "3"], None);
+        if r.code() == 5 {
+            last = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = Some(r);
+    }
+    let r = last.unwrap();
+    assert_eq!(r.code(), 5, "{}", r.stderr);
+    assert!(r.stderr.starts_with("5.02 Bad Gateway"), "{}", r.stderr);
+}
