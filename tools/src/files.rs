@@ -117,6 +117,10 @@ struct Shared {
     config: FilesConfig,
     watch: Mutex<Watch>,
     uploads: Mutex<Uploads<(SocketAddr, PathBuf)>>,
+    /// For block-wise uploads whose first block carried If-Match / If-None-Match: the
+    /// file's version that first block was checked against. The last block replaces the
+    /// file only if it is still that version, so no concurrent PUT is overwritten.
+    versions: Mutex<HashMap<(SocketAddr, PathBuf), Option<Stamp>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,6 +224,7 @@ impl FileServer {
                 config: config.clone(),
                 watch: Mutex::default(),
                 uploads: Mutex::new(Uploads::new(config.max_upload, MAX_UPLOADS)),
+                versions: Mutex::default(),
             }),
         })
     }
@@ -497,17 +502,40 @@ impl FileServer {
             resp.set_code(Code::PRECONDITION_FAILED);
             return Outcome::Respond;
         }
-        let key = (req.peer(), target.path.clone());
-        let step = lock(&self.shared.uploads).accept((key.0.addr, key.1), msg, Instant::now());
-        let (body, block) = match step {
-            Step::Complete(body, block) => (body, block),
-            other => {
-                other.respond(resp, max);
-                return Outcome::Respond;
+        let key = (req.peer().addr, target.path.clone());
+        let conditional = msg.option(OptionNumber::IF_MATCH).is_some()
+            || msg.option(OptionNumber::IF_NONE_MATCH).is_some();
+        let checked = {
+            let mut uploads = lock(&self.shared.uploads);
+            let step = uploads.accept(key.clone(), msg, Instant::now());
+            let mut versions = lock(&self.shared.versions);
+            if first && conditional && matches!(step, Step::Continue(_)) {
+                versions.insert(key.clone(), stamp);
+            }
+            let checked = versions.remove(&key);
+            if matches!(step, Step::Continue(_)) {
+                if let Some(v) = checked {
+                    versions.insert(key.clone(), v);
+                }
+            }
+            // Versions of uploads that ended or were dropped go with them.
+            versions.retain(|k, _| uploads.contains(k));
+            match step {
+                Step::Complete(body, block) => Some((body, block, checked)),
+                other => {
+                    other.respond(resp, max);
+                    None
+                }
             }
         };
+        let Some((body, block, checked)) = checked else {
+            return Outcome::Respond;
+        };
         let stamp_now = fs::metadata(&target.path).ok().map(|m| Stamp::of(&m));
-        if stamp_now != stamp && !Self::preconditions_hold(msg, stamp_now) {
+        // RFC 7252 §5.10.8 with RFC 7959 §2.5: the conditions of the first block hold for
+        // the whole body; the file must still be the version they were checked against.
+        let changed_meanwhile = checked.is_some_and(|v| v != stamp_now);
+        if changed_meanwhile || (stamp_now != stamp && !Self::preconditions_hold(msg, stamp_now)) {
             resp.set_code(Code::PRECONDITION_FAILED);
             return Outcome::Respond;
         }
@@ -650,6 +678,8 @@ mod tests {
         server: Endpoint<coap_tokio::Peer>,
         router: FsRouter,
         mid: u16,
+        /// The client's port on 127.0.0.1 (another port: another client).
+        port: u16,
     }
 
     impl Drop for Fixture {
@@ -684,6 +714,7 @@ mod tests {
             server: Endpoint::new(Config::default(), 3),
             router,
             mid: 0,
+            port: 40000,
         }
     }
 
@@ -709,7 +740,7 @@ mod tests {
                 b.payload(payload).unwrap();
             }
             let len = b.finish();
-            let peer = coap_tokio::glue::oscore::plain("127.0.0.1:40000".parse().unwrap());
+            let peer = coap_tokio::glue::oscore::plain(([127, 0, 0, 1], self.port).into());
             let now = coap_core::Instant::from_millis(u64::from(self.mid));
             self.server
                 .handle_datagram(now, peer, &buf[..len], &mut self.router);
@@ -981,5 +1012,74 @@ mod tests {
             f.code(Code::DELETE, &["sub"], &[], b""),
             Code::METHOD_NOT_ALLOWED
         );
+    }
+
+    #[test]
+    fn a_conditional_blockwise_put_cannot_overwrite_a_concurrent_put() {
+        let mut f = fixture(true, 4096);
+        let block =
+            |n: u32, more: bool| uint(OptionNumber::BLOCK1, Block::new(n, more, 6).encode());
+        for repeat_condition in [true, false] {
+            let r = f.ask(Code::GET, &["hello.txt"], &[], b"");
+            let etag = Message::parse(&r)
+                .unwrap()
+                .option(OptionNumber::ETAG)
+                .unwrap()
+                .value
+                .to_vec();
+            let if_match = (OptionNumber::IF_MATCH, etag);
+            // A: block 0 with If-Match passes ...
+            f.port = 40001;
+            let opts = [block(0, true), if_match.clone()];
+            assert_eq!(
+                f.code(Code::PUT, &["hello.txt"], &opts, &[b'a'; 1024]),
+                Code::CONTINUE
+            );
+            // ... B replaces the file meanwhile (its own If-Match was current) ...
+            f.port = 40002;
+            let b_body = if repeat_condition {
+                &b"B1"[..]
+            } else {
+                &b"B2"[..]
+            };
+            let b_opts = if repeat_condition {
+                vec![if_match.clone()]
+            } else {
+                vec![]
+            };
+            assert_eq!(
+                f.code(Code::PUT, &["hello.txt"], &b_opts, b_body),
+                Code::CHANGED
+            );
+            // ... and A's last block fails instead of overwriting B's update.
+            f.port = 40001;
+            let mut opts = vec![block(1, false)];
+            if repeat_condition {
+                opts.push(if_match.clone());
+            }
+            assert_eq!(
+                f.code(Code::PUT, &["hello.txt"], &opts, b"tail"),
+                Code::PRECONDITION_FAILED
+            );
+            assert_eq!(fs::read(f.dir.join("root/hello.txt")).unwrap(), b_body);
+        }
+        // Without a concurrent writer the conditional block-wise PUT goes through.
+        let r = f.ask(Code::GET, &["hello.txt"], &[], b"");
+        let etag = Message::parse(&r)
+            .unwrap()
+            .option(OptionNumber::ETAG)
+            .unwrap()
+            .value
+            .to_vec();
+        let opts = [block(0, true), (OptionNumber::IF_MATCH, etag)];
+        assert_eq!(
+            f.code(Code::PUT, &["hello.txt"], &opts, &[b'a'; 1024]),
+            Code::CONTINUE
+        );
+        assert_eq!(
+            f.code(Code::PUT, &["hello.txt"], &[block(1, false)], b"!"),
+            Code::CHANGED
+        );
+        assert_eq!(fs::read(f.dir.join("root/hello.txt")).unwrap().len(), 1025);
     }
 }
