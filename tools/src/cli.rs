@@ -440,6 +440,17 @@ pub struct ServeArgs {
           default_value_t = coap_tools::files::DEFAULT_MAX_UPLOAD)]
     pub max_upload: usize,
 
+    /// With --write: the most bytes all files under --dir may take together; a PUT that
+    /// would pass it gets 5.03
+    #[arg(long, value_name = "BYTES", requires = "write",
+          default_value_t = coap_tools::files::DEFAULT_MAX_TOTAL)]
+    pub max_total: u64,
+
+    /// With --write: the deepest path a PUT may create (segments below --dir); 4.00 beyond
+    #[arg(long, value_name = "N", requires = "write",
+          default_value_t = coap_tools::files::DEFAULT_MAX_DEPTH)]
+    pub max_depth: usize,
+
     /// Accept OSCORE (RFC 8613) with the contexts of this credentials file (aiocoap's
     /// format; one ":label": {"oscore": {"basedir": "DIR"}} entry per client).
     #[arg(long, value_name = "FILE")]

@@ -33,6 +33,16 @@ use crate::uploads::{Step, Uploads};
 
 /// Default largest upload (`--max-upload`).
 pub const DEFAULT_MAX_UPLOAD: usize = 16 * 1024 * 1024;
+
+/// Default quota of all files under the root together, for writes.
+pub const DEFAULT_MAX_TOTAL: u64 = 1 << 30;
+
+/// Default deepest path a PUT may create (segments below the root).
+pub const DEFAULT_MAX_DEPTH: usize = 8;
+
+/// Directory entries counted at most when summing the tree for [`FilesConfig::max_total`];
+/// a bigger tree counts as full (a bounded walk per completed upload).
+const MAX_WALK: usize = 100_000;
 /// Files larger than this are served but not observable: a notification carries the whole
 /// representation (its first block goes out, the rest is fetched by offset).
 pub const OBSERVE_LIMIT: u64 = 8 * 1024 * 1024;
@@ -48,8 +58,13 @@ pub struct FilesConfig {
     pub root: PathBuf,
     /// Whether PUT and DELETE are allowed.
     pub write: bool,
-    /// The largest body a PUT may carry.
+    /// The largest body a PUT may carry (4.13 with Size1 beyond).
     pub max_upload: usize,
+    /// The most bytes all files under the root may take together after a PUT (5.03
+    /// beyond: the server cannot take it now, the request was fine).
+    pub max_total: u64,
+    /// The deepest path a PUT may write (segments below the root; 4.00 beyond).
+    pub max_depth: usize,
 }
 
 impl FilesConfig {
@@ -59,6 +74,8 @@ impl FilesConfig {
             root: root.into(),
             write: false,
             max_upload: DEFAULT_MAX_UPLOAD,
+            max_total: DEFAULT_MAX_TOTAL,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -495,6 +512,10 @@ impl FileServer {
         }
         let stamp = current.as_ref().map(Stamp::of);
         let max = self.shared.config.max_upload;
+        if target.rel.split('/').filter(|s| !s.is_empty()).count() > self.shared.config.max_depth {
+            resp.set_code(Code::BAD_REQUEST);
+            return Outcome::Respond;
+        }
         let first = Block::of(msg, OptionNumber::BLOCK1).is_none_or(|b| b.num == 0);
         // Preconditions are checked before anything is stored and again before the file
         // is replaced (another client may have written meanwhile).
@@ -539,6 +560,13 @@ impl FileServer {
             resp.set_code(Code::PRECONDITION_FAILED);
             return Outcome::Respond;
         }
+        // The quota: what the tree holds, less the file replaced, plus the new body.
+        let old_len = current.as_ref().map_or(0, |m| m.len());
+        let total = tree_bytes(&self.shared.root).saturating_sub(old_len);
+        if total.saturating_add(body.len() as u64) > self.shared.config.max_total {
+            resp.set_code(Code::SERVICE_UNAVAILABLE);
+            return Outcome::Respond;
+        }
         if let Err(e) = write_atomically(&target.path, &body) {
             return io_error(resp, &e);
         }
@@ -555,6 +583,33 @@ impl FileServer {
         }
         Outcome::Respond
     }
+}
+
+/// Bytes of all regular files under `root` (symlinks not followed); `u64::MAX` when the
+/// tree has more than [`MAX_WALK`] entries.
+fn tree_bytes(root: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut entries = 0usize;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(list) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in list.flatten() {
+            entries += 1;
+            if entries > MAX_WALK {
+                return u64::MAX;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(e.path()),
+                Ok(t) if t.is_file() => {
+                    total = total.saturating_add(e.metadata().map_or(0, |m| m.len()))
+                }
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Writes `body` to a temporary file beside `path` and renames it over `path`, so readers

@@ -21,6 +21,10 @@ impl Drop for Fixture {
 }
 
 fn fixture(write: bool, max_upload: usize) -> Fixture {
+    fixture_with(write, max_upload, |_| {})
+}
+
+fn fixture_with(write: bool, max_upload: usize, tune: impl FnOnce(&mut FilesConfig)) -> Fixture {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("coap-files-{}-{n}", std::process::id()));
@@ -36,6 +40,7 @@ fn fixture(write: bool, max_upload: usize) -> Fixture {
     let mut config = FilesConfig::new(dir.join("root"));
     config.write = write;
     config.max_upload = max_upload;
+    tune(&mut config);
     let files = FileServer::new(config).unwrap();
     let router = Router::new(vec![Route::prefix(
         "/",
@@ -411,4 +416,49 @@ fn a_conditional_blockwise_put_cannot_overwrite_a_concurrent_put() {
         Code::CHANGED
     );
     assert_eq!(fs::read(f.dir.join("root/hello.txt")).unwrap().len(), 1025);
+}
+
+#[test]
+fn write_quotas_bound_total_bytes_and_path_depth() {
+    // The root holds 13 + 7 + 5000 bytes to begin with.
+    let mut f = fixture_with(true, 4096, |c| {
+        c.max_total = 6000;
+        c.max_depth = 3;
+    });
+    assert_eq!(f.code(Code::PUT, &["a.bin"], &[], &[1; 500]), Code::CREATED);
+    // Beyond the total: 5.03, nothing written.
+    assert_eq!(
+        f.code(Code::PUT, &["b.bin"], &[], &[1; 1000]),
+        Code::SERVICE_UNAVAILABLE
+    );
+    assert!(!f.dir.join("root/b.bin").exists());
+    // Replacing a file counts only the difference: big.bin shrinks, room is made.
+    assert_eq!(
+        f.code(Code::PUT, &["big.bin"], &[], b"small"),
+        Code::CHANGED
+    );
+    assert_eq!(
+        f.code(Code::PUT, &["b.bin"], &[], &[1; 1000]),
+        Code::CREATED
+    );
+    // Too deep: 4.00, no directories created.
+    assert_eq!(
+        f.code(Code::PUT, &["x", "y", "z", "deep.txt"], &[], b"d"),
+        Code::BAD_REQUEST
+    );
+    assert!(!f.dir.join("root/x").exists());
+    assert_eq!(
+        f.code(Code::PUT, &["x", "y", "ok.txt"], &[], b"d"),
+        Code::CREATED
+    );
+    // The file-size bound stays 4.13 with Size1.
+    let r = f.ask(
+        Code::PUT,
+        &["c.bin"],
+        &[uint(OptionNumber::SIZE1, 5000)],
+        &[1; 10],
+    );
+    let m = Message::parse(&r).unwrap();
+    assert_eq!(m.code(), Code::REQUEST_ENTITY_TOO_LARGE);
+    assert_eq!(m.uint_option(OptionNumber::SIZE1), Some(4096));
 }
