@@ -990,3 +990,33 @@ fn one_client_cannot_take_every_connection() {
     }
     assert!(served, "a freed slot serves the client again");
 }
+
+#[test]
+fn link_local_and_the_proxys_own_socket_are_forbidden() {
+    let side = HttpSide::start(HttpProxyConfig::default());
+    let get = |path: String| {
+        let mut s = raw_http(
+            side.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"),
+        );
+        status_of(&mut s)
+    };
+    // RFC 8075 §7: the CoAP 4.03 of the destination policy is HTTP 403; nothing is sent.
+    assert_eq!(get("/hc/coap://169.254.169.254/latest".into()), 403);
+    assert_eq!(get("/hc/coap://[fe80::1]/x".into()), 403);
+    assert_eq!(side.stats.forbidden.load(Ordering::Relaxed), 2);
+    assert_eq!(side.stats.upstream.load(Ordering::Relaxed), 0);
+    // With --deny, loopback too.
+    let denied = HttpSide::start(HttpProxyConfig {
+        destinations: coap_tools::destination::DestinationPolicy {
+            deny: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        },
+        ..HttpProxyConfig::default()
+    });
+    let mut s = raw_http(
+        denied.addr,
+        "GET /hc/coap://127.0.0.1:9/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&mut s), 403);
+}

@@ -78,8 +78,6 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
                 destinations: destinations.clone(),
                 ..http_defaults
             };
-            let proxy = HttpProxy::new(client.clone(), http_config)
-                .map_err(|e| Fail::usage(format_args!("{e}")))?;
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 Fail::failure(format_args!(
                     "cannot listen for HTTP on {addr}: {}",
@@ -89,6 +87,11 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
             let bound = listener.local_addr().map_err(|e| {
                 Fail::failure(format_args!("HTTP socket on {addr}: {}", io_reason(&e)))
             })?;
+            // The HTTP side's own socket as bound (a port 0 is known only now).
+            let mut http_config = http_config;
+            http_config.destinations.own.push(bound);
+            let proxy = HttpProxy::new(client.clone(), http_config)
+                .map_err(|e| Fail::usage(format_args!("{e}")))?;
             Some((proxy, listener, bound))
         }
     };
