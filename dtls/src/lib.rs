@@ -14,8 +14,10 @@
 //!   HelloVerifyRequest (RFC 6347 §4.2.1) and creates per-peer state only once the client
 //!   echoed a valid cookie, i.e. proved it receives at its address. [`Server`] explains
 //!   how this is done on top of dimpl, and the replay guard it requires.
-//! - The session table is bounded ([`Config::max_sessions`], least recently active evicted),
-//!   idle sessions expire ([`Config::idle_timeout`]), plaintext queued during a client
+//! - The session table is bounded: established sessions by [`Config::max_sessions`] (the
+//!   least recently active is evicted with close_notify), half-open ones by their own
+//!   [`Config::max_handshakes`] so that a flood of cookie-verified handshakes never evicts an
+//!   established session; idle sessions expire ([`Config::idle_timeout`]), plaintext queued during a client
 //!   handshake is bounded ([`Config::max_queued_plaintext`]), and so is the outgoing record
 //!   queue.
 //! - The CoAP endpoint should use [`SessionId`] as its peer type: a session id names one

@@ -22,9 +22,16 @@ pub const RECORD_OVERHEAD: usize = 13 + 8 + 8;
 /// Limits and timers of a [`Sessions`] table.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Most sessions (handshaking or established) kept at once. When a new one is needed
-    /// the least recently active is evicted with [`CloseReason::Evicted`]. Default 256.
+    /// Most established sessions kept at once. When a handshake completes on a full table
+    /// the least recently active established session is evicted with
+    /// [`CloseReason::Evicted`] and told with close_notify, so its client can reconnect.
+    /// Default 256.
     pub max_sessions: usize,
+    /// Most half-open (handshaking) sessions kept at once, a budget of their own: a server
+    /// creates one per cookie-verified ClientHello, which anyone able to receive at an
+    /// address can produce cheaply, so they must never push out an established session.
+    /// Beyond it the oldest half-open session is dropped. Default 64.
+    pub max_handshakes: usize,
     /// An established session without application data in either direction for this long
     /// is closed with close_notify. Default 300 s (libcoap's session idle default).
     pub idle_timeout: Duration,
@@ -54,6 +61,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_sessions: 256,
+            max_handshakes: 64,
             idle_timeout: Duration::from_secs(300),
             max_queued_plaintext: 16,
             max_transmit_queue: 1024,
@@ -655,10 +663,13 @@ impl<R: Role> Sessions<R> {
         state: State,
         identity_slot: Option<IdentitySlot>,
     ) -> SessionId {
-        while self.sessions.len() >= self.config.max_sessions.max(1) {
+        // Half-open sessions only displace half-open ones; the established budget is
+        // enforced when a handshake completes (`enforce_established_limit`).
+        while self.handshaking() >= self.config.max_handshakes.max(1) {
             let Some(victim) = self
                 .sessions
                 .values()
+                .filter(|s| matches!(s.state, State::Handshaking { .. }))
                 .min_by_key(|s| s.last_activity)
                 .map(|s| s.id.addr)
             else {
@@ -683,6 +694,36 @@ impl<R: Role> Sessions<R> {
         };
         self.sessions.insert(addr, session);
         id
+    }
+
+    fn handshaking(&self) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| matches!(s.state, State::Handshaking { .. }))
+            .count()
+    }
+
+    /// After `keep` may have completed its handshake: evicts the least recently active
+    /// other established sessions beyond [`Config::max_sessions`], with close_notify.
+    fn enforce_established_limit(&mut self, now: Instant, keep: SocketAddr) {
+        loop {
+            let established = self
+                .sessions
+                .values()
+                .filter(|s| matches!(s.state, State::Established));
+            if established.clone().count() <= self.config.max_sessions.max(1) {
+                return;
+            }
+            let Some(victim) = established
+                .filter(|s| s.id.addr != keep)
+                .min_by_key(|s| s.last_activity)
+                .map(|s| s.id.addr)
+            else {
+                return;
+            };
+            self.out.stats.evicted += 1;
+            self.finish(now, victim, Finish::Closed(CloseReason::Evicted), true);
+        }
     }
 
     /// Removes a session, telling the peer with close_notify where that makes sense.
@@ -724,7 +765,7 @@ impl<R: Role> Sessions<R> {
     /// Ends the session if draining it showed the peer closed or the engine failed.
     fn after_drain(&mut self, now: Instant, addr: SocketAddr, drained: Drained) {
         match drained {
-            Drained::Running => {}
+            Drained::Running => self.enforce_established_limit(now, addr),
             Drained::PeerClosed => {
                 self.finish(now, addr, Finish::Closed(CloseReason::PeerClosed), false)
             }

@@ -624,3 +624,74 @@ fn handshake_survives_loss_by_retransmission() {
     assert_eq!(net.server.stats().handshakes_completed, 1);
     assert_eq!(connected(&net.client_events(c)).len(), 1);
 }
+
+/// Drives one attacker to the point where the server holds a half-open session: it completes
+/// the cookie exchange (so it receives at its address) and then goes silent.
+fn half_open(net: &mut Net, port: u16) {
+    let addr = client_addr(port);
+    let mut attacker = Sessions::client(Config::default()).unwrap();
+    attacker.connect(net.now, server_addr(), ID, KEY).unwrap();
+    let (_, ch1) = attacker.poll_transmit().unwrap();
+    net.server.handle_datagram(net.now, addr, &ch1, |_, _| {});
+    let (to, hvr) = net.server.poll_transmit().unwrap();
+    assert_eq!(to, addr);
+    attacker.handle_datagram(net.now, server_addr(), &hvr, |_, _| {});
+    let (_, ch2) = attacker.poll_transmit().unwrap();
+    net.server.handle_datagram(net.now, addr, &ch2, |_, _| {});
+    // The ServerHello flight is never answered.
+    while net.server.poll_transmit().is_some() {}
+}
+
+#[test]
+fn half_open_handshakes_never_evict_an_established_session() {
+    let config = Config {
+        max_sessions: 4,
+        max_handshakes: 8,
+        ..Config::default()
+    };
+    let mut net = Net::new(config);
+    let c = net.add_client(42000, Config::default());
+    let sid = net.connect(c, KEY);
+    net.run();
+    let server_sid = connected(&net.server_events())[0];
+    assert_eq!(connected(&net.client_events(c)), vec![sid]);
+    net.now += Duration::from_secs(1);
+    // 300 handshakes that pass the cookie exchange, all newer than the established session.
+    for i in 0..300u16 {
+        half_open(&mut net, 43000 + i);
+    }
+    assert!(
+        net.server.is_established(server_sid),
+        "the established session survived"
+    );
+    assert!(
+        net.server.len() <= 1 + 8,
+        "half-open budget: {}",
+        net.server.len()
+    );
+    assert_eq!(net.server.stats().evicted, 300 - 8);
+    // Only half-open sessions were dropped: no Closed event for the established one.
+    assert!(net
+        .server_events()
+        .iter()
+        .all(|e| matches!(e, Event::HandshakeFailed { .. })));
+    assert!(
+        net.client_events(c).is_empty(),
+        "the client was not disturbed"
+    );
+    net.clients[c]
+        .1
+        .send(net.now, sid, b"still observing")
+        .unwrap();
+    net.run();
+    assert_eq!(
+        net.at_server.last().map(|(s, d)| (*s, d.as_slice())),
+        Some((server_sid, &b"still observing"[..]))
+    );
+    // A legitimate newcomer can still complete its handshake despite the flood.
+    let d = net.add_client(42001, Config::default());
+    net.connect(d, KEY);
+    net.run();
+    assert_eq!(connected(&net.server_events()).len(), 1);
+    assert!(net.server.is_established(server_sid));
+}

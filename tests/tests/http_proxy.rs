@@ -897,3 +897,126 @@ fn a_bad_http_base_is_a_usage_error() {
     assert_eq!(err.lines().count(), 1, "{}", done.show());
     assert!(err.contains("--http-base"), "{}", done.show());
 }
+
+/// Sends `head` on a fresh connection and returns it.
+fn raw_http(addr: SocketAddr, head: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(BOUND)).unwrap();
+    std::io::Write::write_all(&mut s, head.as_bytes()).unwrap();
+    s
+}
+
+/// The status line's code of the next response on `s` (0 when the connection closed).
+fn status_of(s: &mut std::net::TcpStream) -> u16 {
+    let mut buf = [0u8; 512];
+    let n = std::io::Read::read(s, &mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn concurrent_large_bodies_share_one_memory_budget() {
+    // 40 concurrent 15 MiB bodies used to be held at once (1.27 GB); now the bodies being
+    // read at any time fit a global budget and the rest get 503 before a byte is read.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let side = HttpSide::start(HttpProxyConfig {
+        max_body_memory: 1 << 20,
+        upstream_timeout: Duration::from_millis(300),
+        ..HttpProxyConfig::default()
+    });
+    let head = format!(
+        "POST /hc/coap://{}/x HTTP/1.1\r\nHost: p\r\nContent-Length: 700000\r\n\r\n",
+        silent.local_addr().unwrap()
+    );
+    let mut first = raw_http(side.addr, &head);
+    std::io::Write::write_all(&mut first, &[7u8; 1000]).unwrap();
+    // Until the first request holds its reservation, a second one may still pass: poll.
+    let deadline = Instant::now() + BOUND;
+    let mut refused = 0;
+    while Instant::now() < deadline && refused == 0 {
+        let mut second = raw_http(side.addr, &head);
+        match status_of(&mut second) {
+            503 => refused += 1,
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    assert_eq!(refused, 1, "a body beyond the budget is refused with 503");
+    assert!(side.stats.busy.load(Ordering::Relaxed) >= 1);
+    // The first one completes; its reservation comes back, and the next body is taken.
+    std::io::Write::write_all(&mut first, &vec![7u8; 699_000]).unwrap();
+    assert_eq!(
+        status_of(&mut first),
+        504,
+        "forwarded (the upstream is silent)"
+    );
+    drop(first);
+    let mut third = raw_http(side.addr, &head);
+    std::io::Write::write_all(&mut third, &vec![7u8; 700_000]).unwrap();
+    assert_eq!(status_of(&mut third), 504);
+    drop(silent);
+}
+
+#[test]
+fn one_client_cannot_take_every_connection() {
+    let side = HttpSide::start(HttpProxyConfig {
+        max_connections_per_client: 2,
+        ..HttpProxyConfig::default()
+    });
+    // Two idle connections (slow headers) from 127.0.0.1 ...
+    let a = raw_http(side.addr, "GET /hc/");
+    let _b = raw_http(side.addr, "GET /hc/");
+    // ... and the third from the same address is refused at once.
+    let deadline = Instant::now() + BOUND;
+    while side.stats.refused_connections.load(Ordering::Relaxed) == 0 && Instant::now() < deadline {
+        let mut c = raw_http(side.addr, "");
+        if status_of(&mut c) == 503 {
+            break;
+        }
+    }
+    assert_eq!(side.stats.refused_connections.load(Ordering::Relaxed), 1);
+    // Its slot comes back when one of its connections closes.
+    drop(a);
+    let mut served = false;
+    let deadline = Instant::now() + BOUND;
+    while !served && Instant::now() < deadline {
+        let mut d = raw_http(
+            side.addr,
+            "GET /.well-known/core HTTP/1.1\r\nHost: p\r\n\r\n",
+        );
+        served = status_of(&mut d) == 200;
+    }
+    assert!(served, "a freed slot serves the client again");
+}
+
+#[test]
+fn link_local_and_the_proxys_own_socket_are_forbidden() {
+    let side = HttpSide::start(HttpProxyConfig::default());
+    let get = |path: String| {
+        let mut s = raw_http(
+            side.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"),
+        );
+        status_of(&mut s)
+    };
+    // RFC 8075 §7: the CoAP 4.03 of the destination policy is HTTP 403; nothing is sent.
+    assert_eq!(get("/hc/coap://169.254.169.254/latest".into()), 403);
+    assert_eq!(get("/hc/coap://[fe80::1]/x".into()), 403);
+    assert_eq!(side.stats.forbidden.load(Ordering::Relaxed), 2);
+    assert_eq!(side.stats.upstream.load(Ordering::Relaxed), 0);
+    // With --deny, loopback too.
+    let denied = HttpSide::start(HttpProxyConfig {
+        destinations: coap_tools::destination::DestinationPolicy {
+            deny: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        },
+        ..HttpProxyConfig::default()
+    });
+    let mut s = raw_http(
+        denied.addr,
+        "GET /hc/coap://127.0.0.1:9/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status_of(&mut s), 403);
+}

@@ -29,6 +29,9 @@ fn proxy(config: ProxyConfig) -> (InProcess, Arc<ProxyStats>) {
         coap_tools::proxy::server_config(),
         move |server, stop| async move {
             let client = Client::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
+            // As `coap proxy` does: the proxy's own socket is a refused destination.
+            let mut config = config;
+            config.destinations.own.push(server.local_addr());
             let proxy = Proxy::new(client, server.responder(), config);
             tx.send(proxy.stats()).unwrap();
             let _ = server
@@ -349,4 +352,145 @@ fn one_upstream_observation_for_many_downstream_observers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     lib_server.assert_running();
+}
+
+/// A demo server of ours, in-process.
+fn demo_server() -> InProcess {
+    InProcess::start(|server, stop| async move {
+        let _ = server
+            .serve_with_shutdown(coap_tools::demo::router(), async move {
+                let _ = stop.recv().await;
+            })
+            .await;
+    })
+}
+
+/// A CON GET carrying `proxy_uri`, as raw bytes.
+fn proxied_get(mid: u16, proxy_uri: &str) -> Vec<u8> {
+    let mut buf = vec![0u8; 64 + proxy_uri.len()];
+    let token = mid.to_be_bytes();
+    let mut b = coap_core::MessageBuilder::new(
+        &mut buf,
+        coap_core::MessageType::Con,
+        Code::GET,
+        mid,
+        &token,
+    )
+    .unwrap();
+    b.option(OptionNumber::PROXY_URI, proxy_uri.as_bytes())
+        .unwrap();
+    let n = b.finish();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn a_silent_upstream_holds_only_its_own_permits() {
+    // 300 requests to one upstream that never answers (a bound socket nobody reads) used
+    // to take all 256 global permits for the whole upstream timeout: everyone got 5.03.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ours = demo_server();
+    let config = ProxyConfig {
+        max_per_upstream: 8,
+        ..ProxyConfig::default()
+    };
+    let (px, stats) = proxy(config);
+    let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let uri = format!("coap://{}/x", silent.local_addr().unwrap());
+    // The excess is refused at once with 5.03 (piggybacked on the ACK). Sent in bursts of
+    // 20, reading the answers in between, so that no socket buffer overflows.
+    flood
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut refused = 0;
+    let mut read_answers = |until: usize| {
+        let deadline = std::time::Instant::now() + BOUND;
+        while refused < until && std::time::Instant::now() < deadline {
+            if let Ok(n) = flood.recv(&mut buf) {
+                if coap_core::Message::parse(&buf[..n])
+                    .is_ok_and(|m| m.code() == Code::SERVICE_UNAVAILABLE)
+                {
+                    refused += 1;
+                }
+            }
+        }
+        refused
+    };
+    for mid in 0..300u16 {
+        flood.send_to(&proxied_get(mid, &uri), px.addr).unwrap();
+        if mid % 20 == 19 && mid >= 8 {
+            read_answers(usize::from(mid) + 1 - 8);
+        }
+    }
+    let refused = read_answers(300 - 8);
+    assert_eq!(refused, 300 - 8, "requests beyond the per-upstream limit");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let r = c
+            .request(Method::Get, &format!("coap://{}/", px.addr))
+            .option(
+                OptionNumber::PROXY_URI,
+                format!("coap://{}/hello", ours.addr).into_bytes(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::CONTENT, "a live upstream is still reached");
+    });
+    assert!(stats.busy.load(Ordering::Relaxed) >= 300 - 8);
+    drop(silent);
+}
+
+#[test]
+fn destination_policy_refuses_link_local_and_the_proxy_itself() {
+    let ours = demo_server();
+    let (px, stats) = proxy(ProxyConfig::default());
+    // Loopback is allowed by default: every --allow-less setup of ours relies on it. And
+    // through an `--allow`, even the proxy's own socket is reached.
+    let (looping, _) = proxy(ProxyConfig {
+        destinations: coap_tools::destination::DestinationPolicy {
+            allow: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Default::default()
+        },
+        ..ProxyConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let via = |px: std::net::SocketAddr, proxy_uri: String| {
+            c.request(Method::Get, &format!("coap://{px}/"))
+                .option(OptionNumber::PROXY_URI, proxy_uri.into_bytes())
+        };
+        // 4.03: the proxy understood and refuses (RFC 7252 §5.9.2.4); no packet leaves.
+        for target in [
+            "coap://169.254.169.254/latest/meta-data".to_owned(),
+            "coap://[::ffff:169.254.169.254]/".to_owned(),
+            "coap://255.255.255.255/".to_owned(),
+            format!("coap://{}/hello", px.addr),
+        ] {
+            let r = via(px.addr, target.clone()).send().await.unwrap();
+            assert_eq!(r.code, Code::FORBIDDEN, "{target}");
+        }
+        assert_eq!(stats.forbidden.load(Ordering::Relaxed), 4);
+        assert_eq!(upstream(&stats), 0, "nothing was sent upstream");
+        let r = via(px.addr, format!("coap://{}/hello", ours.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::CONTENT, "loopback is forwarded by default");
+        let r = via(looping.addr, format!("coap://{}/hello", looping.addr))
+            .send()
+            .await
+            .unwrap();
+        // Forwarded to itself: the proxy's own /hello is no proxy request there (4.04).
+        assert_eq!(r.code, Code::NOT_FOUND, "allowed: forwarded to itself");
+    });
 }

@@ -443,6 +443,17 @@ pub struct ServeArgs {
           default_value_t = coap_tools::files::DEFAULT_MAX_UPLOAD)]
     pub max_upload: usize,
 
+    /// With --write: the most bytes all files under --dir may take together; a PUT that
+    /// would pass it gets 5.03
+    #[arg(long, value_name = "BYTES", requires = "write",
+          default_value_t = coap_tools::files::DEFAULT_MAX_TOTAL)]
+    pub max_total: u64,
+
+    /// With --write: the deepest path a PUT may create (segments below --dir); 4.00 beyond
+    #[arg(long, value_name = "N", requires = "write",
+          default_value_t = coap_tools::files::DEFAULT_MAX_DEPTH)]
+    pub max_depth: usize,
+
     /// Accept OSCORE (RFC 8613) with the contexts of this credentials file (aiocoap's
     /// format; one ":label": {"oscore": {"basedir": "DIR"}} entry per client).
     #[arg(long, value_name = "FILE")]
@@ -495,6 +506,21 @@ pub struct ProxyArgs {
     /// Upstream exchanges in flight at most (5.03 beyond; on the HTTP side 503).
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_upstream: usize,
+
+    /// Upstream exchanges in flight to any one upstream host:port at most (5.03 beyond)
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_per_upstream: usize,
+
+    /// Forward to this destination even if denied or in the default-refused set
+    /// (link-local, broadcast, multicast, unspecified, the proxy's own sockets):
+    /// ADDR, ADDR:PORT, NET/LEN or a host pattern (name, *.name); repeatable
+    #[arg(long, value_name = "RULE", value_parser = parse_destination)]
+    pub allow: Vec<coap_tools::destination::Rule>,
+
+    /// Refuse this destination (4.03 / 403): ADDR, ADDR:PORT, NET/LEN or a host
+    /// pattern; repeatable; --allow wins
+    #[arg(long, value_name = "RULE", value_parser = parse_destination)]
+    pub deny: Vec<coap_tools::destination::Rule>,
 
     /// How long an upstream exchange may take, in seconds (5.04 / 504 beyond)
     /// [default: 30 for CoAP, 93 for HTTP]
@@ -603,6 +629,10 @@ pub struct BenchArgs {
     #[arg(short, long, value_name = "S", default_value = "5", value_parser = parse_seconds,
           allow_negative_numbers = true)]
     pub timeout: std::time::Duration,
+}
+
+fn parse_destination(s: &str) -> Result<coap_tools::destination::Rule, String> {
+    s.parse()
 }
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {

@@ -12,9 +12,11 @@
 //! Add a resource by implementing [`Resource`] and pushing a [`Route`] in [`routes`].
 
 use coap_tokio::Peer;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
 
-use coap_core::block::{BlockError, Progress, Reassembly};
+use crate::uploads::{Step, Uploads};
+
 use coap_core::router::Resource;
 use coap_core::server::{IncomingRequest, Outcome, ResponseWriter};
 use coap_core::{Code, ContentFormat, OptionNumber, Route, Router};
@@ -223,15 +225,24 @@ impl Resource<Peer> for Large {
 /// Largest body `/upload` takes.
 pub const UPLOAD_CAP: usize = 64 * 1024;
 
+/// Block-wise uploads to `/upload` in progress at once (each at most [`UPLOAD_CAP`]).
+pub const UPLOADS_IN_PROGRESS: usize = 8;
+
+/// Whose upload a block belongs to: the client and its Request-Tag (RFC 9175 §3), so that
+/// blocks of different clients, or of one client's concurrent uploads, never mix.
+type UploadKey = (Peer, Vec<u8>);
+
 /// `/upload`: PUT stores a body of up to [`UPLOAD_CAP`] bytes, in one message or block-wise
 /// (RFC 7959 Block1: 2.31 Continue per block, 2.04 Changed once complete, 4.08 for a block
 /// out of order, 4.13 with Size1 when too large); GET returns the last complete body
 /// block-wise, with its Content-Format. An interrupted upload leaves the last body as it was.
+/// Each client's upload is reassembled apart (keyed by peer and Request-Tag), at most
+/// [`UPLOADS_IN_PROGRESS`] at once; one idle for [`crate::uploads::IDLE`] is dropped.
 #[derive(Debug)]
 pub struct Upload {
-    reassembly: Box<Reassembly<UPLOAD_CAP>>,
-    /// Content-Format of the upload in progress (taken from its first block).
-    pending_format: Option<u16>,
+    uploads: Uploads<UploadKey>,
+    /// Content-Format of each upload in progress (taken from its first block).
+    pending_format: HashMap<UploadKey, Option<u16>>,
     body: Vec<u8>,
     format: Option<u16>,
 }
@@ -240,8 +251,8 @@ impl Upload {
     /// Empty: GET answers an empty body until the first PUT.
     pub fn new() -> Upload {
         Upload {
-            reassembly: Box::default(),
-            pending_format: None,
+            uploads: Uploads::new(UPLOAD_CAP, UPLOADS_IN_PROGRESS),
+            pending_format: HashMap::new(),
             body: Vec::new(),
             format: None,
         }
@@ -261,19 +272,21 @@ impl Resource<Peer> for Upload {
 
     fn put(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let msg = req.message();
+        let tag = msg
+            .option(OptionNumber::REQUEST_TAG)
+            .map(|o| o.value.to_vec())
+            .unwrap_or_default();
+        let key = (req.peer(), tag);
         let first = coap_core::Block::of(msg, OptionNumber::BLOCK1).is_none_or(|b| b.num == 0);
         if first {
-            self.pending_format = msg.content_format();
+            self.pending_format
+                .insert(key.clone(), msg.content_format());
         }
-        let written = match self.reassembly.accept(msg) {
-            Ok(Progress::Continue(block)) => {
-                resp.set_code(Code::CONTINUE);
-                resp.option_uint(OptionNumber::BLOCK1, block.encode())
-                    .map(|_| ())
-            }
-            Ok(Progress::Complete(body, echo)) => {
-                self.body = body.to_vec();
-                self.format = self.pending_format;
+        let step = self.uploads.accept(key.clone(), msg, Instant::now());
+        let written = match &step {
+            Step::Complete(body, echo) => {
+                self.body = body.clone();
+                self.format = self.pending_format.remove(&key).flatten();
                 resp.set_code(Code::CHANGED);
                 match echo {
                     Some(block) => resp
@@ -282,19 +295,14 @@ impl Resource<Peer> for Upload {
                     None => Ok(()),
                 }
             }
-            Err(e) => {
-                resp.set_code(e.code());
-                match e {
-                    BlockError::TooLarge { limit } => resp
-                        .option_uint(
-                            OptionNumber::SIZE1,
-                            u32::try_from(limit).unwrap_or(u32::MAX),
-                        )
-                        .map(|_| ()),
-                    BlockError::Incomplete => Ok(()),
-                }
+            other => {
+                other.respond(resp, UPLOAD_CAP);
+                Ok(())
             }
         };
+        // Formats of uploads that ended or were dropped go too: bounded with the uploads.
+        let uploads = &self.uploads;
+        self.pending_format.retain(|k, _| uploads.contains(k));
         if let Err(e) = written {
             tracing::warn!("response does not fit: {e}");
             resp.set_code(Code::INTERNAL_SERVER_ERROR);
@@ -339,6 +347,8 @@ mod tests {
         server: Endpoint<coap_tokio::Peer>,
         router: DemoRouter,
         mid: u16,
+        /// The client's port on 127.0.0.1 (another port: another client).
+        port: u16,
     }
 
     impl Exchange {
@@ -347,6 +357,7 @@ mod tests {
                 server: Endpoint::new(Config::default(), 1),
                 router: router(),
                 mid: 0,
+                port: 5683,
             }
         }
 
@@ -369,7 +380,7 @@ mod tests {
                 b.payload(payload).unwrap();
             }
             let req = b.into_bytes().to_vec();
-            let peer = coap_tokio::glue::oscore::plain("127.0.0.1:5683".parse().unwrap());
+            let peer = coap_tokio::glue::oscore::plain(([127, 0, 0, 1], self.port).into());
             let now = Instant::from_millis(u64::from(self.mid));
             self.server
                 .handle_datagram(now, peer, &req, &mut self.router);
@@ -500,6 +511,70 @@ mod tests {
     }
 
     #[test]
+    fn upload_keeps_each_clients_blocks_apart() {
+        // A's and B's block-wise PUTs interleave; one shared buffer made A's last block
+        // fail (or complete someone else's body).
+        let mut x = Exchange::new();
+        let a: Vec<u8> = vec![b'a'; 300];
+        let b: Vec<u8> = vec![b'b'; 300];
+        let put = |x: &mut Exchange, port: u16, num: u32, body: &[u8]| {
+            x.port = port;
+            let more = num == 0;
+            let part = if more { &body[..256] } else { &body[256..] };
+            let block = Block::new(num, more, 4).encode();
+            let r = x.ask(Code::PUT, "upload", &[(OptionNumber::BLOCK1, block)], part);
+            Message::parse(&r).unwrap().code()
+        };
+        assert_eq!(put(&mut x, 5683, 0, &a), Code::CONTINUE);
+        assert_eq!(put(&mut x, 6000, 0, &b), Code::CONTINUE);
+        assert_eq!(put(&mut x, 6000, 1, &b), Code::CHANGED);
+        assert_eq!(x.get_blockwise("upload", 6).0, b);
+        assert_eq!(put(&mut x, 5683, 1, &a), Code::CHANGED);
+        assert_eq!(x.get_blockwise("upload", 6).0, a);
+        // Bounded: more concurrent uploads than the limit drop the oldest, never grow.
+        for port in 0..(UPLOADS_IN_PROGRESS as u16 + 4) {
+            assert_eq!(put(&mut x, 7000 + port, 0, &a), Code::CONTINUE);
+        }
+        assert_eq!(put(&mut x, 7000, 1, &a), Code::REQUEST_ENTITY_INCOMPLETE);
+        assert_eq!(
+            put(&mut x, 7000 + UPLOADS_IN_PROGRESS as u16 + 3, 1, &a),
+            Code::CHANGED
+        );
+    }
+
+    #[test]
+    fn config_cannot_grow_without_bound() {
+        let mut x = Exchange::new();
+        let cf = [(OptionNumber::CONTENT_FORMAT, 52)];
+        // One patch larger than the bound: 4.13 with Size1.
+        let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(1100));
+        let r = x.ask(Code::IPATCH, "config", &cf, big.as_bytes());
+        let m = Message::parse(&r).unwrap();
+        assert_eq!(m.code(), Code::REQUEST_ENTITY_TOO_LARGE);
+        assert_eq!(m.uint_option(OptionNumber::SIZE1), Some(CONFIG_CAP as u32));
+        // Many small patches: accepted until the object would pass the bound, then 4.13.
+        let mut refused = false;
+        for i in 0..100 {
+            let patch = format!(r#"{{"k{i}":"{}"}}"#, "v".repeat(100));
+            let r = x.ask(Code::IPATCH, "config", &cf, patch.as_bytes());
+            match Message::parse(&r).unwrap().code() {
+                Code::CHANGED => assert!(!refused),
+                Code::REQUEST_ENTITY_TOO_LARGE => refused = true,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(refused);
+        let r = x.ask(Code::GET, "config", &[], b"");
+        let m = Message::parse(&r).unwrap();
+        assert!(m.payload().len() <= CONFIG_CAP);
+        let v: serde_json::Value = serde_json::from_slice(m.payload()).unwrap();
+        assert_eq!(v["version"], 1);
+        // Removing members makes room again.
+        let r = x.ask(Code::IPATCH, "config", &cf, br#"{"k0":null,"k1":null}"#);
+        assert_eq!(Message::parse(&r).unwrap().code(), Code::CHANGED);
+    }
+
+    #[test]
     fn block1_is_refused_where_not_supported() {
         let mut x = Exchange::new();
         let block = Block::new(0, true, 4).encode();
@@ -517,28 +592,48 @@ mod tests {
 /// ETag); FETCH with a JSON array of keys returns those members; PATCH and iPATCH take a
 /// JSON merge patch (RFC 7396, Content-Format 52): 4.15 for another format, 4.00 for a
 /// body that is not a JSON object, 4.12 when If-Match does not match, 4.09 when the patch
-/// would change the read-only `"version"` member.
+/// would change the read-only `"version"` member, 4.13 with Size1 when the patch or the
+/// patched object would exceed [`CONFIG_CAP`] bytes (it cannot grow without bound).
 #[derive(Debug)]
 pub struct Config {
     value: serde_json::Map<String, serde_json::Value>,
+    /// The serialized object and its ETag, redone only when a patch changes it (not per GET).
+    text: String,
+    etag: [u8; 8],
 }
+
+/// Largest `/config` object (serialized) and largest patch, in bytes: one CoAP message.
+pub const CONFIG_CAP: usize = 1024;
 
 impl Config {
     /// The initial configuration.
     pub fn new() -> Self {
         let value = serde_json::json!({"version": 1, "name": "demo", "interval": 10});
-        Config {
-            value: value.as_object().cloned().unwrap_or_default(),
-        }
+        Config::from_map(value.as_object().cloned().unwrap_or_default())
     }
 
-    fn etag(&self) -> [u8; 8] {
-        let text = serde_json::Value::Object(self.value.clone()).to_string();
+    fn from_map(value: serde_json::Map<String, serde_json::Value>) -> Self {
+        let text = serde_json::Value::Object(value.clone()).to_string();
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in text.bytes() {
             h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
-        h.to_be_bytes()
+        Config {
+            value,
+            text,
+            etag: h.to_be_bytes(),
+        }
+    }
+
+    fn etag(&self) -> [u8; 8] {
+        self.etag
+    }
+
+    fn too_large(resp: &mut ResponseWriter<'_>) -> Outcome {
+        // RFC 7959 §2.9.3: 4.13 with Size1 telling the largest size accepted.
+        resp.set_code(Code::REQUEST_ENTITY_TOO_LARGE);
+        let _ = resp.option_uint(OptionNumber::SIZE1, CONFIG_CAP as u32);
+        Outcome::Respond
     }
 
     fn json(resp: &mut ResponseWriter<'_>, code: Code, value: &serde_json::Value) -> Outcome {
@@ -567,6 +662,9 @@ impl Config {
             resp.set_code(Code::PRECONDITION_FAILED);
             return Outcome::Respond;
         }
+        if req.payload().len() > CONFIG_CAP {
+            return Self::too_large(resp);
+        }
         let Ok(serde_json::Value::Object(patch)) = serde_json::from_slice(req.payload()) else {
             resp.set_code(Code::BAD_REQUEST);
             return Outcome::Respond;
@@ -578,13 +676,19 @@ impl Config {
             resp.set_code(Code::CONFLICT);
             return Outcome::Respond;
         }
+        let mut value = self.value.clone();
         for (k, v) in patch {
             if v.is_null() {
-                self.value.remove(&k);
+                value.remove(&k);
             } else {
-                self.value.insert(k, v);
+                value.insert(k, v);
             }
         }
+        let patched = Config::from_map(value);
+        if patched.text.len() > CONFIG_CAP {
+            return Self::too_large(resp);
+        }
+        *self = patched;
         resp.set_code(Code::CHANGED);
         let _ = resp.option(OptionNumber::ETAG, &self.etag());
         Outcome::Respond
@@ -600,10 +704,11 @@ impl Default for Config {
 impl Resource<Peer> for Config {
     fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let _ = resp.option(OptionNumber::ETAG, &self.etag());
-        Self::json(
+        respond(
             resp,
             Code::CONTENT,
-            &serde_json::Value::Object(self.value.clone()),
+            Some(ContentFormat::JSON),
+            self.text.as_bytes(),
         )
     }
 

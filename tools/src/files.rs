@@ -33,6 +33,16 @@ use crate::uploads::{Step, Uploads};
 
 /// Default largest upload (`--max-upload`).
 pub const DEFAULT_MAX_UPLOAD: usize = 16 * 1024 * 1024;
+
+/// Default quota of all files under the root together, for writes.
+pub const DEFAULT_MAX_TOTAL: u64 = 1 << 30;
+
+/// Default deepest path a PUT may create (segments below the root).
+pub const DEFAULT_MAX_DEPTH: usize = 8;
+
+/// Directory entries counted at most when summing the tree for [`FilesConfig::max_total`];
+/// a bigger tree counts as full (a bounded walk per completed upload).
+const MAX_WALK: usize = 100_000;
 /// Files larger than this are served but not observable: a notification carries the whole
 /// representation (its first block goes out, the rest is fetched by offset).
 pub const OBSERVE_LIMIT: u64 = 8 * 1024 * 1024;
@@ -48,8 +58,13 @@ pub struct FilesConfig {
     pub root: PathBuf,
     /// Whether PUT and DELETE are allowed.
     pub write: bool,
-    /// The largest body a PUT may carry.
+    /// The largest body a PUT may carry (4.13 with Size1 beyond).
     pub max_upload: usize,
+    /// The most bytes all files under the root may take together after a PUT (5.03
+    /// beyond: the server cannot take it now, the request was fine).
+    pub max_total: u64,
+    /// The deepest path a PUT may write (segments below the root; 4.00 beyond).
+    pub max_depth: usize,
 }
 
 impl FilesConfig {
@@ -59,6 +74,8 @@ impl FilesConfig {
             root: root.into(),
             write: false,
             max_upload: DEFAULT_MAX_UPLOAD,
+            max_total: DEFAULT_MAX_TOTAL,
+            max_depth: DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -117,6 +134,10 @@ struct Shared {
     config: FilesConfig,
     watch: Mutex<Watch>,
     uploads: Mutex<Uploads<(SocketAddr, PathBuf)>>,
+    /// For block-wise uploads whose first block carried If-Match / If-None-Match: the
+    /// file's version that first block was checked against. The last block replaces the
+    /// file only if it is still that version, so no concurrent PUT is overwritten.
+    versions: Mutex<HashMap<(SocketAddr, PathBuf), Option<Stamp>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -220,6 +241,7 @@ impl FileServer {
                 config: config.clone(),
                 watch: Mutex::default(),
                 uploads: Mutex::new(Uploads::new(config.max_upload, MAX_UPLOADS)),
+                versions: Mutex::default(),
             }),
         })
     }
@@ -490,6 +512,10 @@ impl FileServer {
         }
         let stamp = current.as_ref().map(Stamp::of);
         let max = self.shared.config.max_upload;
+        if target.rel.split('/').filter(|s| !s.is_empty()).count() > self.shared.config.max_depth {
+            resp.set_code(Code::BAD_REQUEST);
+            return Outcome::Respond;
+        }
         let first = Block::of(msg, OptionNumber::BLOCK1).is_none_or(|b| b.num == 0);
         // Preconditions are checked before anything is stored and again before the file
         // is replaced (another client may have written meanwhile).
@@ -497,18 +523,48 @@ impl FileServer {
             resp.set_code(Code::PRECONDITION_FAILED);
             return Outcome::Respond;
         }
-        let key = (req.peer(), target.path.clone());
-        let step = lock(&self.shared.uploads).accept((key.0.addr, key.1), msg, Instant::now());
-        let (body, block) = match step {
-            Step::Complete(body, block) => (body, block),
-            other => {
-                other.respond(resp, max);
-                return Outcome::Respond;
+        let key = (req.peer().addr, target.path.clone());
+        let conditional = msg.option(OptionNumber::IF_MATCH).is_some()
+            || msg.option(OptionNumber::IF_NONE_MATCH).is_some();
+        let checked = {
+            let mut uploads = lock(&self.shared.uploads);
+            let step = uploads.accept(key.clone(), msg, Instant::now());
+            let mut versions = lock(&self.shared.versions);
+            if first && conditional && matches!(step, Step::Continue(_)) {
+                versions.insert(key.clone(), stamp);
+            }
+            let checked = versions.remove(&key);
+            if matches!(step, Step::Continue(_)) {
+                if let Some(v) = checked {
+                    versions.insert(key.clone(), v);
+                }
+            }
+            // Versions of uploads that ended or were dropped go with them.
+            versions.retain(|k, _| uploads.contains(k));
+            match step {
+                Step::Complete(body, block) => Some((body, block, checked)),
+                other => {
+                    other.respond(resp, max);
+                    None
+                }
             }
         };
+        let Some((body, block, checked)) = checked else {
+            return Outcome::Respond;
+        };
         let stamp_now = fs::metadata(&target.path).ok().map(|m| Stamp::of(&m));
-        if stamp_now != stamp && !Self::preconditions_hold(msg, stamp_now) {
+        // RFC 7252 §5.10.8 with RFC 7959 §2.5: the conditions of the first block hold for
+        // the whole body; the file must still be the version they were checked against.
+        let changed_meanwhile = checked.is_some_and(|v| v != stamp_now);
+        if changed_meanwhile || (stamp_now != stamp && !Self::preconditions_hold(msg, stamp_now)) {
             resp.set_code(Code::PRECONDITION_FAILED);
+            return Outcome::Respond;
+        }
+        // The quota: what the tree holds, less the file replaced, plus the new body.
+        let old_len = current.as_ref().map_or(0, |m| m.len());
+        let total = tree_bytes(&self.shared.root).saturating_sub(old_len);
+        if total.saturating_add(body.len() as u64) > self.shared.config.max_total {
+            resp.set_code(Code::SERVICE_UNAVAILABLE);
             return Outcome::Respond;
         }
         if let Err(e) = write_atomically(&target.path, &body) {
@@ -527,6 +583,33 @@ impl FileServer {
         }
         Outcome::Respond
     }
+}
+
+/// Bytes of all regular files under `root` (symlinks not followed); `u64::MAX` when the
+/// tree has more than [`MAX_WALK`] entries.
+fn tree_bytes(root: &Path) -> u64 {
+    let mut total = 0u64;
+    let mut entries = 0usize;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(list) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in list.flatten() {
+            entries += 1;
+            if entries > MAX_WALK {
+                return u64::MAX;
+            }
+            match e.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(e.path()),
+                Ok(t) if t.is_file() => {
+                    total = total.saturating_add(e.metadata().map_or(0, |m| m.len()))
+                }
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Writes `body` to a temporary file beside `path` and renames it over `path`, so readers
@@ -638,348 +721,4 @@ impl Resource<Peer> for FileServer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use coap_core::{Config, Endpoint, MessageBuilder, MessageType, Route, Router};
-
-    type FsRouter =
-        Router<crate::demo::BoxedResource, Vec<Route<'static, crate::demo::BoxedResource>>>;
-
-    struct Fixture {
-        dir: PathBuf,
-        server: Endpoint<coap_tokio::Peer>,
-        router: FsRouter,
-        mid: u16,
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
-    }
-
-    fn fixture(write: bool, max_upload: usize) -> Fixture {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("coap-files-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("root/sub")).unwrap();
-        fs::write(dir.join("root/hello.txt"), b"Hello, files!").unwrap();
-        fs::write(dir.join("root/sub/data.json"), b"{\"a\":1}").unwrap();
-        fs::write(dir.join("secret"), b"outside").unwrap();
-        let big: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 251) as u8).collect();
-        fs::write(dir.join("root/big.bin"), &big).unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(dir.join("secret"), dir.join("root/escape")).unwrap();
-        let mut config = FilesConfig::new(dir.join("root"));
-        config.write = write;
-        config.max_upload = max_upload;
-        let files = FileServer::new(config).unwrap();
-        let router = Router::new(vec![Route::prefix(
-            "/",
-            Box::new(files) as crate::demo::BoxedResource,
-        )]);
-        Fixture {
-            dir,
-            server: Endpoint::new(Config::default(), 3),
-            router,
-            mid: 0,
-        }
-    }
-
-    impl Fixture {
-        fn ask(
-            &mut self,
-            code: Code,
-            path: &[&str],
-            options: &[(OptionNumber, Vec<u8>)],
-            payload: &[u8],
-        ) -> Vec<u8> {
-            self.mid += 1;
-            let mut buf = [0u8; 1400];
-            let mut b =
-                MessageBuilder::new(&mut buf, MessageType::Con, code, self.mid, &[5]).unwrap();
-            for seg in path {
-                b.option_str(OptionNumber::URI_PATH, seg).unwrap();
-            }
-            for (n, v) in options {
-                b.option(*n, v).unwrap();
-            }
-            if !payload.is_empty() {
-                b.payload(payload).unwrap();
-            }
-            let len = b.finish();
-            let peer = coap_tokio::glue::oscore::plain("127.0.0.1:40000".parse().unwrap());
-            let now = coap_core::Instant::from_millis(u64::from(self.mid));
-            self.server
-                .handle_datagram(now, peer, &buf[..len], &mut self.router);
-            let mut out = [0u8; 1400];
-            let t = self
-                .server
-                .poll_transmit(now, &mut out)
-                .expect("a response");
-            out[..t.len].to_vec()
-        }
-
-        fn code(
-            &mut self,
-            code: Code,
-            path: &[&str],
-            options: &[(OptionNumber, Vec<u8>)],
-            payload: &[u8],
-        ) -> Code {
-            let r = self.ask(code, path, options, payload);
-            Message::parse(&r).unwrap().code()
-        }
-    }
-
-    fn uint(n: OptionNumber, v: u32) -> (OptionNumber, Vec<u8>) {
-        let mut b = [0u8; 4];
-        (n, coap_core::option::encode_uint(v, &mut b).to_vec())
-    }
-
-    #[test]
-    fn files_are_served_with_etag_and_content_format() {
-        let mut f = fixture(false, 1024);
-        let r = f.ask(Code::GET, &["hello.txt"], &[], b"");
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.code(), Code::CONTENT);
-        assert_eq!(m.payload(), b"Hello, files!");
-        assert_eq!(m.content_format(), Some(0));
-        let etag = m.option(OptionNumber::ETAG).unwrap().value.to_vec();
-        // The current ETag: 2.03 Valid without the body (RFC 7252 §5.10.6.2).
-        let r = f.ask(
-            Code::GET,
-            &["hello.txt"],
-            &[(OptionNumber::ETAG, etag.clone())],
-            b"",
-        );
-        let m = Message::parse(&r).unwrap();
-        assert_eq!((m.code(), m.payload()), (Code::VALID, &b""[..]));
-        let r = f.ask(Code::GET, &["sub", "data.json"], &[], b"");
-        assert_eq!(Message::parse(&r).unwrap().content_format(), Some(50));
-        assert_eq!(f.code(Code::GET, &["nothing"], &[], b""), Code::NOT_FOUND);
-    }
-
-    #[test]
-    fn blocks_are_read_by_offset() {
-        let mut f = fixture(false, 1024);
-        let want = fs::read(f.dir.join("root/big.bin")).unwrap();
-        // Any block on its own (random access): block 3 of 256 bytes.
-        let r = f.ask(
-            Code::GET,
-            &["big.bin"],
-            &[uint(OptionNumber::BLOCK2, Block::new(3, false, 4).encode())],
-            b"",
-        );
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.payload(), &want[768..1024]);
-        assert_eq!(m.content_format(), Some(42));
-        // All of it, block by block.
-        let mut got = Vec::new();
-        for num in 0..100 {
-            let r = f.ask(
-                Code::GET,
-                &["big.bin"],
-                &[uint(
-                    OptionNumber::BLOCK2,
-                    Block::new(num, false, 6).encode(),
-                )],
-                b"",
-            );
-            let m = Message::parse(&r).unwrap();
-            got.extend_from_slice(m.payload());
-            if !Block::of(&m, OptionNumber::BLOCK2).unwrap().more {
-                break;
-            }
-        }
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn directories_are_listed_as_link_format() {
-        let mut f = fixture(false, 1024);
-        let r = f.ask(Code::GET, &[], &[], b"");
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.content_format(), Some(40));
-        let text = std::str::from_utf8(m.payload()).unwrap();
-        assert_eq!(
-            text,
-            "</big.bin>;ct=42;sz=5000,</hello.txt>;ct=0;sz=13,</sub/>;ct=40"
-        );
-        let r = f.ask(Code::GET, &["sub", ""], &[], b"");
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.payload(), b"</sub/data.json>;ct=50;sz=7");
-        // /.well-known/core is still generated beside the prefix route.
-        let r = f.ask(Code::GET, &[".well-known", "core"], &[], b"");
-        assert_eq!(
-            Message::parse(&r).unwrap().payload(),
-            br#"</>;ct=40;rt="core.fileserver";title="Files""#
-        );
-    }
-
-    #[test]
-    fn paths_cannot_escape_the_directory() {
-        let mut f = fixture(true, 1024);
-        assert_eq!(
-            f.code(Code::GET, &["..", "secret"], &[], b""),
-            Code::FORBIDDEN
-        );
-        assert_eq!(
-            f.code(Code::GET, &["sub", "..", "..", "secret"], &[], b""),
-            Code::FORBIDDEN
-        );
-        assert_eq!(f.code(Code::GET, &["."], &[], b""), Code::FORBIDDEN);
-        assert_eq!(f.code(Code::GET, &["a/b"], &[], b""), Code::FORBIDDEN);
-        assert_eq!(
-            f.code(Code::GET, &["/etc", "passwd"], &[], b""),
-            Code::FORBIDDEN
-        );
-        assert_eq!(
-            f.code(Code::PUT, &["..", "new"], &[], b"x"),
-            Code::FORBIDDEN
-        );
-        #[cfg(unix)]
-        {
-            assert_eq!(f.code(Code::GET, &["escape"], &[], b""), Code::FORBIDDEN);
-            assert_eq!(f.code(Code::PUT, &["escape"], &[], b"x"), Code::FORBIDDEN);
-            assert_eq!(fs::read(f.dir.join("secret")).unwrap(), b"outside");
-        }
-        assert_eq!(
-            f.code(Code::GET, &["sub", "", "x"], &[], b""),
-            Code::NOT_FOUND
-        );
-    }
-
-    #[test]
-    fn writing_needs_write_enabled() {
-        let mut f = fixture(false, 1024);
-        assert_eq!(
-            f.code(Code::PUT, &["new.txt"], &[], b"x"),
-            Code::METHOD_NOT_ALLOWED
-        );
-        assert_eq!(
-            f.code(Code::DELETE, &["hello.txt"], &[], b""),
-            Code::METHOD_NOT_ALLOWED
-        );
-        assert!(f.dir.join("root/hello.txt").exists());
-    }
-
-    #[test]
-    fn put_with_block1_and_conditions_then_delete() {
-        let mut f = fixture(true, 3000);
-        let body: Vec<u8> = (0..2500u32).map(|i| (i % 200) as u8).collect();
-        // If-None-Match on an existing file: 4.12.
-        assert_eq!(
-            f.code(
-                Code::PUT,
-                &["hello.txt"],
-                &[(OptionNumber::IF_NONE_MATCH, vec![])],
-                b"x"
-            ),
-            Code::PRECONDITION_FAILED
-        );
-        // A new file block-wise with If-None-Match: 2.31 ..., 2.01.
-        let chunks: Vec<&[u8]> = body.chunks(1024).collect();
-        for (n, c) in chunks.iter().enumerate() {
-            let more = n + 1 < chunks.len();
-            let mut opts = vec![uint(
-                OptionNumber::BLOCK1,
-                Block::new(n as u32, more, 6).encode(),
-            )];
-            if n == 0 {
-                opts.push((OptionNumber::IF_NONE_MATCH, vec![]));
-            }
-            let want = if more { Code::CONTINUE } else { Code::CREATED };
-            assert_eq!(
-                f.code(Code::PUT, &["up", "new.bin"], &opts, c),
-                want,
-                "block {n}"
-            );
-        }
-        assert_eq!(fs::read(f.dir.join("root/up/new.bin")).unwrap(), body);
-        // If-Match with a stale ETag: 4.12; with the current one: 2.04.
-        let r = f.ask(
-            Code::GET,
-            &["up", "new.bin"],
-            &[uint(OptionNumber::BLOCK2, 0)],
-            b"",
-        );
-        let etag = Message::parse(&r)
-            .unwrap()
-            .option(OptionNumber::ETAG)
-            .unwrap()
-            .value
-            .to_vec();
-        assert_eq!(
-            f.code(
-                Code::PUT,
-                &["up", "new.bin"],
-                &[(OptionNumber::IF_MATCH, vec![1, 2, 3])],
-                b"v2"
-            ),
-            Code::PRECONDITION_FAILED
-        );
-        assert_eq!(
-            f.code(
-                Code::PUT,
-                &["up", "new.bin"],
-                &[(OptionNumber::IF_MATCH, etag)],
-                b"v2"
-            ),
-            Code::CHANGED
-        );
-        assert_eq!(fs::read(f.dir.join("root/up/new.bin")).unwrap(), b"v2");
-        // Too large: 4.13 with Size1, by Size1 or by the bytes themselves.
-        let r = f.ask(
-            Code::PUT,
-            &["big2"],
-            &[
-                uint(OptionNumber::SIZE1, 5000),
-                uint(OptionNumber::BLOCK1, Block::new(0, true, 6).encode()),
-            ],
-            &[0; 1024],
-        );
-        let m = Message::parse(&r).unwrap();
-        assert_eq!(m.code(), Code::REQUEST_ENTITY_TOO_LARGE);
-        assert_eq!(m.uint_option(OptionNumber::SIZE1), Some(3000));
-        for n in 0..3u32 {
-            let code = f.code(
-                Code::PUT,
-                &["big3"],
-                &[uint(OptionNumber::BLOCK1, Block::new(n, true, 6).encode())],
-                &[0; 1024],
-            );
-            let want = if n < 2 {
-                Code::CONTINUE
-            } else {
-                Code::REQUEST_ENTITY_TOO_LARGE
-            };
-            assert_eq!(code, want);
-        }
-        assert!(!f.dir.join("root/big3").exists());
-        // A block out of order: 4.08.
-        assert_eq!(
-            f.code(
-                Code::PUT,
-                &["x"],
-                &[uint(OptionNumber::BLOCK1, Block::new(2, true, 6).encode())],
-                &[0; 1024]
-            ),
-            Code::REQUEST_ENTITY_INCOMPLETE
-        );
-        // DELETE: 2.02, then 4.04; directories stay.
-        assert_eq!(
-            f.code(Code::DELETE, &["up", "new.bin"], &[], b""),
-            Code::DELETED
-        );
-        assert_eq!(
-            f.code(Code::DELETE, &["up", "new.bin"], &[], b""),
-            Code::NOT_FOUND
-        );
-        assert_eq!(
-            f.code(Code::DELETE, &["sub"], &[], b""),
-            Code::METHOD_NOT_ALLOWED
-        );
-    }
-}
+mod tests;

@@ -59,8 +59,15 @@
 //!   cancelled);
 //! - upstream exchanges in flight: [`HttpProxyConfig::max_upstream`] (503 with
 //!   `Retry-After` beyond, §8.1);
+//! - request bodies held at once, all connections together:
+//!   [`HttpProxyConfig::max_body_memory`] bytes (each request reserves its Content-Length,
+//!   or [`HttpProxyConfig::max_body`] when it has none, before reading; 503 with
+//!   `Retry-After` when the budget is spent);
 //! - connections served at once: [`HttpProxyConfig::max_connections`] (further ones wait in
-//!   the listen backlog);
+//!   the listen backlog), and per client address
+//!   [`HttpProxyConfig::max_connections_per_client`] (further ones get 503 and are closed);
+//! - destinations: [`HttpProxyConfig::destinations`], checked after name resolution (403,
+//!   see [`crate::destination`]);
 //! - request heads: hyper's limits, 431 beyond (at most [`MAX_HEADERS`] header fields and
 //!   [`MAX_HEAD_BYTES`] bytes, sent within [`HEADER_READ_TIMEOUT`]), and
 //!   [`BODY_READ_TIMEOUT`] for the body (408 beyond).
@@ -71,6 +78,7 @@
 //! Not done: the cache (every request goes upstream), loose media type mapping (§6.3, an
 //! OPTIONAL feature), content transcoding (§6.5), Observe, and TLS on the HTTP side.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -126,6 +134,12 @@ pub struct HttpProxyConfig {
     pub upstream_timeout: Duration,
     /// HTTP connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// HTTP connections served at once from one client IP address; more get 503.
+    pub max_connections_per_client: usize,
+    /// Request bodies held at once, all requests together, in bytes; 503 beyond.
+    pub max_body_memory: usize,
+    /// Where requests may be forwarded to.
+    pub destinations: crate::destination::DestinationPolicy,
 }
 
 impl Default for HttpProxyConfig {
@@ -140,6 +154,9 @@ impl Default for HttpProxyConfig {
             // client is likely to wait for at most.
             upstream_timeout: Duration::from_secs(93),
             max_connections: 1024,
+            max_connections_per_client: 32,
+            max_body_memory: 64 << 20,
+            destinations: crate::destination::DestinationPolicy::default(),
         }
     }
 }
@@ -161,15 +178,27 @@ pub struct HttpProxyStats {
     pub upstream: AtomicU64,
     /// Upstream exchanges in flight now.
     pub inflight: AtomicU64,
-    /// Requests refused with 503 because `max_upstream` exchanges were in flight.
+    /// Requests refused with 503 because `max_upstream` exchanges were in flight, or the
+    /// body-memory budget was spent.
     pub busy: AtomicU64,
+    /// Connections refused because their client had `max_connections_per_client` open.
+    pub refused_connections: AtomicU64,
+    /// Requests refused by the destination policy.
+    pub forbidden: AtomicU64,
 }
 
 struct State {
     client: Client,
     config: HttpProxyConfig,
     upstream: Semaphore,
+    /// The body-memory budget, in KiB (`acquire_many` counts in `u32`).
+    body_memory: Semaphore,
     stats: Arc<HttpProxyStats>,
+}
+
+/// Budget units of [`State::body_memory`] for `bytes`, rounded up.
+fn kib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// The HC proxy: forwards HTTP requests to CoAP servers with its client.
@@ -193,6 +222,9 @@ impl HttpProxy {
             state: Arc::new(State {
                 client,
                 upstream: Semaphore::new(permits),
+                body_memory: Semaphore::new(
+                    (kib(config.max_body_memory as u64) as usize).clamp(1, Semaphore::MAX_PERMITS),
+                ),
                 config,
                 stats: Arc::new(HttpProxyStats::default()),
             }),
@@ -218,6 +250,8 @@ impl HttpProxy {
                 .clamp(1, Semaphore::MAX_PERMITS),
         ));
         let mut tasks = tokio::task::JoinSet::new();
+        let per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+        let per_client_limit = self.state.config.max_connections_per_client.max(1);
         tokio::pin!(shutdown);
         loop {
             // A permit first: beyond the limit, connections wait in the backlog.
@@ -228,7 +262,7 @@ impl HttpProxy {
                     Err(_) => break,
                 },
             };
-            let (stream, _) = tokio::select! {
+            let (mut stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 a = listener.accept() => match a {
                     Ok(a) => a,
@@ -241,8 +275,40 @@ impl HttpProxy {
             };
             // Reap finished connection tasks so the set does not grow.
             while tasks.try_join_next().is_some() {}
+            // One client (address) may hold only its share of the connections: slow
+            // senders from one host cannot keep everyone else waiting in the backlog.
+            let admitted = {
+                let mut map = per_client.lock().unwrap_or_else(|e| e.into_inner());
+                let n = map.entry(peer.ip()).or_insert(0);
+                if *n >= per_client_limit {
+                    false
+                } else {
+                    *n += 1;
+                    true
+                }
+            };
+            if !admitted {
+                self.state
+                    .stats
+                    .refused_connections
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(permit);
+                tasks.spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let refusal = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+                        Content-Length: 0\r\nConnection: close\r\n\r\n";
+                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(refusal))
+                        .await;
+                });
+                continue;
+            }
+            let client_slot = ClientSlot {
+                map: per_client.clone(),
+                ip: peer.ip(),
+            };
             let state = self.state.clone();
             tasks.spawn(async move {
+                let _client_slot = client_slot;
                 let service = hyper::service::service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(handle(&state, req).await) }
@@ -259,6 +325,24 @@ impl HttpProxy {
         }
         tasks.shutdown().await;
         Ok(())
+    }
+}
+
+/// One connection's place in the per-client count, given back when dropped.
+struct ClientSlot {
+    map: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -877,6 +961,35 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
         }
         return too_large();
     }
+    // Destination policy after name resolution, before the body is read (403).
+    if let Err(why) = config.destinations.check_uri(&uri).await {
+        state.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::FORBIDDEN, why);
+    }
+    // The body's memory comes out of the global budget before a byte is read.
+    let reserve = declared.unwrap_or(config.max_body as u64);
+    let _body_budget = if reserve == 0 {
+        None
+    } else {
+        match state.body_memory.try_acquire_many(kib(reserve)) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                state.stats.busy.fetch_add(1, Ordering::Relaxed);
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format_args!(
+                        "proxy busy: request bodies in progress use the {} bytes allowed",
+                        config.max_body_memory
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+        }
+    };
     let payload =
         match tokio::time::timeout(BODY_READ_TIMEOUT, read_body(body, config.max_body)).await {
             Ok(Ok(b)) => b,

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod demo;
+pub mod destination;
 pub mod exit;
 pub mod files;
 pub mod http_proxy;

@@ -19,7 +19,13 @@
 //!   is left (checked at each upstream notification) or it ends upstream.
 //! - Reverse: `--reverse /local=coap://host:port/base` forwards requests under `/local`
 //!   without any proxy option.
-//! - Bounded: at most `max_upstream` exchanges in flight; beyond that 5.03 with Max-Age.
+//! - Bounded: at most `max_upstream` exchanges in flight, and at most `max_per_upstream` to
+//!   any one upstream endpoint (so a silent upstream holds only its own permits and fails
+//!   its own excess requests at once, not everyone's); beyond either, 5.03 with Max-Age.
+//! - Destinations: checked after name resolution by a
+//!   [`DestinationPolicy`](crate::destination::DestinationPolicy); a refused one gets 4.03
+//!   Forbidden (RFC 7252 §5.9.2.4: the proxy understood and will not do it — 5.05 would
+//!   claim proxying is unsupported, which is not the case).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::destination::DestinationPolicy;
 use coap_core::cache::{key_hash, same_key, Cache, Lookup, Meta, Storage, Stored};
 use coap_core::code::CodeClass;
 use coap_core::{Code, Message, MessageBuilder, MessageType, Method, OptionNumber, ResponseHandle};
@@ -49,8 +56,12 @@ pub struct ProxyConfig {
     pub max_upstream: usize,
     /// How long upstream may take.
     pub upstream_timeout: Duration,
+    /// Upstream exchanges in flight to one upstream endpoint (host and port) at most.
+    pub max_per_upstream: usize,
     /// Reverse-proxy map: local path prefix → upstream base URI.
     pub reverse: Vec<(String, String)>,
+    /// Where requests may be forwarded to.
+    pub destinations: DestinationPolicy,
 }
 
 impl Default for ProxyConfig {
@@ -60,7 +71,9 @@ impl Default for ProxyConfig {
             cache_entry_bytes: 1 << 20,
             max_upstream: 256,
             upstream_timeout: Duration::from_secs(30),
+            max_per_upstream: 32,
             reverse: Vec::new(),
+            destinations: DestinationPolicy::default(),
         }
     }
 }
@@ -72,8 +85,11 @@ pub struct ProxyStats {
     pub upstream: AtomicU64,
     /// Requests answered from the cache (fresh hits and 2.03 to a client's ETag).
     pub cache_hits: AtomicU64,
-    /// Requests refused because `max_upstream` exchanges were in flight.
+    /// Requests refused because `max_upstream` exchanges (or `max_per_upstream` to their
+    /// upstream) were in flight.
     pub busy: AtomicU64,
+    /// Requests refused by the destination policy.
+    pub forbidden: AtomicU64,
     /// Upstream observations started (one per distinct observed request at a time).
     pub observations: AtomicU64,
     /// Upstream observations ended (no downstream observer left, or ended upstream).
@@ -156,6 +172,48 @@ struct Shared {
 
 type SharedMap = Arc<Mutex<HashMap<u32, Shared>>>;
 
+/// Upstream permits: a global count and one per upstream endpoint. A permit is released
+/// when dropped, so every path out of a spawned exchange gives it back.
+#[derive(Clone, Default)]
+struct Permits {
+    global: Arc<AtomicU64>,
+    per_upstream: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+struct Permit {
+    permits: Permits,
+    upstream: String,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.permits.global.fetch_sub(1, Ordering::AcqRel);
+        let mut map = self
+            .permits
+            .per_upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.upstream) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.upstream);
+            }
+        }
+    }
+}
+
+/// The upstream endpoint of a URI (`host:port`, lower case), what per-upstream permits are
+/// counted by.
+fn authority(uri: &str) -> String {
+    match coap_core::Uri::parse(uri) {
+        Ok(u) => match u.host() {
+            coap_core::Host::Ip(ip) => std::net::SocketAddr::new(ip, u.port()).to_string(),
+            coap_core::Host::Name(n) => format!("{}:{}", n.to_ascii_lowercase(), u.port()),
+        },
+        Err(_) => uri.to_owned(),
+    }
+}
+
 /// The proxy's handler: answers from the cache or defers and forwards.
 pub struct Proxy {
     client: Client,
@@ -164,7 +222,7 @@ pub struct Proxy {
     observed: SharedMap,
     cache: Arc<Mutex<Cache<VecStorage>>>,
     config: ProxyConfig,
-    inflight: Arc<AtomicU64>,
+    permits: Permits,
     stats: Arc<ProxyStats>,
     start: std::time::Instant,
     runtime: tokio::runtime::Handle,
@@ -182,7 +240,7 @@ impl Proxy {
             observed: Arc::new(Mutex::new(HashMap::new())),
             cache: Arc::new(Mutex::new(Cache::new(storage))),
             config,
-            inflight: Arc::new(AtomicU64::new(0)),
+            permits: Permits::default(),
             stats: Arc::new(ProxyStats::default()),
             start: std::time::Instant::now(),
             runtime: tokio::runtime::Handle::current(),
@@ -198,15 +256,37 @@ impl Proxy {
         coap_core::Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
 
-    /// Takes one of the `max_upstream` upstream places, or counts a refusal.
-    fn take_upstream_place(&self) -> bool {
+    /// Takes one of the `max_upstream` upstream places and one of the `max_per_upstream`
+    /// of `uri`'s upstream, or counts a refusal.
+    fn take_upstream_place(&self, uri: &str) -> Option<Permit> {
         let limit = self.config.max_upstream as u64;
-        if self.inflight.fetch_add(1, Ordering::AcqRel) >= limit {
-            self.inflight.fetch_sub(1, Ordering::AcqRel);
+        let refuse = || {
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
-            return false;
+            None
+        };
+        let global = &self.permits.global;
+        if global.fetch_add(1, Ordering::AcqRel) >= limit {
+            global.fetch_sub(1, Ordering::AcqRel);
+            return refuse();
         }
-        true
+        let upstream = authority(uri);
+        let mut map = self
+            .permits
+            .per_upstream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(upstream.clone()).or_insert(0);
+        if *n >= self.config.max_per_upstream.max(1) {
+            drop(map);
+            global.fetch_sub(1, Ordering::AcqRel);
+            return refuse();
+        }
+        *n += 1;
+        drop(map);
+        Some(Permit {
+            permits: self.permits.clone(),
+            upstream,
+        })
     }
 
     /// A registration (Observe=0): joins the upstream observation of the same request, or
@@ -245,9 +325,9 @@ impl Proxy {
             return Some(Outcome::Defer);
         }
         let request = copy_request(msg)?;
-        if !self.take_upstream_place() {
+        let Some(permit) = self.take_upstream_place(uri) else {
             return Some(busy(w));
-        }
+        };
         observed.insert(
             key,
             Shared {
@@ -281,10 +361,16 @@ impl Proxy {
             observed: self.observed.clone(),
             responder: self.responder.clone(),
             notifier: self.notifier.clone(),
-            inflight: self.inflight.clone(),
+            permit: Mutex::new(Some(permit)),
             stats: self.stats.clone(),
         };
+        let policy = self.config.destinations.clone();
+        let uri = uri.to_owned();
         self.runtime.spawn(async move {
+            if policy.check_uri(&uri).await.is_err() {
+                relay.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+                return relay.end(Reply::new(Code::FORBIDDEN)).await;
+            }
             match upstream.observe().await {
                 Ok(observation) => relay.run(observation).await,
                 Err(e) => relay.end(error_reply(&e)).await,
@@ -300,7 +386,8 @@ struct Relay {
     observed: SharedMap,
     responder: Responder,
     notifier: Notifier,
-    inflight: Arc<AtomicU64>,
+    /// The upstream permit, released when the observation ends.
+    permit: Mutex<Option<Permit>>,
     stats: Arc<ProxyStats>,
 }
 
@@ -391,7 +478,7 @@ impl Relay {
     }
 
     fn finish(&self) {
-        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        self.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.stats
             .observations_ended
             .fetch_add(1, Ordering::Relaxed);
@@ -667,9 +754,9 @@ impl Handler<Peer> for Proxy {
             w.set_code(Code::INTERNAL_SERVER_ERROR);
             return Outcome::Respond;
         };
-        if !self.take_upstream_place() {
+        let Some(permit) = self.take_upstream_place(&uri) else {
             return busy(w);
-        }
+        };
         let mut upstream = self
             .client
             .request(method, &uri)
@@ -688,12 +775,19 @@ impl Handler<Peer> for Proxy {
         let handle = req.handle();
         let responder = self.responder.clone();
         let cache = self.cache.clone();
-        let inflight = self.inflight.clone();
         let start = self.start;
-        self.stats.upstream.fetch_add(1, Ordering::Relaxed);
+        let policy = self.config.destinations.clone();
+        let stats = self.stats.clone();
         self.runtime.spawn(async move {
+            if policy.check_uri(&uri).await.is_err() {
+                drop(permit);
+                stats.forbidden.fetch_add(1, Ordering::Relaxed);
+                let _ = responder.respond(handle, Reply::new(Code::FORBIDDEN)).await;
+                return;
+            }
+            stats.upstream.fetch_add(1, Ordering::Relaxed);
             let result = upstream.send().await;
-            inflight.fetch_sub(1, Ordering::AcqRel);
+            drop(permit);
             let now = coap_core::Instant::from_millis(start.elapsed().as_millis() as u64);
             let reply = match result {
                 Ok(r) => {

@@ -3,6 +3,7 @@
 //! TCP socket, both forwarding with one upstream client, until Ctrl-C.
 
 use coap_tokio::Client;
+use coap_tools::destination::DestinationPolicy;
 use coap_tools::exit::{Exit, Fail};
 use coap_tools::http_proxy::{HttpProxy, HttpProxyConfig};
 use coap_tools::input::io_reason;
@@ -26,17 +27,27 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
         }
         reverse.push((path.trim_end_matches('/').to_owned(), base.to_owned()));
     }
+    let server =
+        crate::serve::bind_or_default_with(args.bind, coap_tools::proxy::server_config()).await?;
+    let local = server.local_addr();
+    let mut destinations = DestinationPolicy {
+        allow: args.allow.clone(),
+        deny: args.deny.clone(),
+        own: vec![local],
+    };
+    if let Some(http) = args.http_bind {
+        destinations.own.push(http);
+    }
     let defaults = ProxyConfig::default();
     let config = ProxyConfig {
         cache_entries: args.cache_entries,
         max_upstream: args.max_upstream.max(1),
+        max_per_upstream: args.max_per_upstream.max(1),
         upstream_timeout: args.upstream_timeout.unwrap_or(defaults.upstream_timeout),
         reverse,
+        destinations: destinations.clone(),
         ..defaults
     };
-    let server =
-        crate::serve::bind_or_default_with(args.bind, coap_tools::proxy::server_config()).await?;
-    let local = server.local_addr();
     let upstream_bind = if local.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -64,10 +75,9 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
                 upstream_timeout: args
                     .upstream_timeout
                     .unwrap_or(http_defaults.upstream_timeout),
+                destinations: destinations.clone(),
                 ..http_defaults
             };
-            let proxy = HttpProxy::new(client.clone(), http_config)
-                .map_err(|e| Fail::usage(format_args!("{e}")))?;
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 Fail::failure(format_args!(
                     "cannot listen for HTTP on {addr}: {}",
@@ -77,6 +87,11 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
             let bound = listener.local_addr().map_err(|e| {
                 Fail::failure(format_args!("HTTP socket on {addr}: {}", io_reason(&e)))
             })?;
+            // The HTTP side's own socket as bound (a port 0 is known only now).
+            let mut http_config = http_config;
+            http_config.destinations.own.push(bound);
+            let proxy = HttpProxy::new(client.clone(), http_config)
+                .map_err(|e| Fail::usage(format_args!("{e}")))?;
             Some((proxy, listener, bound))
         }
     };

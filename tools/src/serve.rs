@@ -27,6 +27,8 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
             let mut config = FilesConfig::new(dir);
             config.write = args.write;
             config.max_upload = args.max_upload;
+            config.max_total = args.max_total;
+            config.max_depth = args.max_depth;
             Some(FileServer::new(config).map_err(|e| {
                 Fail::usage(format_args!(
                     "cannot serve {}: {}",

@@ -10,7 +10,7 @@ use coap_core::block::Block;
 use coap_core::{Code, Message, OptionNumber, ResponseWriter};
 
 /// An upload without a block for this long is forgotten.
-pub const IDLE: Duration = Duration::from_secs(60);
+pub const IDLE: Duration = Duration::from_secs(30);
 
 /// What one request of an upload led to.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +44,11 @@ impl<K: Hash + Eq + Clone> Uploads<K> {
     /// The largest body accepted.
     pub fn max_body(&self) -> usize {
         self.max_body
+    }
+
+    /// Whether an upload for `key` is in progress.
+    pub fn contains(&self, key: &K) -> bool {
+        self.open.contains_key(key)
     }
 
     /// Uploads in progress.
