@@ -255,3 +255,18 @@ mod tests {
         assert_eq!(ContentFormat(9999).family(), Family::Binary);
     }
 }
+
+/// A registry number as a Content-Format, so that APIs taking `impl Into<ContentFormat>`
+/// accept plain numbers too.
+impl From<u16> for ContentFormat {
+    fn from(n: u16) -> Self {
+        ContentFormat(n)
+    }
+}
+
+/// The registry number of a Content-Format.
+impl From<ContentFormat> for u16 {
+    fn from(f: ContentFormat) -> Self {
+        f.0
+    }
+}

@@ -13,8 +13,14 @@ fn chosen_token_is_sent_and_not_shared_with_a_live_request() {
     let id = ep.request(now, 5, params, |_| Ok(())).unwrap();
     let mut buf = [0u8; 1152];
     let tx = ep.poll_transmit(now, &mut buf).unwrap();
-    assert_eq!(Message::parse(&buf[..tx.len]).unwrap().token(), &[0xca, 0xfe]);
-    assert_eq!(ep.request(now, 5, params, |_| Ok(())), Err(Error::TokenInUse));
+    assert_eq!(
+        Message::parse(&buf[..tx.len]).unwrap().token(),
+        &[0xca, 0xfe]
+    );
+    assert_eq!(
+        ep.request(now, 5, params, |_| Ok(())),
+        Err(Error::TokenInUse)
+    );
     assert!(ep.request(now, 6, params, |_| Ok(())).is_ok());
     assert!(ep.cancel(id));
     assert!(ep.request(now, 5, params, |_| Ok(())).is_ok(), "free again");

@@ -40,6 +40,7 @@ use async_io::{Async, Timer};
 use coap_std::{AsyncUdpSocket, NonBlockingSocket, ResolveFuture, Runtime};
 
 pub use coap_std as glue;
+pub use coap_std::app;
 pub use coap_std::coap_core;
 pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,

@@ -290,6 +290,23 @@ impl<R: Runtime> Server<R> {
         Notifier::new(self.commands.clone())
     }
 
+    /// Serves an async [`crate::app::Router`] until a socket error: each request runs
+    /// in a task of its own, answered piggybacked if done within
+    /// `Config::separate_ack_delay`, else after an empty ACK (RFC 7252 §5.2.2).
+    pub async fn serve_router(self, router: crate::app::Router<()>) -> io::Result<()> {
+        self.serve_router_with_shutdown(router, pending()).await
+    }
+
+    /// [`Server::serve_router`] until `shutdown` completes.
+    pub async fn serve_router_with_shutdown(
+        self,
+        router: crate::app::Router<()>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let handler = crate::app::AppHandler::<R>::new(router, self.responder());
+        self.serve_with_shutdown(handler, shutdown).await
+    }
+
     /// Serves requests with `handler` until a socket error.
     pub async fn serve<H: Handler<Peer>>(self, handler: H) -> io::Result<()> {
         self.serve_with_shutdown(handler, pending()).await

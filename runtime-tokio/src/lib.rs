@@ -57,6 +57,7 @@
 #![warn(missing_docs)]
 
 pub use coap_std as glue;
+pub use coap_std::app;
 #[cfg(feature = "tokio")]
 mod runtime;
 
