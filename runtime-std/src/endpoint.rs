@@ -159,6 +159,38 @@ impl<R: Runtime> Client<R> {
     pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
         self.handle.request(method, uri)
     }
+
+    /// A POST of `uri` to build further (`.payload(..)`, `.content_format(..)`), then
+    /// `.send()`.
+    pub fn post(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Post, uri)
+    }
+
+    /// A PUT of `uri` to build further, then `.send()`.
+    pub fn put(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Put, uri)
+    }
+
+    /// A DELETE of `uri` to build further, then `.send()`.
+    pub fn delete(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Delete, uri)
+    }
+
+    /// A FETCH of `uri` (RFC 8132) to build further, then `.send()`.
+    pub fn fetch(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Fetch, uri)
+    }
+
+    /// A PATCH of `uri` (RFC 8132) to build further, then `.send()`.
+    pub fn patch(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Patch, uri)
+    }
+
+    /// Observes `uri` (a GET with Observe=0, RFC 7641 §3.1): the first response and then
+    /// the notifications, through [`crate::Observation::next`].
+    pub async fn observe(&self, uri: &str) -> Result<crate::Observation, ClientError> {
+        self.request(Method::Get, uri).observe().await
+    }
 }
 
 /// A CoAP server endpoint: bind, then [`Server::serve`] a handler (e.g. a

@@ -103,6 +103,7 @@ mod reply;
 mod responder;
 mod response;
 mod runtime;
+mod status;
 
 pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
 pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
@@ -116,6 +117,7 @@ pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, Responder};
 pub use response::{ClientError, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
+pub use status::StatusError;
 
 pub use coap_core;
 pub use coap_core::{

@@ -215,8 +215,8 @@ macro_rules! app_suite {
                     let mut json = serde_json::to_vec(&serde_json::json!({ "items": items })).unwrap();
                     json.resize(64 * 1024, b' ');
                     let r = c
-                        .request(Method::Post, &uri(addr, "/upload"))
-                        .content_format(50)
+                        .post(&uri(addr, "/upload"))
+                        .content_format(50u16)
                         .payload(json)
                         .send()
                         .await
@@ -293,7 +293,7 @@ macro_rules! app_suite {
                     let port = c.local_addr().port();
                     let r = c
                         .request(Method::Get, &uri(addr, "/who?unit=C&x"))
-                        .content_format(ContentFormat::JSON.0)
+                        .content_format(ContentFormat::JSON)
                         .send()
                         .await
                         .unwrap();
@@ -303,7 +303,7 @@ macro_rules! app_suite {
                     // Two `route` calls on one path merge their methods.
                     let r = c.request(Method::Post, &uri(addr, "/who")).send().await.unwrap();
                     assert_eq!(r.payload_str(), Some("quick"));
-                    let r = c.request(Method::Put, &uri(addr, "/who")).send().await.unwrap();
+                    let r = c.put(&uri(addr, "/who")).send().await.unwrap();
                     assert_eq!(r.code, Code::METHOD_NOT_ALLOWED);
                     let r = c.request(Method::Put, &uri(addr, "/hello")).send().await.unwrap();
                     assert_eq!(r.code, Code::METHOD_NOT_ALLOWED);
