@@ -90,6 +90,8 @@
 
 pub mod app;
 mod batch;
+#[cfg(feature = "serde")]
+mod body;
 mod client;
 mod command;
 pub mod credentials;
@@ -106,6 +108,8 @@ mod runtime;
 mod status;
 
 pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
+#[cfg(feature = "serde")]
+pub use body::{BodyError, Cbor, Json};
 pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
 pub use command::{command_channel, Command, CommandReceiver, CommandSender, Progress};
 pub use driver::{

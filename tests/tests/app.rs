@@ -82,7 +82,9 @@ macro_rules! app_suite {
             use std::net::SocketAddr;
             use std::time::{Duration, Instant};
 
-            use $coap::app::{get, post, Format, IntoReply, Payload, Query, Remote, Router, State};
+            use $coap::app::{
+                get, post, Cbor, Format, IntoReply, Json, Payload, Query, Remote, Router, State,
+            };
             use $coap::{
                 Client, Code, Config, ContentFormat, IncomingRequest, Method, OptionNumber,
                 Outcome, Peer, Reply, Resource, ResponseWriter, Server,
@@ -311,6 +313,70 @@ macro_rules! app_suite {
                     assert_eq!(r.code, Code::NOT_FOUND);
                     let r = c.get(&uri(addr, "/.well-known/core")).await.unwrap();
                     assert_eq!(r.payload_str(), Some("</hello>,</who>"));
+                });
+            }
+
+            async fn sum(Json(v): Json<Vec<i64>>) -> Json<serde_json::Value> {
+                Json(serde_json::json!({ "sum": v.iter().sum::<i64>(), "n": v.len() }))
+            }
+
+            async fn cbor_echo(Cbor(v): Cbor<std::collections::BTreeMap<String, u32>>) -> Reply {
+                Reply::cbor(&v.into_iter().map(|(k, n)| (k, n + 1)).collect::<Vec<_>>())
+            }
+
+            #[test]
+            fn json_and_cbor_bodies_and_their_rejections() {
+                run(async {
+                    let router = Router::new()
+                        .route("/sum", post(sum))
+                        .route("/cbor", post(cbor_echo));
+                    let (addr, _stop) = serve(Config::default(), router).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let r = c.post(&uri(addr, "/sum")).json(&[1, 2, 39]).unwrap().send().await;
+                    let r = r.unwrap().error_for_status().unwrap();
+                    assert_eq!(r.content_format(), Some(50));
+                    let v: serde_json::Value = r.json().unwrap();
+                    assert_eq!(v, serde_json::json!({ "sum": 42, "n": 3 }));
+                    // A body that is not JSON for the type: 4.00, and the handler never ran.
+                    let r = c
+                        .post(&uri(addr, "/sum"))
+                        .content_format(ContentFormat::JSON)
+                        .payload("[1, \"two\"]")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::BAD_REQUEST);
+                    assert!(r.clone().error_for_status().is_err());
+                    // JSON-looking bytes labelled text/plain: 4.15 (RFC 7252 §5.10.3).
+                    let r = c
+                        .post(&uri(addr, "/sum"))
+                        .content_format(0u16)
+                        .payload("[1]")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::UNSUPPORTED_CONTENT_FORMAT);
+                    let mut m = std::collections::BTreeMap::new();
+                    m.insert("a".to_owned(), 1u32);
+                    let r = c.post(&uri(addr, "/cbor")).cbor(&m).unwrap().send().await.unwrap();
+                    assert_eq!(r.content_format(), Some(60));
+                    assert_eq!(r.cbor::<Vec<(String, u32)>>().unwrap(), vec![("a".into(), 2)]);
+                    let r = c
+                        .post(&uri(addr, "/cbor"))
+                        .json(&m)
+                        .unwrap()
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::UNSUPPORTED_CONTENT_FORMAT);
+                    let r = c
+                        .post(&uri(addr, "/cbor"))
+                        .content_format(ContentFormat::CBOR)
+                        .payload(vec![0xff, 0x00])
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::BAD_REQUEST);
                 });
             }
         }

@@ -64,6 +64,8 @@ use std::sync::Arc;
 
 use coap_core::{Method, Resource};
 
+#[cfg(feature = "serde")]
+pub use crate::body::{Cbor, Json};
 pub use into_reply::IntoReply;
 pub use request::{Format, FromRequest, Payload, Query, Remote, Request, State, Text};
 pub use service::AppHandler;
