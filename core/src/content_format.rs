@@ -217,6 +217,21 @@ impl fmt::Display for ContentFormat {
     }
 }
 
+/// A registry number as a Content-Format, so that APIs taking `impl Into<ContentFormat>`
+/// accept plain numbers too.
+impl From<u16> for ContentFormat {
+    fn from(n: u16) -> Self {
+        ContentFormat(n)
+    }
+}
+
+/// The registry number of a Content-Format.
+impl From<ContentFormat> for u16 {
+    fn from(f: ContentFormat) -> Self {
+        f.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,14 +148,14 @@ impl RequestBuilder {
     }
 
     /// The Content-Format of the payload (e.g. 0 text/plain, 50 application/json).
-    pub fn content_format(mut self, format: u16) -> Self {
-        self.request.content_format = Some(format);
+    pub fn content_format(mut self, format: impl Into<coap_core::ContentFormat>) -> Self {
+        self.request.content_format = Some(format.into().0);
         self
     }
 
     /// The Accept option: the Content-Format wanted in the response.
-    pub fn accept(mut self, format: u16) -> Self {
-        self.request.accept = Some(format);
+    pub fn accept(mut self, format: impl Into<coap_core::ContentFormat>) -> Self {
+        self.request.accept = Some(format.into().0);
         self
     }
 

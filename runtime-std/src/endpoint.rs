@@ -159,6 +159,38 @@ impl<R: Runtime> Client<R> {
     pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
         self.handle.request(method, uri)
     }
+
+    /// A POST of `uri` to build further (`.payload(..)`, `.content_format(..)`), then
+    /// `.send()`.
+    pub fn post(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Post, uri)
+    }
+
+    /// A PUT of `uri` to build further, then `.send()`.
+    pub fn put(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Put, uri)
+    }
+
+    /// A DELETE of `uri` to build further, then `.send()`.
+    pub fn delete(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Delete, uri)
+    }
+
+    /// A FETCH of `uri` (RFC 8132) to build further, then `.send()`.
+    pub fn fetch(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Fetch, uri)
+    }
+
+    /// A PATCH of `uri` (RFC 8132) to build further, then `.send()`.
+    pub fn patch(&self, uri: &str) -> RequestBuilder {
+        self.request(Method::Patch, uri)
+    }
+
+    /// Observes `uri` (a GET with Observe=0, RFC 7641 §3.1): the first response and then
+    /// the notifications, through [`crate::Observation::next`].
+    pub async fn observe(&self, uri: &str) -> Result<crate::Observation, ClientError> {
+        self.request(Method::Get, uri).observe().await
+    }
 }
 
 /// A CoAP server endpoint: bind, then [`Server::serve`] a handler (e.g. a
@@ -288,6 +320,23 @@ impl<R: Runtime> Server<R> {
     /// A handle to notify the observers of a resource (RFC 7641) from another task.
     pub fn notifier(&self) -> Notifier {
         Notifier::new(self.commands.clone())
+    }
+
+    /// Serves an async [`crate::app::Router`] until a socket error: each request runs
+    /// in a task of its own, answered piggybacked if done within
+    /// `Config::separate_ack_delay`, else after an empty ACK (RFC 7252 §5.2.2).
+    pub async fn serve_router(self, router: crate::app::Router<()>) -> io::Result<()> {
+        self.serve_router_with_shutdown(router, pending()).await
+    }
+
+    /// [`Server::serve_router`] until `shutdown` completes.
+    pub async fn serve_router_with_shutdown(
+        self,
+        router: crate::app::Router<()>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let handler = crate::app::AppHandler::<R>::new(router, self.responder());
+        self.serve_with_shutdown(handler, shutdown).await
     }
 
     /// Serves requests with `handler` until a socket error.

@@ -88,7 +88,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod app;
 mod batch;
+#[cfg(feature = "serde")]
+mod body;
 mod client;
 mod command;
 pub mod credentials;
@@ -104,8 +107,11 @@ mod reply;
 mod responder;
 mod response;
 mod runtime;
+mod status;
 
 pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
+#[cfg(feature = "serde")]
+pub use body::{BodyError, Cbor, Json};
 pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
 pub use command::{command_channel, Command, CommandReceiver, CommandSender, Progress};
 pub use driver::{
@@ -117,6 +123,7 @@ pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, Responder};
 pub use response::{ClientError, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
+pub use status::StatusError;
 
 pub use coap_core;
 pub use coap_core::{

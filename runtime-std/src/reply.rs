@@ -36,9 +36,9 @@ impl Reply {
     }
 
     /// Adds the Content-Format option.
-    pub fn content_format(self, format: u16) -> Reply {
+    pub fn content_format(self, format: impl Into<coap_core::ContentFormat>) -> Reply {
         let mut b = [0; 4];
-        let v = encode_uint(u32::from(format), &mut b).to_vec();
+        let v = encode_uint(u32::from(format.into().0), &mut b).to_vec();
         self.option(OptionNumber::CONTENT_FORMAT, v)
     }
 

@@ -57,6 +57,7 @@
 #![warn(missing_docs)]
 
 pub use coap_std as glue;
+pub use coap_std::app;
 #[cfg(feature = "tokio")]
 mod runtime;
 
@@ -65,7 +66,7 @@ pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
     Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
     OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource, RespondError,
-    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security,
+    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security, StatusError,
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{Socket, Tokio};

@@ -5,6 +5,7 @@
 #   libcoap  coap-server-notls           libcoap 4.3.1, GET /example_data (PUT first)
 #   tokio    coap serve                  our demo server on coap-tokio, GET /hello
 #   smol     coap-bench-server smol      the same resources on coap-smol, GET /hello
+#   tokio-async coap-bench-server tokio-async  GET /hello as an async handler (coap_tokio::app)
 #
 # Both resources answer 2.05 with Content-Format 0 and the 13-byte "Hello, world!". The
 # generator is `coap bench` (raw UDP, N requests in flight, CON). Server and generator are
@@ -68,6 +69,8 @@ start_server() {
               URI="coap://$addr/hello" ;;
         smol) "${pin[@]}" "$BIN/coap-bench-server" smol "$addr" 2>/dev/null &
               URI="coap://$addr/hello" ;;
+        tokio-async) "${pin[@]}" "$BIN/coap-bench-server" tokio-async "$addr" 2>/dev/null &
+                     URI="coap://$addr/hello" ;;
         tokio) "${pin[@]}" "$BIN/coap" serve --bind "$addr" 2>/dev/null &
                URI="coap://$addr/hello" ;;
         tokio-before) "${pin[@]}" "${BEFORE_BIN:?}/coap" serve --bind "$addr" 2>/dev/null &
@@ -98,7 +101,7 @@ declare -A RATES CPUS P50S P99S ROUND RATIOS
 # The ratios reported, with their goals ("-": none).
 PAIRS=("tokio libcoap 1.5" "smol tokio 0.8" "tokio echo -" "libcoap echo -"
     "tokio-before libcoap -" "smol-before tokio-before -" "tokio tokio-before -"
-    "smol smol-before -")
+    "smol smol-before -" "tokio-async tokio -" "tokio-async libcoap -")
 for round in $(seq "$ROUNDS"); do
     ROUND=()
     for s in "${SERVERS[@]}"; do

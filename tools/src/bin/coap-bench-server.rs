@@ -5,6 +5,10 @@
 //!   under `async_io::block_on` on the main thread;
 //! - `tokio`: the same on `coap-tokio` with a current-thread runtime (what `coap serve`
 //!   runs, without its signal handling);
+//! - `tokio-async`: `GET /hello` as an async handler of `coap_tokio::app::Router` on the
+//!   same current-thread runtime (each request a task, answered through the endpoint's
+//!   responder; `separate_ack_delay` 1 s, so that answers are piggybacked as by the sync
+//!   path);
 //! - `echo`: a bare UDP echo (blocking `recv_from`/`send_to`; the datagram goes back as is,
 //!   but for its type and code made ACK 2.05), the ceiling of a server that makes one
 //!   receive and one send call per request.
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
     let result = match mode {
         "smol" => smol(addr),
         "tokio" => tokio(addr),
+        "tokio-async" => tokio_async(addr),
         "echo" => echo(addr),
         other => return usage(&format!("unknown mode '{other}'")),
     };
@@ -41,7 +46,9 @@ fn main() -> ExitCode {
 }
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("coap-bench-server: {msg}\nusage: coap-bench-server smol|tokio|echo ADDR");
+    eprintln!(
+        "coap-bench-server: {msg}\nusage: coap-bench-server smol|tokio|tokio-async|echo ADDR"
+    );
     ExitCode::from(2)
 }
 
@@ -61,6 +68,29 @@ fn tokio(addr: SocketAddr) -> std::io::Result<()> {
             let server = coap_tokio::Server::bind(addr).await?;
             eprintln!("coap-bench-server: tokio on {}", server.local_addr());
             server.serve(coap_tools::demo::router()).await
+        })
+}
+
+async fn hello() -> coap_tokio::Reply {
+    coap_tokio::Reply::new(coap_tokio::Code::CONTENT)
+        .content_format(coap_tokio::ContentFormat::TEXT_PLAIN)
+        .payload("Hello, world!")
+}
+
+fn tokio_async(addr: SocketAddr) -> std::io::Result<()> {
+    let config = coap_tokio::Config {
+        separate_ack_delay: std::time::Duration::from_secs(1),
+        ..coap_tokio::Config::default()
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let server = coap_tokio::Server::bind_with(addr, config).await?;
+            eprintln!("coap-bench-server: tokio-async on {}", server.local_addr());
+            let router =
+                coap_tokio::app::Router::new().route("/hello", coap_tokio::app::get(hello));
+            server.serve_router(router).await
         })
 }
 

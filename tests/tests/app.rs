@@ -1,0 +1,387 @@
+//! The async router (`coap_std::app`) on both std runtimes, over loopback: separate
+//! responses for slow handlers (RFC 7252 §5.2.2) while other requests are answered,
+//! block-wise uploads and replies without block-wise code in handlers (RFC 7959), and the
+//! extractors. Every wait is bounded.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+/// The longest any test step may take.
+const BOUND: Duration = Duration::from_secs(15);
+
+const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+mod tokio_rt {
+    use super::*;
+
+    pub fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+    pub fn detach(f: impl Future<Output = ()> + Send + 'static) {
+        tokio::spawn(f);
+    }
+    pub async fn sleep(d: Duration) {
+        tokio::time::sleep(d).await
+    }
+}
+
+mod smol_rt {
+    use super::*;
+
+    pub fn block_on<F: Future>(f: F) -> F::Output {
+        smol::block_on(f)
+    }
+    pub fn detach(f: impl Future<Output = ()> + Send + 'static) {
+        smol::spawn(f).detach();
+    }
+    pub async fn sleep(d: Duration) {
+        smol::Timer::after(d).await;
+    }
+}
+
+/// What a raw client saw of one CON request: each datagram with the time it came.
+fn raw_exchange(server: SocketAddr, request: Vec<u8>, want: usize) -> Vec<(Instant, Vec<u8>)> {
+    let sock = UdpSocket::bind(SocketAddr::new(LOCALHOST, 0)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    sock.send_to(&request, server).unwrap();
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1500];
+    while seen.len() < want && start.elapsed() < BOUND {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let d = buf[..n].to_vec();
+        // A CON separate response is acknowledged (RFC 7252 §5.2.2) so it is not resent.
+        if d[0] >> 4 & 3 == 0 {
+            let ack = [0x60, 0x00, d[2], d[3]];
+            sock.send_to(&ack, server).unwrap();
+        }
+        seen.push((Instant::now(), d));
+    }
+    seen
+}
+
+/// A CON GET of `/slow` with Message ID 0x1234 and token 0xA1 0xB2.
+fn con_get_slow() -> Vec<u8> {
+    let mut m = vec![0x42, 0x01, 0x12, 0x34, 0xA1, 0xB2];
+    m.push(0xB4); // Uri-Path (11), 4 bytes
+    m.extend_from_slice(b"slow");
+    m
+}
+
+macro_rules! app_suite {
+    ($name:ident, $coap:ident, $rt:path) => {
+        mod $name {
+            use std::net::SocketAddr;
+            use std::time::{Duration, Instant};
+
+            use $coap::app::{
+                get, post, Cbor, Format, IntoReply, Json, Payload, Query, Remote, Router, State,
+            };
+            use $coap::{
+                Client, Code, Config, ContentFormat, IncomingRequest, Method, OptionNumber,
+                Outcome, Peer, Reply, Resource, ResponseWriter, Server,
+            };
+            use $rt as rt;
+
+            use super::{con_get_slow, raw_exchange, BOUND, LOCALHOST};
+
+            fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+                rt::block_on(futures_lite::future::or(f, async {
+                    rt::sleep(BOUND).await;
+                    panic!("timed out after {BOUND:?}");
+                }))
+            }
+
+            /// Stops its server when dropped.
+            struct Stop(#[allow(dead_code)] async_channel::Sender<()>);
+
+            async fn serve(config: Config, router: Router) -> (SocketAddr, Stop) {
+                let server = Server::bind_with(SocketAddr::new(LOCALHOST, 0), config)
+                    .await
+                    .unwrap();
+                let addr = server.local_addr();
+                let (stop, stopped) = async_channel::bounded::<()>(1);
+                rt::detach(async move {
+                    let shutdown = async move {
+                        let _ = stopped.recv().await;
+                    };
+                    server.serve_router_with_shutdown(router, shutdown).await.unwrap();
+                });
+                (addr, Stop(stop))
+            }
+
+            fn uri(addr: SocketAddr, path: &str) -> String {
+                format!("coap://{addr}{path}")
+            }
+
+            async fn slow() -> &'static str {
+                rt::sleep(Duration::from_secs(2)).await;
+                "done"
+            }
+
+            async fn fast() -> &'static str {
+                "quick"
+            }
+
+            /// GET only, synchronous: written into the endpoint's buffer.
+            struct Hello;
+
+            impl Resource<Peer> for Hello {
+                fn get(
+                    &mut self,
+                    _: &IncomingRequest<'_, Peer>,
+                    resp: &mut ResponseWriter<'_>,
+                ) -> Outcome {
+                    resp.respond(Code::CONTENT, None, b"hello sync").unwrap();
+                    Outcome::Respond
+                }
+            }
+
+            #[test]
+            fn slow_handler_gets_a_separate_response_while_others_are_answered() {
+                run(async {
+                    let config = Config {
+                        separate_ack_delay: Duration::from_millis(200),
+                        ..Config::default()
+                    };
+                    let router = Router::new()
+                        .route("/slow", get(slow))
+                        .route("/fast", get(fast))
+                        .resource("/hello", Hello);
+                    let (addr, _stop) = serve(config, router).await;
+                    let (tx, rx) = async_channel::bounded(1);
+                    std::thread::spawn(move || {
+                        let _ = tx.send_blocking(raw_exchange(addr, con_get_slow(), 2));
+                    });
+                    // Meanwhile: async and sync routes answer at once, piggybacked.
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    rt::sleep(Duration::from_millis(300)).await;
+                    let r = c.get(&uri(addr, "/fast")).await.unwrap();
+                    assert_eq!(r.payload_str(), Some("quick"));
+                    let r = c.get(&uri(addr, "/hello")).await.unwrap();
+                    assert_eq!(r.payload_str(), Some("hello sync"));
+                    let others_done = Instant::now();
+                    let seen = rx.recv().await.unwrap();
+                    assert_eq!(seen.len(), 2, "{seen:?}");
+                    // First the empty ACK of Message ID 0x1234 (type ACK, code 0.00).
+                    assert_eq!(seen[0].1, vec![0x60, 0x00, 0x12, 0x34]);
+                    // Then the separate response (a new CON/NON, not an ACK) with the
+                    // request's token and the handler's payload.
+                    let (at, resp) = &seen[1];
+                    assert!(resp[0] >> 4 & 3 <= 1, "separate response is CON or NON: {resp:?}");
+                    assert_eq!(resp[0] & 0x0f, 2);
+                    assert_eq!(&resp[4..6], &[0xA1, 0xB2]);
+                    assert_eq!(resp[1], 0x45, "2.05");
+                    assert!(resp.ends_with(b"\xffdone"), "{resp:?}");
+                    assert!(*at > others_done, "the slow reply came after the fast ones");
+                });
+            }
+
+            #[derive(Clone)]
+            struct Limits {
+                greeting: &'static str,
+            }
+
+            async fn upload(State(l): State<Limits>, Payload(body): Payload) -> Reply {
+                // The body is whole: the router reassembled the Block1 upload.
+                let v: serde_json::Value = match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(_) => return Reply::new(Code::BAD_REQUEST),
+                };
+                let n = v["items"].as_array().map_or(0, Vec::len);
+                Reply::new(Code::CREATED).payload(format!("{} {n} {}", l.greeting, body.len()))
+            }
+
+            async fn big() -> Vec<u8> {
+                (0..5000u32).map(|i| (i % 251) as u8).collect()
+            }
+
+            #[test]
+            fn large_json_upload_and_large_reply_without_blockwise_code() {
+                run(async {
+                    let router = Router::new()
+                        .route("/upload", post(upload))
+                        .route("/big", get(big))
+                        .with_state(Limits { greeting: "got" });
+                    let (addr, _stop) = serve(Config::default(), router).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let items: Vec<String> = (0..1000).map(|i| format!("{i:058}")).collect();
+                    let mut json = serde_json::to_vec(&serde_json::json!({ "items": items })).unwrap();
+                    json.resize(64 * 1024, b' ');
+                    let r = c
+                        .post(&uri(addr, "/upload"))
+                        .content_format(50u16)
+                        .payload(json)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::CREATED);
+                    assert_eq!(r.payload_str(), Some("got 1000 65536"));
+                    let r = c.get(&uri(addr, "/big")).await.unwrap();
+                    assert_eq!(r.code, Code::CONTENT);
+                    assert_eq!(r.payload, big().await);
+                    assert_eq!(r.option(OptionNumber::ETAG).map(<[u8]>::len), Some(8));
+                });
+            }
+
+            #[test]
+            fn upload_beyond_the_limit_gets_4_13_with_size1() {
+                run(async {
+                    let router = Router::new().route("/upload", post(upload)).with_state(Limits {
+                        greeting: "got",
+                    });
+                    let (addr, _stop) = serve(Config::default(), router.max_body(4096)).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let r = c
+                        .request(Method::Post, &uri(addr, "/upload"))
+                        .payload(vec![b' '; 10_000])
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::REQUEST_ENTITY_TOO_LARGE);
+                    assert_eq!(r.option(OptionNumber::SIZE1), Some(&[0x10, 0x00][..]));
+                    // Within the limit, the same route works.
+                    let r = c
+                        .request(Method::Post, &uri(addr, "/upload"))
+                        .payload(b"{\"items\":[1,2]}".to_vec())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.payload_str(), Some("got 2 15"));
+                });
+            }
+
+            /// A typed application error and its code.
+            enum Refusal {
+                NoUnit,
+            }
+
+            impl IntoReply for Refusal {
+                fn into_reply(self) -> Reply {
+                    match self {
+                        Refusal::NoUnit => Reply::new(Code::BAD_REQUEST).payload("unit?"),
+                    }
+                }
+            }
+
+            async fn who(
+                Remote(peer): Remote,
+                Query(q): Query,
+                Format(f): Format,
+            ) -> Result<String, Refusal> {
+                if !q.iter().any(|q| q.starts_with("unit=")) {
+                    return Err(Refusal::NoUnit);
+                }
+                Ok(format!("{} {} {:?}", peer.addr.port(), q.join("&"), f.map(|f| f.0)))
+            }
+
+            #[test]
+            fn extractors_methods_and_typed_errors() {
+                run(async {
+                    let router = Router::new()
+                        .route("/who", get(who))
+                        .route("/who", post(fast))
+                        .resource("/hello", Hello);
+                    let (addr, _stop) = serve(Config::default(), router).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let port = c.local_addr().port();
+                    let r = c
+                        .request(Method::Get, &uri(addr, "/who?unit=C&x"))
+                        .content_format(ContentFormat::JSON)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("{port} unit=C&x Some(50)")));
+                    let r = c.get(&uri(addr, "/who")).await.unwrap();
+                    assert_eq!((r.code, r.payload_str()), (Code::BAD_REQUEST, Some("unit?")));
+                    // Two `route` calls on one path merge their methods.
+                    let r = c.request(Method::Post, &uri(addr, "/who")).send().await.unwrap();
+                    assert_eq!(r.payload_str(), Some("quick"));
+                    let r = c.put(&uri(addr, "/who")).send().await.unwrap();
+                    assert_eq!(r.code, Code::METHOD_NOT_ALLOWED);
+                    let r = c.request(Method::Put, &uri(addr, "/hello")).send().await.unwrap();
+                    assert_eq!(r.code, Code::METHOD_NOT_ALLOWED);
+                    let r = c.get(&uri(addr, "/nowhere")).await.unwrap();
+                    assert_eq!(r.code, Code::NOT_FOUND);
+                    let r = c.get(&uri(addr, "/.well-known/core")).await.unwrap();
+                    assert_eq!(r.payload_str(), Some("</hello>,</who>"));
+                });
+            }
+
+            async fn sum(Json(v): Json<Vec<i64>>) -> Json<serde_json::Value> {
+                Json(serde_json::json!({ "sum": v.iter().sum::<i64>(), "n": v.len() }))
+            }
+
+            async fn cbor_echo(Cbor(v): Cbor<std::collections::BTreeMap<String, u32>>) -> Reply {
+                Reply::cbor(&v.into_iter().map(|(k, n)| (k, n + 1)).collect::<Vec<_>>())
+            }
+
+            #[test]
+            fn json_and_cbor_bodies_and_their_rejections() {
+                run(async {
+                    let router = Router::new()
+                        .route("/sum", post(sum))
+                        .route("/cbor", post(cbor_echo));
+                    let (addr, _stop) = serve(Config::default(), router).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let r = c.post(&uri(addr, "/sum")).json(&[1, 2, 39]).unwrap().send().await;
+                    let r = r.unwrap().error_for_status().unwrap();
+                    assert_eq!(r.content_format(), Some(50));
+                    let v: serde_json::Value = r.json().unwrap();
+                    assert_eq!(v, serde_json::json!({ "sum": 42, "n": 3 }));
+                    // A body that is not JSON for the type: 4.00, and the handler never ran.
+                    let r = c
+                        .post(&uri(addr, "/sum"))
+                        .content_format(ContentFormat::JSON)
+                        .payload("[1, \"two\"]")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::BAD_REQUEST);
+                    assert!(r.clone().error_for_status().is_err());
+                    // JSON-looking bytes labelled text/plain: 4.15 (RFC 7252 §5.10.3).
+                    let r = c
+                        .post(&uri(addr, "/sum"))
+                        .content_format(0u16)
+                        .payload("[1]")
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::UNSUPPORTED_CONTENT_FORMAT);
+                    let mut m = std::collections::BTreeMap::new();
+                    m.insert("a".to_owned(), 1u32);
+                    let r = c.post(&uri(addr, "/cbor")).cbor(&m).unwrap().send().await.unwrap();
+                    assert_eq!(r.content_format(), Some(60));
+                    assert_eq!(r.cbor::<Vec<(String, u32)>>().unwrap(), vec![("a".into(), 2)]);
+                    let r = c
+                        .post(&uri(addr, "/cbor"))
+                        .json(&m)
+                        .unwrap()
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::UNSUPPORTED_CONTENT_FORMAT);
+                    let r = c
+                        .post(&uri(addr, "/cbor"))
+                        .content_format(ContentFormat::CBOR)
+                        .payload(vec![0xff, 0x00])
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.code, Code::BAD_REQUEST);
+                });
+            }
+        }
+    };
+}
+
+app_suite!(tokio_app, coap_tokio, crate::tokio_rt);
+app_suite!(smol_app, coap_smol, crate::smol_rt);
