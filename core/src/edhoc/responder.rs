@@ -211,13 +211,12 @@ impl<'a, C: CryptoTrait, const N: usize> Responder<'a, C, N> {
         // finds the free one.
         for _ in 0..8 {
             let b = self.crypto.get_random_byte() % 48;
-            let id = one_byte_id(b);
-            if free(&id, &self.pending) {
+            if let Some(id) = one_byte_id(b).filter(|id| free(id, &self.pending)) {
                 return Ok(id);
             }
         }
         (0..48)
-            .map(one_byte_id)
+            .filter_map(one_byte_id)
             .find(|id| free(id, &self.pending))
             .ok_or(Error::Busy)
     }
@@ -280,7 +279,8 @@ impl<'a, C: CryptoTrait, const N: usize> Responder<'a, C, N> {
 
 /// The one-byte connection identifier number `n` of 0..48: 0..=23 and -1..=-24 in their
 /// CBOR encodings 0x00..=0x17 and 0x20..=0x37.
-fn one_byte_id(n: u8) -> ConnId {
+/// (`None` never happens: one byte always fits a connection identifier.)
+fn one_byte_id(n: u8) -> Option<ConnId> {
     let raw = if n < 24 { n } else { 0x20 + (n - 24) };
-    ConnId::from_slice(&[raw]).expect("a one-byte identifier always fits")
+    ConnId::from_slice(&[raw])
 }
