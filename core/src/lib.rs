@@ -94,6 +94,8 @@ pub use message::{BuildError, Message, MessageBuilder, MessageType, ParseError};
 pub use multicast::Delivery;
 pub use option::{CoapOption, OptionNumber};
 pub use router::{Resource, Route, Router};
-pub use server::{Handler, IncomingRequest, NoServer, Outcome, ResponseHandle, ResponseWriter};
+pub use server::{
+    Handler, Idempotence, IncomingRequest, NoServer, Outcome, ResponseHandle, ResponseWriter,
+};
 pub use time::Instant;
 pub use uri::{Host, Scheme, Uri, UriError};

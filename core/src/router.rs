@@ -10,7 +10,7 @@ use crate::link_format::{ByteCounter, Filter, HashWriter, Link, LinkWriter, Wind
 use crate::message::Message;
 use crate::multicast::Delivery;
 use crate::option::OptionNumber;
-use crate::server::{Handler, IncomingRequest, Outcome, ResponseWriter};
+use crate::server::{Handler, Idempotence, IncomingRequest, Outcome, ResponseWriter};
 
 /// A resource: one method per request method. Unimplemented methods answer 4.05 Method Not
 /// Allowed (RFC 7252 §5.8).
@@ -49,6 +49,11 @@ pub trait Resource<A> {
     /// request with Block1 instead of a silently truncated body.
     fn accepts_block1(&self) -> bool {
         false
+    }
+    /// Whether `request` (to this resource) may be executed twice; see
+    /// [`crate::Handler::idempotence`]. By method unless the resource says otherwise.
+    fn idempotence(&self, request: &Message<'_>) -> Idempotence {
+        Idempotence::of(request)
     }
     /// Link attributes advertised in `/.well-known/core`, without the leading `;`
     /// (e.g. `rt="temperature";ct=0`).
@@ -144,6 +149,29 @@ where
         }
     }
 
+    /// The route a request goes to, and whether it matched exactly: an exact match beats
+    /// a prefix, then the longer path wins.
+    fn best_route(&self, msg: &Message<'_>) -> Option<(usize, bool)> {
+        let mut best: Option<(usize, bool)> = None; // (index, exact)
+        let mut best_len = 0;
+        for (i, r) in self.routes.as_ref().iter().enumerate() {
+            if let Some(n) = r.matches(msg.uri_path()) {
+                let exact = r.matching == PathMatch::Exact;
+                let better = match best {
+                    None => true,
+                    Some((_, best_exact)) => {
+                        (exact && !best_exact) || (exact == best_exact && n > best_len)
+                    }
+                };
+                if better {
+                    best = Some((i, exact));
+                    best_len = n;
+                }
+            }
+        }
+        best
+    }
+
     /// The routes.
     pub fn routes(&self) -> &[Route<'p, R>] {
         self.routes.as_ref()
@@ -229,25 +257,20 @@ where
         option == crate::OptionNumber::BLOCK1 || crate::server::default_understands(option)
     }
 
+    /// As the resource the request goes to says ([`Resource::idempotence`]).
+    fn idempotence(&self, request: &Message<'_>) -> Idempotence {
+        match self.best_route(request) {
+            Some((i, _)) => match self.routes.as_ref().get(i) {
+                Some(route) => (*route.resource).idempotence(request),
+                None => Idempotence::of(request),
+            },
+            None => Idempotence::of(request),
+        }
+    }
+
     fn handle(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let msg = *req.message();
-        let mut best: Option<(usize, bool)> = None; // (index, exact)
-        let mut best_len = 0;
-        for (i, r) in self.routes.as_ref().iter().enumerate() {
-            if let Some(n) = r.matches(msg.uri_path()) {
-                let exact = r.matching == PathMatch::Exact;
-                let better = match best {
-                    None => true,
-                    Some((_, best_exact)) => {
-                        (exact && !best_exact) || (exact == best_exact && n > best_len)
-                    }
-                };
-                if better {
-                    best = Some((i, exact));
-                    best_len = n;
-                }
-            }
-        }
+        let best = self.best_route(&msg);
         // `/.well-known/core` is generated unless a route claims exactly that path; a
         // prefix route (e.g. a file server on `/`) does not hide it (RFC 6690 §4).
         let claimed = matches!(best, Some((_, true)));

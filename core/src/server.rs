@@ -319,6 +319,40 @@ pub trait Handler<A> {
     fn understands(&self, option: OptionNumber) -> bool {
         default_understands(option)
     }
+
+    /// Whether running `request` twice does no more than running it once, which decides
+    /// how its duplicate detection entry is kept (RFC 7252 §4.5): an
+    /// [`Idempotence::AtMostOnce`] request is never executed again within
+    /// EXCHANGE_LIFETIME (when the table cannot hold it, new ones get 5.03 + Max-Age); an
+    /// [`Idempotence::Idempotent`] one's entry may be dropped early under load, after which
+    /// a late duplicate may run again. By default by method ([`Idempotence::of`]); a
+    /// handler whose POST is idempotent in effect (a resource directory's re-registration
+    /// replaces the registration, RFC 9176 §5.3) may say so and be served at any load.
+    fn idempotence(&self, request: &crate::message::Message<'_>) -> Idempotence {
+        Idempotence::of(request)
+    }
+}
+
+/// Whether a request may be executed more than once (RFC 7252 §5.1, §4.5); see
+/// [`Handler::idempotence`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Idempotence {
+    /// Repeating it has the effect of doing it once: a duplicate may be executed again.
+    Idempotent,
+    /// Executed at most once: a duplicate is answered from the remembered response.
+    AtMostOnce,
+}
+
+impl Idempotence {
+    /// By method: GET, PUT, DELETE, FETCH and iPATCH are idempotent (RFC 7252 §5.1,
+    /// RFC 8132 §2); POST, PATCH and unknown methods are not.
+    pub fn of(request: &crate::message::Message<'_>) -> Idempotence {
+        match crate::code::Method::from_code(request.code()) {
+            Some(m) if m.is_idempotent() => Idempotence::Idempotent,
+            _ => Idempotence::AtMostOnce,
+        }
+    }
 }
 
 /// The default of [`Handler::understands`]: registered options, minus those that need
@@ -384,5 +418,9 @@ impl<A, H: Handler<A>> Handler<A> for Understanding<H> {
 
     fn understands(&self, option: OptionNumber) -> bool {
         self.options.contains(&option) || self.handler.understands(option)
+    }
+
+    fn idempotence(&self, request: &crate::message::Message<'_>) -> Idempotence {
+        self.handler.idempotence(request)
     }
 }

@@ -144,3 +144,54 @@ fn patch_is_protected_ipatch_is_not() {
     }
     assert_eq!(runs.get(), 5);
 }
+
+/// A resource whose POST replaces state (an RD registration, RFC 9176 §5.3) declares it
+/// idempotent: with the window full of at-most-once POSTs it is still served, while a
+/// plain POST elsewhere gets 5.03. The declaration reaches the endpoint through the router.
+#[test]
+fn resource_declared_idempotent_post_is_served_when_the_window_is_full() {
+    use coap_core::router::Resource;
+    use coap_core::{Idempotence, IncomingRequest, ResponseWriter, Route, Router};
+
+    struct Counter<'c>(&'c Cell<u32>, Idempotence);
+    impl Resource<u32> for Counter<'_> {
+        fn post(&mut self, _: &IncomingRequest<'_, u32>, w: &mut ResponseWriter<'_>) -> Outcome {
+            self.0.set(self.0.get() + 1);
+            w.set_code(Code::CHANGED);
+            Outcome::Respond
+        }
+        fn idempotence(&self, _: &Message<'_>) -> Idempotence {
+            self.1
+        }
+    }
+    let (replacing, plain) = (Cell::new(0), Cell::new(0));
+    let mut a = Counter(&replacing, Idempotence::Idempotent);
+    let mut b = Counter(&plain, Idempotence::AtMostOnce);
+    let mut router = Router::new([
+        Route::new("/replace", &mut a as &mut dyn Resource<u32>),
+        Route::new("/append", &mut b as &mut dyn Resource<u32>),
+    ]);
+    let mut server: Server<2> = Server::new(Config::default(), 4);
+    let t0 = Instant::ZERO;
+    let post = |path: &str, mid: u16| {
+        let mut buf = [0u8; 64];
+        let mut m = MessageBuilder::new(&mut buf, MessageType::Con, Code::POST, mid, &[1]).unwrap();
+        m.option(OptionNumber::URI_PATH, path.as_bytes()).unwrap();
+        m.into_bytes().to_vec()
+    };
+    let mut send = |server: &mut Server<2>, bytes: Vec<u8>| {
+        server.handle_datagram(t0, 1, &bytes, &mut router);
+        let mut buf = [0u8; 256];
+        let t = server.poll_transmit(t0, &mut buf).unwrap();
+        code_of(&buf[..t.len])
+    };
+    assert_eq!(send(&mut server, post("append", 1)), Code::CHANGED);
+    assert_eq!(send(&mut server, post("append", 2)), Code::CHANGED);
+    // Two at-most-once POSTs fill the window.
+    assert_eq!(send(&mut server, post("append", 3)), Code::SERVICE_UNAVAILABLE);
+    for mid in 10..20 {
+        assert_eq!(send(&mut server, post("replace", mid)), Code::CHANGED);
+    }
+    assert_eq!((plain.get(), replacing.get()), (2, 10));
+    assert_eq!(server.stats().at_most_once_rejections, 1);
+}

@@ -247,4 +247,10 @@ impl<H: coap_core::Handler<Peer>> coap_core::Handler<Peer> for RequireOscore<H> 
     fn understands(&self, option: coap_core::OptionNumber) -> bool {
         self.inner.understands(option)
     }
+
+    /// An OSCORE request's outer code is POST or FETCH (RFC 8613 §4.2), so a protected
+    /// request is judged by that: at most once for POST.
+    fn idempotence(&self, request: &coap_core::Message<'_>) -> coap_core::Idempotence {
+        self.inner.idempotence(request)
+    }
 }

@@ -13,7 +13,9 @@ use crate::multicast::{self, Delivery};
 use crate::no_response::NoResponse;
 use crate::option::OptionNumber;
 use crate::reliability::{lifetime_ms, DupAction, Retention, Retransmit};
-use crate::server::{Handler, IncomingRequest, Outcome, ResponseHandle, ResponseWriter};
+use crate::server::{
+    Handler, Idempotence, IncomingRequest, Outcome, ResponseHandle, ResponseWriter,
+};
 use crate::time::Instant;
 
 /// How a request is remembered for duplicate detection (RFC 7252 §4.5): its Message ID,
@@ -176,9 +178,9 @@ where
         // When duplicate detection has no room without forgetting such a request, new
         // non-idempotent requests wait (5.03 + Max-Age until room is made); idempotent ones
         // are served and simply not remembered (a duplicate may run them again).
-        let retention = match crate::code::Method::from_code(msg.code()) {
-            Some(m) if m.is_idempotent() => Retention::Evictable,
-            _ => Retention::AtMostOnce,
+        let retention = match handler.idempotence(msg) {
+            Idempotence::Idempotent => Retention::Evictable,
+            Idempotence::AtMostOnce => Retention::AtMostOnce,
         };
         if let Some(wait_ms) = self.dedup.blocked_for(now) {
             if retention == Retention::AtMostOnce {

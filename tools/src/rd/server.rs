@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use coap_core::option::encode_uint;
 use coap_core::router::{method_not_allowed, Resource};
 use coap_core::server::{IncomingRequest, Outcome, ResponseWriter};
-use coap_core::{Code, ContentFormat, Message, OptionNumber, ResponseHandle, Route, Router};
+use coap_core::{
+    Code, ContentFormat, Idempotence, Message, OptionNumber, ResponseHandle, Route, Router,
+};
 use coap_tokio::{Client, Method, Notifier, Reply, Responder};
 
 use super::store::{memory::MemoryStore, Change, Store, StoreError};
@@ -311,6 +313,17 @@ async fn store_registration(shared: &Shared, mut reg: Registration) -> Result<u6
     Ok(id)
 }
 
+/// How the RD's registration requests may be repeated: a whole request replaces state (a
+/// second run leaves what the first left, RFC 7252 §4.5 lets such requests run again),
+/// while one block of a Block1 upload advances a reassembly and stays at most once.
+fn replaces_in_place(request: &Message<'_>) -> Idempotence {
+    if request.option(OptionNumber::BLOCK1).is_some() {
+        Idempotence::AtMostOnce
+    } else {
+        Idempotence::Idempotent
+    }
+}
+
 /// `/rd`: the registration interface (§5.3).
 struct Registrations(Ctx);
 
@@ -353,6 +366,15 @@ impl Resource<Peer> for Registrations {
         })
     }
 
+    /// RFC 9176 §5.3: a registration with the same endpoint name and sector replaces the
+    /// earlier one at the same location, so a repeated POST has the effect of one, and the
+    /// RD need not hold every registration of the last EXCHANGE_LIFETIME to serve new
+    /// ones (RFC 7252 §4.5 allows re-executing idempotent requests). A block-wise upload
+    /// stays at most once: a repeated block would step the reassembly.
+    fn idempotence(&self, request: &Message<'_>) -> Idempotence {
+        replaces_in_place(request)
+    }
+
     fn accepts_block1(&self) -> bool {
         true
     }
@@ -382,6 +404,12 @@ impl RegistrationResource {
 }
 
 impl Resource<Peer> for RegistrationResource {
+    /// RFC 9176 §5.3.1: an update sets the lifetime (and base, links) to what the request
+    /// says, so a repeated one changes nothing more (see [`replaces_in_place`]).
+    fn idempotence(&self, request: &Message<'_>) -> Idempotence {
+        replaces_in_place(request)
+    }
+
     fn get(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let dir = lock(&self.0.shared.dir);
         let Some(reg) = Self::id(req.message()).and_then(|id| dir.get(id)) else {
@@ -515,6 +543,11 @@ struct SimpleRegistration {
 }
 
 impl Resource<Peer> for SimpleRegistration {
+    /// RFC 9176 §5.1: like a full registration, it replaces the endpoint's earlier one.
+    fn idempotence(&self, request: &Message<'_>) -> Idempotence {
+        replaces_in_place(request)
+    }
+
     fn post(&mut self, req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
         let msg = req.message();
         if !msg.payload().is_empty() {
