@@ -55,6 +55,10 @@ pub struct Config {
     /// Largest block size served and requested, as SZX (block size `16 << szx`; 6 = 1024
     /// bytes, RFC 7959 §2.2). Smaller blocks asked for by a peer are honoured.
     pub max_block_szx: u8,
+    /// Requests an adapter keeps waiting, in order, while every message slot is in use
+    /// (the std runtimes; default 65,535): beyond it a request fails at once with
+    /// `Busy`. The core itself never queues: its `request` returns `Error::Busy`.
+    pub max_queued_requests: u16,
 }
 
 impl Default for Config {
@@ -77,6 +81,7 @@ impl Default for Config {
             observe_max_retransmit: 2,
             max_observers_per_peer: 32,
             max_block_szx: 6,
+            max_queued_requests: u16::MAX,
         }
     }
 }

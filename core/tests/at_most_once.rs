@@ -188,10 +188,43 @@ fn resource_declared_idempotent_post_is_served_when_the_window_is_full() {
     assert_eq!(send(&mut server, post("append", 1)), Code::CHANGED);
     assert_eq!(send(&mut server, post("append", 2)), Code::CHANGED);
     // Two at-most-once POSTs fill the window.
-    assert_eq!(send(&mut server, post("append", 3)), Code::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(&mut server, post("append", 3)),
+        Code::SERVICE_UNAVAILABLE
+    );
     for mid in 10..20 {
         assert_eq!(send(&mut server, post("replace", mid)), Code::CHANGED);
     }
     assert_eq!((plain.get(), replacing.get()), (2, 10));
     assert_eq!(server.stats().at_most_once_rejections, 1);
+}
+
+/// §4.5: a duplicate whose cached response was evicted (its slot was needed by later
+/// requests) is processed again when the request is idempotent — rather than left
+/// unanswered until the client gives up — and never when it is not.
+#[test]
+fn evicted_response_reprocesses_idempotent_duplicates_only() {
+    let mut server: Server<4096> = Server::new(Config::default(), 5);
+    let runs = Cell::new(0);
+    let t0 = Instant::ZERO;
+    let get = request(Code::GET, 1, 1);
+    let post = request(Code::POST, 2, 2);
+    assert_eq!(code_of(&exchange(&mut server, t0, 1, &get, &runs)[0]), Code::CONTENT);
+    assert_eq!(code_of(&exchange(&mut server, t0, 1, &post, &runs)[0]), Code::CHANGED);
+    // A duplicate while the responses are cached: answered from the cache.
+    assert_eq!(code_of(&exchange(&mut server, t0, 1, &get, &runs)[0]), Code::CONTENT);
+    assert_eq!(runs.get(), 2);
+    // 64 slots: 100 requests from other peers take every slot the responses were in.
+    for k in 0..100u32 {
+        exchange(&mut server, t0, 100 + k, &request(Code::GET, 7, 7), &runs);
+    }
+    assert_eq!(runs.get(), 102);
+    let again = exchange(&mut server, t0.add_millis(3000), 1, &get, &runs);
+    assert_eq!(code_of(&again[0]), Code::CONTENT, "the GET is answered");
+    assert_eq!(runs.get(), 103, "by running it again");
+    assert_eq!(server.stats().duplicates_reprocessed, 1);
+    let again = exchange(&mut server, t0.add_millis(3000), 1, &post, &runs);
+    assert!(again.is_empty(), "the POST's duplicate gets nothing: {again:?}");
+    assert_eq!(runs.get(), 103, "and is not run again");
+    assert_eq!(server.stats().duplicates_reprocessed, 1);
 }

@@ -13,6 +13,7 @@ use coap_core::{
     Unreachable,
 };
 
+use crate::admission::{Admission, Queued};
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
 use crate::oscore::{plain, Oscore, Peer, Security};
@@ -114,6 +115,8 @@ pub struct Driver<H> {
     /// The address an ICMP error is being handled for (what `FailReason::Unreachable`
     /// events name).
     unreachable: Option<SocketAddr>,
+    /// Requests sent while every slot was in use, in order.
+    admission: Admission,
 }
 
 impl<H: Handler<Peer>> Driver<H> {
@@ -140,6 +143,7 @@ impl<H: Handler<Peer>> Driver<H> {
             scratch: vec![0; 2 * MAX_DATAGRAM],
             dtls: None,
             unreachable: None,
+            admission: Admission::new(config.max_queued_requests),
         })
     }
 
@@ -300,10 +304,11 @@ impl<H: Handler<Peer>> Driver<H> {
             .poll_timeout()
             .and_then(|t| self.start.checked_add(Duration::from_millis(t.as_millis())));
         let dtls = self.dtls.as_ref().and_then(|d| d.deadline());
-        match (core, dtls) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let queued = self
+            .admission
+            .deadline()
+            .and_then(|t| self.start.checked_add(Duration::from_millis(t.as_millis())));
+        [core, dtls, queued].into_iter().flatten().min()
     }
 
     /// Whether the loop should await commands (false once a server's channel closed).
@@ -408,6 +413,7 @@ impl<H: Handler<Peer>> Driver<H> {
             },
         }
         self.dispatch_events();
+        self.admit();
         ControlFlow::Continue(())
     }
 
@@ -533,6 +539,92 @@ impl<H: Handler<Peer>> Driver<H> {
         }
     }
 
+    /// Puts `q` into the admission queue, or fails it with `Busy` when that is full.
+    fn enqueue(&mut self, q: Queued) {
+        if let Err(q) = self.admission.push(q) {
+            let _ = q.reply.try_send(Err(ClientError::Busy));
+        }
+    }
+
+    /// Starts a request in the endpoint; gives it back when no slot is free.
+    fn start_request(&mut self, now: Instant, q: Queued) -> Result<(), Box<Queued>> {
+        let (peer, handshake) = match self.resolve_peer(q.peer, q.request.psk.as_deref()) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = q.reply.try_send(Err(e));
+                return Ok(());
+            }
+        };
+        let remaining = q.remaining(now);
+        if remaining.is_zero() {
+            let _ = q.reply.try_send(Err(ClientError::Timeout));
+            return Ok(());
+        }
+        let mut params = q.request.params();
+        params.timeout = Some(remaining);
+        let request = &q.request;
+        // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
+        let block = self.endpoint.upload_block_size();
+        let upload = request.payload.len() > block;
+        let result = if upload {
+            let first = request.payload.get(..block).unwrap_or_default();
+            self.endpoint.upload(
+                now,
+                peer,
+                params,
+                request.payload.len(),
+                |b| request.write_options(b),
+                first,
+            )
+        } else {
+            self.endpoint
+                .request(now, peer, params, |b| request.write(b))
+        };
+        match result {
+            Ok(id) => {
+                let Queued {
+                    key,
+                    request,
+                    reply,
+                    progress,
+                    ..
+                } = q;
+                if let Some(p) = progress {
+                    self.progress.insert(id, p);
+                }
+                if upload {
+                    self.uploads.insert(id, request.payload);
+                }
+                self.waiting.insert(id, (key, reply));
+                self.ids.insert(key, id);
+                self.await_handshake(handshake, id);
+                Ok(())
+            }
+            Err(coap_core::Error::Busy) => Err(Box::new(q)),
+            Err(e) => {
+                let _ = q.reply.try_send(Err(e.into()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts waiting requests, oldest first, while slots are free; fails those whose
+    /// deadline passed while they waited.
+    fn admit(&mut self) {
+        if self.admission.is_empty() {
+            return;
+        }
+        let now = self.now();
+        self.admission.expire(now);
+        for _ in 0..self.admission.len() {
+            let Some(q) = self.admission.pop() else { break };
+            if let Err(q) = self.start_request(now, q) {
+                self.admission.unpop(*q);
+                break;
+            }
+        }
+    }
+
     /// Carries out a command.
     pub fn handle_command(&mut self, command: Command) {
         let now = self.now();
@@ -544,48 +636,29 @@ impl<H: Handler<Peer>> Driver<H> {
                 reply,
                 progress,
             } => {
-                let (peer, handshake) = match self.resolve_peer(peer, request.psk.as_deref()) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = reply.try_send(Err(e));
-                        return;
-                    }
+                let timeout = request
+                    .timeout
+                    .unwrap_or(self.endpoint.config().request_timeout);
+                let queued = Queued {
+                    key,
+                    peer,
+                    request,
+                    reply,
+                    progress,
+                    deadline: now + timeout,
                 };
-                let params = request.params();
-                // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
-                let block = self.endpoint.upload_block_size();
-                let result = if request.payload.len() > block {
-                    let first = request.payload.get(..block).unwrap_or_default();
-                    self.endpoint.upload(
-                        now,
-                        peer,
-                        params,
-                        request.payload.len(),
-                        |b| request.write_options(b),
-                        first,
-                    )
-                } else {
-                    self.endpoint
-                        .request(now, peer, params, |b| request.write(b))
-                };
-                match result {
-                    Ok(id) => {
-                        if let Some(p) = progress {
-                            self.progress.insert(id, p);
-                        }
-                        if request.payload.len() > block {
-                            self.uploads.insert(id, request.payload);
-                        }
-                        self.waiting.insert(id, (key, reply));
-                        self.ids.insert(key, id);
-                        self.await_handshake(handshake, id);
-                    }
-                    Err(e) => {
-                        let _ = reply.try_send(Err(e.into()));
-                    }
+                // In order: while earlier requests wait, a new one waits behind them.
+                if !self.admission.is_empty() {
+                    return self.enqueue(queued);
+                }
+                if let Err(q) = self.start_request(now, queued) {
+                    self.enqueue(*q);
                 }
             }
             Cmd::Cancel { key } => {
+                if self.admission.cancel(key) {
+                    return;
+                }
                 if let Some(id) = self.ids.remove(&key) {
                     self.waiting.remove(&id);
                     self.observations.remove(&id);

@@ -215,6 +215,23 @@ where
         );
     }
 
+    /// Whether the response a duplicate would be answered with is no longer held (its
+    /// slot was taken for something else): the duplicate can then get nothing but
+    /// silence, unless the request may simply be processed again (§4.5).
+    pub(super) fn cached_response_gone(&self, peer: A, mid: u16, action: DupAction) -> bool {
+        let DupAction::Resend { slot, generation } = action else {
+            return false;
+        };
+        match self.pool.slots.get(usize::from(slot)) {
+            Some(s) if s.generation == generation => match &s.state {
+                SlotState::Response(r) => r.mid != mid || r.peer != peer,
+                SlotState::Deferred(_) => false,
+                _ => true,
+            },
+            _ => true,
+        }
+    }
+
     /// §4.5: a duplicate CON gets the same ACK (and piggybacked response) again; NON
     /// duplicates are ignored. The application never sees a duplicate.
     pub(super) fn answer_duplicate(

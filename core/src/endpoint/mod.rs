@@ -152,6 +152,9 @@ pub struct Transmit<A> {
 pub struct Stats {
     /// Duplicates detected and not handed to the application again.
     pub duplicates: u32,
+    /// Duplicates of idempotent requests processed again because their cached response
+    /// had been evicted (RFC 7252 §4.5 allows it).
+    pub duplicates_reprocessed: u32,
     /// Requests answered 5.03 because no slot was free.
     pub busy_rejections: u32,
     /// Duplicate-detection entries dropped before their lifetime because the table was full.

@@ -134,8 +134,16 @@ where
         let mid = msg.message_id();
         let token = Token::new(msg.token()).unwrap_or_default();
         if let Some(action) = self.dedup.lookup(now, peer, mid).copied() {
-            self.stats.duplicates += 1;
-            return self.answer_duplicate(peer, mid, token, con, action);
+            // §4.5: an idempotent request whose cached response is gone (its slot was
+            // needed) is processed again rather than left unanswered until the client
+            // gives up; a non-idempotent one never is.
+            let reprocess = self.cached_response_gone(peer, mid, action)
+                && handler.idempotence(msg) == Idempotence::Idempotent;
+            if !reprocess {
+                self.stats.duplicates += 1;
+                return self.answer_duplicate(peer, mid, token, con, action);
+            }
+            self.stats.duplicates_reprocessed += 1;
         }
         let lifetime = if con {
             self.config.exchange_lifetime()
