@@ -110,6 +110,16 @@ impl<'p, R> Route<'p, R> {
         self.path
     }
 
+    /// How the route matches request paths.
+    pub fn matching(&self) -> PathMatch {
+        self.matching
+    }
+
+    /// The route's resource, given up (to rebuild the route around another handle).
+    pub fn into_resource(self) -> R {
+        self.resource
+    }
+
     /// Number of request segments this route consumes if it matches, else `None`.
     fn matches<'m>(&self, mut req: impl Iterator<Item = &'m [u8]>) -> Option<usize> {
         let mut n = 0;

@@ -209,10 +209,19 @@ fn evicted_response_reprocesses_idempotent_duplicates_only() {
     let t0 = Instant::ZERO;
     let get = request(Code::GET, 1, 1);
     let post = request(Code::POST, 2, 2);
-    assert_eq!(code_of(&exchange(&mut server, t0, 1, &get, &runs)[0]), Code::CONTENT);
-    assert_eq!(code_of(&exchange(&mut server, t0, 1, &post, &runs)[0]), Code::CHANGED);
+    assert_eq!(
+        code_of(&exchange(&mut server, t0, 1, &get, &runs)[0]),
+        Code::CONTENT
+    );
+    assert_eq!(
+        code_of(&exchange(&mut server, t0, 1, &post, &runs)[0]),
+        Code::CHANGED
+    );
     // A duplicate while the responses are cached: answered from the cache.
-    assert_eq!(code_of(&exchange(&mut server, t0, 1, &get, &runs)[0]), Code::CONTENT);
+    assert_eq!(
+        code_of(&exchange(&mut server, t0, 1, &get, &runs)[0]),
+        Code::CONTENT
+    );
     assert_eq!(runs.get(), 2);
     // 64 slots: 100 requests from other peers take every slot the responses were in.
     for k in 0..100u32 {
@@ -224,7 +233,10 @@ fn evicted_response_reprocesses_idempotent_duplicates_only() {
     assert_eq!(runs.get(), 103, "by running it again");
     assert_eq!(server.stats().duplicates_reprocessed, 1);
     let again = exchange(&mut server, t0.add_millis(3000), 1, &post, &runs);
-    assert!(again.is_empty(), "the POST's duplicate gets nothing: {again:?}");
+    assert!(
+        again.is_empty(),
+        "the POST's duplicate gets nothing: {again:?}"
+    );
     assert_eq!(runs.get(), 103, "and is not run again");
     assert_eq!(server.stats().duplicates_reprocessed, 1);
 }

@@ -46,7 +46,8 @@ pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
     Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
     OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource, RespondError,
-    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security, StatusError,
+    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security, ShardedNotifier,
+    StatusError,
 };
 
 /// A CoAP client on smol: a handle on an endpoint whose loop runs on a thread of its own
@@ -57,6 +58,10 @@ pub type Client = coap_std::Client<Smol>;
 /// A CoAP server endpoint on smol: bind, then [`coap_std::Server::serve`] a handler (e.g. a
 /// [`Router`]) on any executor.
 pub type Server = coap_std::Server<Smol>;
+
+/// A server on one port over several endpoints, one per core (`SO_REUSEPORT`; see
+/// [`coap_std::Sharded`]).
+pub type Sharded = coap_std::Sharded<Smol>;
 
 /// The smol runtime, as [`coap_std::Client`] and [`coap_std::Server`] use it: sockets and
 /// timers from async-io's reactor, a thread per client loop, host names resolved on

@@ -239,6 +239,12 @@ impl<R: Runtime> Server<R> {
         Self::new(main, groups, config)
     }
 
+    /// A server endpoint on a socket already bound and registered (the shards of
+    /// [`crate::Sharded`]).
+    pub(crate) fn from_socket(main: R::Socket, config: Config) -> io::Result<Self> {
+        Self::new(main, Vec::new(), config)
+    }
+
     fn new(main: R::Socket, groups: Vec<R::Socket>, config: Config) -> io::Result<Self> {
         let local = main.local_addr()?;
         let (commands, inbox) = command_channel();

@@ -108,6 +108,7 @@ mod reply;
 mod responder;
 mod response;
 mod runtime;
+mod shard;
 mod status;
 
 pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
@@ -124,6 +125,7 @@ pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, Responder};
 pub use response::{ClientError, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
+pub use shard::{Sharded, ShardedNotifier};
 pub use status::StatusError;
 
 pub use coap_core;

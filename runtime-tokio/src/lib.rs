@@ -66,7 +66,8 @@ pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
     Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
     OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource, RespondError,
-    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security, StatusError,
+    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security, ShardedNotifier,
+    StatusError,
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{Socket, Tokio};
@@ -80,3 +81,8 @@ pub type Client = coap_std::Client<Tokio>;
 /// a [`Router`]).
 #[cfg(feature = "tokio")]
 pub type Server = coap_std::Server<Tokio>;
+
+/// A server on one port over several endpoints, one per core (`SO_REUSEPORT`; see
+/// [`coap_std::Sharded`]).
+#[cfg(feature = "tokio")]
+pub type Sharded = coap_std::Sharded<Tokio>;

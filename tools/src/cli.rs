@@ -485,6 +485,13 @@ pub struct ServeArgs {
     /// port 0]
     #[arg(long, value_name = "ADDR", requires = "psk_file", value_parser = parse_bind)]
     pub dtls_bind: Option<SocketAddr>,
+
+    /// Endpoints serving the port, one per core (SO_REUSEPORT: the kernel keeps each client
+    /// on one, with its exchanges and observations) [default: the available cores; 1 with
+    /// --plugtest, --join, --leisure, --psk-file or --credentials, whose state belongs to
+    /// one endpoint]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Args, Debug)]

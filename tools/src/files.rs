@@ -27,7 +27,7 @@ use coap_core::link_format::{Attr, LinkWriter};
 use coap_core::router::{method_not_allowed, Resource};
 use coap_core::server::{IncomingRequest, Outcome, ResponseWriter};
 use coap_core::{Code, ContentFormat, Message, OptionNumber};
-use coap_tokio::{Notifier, Reply};
+use coap_tokio::{Reply, ShardedNotifier};
 
 use crate::uploads::{Step, Uploads};
 
@@ -338,8 +338,9 @@ impl FileServer {
 
     /// Polls the observed files every `interval` and notifies their observers of changes
     /// (RFC 7641 §4.2); a removed file gets 4.04, which ends its observations. Runs until
-    /// the endpoint behind `notifier` closes.
-    pub async fn watch(self, notifier: Notifier, interval: Duration) {
+    /// the endpoints behind `notifier` (one, or every shard) close.
+    pub async fn watch(self, notifier: impl Into<ShardedNotifier>, interval: Duration) {
+        let notifier = notifier.into();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -15,4 +15,5 @@ pub mod output;
 pub mod plugtest;
 pub mod proxy;
 pub mod rd;
+pub mod shared;
 pub mod uploads;

@@ -47,6 +47,27 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
         .map(coap_tokio::Credentials::load)
         .transpose()
         .map_err(|e| Fail::usage(format_args!("{e}")))?;
+    // Shards share nothing; what must be one endpoint's (DTLS sessions, OSCORE sequence
+    // numbers and replay windows, group sockets, the plugtest's state) keeps one.
+    let single = args.plugtest
+        || !args.join.is_empty()
+        || args.leisure.is_some()
+        || args.psk_file.is_some()
+        || args.credentials.is_some();
+    let threads = match args.threads {
+        Some(n) if n > 1 && single => {
+            return Err(Fail::usage(
+                "--threads above 1 cannot be combined with --plugtest, --join, --leisure, \
+                 --psk-file or --credentials (their state belongs to one endpoint)",
+            ))
+        }
+        Some(n) => usize::from(n),
+        None if single => 1,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    if threads > 1 {
+        return serve_sharded(args.bind, files, threads).await;
+    }
     let server = if args.join.is_empty() && args.leisure.is_none() {
         bind_or_default(args.bind).await?
     } else {
@@ -157,6 +178,83 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
     };
     let handler = RequireOscore::new(router, protection);
     let result = server.serve_with_shutdown(handler, signal).await;
+    ticker.abort();
+    if let Ok(sig) = rx.await {
+        stderr_line(&format!("coap serve: {sig}, shutting down"));
+    }
+    result
+        .map(|()| Exit::Success)
+        .map_err(|e| Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e))))
+}
+
+/// `coap serve` over `threads` endpoints on one port ([`coap_tokio::Sharded`]): the demo
+/// resources (or the file server) shared by every shard's router, `/time` and watched files
+/// notified on every shard.
+async fn serve_sharded(
+    bind: Option<SocketAddr>,
+    files: Option<FileServer>,
+    threads: usize,
+) -> Result<Exit, Fail> {
+    let config = coap_tokio::Config::default();
+    let attempt = |addr: SocketAddr| async move {
+        coap_tokio::Sharded::bind(addr, config, threads)
+            .await
+            .map_err(|e| Fail::failure(format_args!("cannot listen on {addr}: {}", io_reason(&e))))
+    };
+    let server = match bind {
+        Some(addr) if addr != SocketAddr::new(DEFAULT_V6.ip(), addr.port()) => {
+            attempt(addr).await?
+        }
+        // The IPv6 wildcard where there is no IPv6: the IPv4 one.
+        other => {
+            let v6 = other.unwrap_or(DEFAULT_V6);
+            match attempt(v6).await {
+                Ok(s) => s,
+                Err(e6) => attempt(SocketAddr::new(DEFAULT_V4.ip(), v6.port()))
+                    .await
+                    .map_err(|e4| {
+                        Fail::failure(format_args!("{} and {}", e6.message, e4.message))
+                    })?,
+            }
+        }
+    };
+    let local = server.local_addr();
+    let signals = Signals::install()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        let _ = tx.send(signals.recv().await);
+    };
+    stderr_line(&format!(
+        "coap serve: listening on {local} (Ctrl-C to stop)"
+    ));
+    stderr_line(&format!(
+        "coap serve: {threads} endpoints on the port (--threads), one per core"
+    ));
+    let notifier = server.notifier();
+    let (routes, ticker) = match files {
+        Some(files) => {
+            let watcher = tokio::spawn(files.clone().watch(notifier, FILE_POLL));
+            let routes = vec![Route::prefix("/", Box::new(files) as demo::BoxedResource)];
+            (routes, watcher)
+        }
+        None => {
+            let ticker = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let reply = demo::time_notification();
+                    if notifier.notify(demo::TIME_KEY, reply).await.is_none() {
+                        break;
+                    }
+                }
+            });
+            (demo::routes(), ticker)
+        }
+    };
+    let shared = coap_tools::shared::SharedRoutes::new(routes);
+    let result = server
+        .serve_with_shutdown(|_| shared.router(), signal)
+        .await;
     ticker.abort();
     if let Ok(sig) = rx.await {
         stderr_line(&format!("coap serve: {sig}, shutting down"));
