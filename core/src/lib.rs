@@ -58,6 +58,7 @@ pub mod cache;
 pub mod code;
 pub mod config;
 pub mod content_format;
+pub mod dedup;
 #[cfg(feature = "edhoc")]
 pub mod edhoc;
 pub mod endpoint;
@@ -77,6 +78,7 @@ pub mod reliable;
 pub mod rng;
 pub mod router;
 pub mod server;
+pub mod storage;
 pub mod time;
 pub mod token;
 pub mod uri;

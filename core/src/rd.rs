@@ -367,15 +367,16 @@ impl<'a> RdClient<'a> {
     /// Sends the due action, if any, on `endpoint` to the RD at `rd` (CON). `links` must
     /// fit one message (link sets larger than that go block-wise through a runtime's
     /// client). The request id, to match its outcome in [`RdClient::handle_event`].
-    pub fn drive<A, const N: usize, const M: usize, const D: usize, const O: usize>(
+    pub fn drive<A, const N: usize, const M: usize, const D: usize, const O: usize, S>(
         &mut self,
         now: Instant,
-        endpoint: &mut Endpoint<A, N, M, D, O>,
+        endpoint: &mut Endpoint<A, N, M, D, O, S>,
         rd: A,
         links: &[u8],
     ) -> Result<Option<RequestId>, Error>
     where
         A: Copy + Eq + core::hash::Hash,
+        S: crate::dedup::DedupStore<A>,
     {
         let Some(action) = self.poll_action(now) else {
             return Ok(None);

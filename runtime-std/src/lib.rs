@@ -88,7 +88,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod admission;
 pub mod app;
 mod batch;
 #[cfg(feature = "serde")]
@@ -110,6 +109,7 @@ mod response;
 mod runtime;
 mod shard;
 mod status;
+pub mod storage;
 
 pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
 #[cfg(feature = "serde")]
@@ -117,8 +117,7 @@ pub use body::{BodyError, Cbor, Json};
 pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
 pub use command::{command_channel, Command, CommandReceiver, CommandSender, Progress};
 pub use driver::{
-    Driver, Input, Role, StdEndpoint, DEDUP_ENTRIES, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS,
-    TRANSMIT_SIZE,
+    Driver, Input, Role, StdEndpoint, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS, TRANSMIT_SIZE,
 };
 pub use endpoint::{Client, Server};
 pub use reply::{Reply, RespondError};
@@ -127,6 +126,7 @@ pub use response::{ClientError, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
 pub use shard::{Sharded, ShardedNotifier};
 pub use status::StatusError;
+pub use storage::DEDUP_LIMIT;
 
 pub use coap_core;
 pub use coap_core::{

@@ -6,6 +6,8 @@
 #   tokio    coap serve                  our demo server on coap-tokio, GET /hello
 #   smol     coap-bench-server smol      the same resources on coap-smol, GET /hello
 #   tokio-async coap-bench-server tokio-async  GET /hello as an async handler (coap_tokio::app)
+#   tokio-2  coap serve --threads 2      two shards on the server's core (sharding's cost)
+#   tokio-2-wide  the same on every core (the generator shares one on a 2-core machine)
 #
 # Both resources answer 2.05 with Content-Format 0 and the 13-byte "Hello, world!". The
 # generator is `coap bench` (raw UDP, N requests in flight, CON). Server and generator are
@@ -71,8 +73,15 @@ start_server() {
               URI="coap://$addr/hello" ;;
         tokio-async) "${pin[@]}" "$BIN/coap-bench-server" tokio-async "$addr" 2>/dev/null &
                      URI="coap://$addr/hello" ;;
-        tokio) "${pin[@]}" "$BIN/coap" serve --bind "$addr" 2>/dev/null &
+        tokio) "${pin[@]}" "$BIN/coap" serve --threads 1 --bind "$addr" 2>/dev/null &
                URI="coap://$addr/hello" ;;
+        # Two shards (SO_REUSEPORT) on the server's one core: what sharding costs.
+        tokio-2) "${pin[@]}" "$BIN/coap" serve --threads 2 --bind "$addr" 2>/dev/null &
+                 URI="coap://$addr/hello" ;;
+        # Two shards on both cores, the generator sharing one of them (a 2-core machine
+        # has no third core to keep it apart).
+        tokio-2-wide) nice -n "$NICE" "$BIN/coap" serve --threads 2 --bind "$addr" 2>/dev/null &
+                      URI="coap://$addr/hello" ;;
         tokio-before) "${pin[@]}" "${BEFORE_BIN:?}/coap" serve --bind "$addr" 2>/dev/null &
                       URI="coap://$addr/hello" ;;
         smol-before) "${pin[@]}" "${BEFORE_BIN:?}/coap-bench-server" smol "$addr" 2>/dev/null &
@@ -101,7 +110,8 @@ declare -A RATES CPUS P50S P99S ROUND RATIOS
 # The ratios reported, with their goals ("-": none).
 PAIRS=("tokio libcoap 1.5" "smol tokio 0.8" "tokio echo -" "libcoap echo -"
     "tokio-before libcoap -" "smol-before tokio-before -" "tokio tokio-before -"
-    "smol smol-before -" "tokio-async tokio -" "tokio-async libcoap -")
+    "smol smol-before -" "tokio-async tokio -" "tokio-async libcoap -" "tokio-2 tokio -"
+    "tokio-2-wide tokio -" "tokio-2-wide libcoap -")
 for round in $(seq "$ROUNDS"); do
     ROUND=()
     for s in "${SERVERS[@]}"; do

@@ -60,7 +60,10 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
 
     let result = match cli.command {
-        Command::Serve(args) => runtime(false).and_then(|rt| rt.block_on(serve::run(args))),
+        // One endpoint runs on a current-thread runtime; shards on a worker each.
+        Command::Serve(args) => serve::threads(&args).and_then(|threads| {
+            serve_runtime(threads).and_then(|rt| rt.block_on(serve::run(args, threads)))
+        }),
         Command::Bench(args) => runtime(true).and_then(|rt| rt.block_on(bench::run(args))),
         Command::Rd(args) => runtime(false).and_then(|rt| rt.block_on(rd_cmd::serve(args))),
         Command::Proxy(args) => runtime(false).and_then(|rt| rt.block_on(proxy_cmd::run(args))),
@@ -86,6 +89,18 @@ fn main() -> ExitCode {
             fail.exit.into()
         }
     }
+}
+
+/// The runtime of `coap serve` with `threads` shards: one worker per shard.
+fn serve_runtime(threads: usize) -> Result<tokio::runtime::Runtime, Fail> {
+    if threads <= 1 {
+        return runtime(false);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::failure(format_args!("cannot start the async runtime: {e}")))
 }
 
 pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Fail> {

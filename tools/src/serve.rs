@@ -20,7 +20,27 @@ const DEFAULT_V4: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UN
 /// How often observed files are checked for changes.
 const FILE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
-pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
+/// How many endpoints `coap serve` runs (`--threads`, see [`ServeArgs::threads`]).
+pub fn threads(args: &ServeArgs) -> Result<usize, Fail> {
+    // Shards share nothing; what must be one endpoint's (DTLS sessions, OSCORE sequence
+    // numbers and replay windows, group sockets, the plugtest's state) keeps one.
+    let single = args.plugtest
+        || !args.join.is_empty()
+        || args.leisure.is_some()
+        || args.psk_file.is_some()
+        || args.credentials.is_some();
+    match args.threads {
+        Some(n) if n > 1 && single => Err(Fail::usage(
+            "--threads above 1 cannot be combined with --plugtest, --join, --leisure, \
+             --psk-file or --credentials (their state belongs to one endpoint)",
+        )),
+        Some(n) => Ok(usize::from(n)),
+        None if single => Ok(1),
+        None => Ok(std::thread::available_parallelism().map_or(1, usize::from)),
+    }
+}
+
+pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     // The directory is checked before the socket is bound: a typo fails fast.
     let files = match &args.dir {
         Some(dir) => {
@@ -47,24 +67,6 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
         .map(coap_tokio::Credentials::load)
         .transpose()
         .map_err(|e| Fail::usage(format_args!("{e}")))?;
-    // Shards share nothing; what must be one endpoint's (DTLS sessions, OSCORE sequence
-    // numbers and replay windows, group sockets, the plugtest's state) keeps one.
-    let single = args.plugtest
-        || !args.join.is_empty()
-        || args.leisure.is_some()
-        || args.psk_file.is_some()
-        || args.credentials.is_some();
-    let threads = match args.threads {
-        Some(n) if n > 1 && single => {
-            return Err(Fail::usage(
-                "--threads above 1 cannot be combined with --plugtest, --join, --leisure, \
-                 --psk-file or --credentials (their state belongs to one endpoint)",
-            ))
-        }
-        Some(n) => usize::from(n),
-        None if single => 1,
-        None => std::thread::available_parallelism().map_or(1, usize::from),
-    };
     if threads > 1 {
         return serve_sharded(args.bind, files, threads).await;
     }

@@ -16,7 +16,10 @@ fn threads_share_the_port_and_the_resources() {
         .stderr
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("a line about the endpoints");
-    assert_eq!(line, "coap serve: 2 endpoints on the port (--threads), one per core");
+    assert_eq!(
+        line,
+        "coap serve: 2 endpoints on the port (--threads), one per core"
+    );
     // Observers of /time on whichever shards they land: each gets its notifications.
     let time = s.uri("/time");
     let observers: Vec<_> = (0..6)
@@ -33,13 +36,21 @@ fn threads_share_the_port_and_the_resources() {
         for _ in 0..3 {
             let got = coap(&["get", &s.uri("/upload")], None);
             assert_eq!(got.code(), 0, "{}", got.stderr);
-            assert_eq!(got.stdout, body, "another client reads what client {i} wrote");
+            assert_eq!(
+                got.stdout, body,
+                "another client reads what client {i} wrote"
+            );
         }
     }
     for o in observers {
         let r = o.join().unwrap();
         assert_eq!(r.code(), 0, "{}", r.stderr);
-        assert_eq!(r.stdout.lines().count(), 2, "two notifications: {:?}", r.stdout);
+        assert_eq!(
+            r.stdout.lines().count(),
+            2,
+            "two notifications: {:?}",
+            r.stdout
+        );
     }
 }
 

@@ -6,14 +6,17 @@ use super::follow_up::rewrite_request;
 use super::slot::SlotState;
 use super::{len16, Endpoint, Error, RequestParams, BLOCK_ROOM};
 use crate::block::Block;
+use crate::dedup::DedupStore;
 use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
 use crate::message::{BuildError, Message, MessageBuilder};
 use crate::option::OptionNumber;
 use crate::time::Instant;
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// After 2.31 Continue to the upload block in slot `i`: the next block to send, in the
     /// size the server asked for (RFC 7959 §2.5: it may lower SZX, never raise it).

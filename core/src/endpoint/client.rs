@@ -7,6 +7,7 @@ use super::slot::SlotState;
 use super::{len16, Endpoint, Error, RequestParams};
 use crate::block::Block;
 use crate::code::{Code, CodeClass};
+use crate::dedup::DedupStore;
 use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, RequestId, Token};
 use crate::message::{BuildError, Message, MessageBuilder, MessageType};
 use crate::no_response::NoResponse;
@@ -16,9 +17,11 @@ use crate::reliability::{lifetime_ms, probing_delay_ms, DupAction, Retransmit};
 use crate::time::Instant;
 use heapless::Deque;
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// Starts a request to `peer`. `build` adds options and payload (the endpoint writes
     /// the header and a fresh random token). The outcome arrives as exactly one event:

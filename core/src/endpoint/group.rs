@@ -7,6 +7,7 @@ use super::slot::SlotState;
 use super::{len16, Endpoint};
 use crate::block::Block;
 use crate::code::CodeClass;
+use crate::dedup::DedupStore;
 use crate::exchange::{ClientExchange, ClientPhase, ExchangeKind, Token};
 use crate::message::{BuildError, Message, MessageType};
 use crate::multicast::Delivery;
@@ -14,9 +15,11 @@ use crate::option::OptionNumber;
 use crate::server::Handler;
 use crate::time::Instant;
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// Feeds a datagram that arrived on a group (multicast) address this endpoint listens
     /// on (RFC 7252 §8). Only requests are taken; they are answered by unicast NON after a

@@ -11,6 +11,7 @@ use super::event::EventRecord;
 use super::slot::{AckState, OutgoingResponse, ResponsePhase, SlotState};
 use super::{Endpoint, Transmit};
 use crate::code::{Code, CodeClass};
+use crate::dedup::DedupStore;
 use crate::exchange::{ClientPhase, Token};
 use crate::message::{write_empty, Header, Message, MessageBuilder, MessageType, ParseError};
 use crate::multicast::Delivery;
@@ -19,9 +20,11 @@ use crate::reliability::DupAction;
 use crate::server::Handler;
 use crate::time::Instant;
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     pub(super) fn send_empty(&mut self, peer: A, ty: MessageType, mid: u16) {
         self.push_control(peer, ControlKind::Empty { ty, mid });

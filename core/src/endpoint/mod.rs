@@ -27,9 +27,10 @@ use heapless::Deque;
 
 use crate::code::Code;
 use crate::config::Config;
+use crate::dedup::{DedupStore, DedupTable, FixedDedup};
 use crate::message::{BuildError, Message, MessageType};
 use crate::observe::ObserverTable;
-use crate::reliability::{DedupTable, PeerTable};
+use crate::reliability::PeerTable;
 use crate::rng::Rng;
 use crate::time::Instant;
 use crate::token::Token;
@@ -195,11 +196,12 @@ pub struct Endpoint<
     const M: usize = DEFAULT_MESSAGE_SIZE,
     const D: usize = 12,
     const O: usize = 4,
+    S = FixedDedup<A, D>,
 > {
     config: Config,
     rng: Rng,
     pool: SlotPool<A, N, M>,
-    dedup: DedupTable<A, D>,
+    dedup: DedupTable<A, S>,
     peers: PeerTable<A, N>,
     observers: ObserverTable<A, O>,
     /// The next Observe value of notifications (RFC 7641 §4.4), 24-bit.
@@ -218,18 +220,26 @@ fn len16(n: usize) -> u16 {
     u16::try_from(n).unwrap_or(u16::MAX)
 }
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// A new endpoint. `seed` feeds the generator of Message IDs, tokens and back-off
     /// jitter: give it real entropy (RFC 7252 §5.3.1, §11.4).
     pub fn new(config: Config, seed: u64) -> Self {
+        Self::with_dedup_store(config, seed, S::empty())
+    }
+
+    /// A new endpoint whose duplicate detection (RFC 7252 §4.5) lives in `store`: e.g. a
+    /// growable store with a run-time limit from the std crates (see [`crate::storage`]).
+    pub fn with_dedup_store(config: Config, seed: u64, store: S) -> Self {
         Endpoint {
             config,
             rng: Rng::new(seed),
             pool: SlotPool::new(),
-            dedup: DedupTable::new(),
+            dedup: DedupTable::with_store(store),
             peers: PeerTable::new(),
             observers: ObserverTable::new(config.max_observers_per_peer),
             observe_seq: 0,
@@ -262,6 +272,12 @@ where
     /// Unexpired duplicate-detection entries (for monitoring and tests).
     pub fn dedup_entries(&self, now: Instant) -> usize {
         self.dedup.live(now)
+    }
+
+    /// Positions the duplicate-detection store holds now (a growable store's current
+    /// size; a fixed one's capacity).
+    pub fn dedup_capacity(&self) -> usize {
+        self.dedup.capacity()
     }
 
     /// A free slot (see [`SlotPool::alloc`]), counting early evictions of cached responses.

@@ -8,6 +8,7 @@ use super::slot::{OutgoingResponse, ResponsePhase, SlotState};
 use super::{len16, Endpoint, Error, REREGISTER_SLACK_MS};
 use crate::block::Block;
 use crate::code::{Code, CodeClass};
+use crate::dedup::DedupStore;
 use crate::exchange::{ClientExchange, ClientPhase, RequestId, Token};
 use crate::message::{BuildError, Message, MessageBuilder, MessageType};
 use crate::observe::{Observation, ObserverTable, OBSERVE_MODULUS};
@@ -53,9 +54,11 @@ pub(super) fn register_observer<A: Copy + Eq, const O: usize>(
     }
 }
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// Number of observers currently registered for `key`.
     pub fn observers(&self, key: u32) -> usize {

@@ -7,6 +7,7 @@ use super::slot::{AckState, DeferredRequest, OutgoingResponse, ResponsePhase, Sl
 use super::{len16, Endpoint, Error};
 use crate::block::Block;
 use crate::code::Code;
+use crate::dedup::DedupStore;
 use crate::exchange::Token;
 use crate::message::{BuildError, Message, MessageBuilder, MessageType};
 use crate::multicast::{self, Delivery};
@@ -27,9 +28,11 @@ pub(super) struct Remembered {
     retention: Retention,
 }
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// Answers a deferred request (the handler returned [`Outcome::Defer`]). Piggybacked on
     /// the ACK if that has not gone out yet, else a separate CON response retransmitted
@@ -190,7 +193,7 @@ where
             Idempotence::Idempotent => Retention::Evictable,
             Idempotence::AtMostOnce => Retention::AtMostOnce,
         };
-        if let Some(wait_ms) = self.dedup.blocked_for(now) {
+        if let Some(wait_ms) = self.dedup.make_room(now) {
             if retention == Retention::AtMostOnce {
                 self.stats.at_most_once_rejections += 1;
                 if multicast && !multicast::error_wanted(msg, Code::SERVICE_UNAVAILABLE) {

@@ -5,15 +5,18 @@ use super::event::EventRecord;
 use super::slot::{AckState, OutgoingResponse, ResponsePhase, SlotState};
 use super::Endpoint;
 use crate::code::Code;
+use crate::dedup::DedupStore;
 use crate::exchange::{ClientPhase, ExchangeKind};
 use crate::message::MessageType;
 use crate::option::OptionNumber;
 use crate::reliability::RetransmitStep;
 use crate::time::Instant;
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// Processes timers whose time has come: retransmissions, request deadlines, delayed
     /// ACKs of deferred requests, queued requests waiting for PROBING_RATE.

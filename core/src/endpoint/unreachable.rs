@@ -6,12 +6,15 @@
 use super::event::{EventRecord, FailReason, Unreachable};
 use super::slot::{OutgoingResponse, ResponsePhase, SlotState};
 use super::Endpoint;
+use crate::dedup::DedupStore;
 use crate::exchange::ExchangeKind;
 use crate::time::Instant;
 
-impl<A, const N: usize, const M: usize, const D: usize, const O: usize> Endpoint<A, N, M, D, O>
+impl<A, const N: usize, const M: usize, const D: usize, const O: usize, S>
+    Endpoint<A, N, M, D, O, S>
 where
     A: Copy + Eq + core::hash::Hash,
+    S: DedupStore<A>,
 {
     /// The network reported that `peer` cannot be reached (`why`). Every unicast request to
     /// it fails at once with `Event::Failed { reason: FailReason::Unreachable(why) }`

@@ -13,24 +13,22 @@ use coap_core::{
     Unreachable,
 };
 
-use crate::admission::{Admission, Queued};
+mod admission;
+mod queue;
+
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
 use crate::oscore::{plain, Oscore, Peer, Security};
 use crate::reply::RespondError;
 use crate::response::{ClientError, Response};
+use crate::storage::GrowableDedup;
 use coap_core::oscore::{Incoming, Secured};
+use queue::{Admission, Queued};
 
 /// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
 pub const SLOTS: usize = 256;
 /// Largest message a std endpoint sends or holds (RFC 7252 §4.6).
 pub const MESSAGE_SIZE: usize = coap_core::endpoint::DEFAULT_MESSAGE_SIZE;
-/// Message IDs remembered for duplicate detection (RFC 7252 §4.5), the most the core's
-/// table indexes. A non-idempotent request (POST, PATCH) is remembered for its whole
-/// EXCHANGE_LIFETIME (247 s) so that a duplicate never runs twice; an endpoint therefore
-/// takes about 265 of them per second sustained (any number in bursts up to this table)
-/// and answers 5.03 + Max-Age beyond, while idempotent requests are never refused.
-pub const DEDUP_ENTRIES: usize = 65_535;
 /// Observers (RFC 7641) a std endpoint can hold.
 pub const OBSERVERS: usize = 256;
 /// Size of the receive buffer: any UDP datagram, so that none is truncated.
@@ -39,8 +37,9 @@ pub const MAX_DATAGRAM: usize = 65_535;
 /// option, the outer code and the 8-byte tag, RFC 8613 §4, §6).
 pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64;
 
-/// The core endpoint as the std adapters size it.
-pub type StdEndpoint = Endpoint<Peer, SLOTS, MESSAGE_SIZE, DEDUP_ENTRIES, OBSERVERS>;
+/// The core endpoint as the std adapters size it. Its duplicate detection is a growable
+/// store, so the endpoint's fixed-size parameter for it is 0.
+pub type StdEndpoint = Endpoint<Peer, SLOTS, MESSAGE_SIZE, 0, OBSERVERS, GrowableDedup<Peer>>;
 
 /// Whether the loop serves requests, which decides what a closed command channel means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -536,92 +535,6 @@ impl<H: Handler<Peer>> Driver<H> {
         if let Some(dtls) = self.dtls.as_mut() {
             dtls.handle_timeout(std::time::Instant::now());
             self.dtls_events();
-        }
-    }
-
-    /// Puts `q` into the admission queue, or fails it with `Busy` when that is full.
-    fn enqueue(&mut self, q: Queued) {
-        if let Err(q) = self.admission.push(q) {
-            let _ = q.reply.try_send(Err(ClientError::Busy));
-        }
-    }
-
-    /// Starts a request in the endpoint; gives it back when no slot is free.
-    fn start_request(&mut self, now: Instant, q: Queued) -> Result<(), Box<Queued>> {
-        let (peer, handshake) = match self.resolve_peer(q.peer, q.request.psk.as_deref()) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = q.reply.try_send(Err(e));
-                return Ok(());
-            }
-        };
-        let remaining = q.remaining(now);
-        if remaining.is_zero() {
-            let _ = q.reply.try_send(Err(ClientError::Timeout));
-            return Ok(());
-        }
-        let mut params = q.request.params();
-        params.timeout = Some(remaining);
-        let request = &q.request;
-        // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
-        let block = self.endpoint.upload_block_size();
-        let upload = request.payload.len() > block;
-        let result = if upload {
-            let first = request.payload.get(..block).unwrap_or_default();
-            self.endpoint.upload(
-                now,
-                peer,
-                params,
-                request.payload.len(),
-                |b| request.write_options(b),
-                first,
-            )
-        } else {
-            self.endpoint
-                .request(now, peer, params, |b| request.write(b))
-        };
-        match result {
-            Ok(id) => {
-                let Queued {
-                    key,
-                    request,
-                    reply,
-                    progress,
-                    ..
-                } = q;
-                if let Some(p) = progress {
-                    self.progress.insert(id, p);
-                }
-                if upload {
-                    self.uploads.insert(id, request.payload);
-                }
-                self.waiting.insert(id, (key, reply));
-                self.ids.insert(key, id);
-                self.await_handshake(handshake, id);
-                Ok(())
-            }
-            Err(coap_core::Error::Busy) => Err(Box::new(q)),
-            Err(e) => {
-                let _ = q.reply.try_send(Err(e.into()));
-                Ok(())
-            }
-        }
-    }
-
-    /// Starts waiting requests, oldest first, while slots are free; fails those whose
-    /// deadline passed while they waited.
-    fn admit(&mut self) {
-        if self.admission.is_empty() {
-            return;
-        }
-        let now = self.now();
-        self.admission.expire(now);
-        for _ in 0..self.admission.len() {
-            let Some(q) = self.admission.pop() else { break };
-            if let Err(q) = self.start_request(now, q) {
-                self.admission.unpop(*q);
-                break;
-            }
         }
     }
 
