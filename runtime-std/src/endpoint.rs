@@ -150,6 +150,21 @@ impl<R: Runtime> Client<R> {
         self.handle.local_addr()
     }
 
+    /// Resolves `host` (with `port`) to `addrs` instead of asking the system resolver,
+    /// like a hosts file entry (or curl's `--resolve`). Requests to the name try the
+    /// addresses in turn as for any name ([`crate::happy_eyeballs`]).
+    pub fn with_host(mut self, host: &str, port: u16, addrs: Vec<SocketAddr>) -> Self {
+        self.handle = self.handle.with_host(host, port, addrs);
+        self
+    }
+
+    /// How requests to a name with several addresses move on from one that does not
+    /// answer (default: after an ICMP error, or 2 s without an answer).
+    pub fn with_fallback(mut self, fallback: crate::Fallback) -> Self {
+        self.handle = self.handle.with_fallback(fallback);
+        self
+    }
+
     /// A confirmable GET of `uri` (`coap://host[:port]/path?query`).
     pub async fn get(&self, uri: &str) -> Result<Response, ClientError> {
         self.handle.get(uri).await

@@ -100,6 +100,7 @@ pub mod dtls;
 pub mod edhoc;
 mod endpoint;
 mod event_loop;
+pub mod happy_eyeballs;
 mod icmp;
 pub mod multicast;
 pub mod oscore;
@@ -119,6 +120,7 @@ pub use driver::{
     TRANSMIT_SIZE,
 };
 pub use endpoint::{Client, Server};
+pub use happy_eyeballs::Fallback;
 pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, Responder};
 pub use response::{ClientError, Response};

@@ -74,3 +74,60 @@ fn proxy_answers_5_02_for_a_closed_upstream() {
     assert_eq!(r.code(), 5, "{}", r.stderr);
     assert!(r.stderr.starts_with("5.02 Bad Gateway"), "{}", r.stderr);
 }
+
+/// `coap get coap://localhost:PORT/hello` where `localhost` resolves to both loopback
+/// addresses and the server listens on one of them only: the other family's attempt ends
+/// on its ICMP error and the request is answered (exit 0). `localhost` resolves to
+/// 127.0.0.1 only on this project's CI machine (`getent ahosts localhost`), so the two
+/// addresses come from `--resolve` (curl's syntax), in the order a dual-stack resolver
+/// could give them: the refused one first.
+fn localhost_with_server_on(bind: &str, other: &str) {
+    let server = Server::start_with(&["serve", "--bind", bind]);
+    let port = server.addr.port();
+    assert!(
+        UdpSocket::bind((other, port)).is_ok(),
+        "{other} port {port} is taken"
+    );
+    let own = server.addr.ip();
+    let own = if own.is_ipv6() {
+        format!("[{own}]")
+    } else {
+        own.to_string()
+    };
+    let other = if other.contains(':') {
+        format!("[{other}]")
+    } else {
+        other.to_owned()
+    };
+    let entry = format!("localhost:{port}:{other},{own}");
+    let uri = format!("coap://localhost:{port}/hello");
+    let r = coap(&["get", &uri, "--resolve", &entry, "-t", "5"], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Hello, world!");
+}
+
+#[test]
+fn localhost_with_the_server_on_v6_only() {
+    localhost_with_server_on("[::1]:0", "127.0.0.1");
+}
+
+#[test]
+fn localhost_with_the_server_on_v4_only() {
+    localhost_with_server_on("127.0.0.1:0", "::1");
+}
+
+/// A `--resolve` entry that is not HOST:PORT:ADDR is a usage error (exit 2), one line.
+#[test]
+fn a_malformed_resolve_entry_is_a_usage_error() {
+    let r = coap(
+        &[
+            "get",
+            "coap://localhost/x",
+            "--resolve",
+            "localhost:x:1.2.3.4",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 2, "{}", r.stderr);
+    assert!(r.stderr.contains("expected HOST:PORT:ADDR"), "{}", r.stderr);
+}
