@@ -451,8 +451,12 @@ pub fn dtls_recv<H: Handler<Peer>>(
 }
 
 /// Sends every record the sessions have on the coaps socket. A record the socket refuses
-/// is dropped, as the network might: DTLS retransmits handshake flights and CoAP its
-/// confirmable messages.
-pub fn dtls_send<H: Handler<Peer>>(driver: &mut Driver<H>, socket: &impl NonBlockingSocket) {
-    driver.flush_dtls(|to, record| socket.try_send_to(record, to).map(|_| ()));
+/// is dropped, as the network might (DTLS retransmits handshake flights and CoAP its
+/// confirmable messages), but one it is not ready for waits: [`Wait::Writable`] says to
+/// call again once the socket is writable.
+pub fn dtls_send<H: Handler<Peer>>(
+    driver: &mut Driver<H>,
+    socket: &impl NonBlockingSocket,
+) -> Wait {
+    driver.flush_dtls(|to, record| socket.try_send_to(record, to).map(|_| ()))
 }

@@ -186,16 +186,26 @@ impl<H: Handler<Peer>> Driver<H> {
     }
 
     /// Hands every record the sessions have to `send` (the coaps socket). A record it
-    /// refuses is dropped (counted).
-    pub fn flush_dtls(&mut self, mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>) {
+    /// refuses is dropped (counted), except on `WouldBlock`: that one is held and the
+    /// flush stops, returning [`Wait::Writable`] (flush again once the socket is).
+    pub fn flush_dtls(
+        &mut self,
+        mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>,
+    ) -> crate::Wait {
         let Some(dtls) = self.dtls.as_mut() else {
-            return;
+            return crate::Wait::Input;
         };
         while let Some((to, record)) = dtls.poll_transmit() {
-            if send(to, &record).is_err() {
-                dtls.send_errors += 1;
+            match send(to, &record) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dtls.held = Some((to, record));
+                    return crate::Wait::Writable;
+                }
+                Err(_) => dtls.send_errors += 1,
             }
         }
+        crate::Wait::Input
     }
 
     /// Session events: a client handshake that failed fails the requests waiting for it
