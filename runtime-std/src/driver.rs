@@ -433,6 +433,13 @@ impl<H: Handler<Peer>> Driver<H> {
         // message from the peer under that context.
         match oscore.layer.incoming(now, peer, bytes, &mut self.scratch) {
             Incoming::Plain => {
+                // An unprotected rejection of a protected request ends it now, with why.
+                let rejected = crate::oscore::rejection(&oscore.layer, peer, bytes);
+                if let Some((to, token, error)) = rejected {
+                    if let Some(id) = self.endpoint.request_with_token(to, token.as_slice()) {
+                        self.fail(id, error);
+                    }
+                }
                 self.endpoint
                     .handle_datagram(now, plain(peer), bytes, &mut self.handler)
             }

@@ -123,7 +123,7 @@ pub use endpoint::{Client, Server};
 pub use happy_eyeballs::Fallback;
 pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, Responder};
-pub use response::{ClientError, Response};
+pub use response::{ClientError, OscoreRejection, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
 pub use status::StatusError;
 

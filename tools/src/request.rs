@@ -120,6 +120,7 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::RepresentationChanged
         | ClientError::Handshake(_)
         | ClientError::Unreachable { .. }
+        | ClientError::OscoreRejected { .. }
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
 }
@@ -333,6 +334,20 @@ pub async fn run_with(
         Err(coap_tokio::ClientError::NoResponse) => {
             stderr_line("no response (as asked with No-Response)");
             return Ok(Exit::Success);
+        }
+        Err(ClientError::OscoreRejected {
+            code,
+            cause,
+            diagnostic,
+        }) => {
+            // -v: the server's unprotected answer as it came (RFC 8613 §8.2).
+            tracing::debug!(%code, %cause, %diagnostic, "OSCORE request rejected by the server");
+            let e = ClientError::OscoreRejected {
+                code,
+                cause,
+                diagnostic,
+            };
+            return Err(client_error(&e, &args.uri, args.timeout));
         }
         r => r.map_err(|e| client_error(&e, &args.uri, args.timeout))?,
     };

@@ -131,3 +131,84 @@ fn a_malformed_resolve_entry_is_a_usage_error() {
     assert_eq!(r.code(), 2, "{}", r.stderr);
     assert!(r.stderr.contains("expected HOST:PORT:ADDR"), "{}", r.stderr);
 }
+
+/// A context directory in aiocoap's layout.
+fn context_dir(dir: &std::path::Path, sender: &str, recipient: &str, secret: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("secret.json"),
+        format!(r#"{{"secret_hex": "{secret}", "salt_hex": "9e7ca92223786340"}}"#),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("settings.json"),
+        format!(
+            r#"{{"sender-id_hex": "{sender}", "recipient-id_hex": "{recipient}", "algorithm": "AES-CCM-16-64-128", "kdf-hashfun": "sha256"}}"#
+        ),
+    )
+    .unwrap();
+}
+
+/// `coap get --credentials` with a key the server does not share: the server's
+/// unprotected 4.00 "Decryption failed" (RFC 8613 §8.2) ends the request at once with one
+/// line naming the cause and the diagnostic (exit 1), not a timeout (exit 3 after -t);
+/// with -v the log shows the rejection too.
+#[test]
+fn oscore_with_a_wrong_key_fails_at_once_naming_the_cause() {
+    let dir = TempDir::new();
+    let server_ctx = dir.0.join("server-ctx");
+    let client_ctx = dir.0.join("client-ctx");
+    context_dir(&server_ctx, "02", "01", "0102030405060708090a0b0c0d0e0f10");
+    context_dir(&client_ctx, "01", "02", "ffeeddccbbaa99887766554433221100");
+    let server_creds = dir.file(
+        "server.json",
+        format!(
+            r#"{{":client": {{"oscore": {{"basedir": "{}"}}}}}}"#,
+            server_ctx.display()
+        )
+        .as_bytes(),
+    );
+    let server = Server::start_with(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--credentials",
+        &server_creds,
+    ]);
+    let client_creds = dir.file(
+        "client.json",
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "{}"}}}}}}"#,
+            server.addr,
+            client_ctx.display()
+        )
+        .as_bytes(),
+    );
+    let uri = server.uri("/hello");
+    let r = coap(
+        &[
+            "-v",
+            "get",
+            &uri,
+            "--credentials",
+            &client_creds,
+            "-t",
+            "30",
+        ],
+        None,
+    );
+    assert_eq!(r.code(), 1, "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "error: {uri}: OSCORE: the server rejected the protected request \
+             (4.00 Bad Request, decryption failure): \"Decryption failed\""
+        )
+    );
+    assert!(
+        r.stderr.contains("OSCORE request rejected by the server"),
+        "-v shows the rejection: {}",
+        r.stderr
+    );
+}
