@@ -212,3 +212,44 @@ fn oscore_with_a_wrong_key_fails_at_once_naming_the_cause() {
         r.stderr
     );
 }
+
+/// An IPv4-bound `coap proxy` (CoAP and HTTP sides) forwards to an IPv6 upstream: its
+/// upstream socket is dual-stack whatever the downstream bind. Before, the upstream
+/// socket took the downstream's family, and `[::1]` got 5.02 / 502 ("cannot send to
+/// [::1]:... from a socket bound to 0.0.0.0").
+#[test]
+fn an_ipv4_bound_proxy_forwards_to_an_ipv6_upstream() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        return; // no IPv6 loopback on this machine
+    }
+    let upstream = Server::start_with(&["serve", "--bind", "[::1]:0"]);
+    let proxy = Server::start_with(&["proxy", "-b", "127.0.0.1:0", "--http-bind", "127.0.0.1:0"]);
+    assert!(proxy.addr.is_ipv4());
+    let target = upstream.uri("/hello");
+    let via = format!("coap://{}", proxy.addr);
+    let r = coap(&["get", &target, "--proxy", &via, "-t", "10"], None);
+    assert_eq!(r.code(), 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Hello, world!");
+    // The HTTP side announces its address on the next line.
+    let http = (0..5)
+        .find_map(|_| {
+            let line = proxy.stderr.recv_timeout(WAIT).ok()?;
+            let rest = line.split("(RFC 8075) listening on ").nth(1)?;
+            Some(
+                rest.split_whitespace()
+                    .next()?
+                    .trim_end_matches(':')
+                    .to_owned(),
+            )
+        })
+        .expect("the HTTP side's address");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .arg(format!("http://{http}/hc/{target}"))
+        .output();
+    let Ok(out) = out else {
+        return; // no curl here (tests/peers/install.sh installs it)
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "Hello, world!\n200", "curl through the HTTP side");
+}
