@@ -24,6 +24,7 @@ use coap_core::Handler;
 use crate::command::CommandReceiver;
 use crate::driver::{Driver, Input, MAX_DATAGRAM, TRANSMIT_SIZE};
 use crate::oscore::Peer;
+use crate::wait::Wait;
 
 /// Datagrams taken from the socket (or handed to it) in one call.
 pub const BATCH: usize = 32;
@@ -53,18 +54,6 @@ pub trait NonBlockingSocket {
         writable: bool,
         op: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R>;
-}
-
-/// What the loop should wait for after [`pump`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// The next datagram, timer, command or shutdown. (The socket may still hold datagrams
-    /// when the loop stopped taking them to give the other inputs their turn; readability
-    /// is then reported at once.)
-    Input,
-    /// The socket's send buffer is full: wait until it is writable (or for a timer,
-    /// command or shutdown), then pump again.
-    Writable,
 }
 
 /// The loop's receive and send buffers.

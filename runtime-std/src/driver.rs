@@ -191,21 +191,21 @@ impl<H: Handler<Peer>> Driver<H> {
     pub fn flush_dtls(
         &mut self,
         mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>,
-    ) -> crate::Wait {
+    ) -> crate::wait::Wait {
         let Some(dtls) = self.dtls.as_mut() else {
-            return crate::Wait::Input;
+            return crate::wait::Wait::Input;
         };
         while let Some((to, record)) = dtls.poll_transmit() {
             match send(to, &record) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     dtls.held = Some((to, record));
-                    return crate::Wait::Writable;
+                    return crate::wait::Wait::Writable;
                 }
                 Err(_) => dtls.send_errors += 1,
             }
         }
-        crate::Wait::Input
+        crate::wait::Wait::Input
     }
 
     /// Session events: a client handshake that failed fails the requests waiting for it
@@ -434,7 +434,7 @@ impl<H: Handler<Peer>> Driver<H> {
         match oscore.layer.incoming(now, peer, bytes, &mut self.scratch) {
             Incoming::Plain => {
                 // An unprotected rejection of a protected request ends it now, with why.
-                let rejected = crate::oscore::rejection(&oscore.layer, peer, bytes);
+                let rejected = crate::oscore_rejection::rejection(&oscore.layer, peer, bytes);
                 if let Some((to, token, error)) = rejected {
                     if let Some(id) = self.endpoint.request_with_token(to, token.as_slice()) {
                         self.fail(id, error);

@@ -11,11 +11,12 @@ use std::task::{Context, Poll};
 
 use coap_core::Handler;
 
-use crate::batch::{dtls_recv, dtls_send, pump, BatchIo, Wait};
+use crate::batch::{dtls_recv, dtls_send, pump, BatchIo};
 use crate::command::CommandReceiver;
 use crate::driver::{Driver, Input, MAX_DATAGRAM};
 use crate::oscore::Peer;
 use crate::runtime::{AsyncUdpSocket, Runtime};
+use crate::wait::Wait;
 
 /// The sockets one endpoint reads from.
 #[derive(Debug)]

@@ -104,13 +104,15 @@ pub mod happy_eyeballs;
 mod icmp;
 pub mod multicast;
 pub mod oscore;
+mod oscore_rejection;
 mod reply;
 mod responder;
 mod response;
 mod runtime;
 mod status;
+mod wait;
 
-pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
+pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, BATCH};
 #[cfg(feature = "serde")]
 pub use body::{BodyError, Cbor, Json};
 pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
@@ -126,6 +128,7 @@ pub use responder::{Notifier, Responder};
 pub use response::{ClientError, OscoreRejection, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
 pub use status::StatusError;
+pub use wait::Wait;
 
 pub use coap_core;
 pub use coap_core::{

@@ -177,35 +177,6 @@ fn new_layer() -> Box<StdLayer> {
         .unwrap_or_else(|| Box::new(StdLayer::new(seed)))
 }
 
-/// An unprotected datagram from `from` that rejects one of our protected requests (RFC
-/// 8613 §8.2: 4.00, 4.01 or 4.02 with the same token, §8.4 leaves the client to decide):
-/// the peer the request went to, its token and the error to end it with. `None` for
-/// anything else, which goes to the endpoint as plain.
-pub(crate) fn rejection(
-    layer: &StdLayer,
-    from: SocketAddr,
-    datagram: &[u8],
-) -> Option<(Peer, coap_core::Token, crate::ClientError)> {
-    let m = coap_core::Message::parse(datagram).ok()?;
-    if !m.code().is_response() {
-        return None;
-    }
-    let context = layer.request_context(from, m.token())?;
-    let diagnostic = String::from_utf8_lossy(m.payload()).into_owned();
-    let echo = m.option(coap_core::OptionNumber::ECHO).is_some();
-    let cause = crate::response::OscoreRejection::of(m.code(), &diagnostic, echo)?;
-    let peer = Secured {
-        addr: from,
-        security: Security::Oscore(context),
-    };
-    let error = crate::ClientError::OscoreRejected {
-        code: m.code(),
-        cause,
-        diagnostic,
-    };
-    Some((peer, coap_core::Token::new(m.token())?, error))
-}
-
 /// Which requests must come protected, by path.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Protection {
