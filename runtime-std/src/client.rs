@@ -363,6 +363,8 @@ impl RequestBuilder {
     /// (`Timeout` when re-registration fails). The endpoint keeps the notifications in
     /// order (§3.4) and re-registers when Max-Age lapses. Dropping the [`Observation`]
     /// forgets it (later notifications get RST); [`Observation::cancel`] deregisters.
+    /// For a host name with several addresses the registration falls back between them
+    /// as a request does (then `observe` returns once the registration is answered).
     pub async fn observe(self) -> Result<Observation, ClientError> {
         let RequestBuilder {
             handle,
@@ -376,15 +378,54 @@ impl RequestBuilder {
         {
             request.options.push((OptionNumber::OBSERVE, Vec::new()));
         }
-        // An observation goes to the address that last answered for the origin, else the
-        // first one: its registration is not retried at another address.
-        let (peer, _) = handle.peer_for(&mut request).await?;
+        let (peer, candidates) = handle.peer_for(&mut request).await?;
+        let last = candidates.addrs.len().saturating_sub(1);
+        for (i, addr) in candidates.addrs.iter().enumerate() {
+            let mut attempt = request.clone();
+            let to = coap_core::oscore::Secured {
+                addr: *addr,
+                security: peer.security,
+            };
+            if i == last {
+                return handle.start_observation(to, attempt);
+            }
+            // Not the last address (see `send_with_fallback`): the registration's answer
+            // decides, within the first attempt's time.
+            let first = handle.fallback.attempt_timeout;
+            attempt.timeout = Some(request.timeout.map_or(first, |t| t.min(first)));
+            let mut observation = handle.start_observation(to, attempt)?;
+            match observation.notifications.recv().await {
+                Ok(Err(ClientError::Unreachable { .. } | ClientError::Timeout)) => {
+                    if let Some(origin) = &candidates.origin {
+                        handle.origins.forget(origin);
+                    }
+                }
+                Ok(answer) => {
+                    if let Some(origin) = candidates.origin.as_ref().filter(|_| answer.is_ok()) {
+                        handle.origins.answered(origin, *addr);
+                    }
+                    observation.first = Some(answer);
+                    return Ok(observation);
+                }
+                Err(_) => return Err(ClientError::Closed),
+            }
+        }
+        Err(ClientError::Timeout)
+    }
+}
+
+impl Handle {
+    /// Registers an observation of `request` with `peer` (the loop sends it).
+    fn start_observation(
+        &self,
+        peer: Peer,
+        request: OutgoingRequest,
+    ) -> Result<Observation, ClientError> {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         // Bounded: a consumer that does not keep up misses notifications (the newest
         // state matters, RFC 7641 §1.3) instead of growing memory.
         let (sink, notifications) = async_channel::bounded(64);
-        handle
-            .commands
+        self.commands
             .try_send(Command(Cmd::Observe {
                 key,
                 peer,
@@ -393,8 +434,9 @@ impl RequestBuilder {
             }))
             .map_err(|_| ClientError::Closed)?;
         Ok(Observation {
-            commands: handle.commands.clone(),
+            commands: self.commands.clone(),
             key,
+            first: None,
             notifications: Box::pin(notifications),
             forget_on_drop: true,
         })
@@ -477,6 +519,8 @@ impl Drop for GroupResponses {
 pub struct Observation {
     commands: CommandSender,
     key: u64,
+    /// The registration's answer when it was awaited already (address fallback).
+    first: Option<Result<Response, ClientError>>,
     notifications: Pin<Box<async_channel::Receiver<Result<Response, ClientError>>>>,
     forget_on_drop: bool,
 }
@@ -484,6 +528,9 @@ pub struct Observation {
 impl Observation {
     /// The next notification; `None` when the observation has ended.
     pub async fn next(&mut self) -> Option<Result<Response, ClientError>> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
         self.notifications.recv().await.ok()
     }
 
@@ -493,7 +540,7 @@ impl Observation {
         self.commands
             .try_send(Command(Cmd::CancelObserve { key: self.key }))
             .ok()?;
-        let mut last = None;
+        let mut last = self.first.take();
         // Notifications already on the way come first; the final answer ends the stream.
         while let Ok(r) = self.notifications.recv().await {
             last = Some(r);
@@ -510,6 +557,9 @@ impl futures_core::Stream for Observation {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(first));
+        }
         self.notifications.as_mut().poll_next(cx)
     }
 }

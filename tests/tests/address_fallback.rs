@@ -185,3 +185,46 @@ fn system_localhost_reaches_a_server_on_each_of_its_addresses() {
         });
     }
 }
+
+/// An observation of `localhost` with the server on ::1 only: the registration sent to
+/// 127.0.0.1 is refused, the one to ::1 answered, and its notifications follow.
+#[test]
+fn an_observation_falls_back_like_a_request() {
+    run(async {
+        let server = Server::bind("[::1]:0".parse().unwrap()).await.unwrap();
+        let addr = server.local_addr();
+        let port = addr.port();
+        assert!(free("127.0.0.1", port), "127.0.0.1:{port} is taken");
+        let notifier = server.notifier();
+        tokio::spawn(server.serve(coap_tools::demo::router()));
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let n = coap_tools::demo::time_notification();
+                if notifier
+                    .notify(coap_tools::demo::TIME_KEY, n)
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+            }
+        });
+        let v4: SocketAddr = ([127, 0, 0, 1], port).into();
+        let client = Client::bind("[::]:0".parse().unwrap())
+            .await
+            .unwrap()
+            .with_host("localhost", port, vec![v4, addr]);
+        let mut observation = client
+            .observe(&format!("coap://localhost:{port}/time"))
+            .await
+            .unwrap();
+        let first = observation.next().await.unwrap().unwrap();
+        assert_eq!(first.code, Code::CONTENT);
+        assert_eq!(first.peer, addr);
+        assert!(first.option(coap_tokio::OptionNumber::OBSERVE).is_some());
+        let next = observation.next().await.unwrap().unwrap();
+        assert_eq!(next.peer, addr);
+        assert!(next.option(coap_tokio::OptionNumber::OBSERVE).is_some());
+    });
+}
