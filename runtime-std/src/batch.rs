@@ -24,6 +24,7 @@ use coap_core::Handler;
 use crate::command::CommandReceiver;
 use crate::driver::{Driver, Input, MAX_DATAGRAM, TRANSMIT_SIZE};
 use crate::oscore::Peer;
+use crate::wait::Wait;
 
 /// Datagrams taken from the socket (or handed to it) in one call.
 pub const BATCH: usize = 32;
@@ -53,18 +54,6 @@ pub trait NonBlockingSocket {
         writable: bool,
         op: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> io::Result<R>,
     ) -> io::Result<R>;
-}
-
-/// What the loop should wait for after [`pump`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wait {
-    /// The next datagram, timer, command or shutdown. (The socket may still hold datagrams
-    /// when the loop stopped taking them to give the other inputs their turn; readability
-    /// is then reported at once.)
-    Input,
-    /// The socket's send buffer is full: wait until it is writable (or for a timer,
-    /// command or shutdown), then pump again.
-    Writable,
 }
 
 /// The loop's receive and send buffers.
@@ -451,8 +440,12 @@ pub fn dtls_recv<H: Handler<Peer>>(
 }
 
 /// Sends every record the sessions have on the coaps socket. A record the socket refuses
-/// is dropped, as the network might: DTLS retransmits handshake flights and CoAP its
-/// confirmable messages.
-pub fn dtls_send<H: Handler<Peer>>(driver: &mut Driver<H>, socket: &impl NonBlockingSocket) {
-    driver.flush_dtls(|to, record| socket.try_send_to(record, to).map(|_| ()));
+/// is dropped, as the network might (DTLS retransmits handshake flights and CoAP its
+/// confirmable messages), but one it is not ready for waits: [`Wait::Writable`] says to
+/// call again once the socket is writable.
+pub fn dtls_send<H: Handler<Peer>>(
+    driver: &mut Driver<H>,
+    socket: &impl NonBlockingSocket,
+) -> Wait {
+    driver.flush_dtls(|to, record| socket.try_send_to(record, to).map(|_| ()))
 }

@@ -1,6 +1,7 @@
 //! The client side of the std adapters: requests as the application builds them, responses
 //! as it receives them, errors, and the mapping of a URI to the peer to send to.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
@@ -13,6 +14,7 @@ use coap_core::{Code, Host, Method, OptionNumber, Scheme, Token, Uri, UriError};
 
 use crate::command::{Cmd, Command, CommandSender, OutgoingRequest, Progress};
 use crate::dtls::{Psk, UNRESOLVED};
+use crate::happy_eyeballs::{reachable, Candidates, Fallback, Origins};
 use crate::oscore::{Peer, Security, SecurityMap};
 use crate::response::{ClientError, Response};
 
@@ -32,6 +34,11 @@ pub struct Handle {
     security: SecurityMap,
     /// The PSK for `coaps://` URIs the credentials say nothing about.
     psk: Option<std::sync::Arc<Psk>>,
+    /// Host names with addresses given by the application, used instead of the resolver.
+    hosts: std::sync::Arc<HashMap<(String, u16), Vec<SocketAddr>>>,
+    /// The address that answered for each host name (RFC 8305 style fallback).
+    origins: Origins,
+    fallback: Fallback,
 }
 
 impl Handle {
@@ -43,7 +50,28 @@ impl Handle {
             resolver,
             security: Default::default(),
             psk: None,
+            hosts: Default::default(),
+            origins: Origins::default(),
+            fallback: Fallback::default(),
         }
+    }
+
+    /// Resolves `host` (with `port`) to `addrs` instead of asking the resolver, as a
+    /// hosts file entry or curl's `--resolve` would; requests to it fall back between the
+    /// addresses as to any name's ([`Handle::with_fallback`]).
+    pub fn with_host(mut self, host: &str, port: u16, addrs: Vec<SocketAddr>) -> Handle {
+        let mut hosts = (*self.hosts).clone();
+        hosts.insert((host.to_ascii_lowercase(), port), addrs);
+        self.hosts = std::sync::Arc::new(hosts);
+        self
+    }
+
+    /// How requests to a host name with several addresses move between them (RFC 8305
+    /// style: every reachable address in turn, families interleaved, the next after an
+    /// ICMP error or an unanswered first attempt).
+    pub fn with_fallback(mut self, fallback: Fallback) -> Handle {
+        self.fallback = fallback;
+        self
     }
 
     /// Uses `psk` for `coaps://` requests (RFC 7252 §9.1.3.1) unless the credentials
@@ -91,11 +119,14 @@ impl Handle {
 
     /// The peer to send `request` to: a plain or OSCORE one, or for a `coaps://` URI the
     /// DTLS session with the address (resolved by the loop), with the PSK to start it
-    /// with put into the request.
-    async fn peer_for(&self, request: &mut OutgoingRequest) -> Result<Peer, ClientError> {
+    /// with put into the request; and the addresses to try, in order.
+    async fn peer_for(
+        &self,
+        request: &mut OutgoingRequest,
+    ) -> Result<(Peer, Candidates), ClientError> {
         let uri = request.uri.as_str();
         let secure = Uri::parse(uri)?.scheme() == Scheme::Coaps;
-        let addr = self.addr_for(uri).await?;
+        let candidates = self.addrs_for(uri).await?;
         let security = if secure {
             let psk = match self.security.dtls_psk(uri) {
                 Some(p) => std::sync::Arc::new(p),
@@ -106,25 +137,127 @@ impl Handle {
         } else {
             self.security.for_uri(uri)
         };
-        Ok(coap_core::oscore::Secured { addr, security })
+        let first = candidates.addrs.first().copied();
+        let addr = first.ok_or(ClientError::Closed)?;
+        Ok((coap_core::oscore::Secured { addr, security }, candidates))
     }
 
-    async fn addr_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
+    async fn addrs_for(&self, uri: &str) -> Result<Candidates, ClientError> {
         match Target::of(uri)? {
-            Target::Addr(a) => pick_peer(&[a], self.local).ok_or_else(|| {
-                let msg = format!("cannot send to {a} from a socket bound to {}", self.local);
-                ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, msg))
-            }),
+            Target::Addr(a) => {
+                let addrs = reachable(&[a], self.local);
+                if addrs.is_empty() {
+                    let msg = format!("cannot send to {a} from a socket bound to {}", self.local);
+                    return Err(ClientError::Io(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        msg,
+                    )));
+                }
+                Ok(Candidates {
+                    addrs,
+                    origin: None,
+                })
+            }
             Target::Name(host, port) => {
-                let addrs = (self.resolver)(host.clone(), port)
-                    .await
-                    .map_err(ClientError::Resolve)?;
-                pick_peer(&addrs, self.local).ok_or_else(|| {
+                let origin = (host.to_ascii_lowercase(), port);
+                let resolved = match self.hosts.get(&origin) {
+                    Some(given) => given.clone(),
+                    None => (self.resolver)(host.clone(), port)
+                        .await
+                        .map_err(ClientError::Resolve)?,
+                };
+                let addrs = self
+                    .origins
+                    .order(&origin, reachable(&resolved, self.local));
+                if addrs.is_empty() {
                     let msg = format!("no address of {host} is reachable from {}", self.local);
-                    ClientError::Resolve(io::Error::new(io::ErrorKind::NotFound, msg))
+                    return Err(ClientError::Resolve(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        msg,
+                    )));
+                }
+                Ok(Candidates {
+                    addrs,
+                    origin: Some(origin),
                 })
             }
         }
+    }
+
+    /// Sends `request` to each candidate address in turn until one answers (see
+    /// [`crate::happy_eyeballs`]); an attempt that is not the last ends after an ICMP
+    /// error or [`Fallback::attempt_timeout`] without an answer.
+    async fn send_with_fallback(
+        &self,
+        peer: Peer,
+        candidates: Candidates,
+        request: OutgoingRequest,
+        progress: Option<async_channel::Sender<Progress>>,
+    ) -> Result<Response, ClientError> {
+        let started = std::time::Instant::now();
+        let budget = request.timeout;
+        let last = candidates.addrs.len().saturating_sub(1);
+        let mut outcome = Err(ClientError::Timeout);
+        for (i, addr) in candidates.addrs.iter().enumerate() {
+            let remaining = budget.map(|b| b.saturating_sub(started.elapsed()));
+            if remaining.is_some_and(|r| r.is_zero()) {
+                break;
+            }
+            let mut attempt = request.clone();
+            attempt.timeout = if i < last {
+                let first = self.fallback.attempt_timeout;
+                Some(remaining.map_or(first, |r| r.min(first)))
+            } else {
+                remaining
+            };
+            let peer = coap_core::oscore::Secured {
+                addr: *addr,
+                security: peer.security,
+            };
+            outcome = self.send_to(peer, attempt, progress.clone()).await;
+            let moves_on = matches!(
+                outcome,
+                Err(ClientError::Unreachable { .. } | ClientError::Timeout)
+            );
+            if !moves_on {
+                if let Some(origin) = &candidates.origin {
+                    self.origins.answered(origin, *addr);
+                }
+                return outcome;
+            }
+            if let Some(origin) = &candidates.origin {
+                self.origins.forget(origin);
+            }
+        }
+        outcome
+    }
+
+    /// Sends `request` to `peer` and waits for its outcome.
+    async fn send_to(
+        &self,
+        peer: Peer,
+        request: OutgoingRequest,
+        progress: Option<async_channel::Sender<Progress>>,
+    ) -> Result<Response, ClientError> {
+        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
+        let (reply, response) = async_channel::bounded(1);
+        let command = Command(Cmd::Request {
+            key,
+            peer,
+            request,
+            reply,
+            progress,
+        });
+        self.commands
+            .try_send(command)
+            .map_err(|_| ClientError::Closed)?;
+        let guard = CancelOnDrop {
+            commands: &self.commands,
+            key: Some(key),
+        };
+        let result = response.recv().await.map_err(|_| ClientError::Closed);
+        guard.disarm();
+        result?
     }
 }
 
@@ -213,27 +346,13 @@ impl RequestBuilder {
             mut request,
             progress,
         } = self;
-        let peer = handle.peer_for(&mut request).await?;
-        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let (reply, response) = async_channel::bounded(1);
-        let command = Command(Cmd::Request {
-            key,
-            peer,
-            request,
-            reply,
-            progress,
-        });
-        handle
-            .commands
-            .try_send(command)
-            .map_err(|_| ClientError::Closed)?;
-        let guard = CancelOnDrop {
-            commands: &handle.commands,
-            key: Some(key),
-        };
-        let result = response.recv().await.map_err(|_| ClientError::Closed);
-        guard.disarm();
-        result?
+        let (peer, candidates) = handle.peer_for(&mut request).await?;
+        if candidates.addrs.len() > 1 {
+            return handle
+                .send_with_fallback(peer, candidates, request, progress)
+                .await;
+        }
+        handle.send_to(peer, request, progress).await
     }
 }
 
@@ -244,6 +363,8 @@ impl RequestBuilder {
     /// (`Timeout` when re-registration fails). The endpoint keeps the notifications in
     /// order (§3.4) and re-registers when Max-Age lapses. Dropping the [`Observation`]
     /// forgets it (later notifications get RST); [`Observation::cancel`] deregisters.
+    /// For a host name with several addresses the registration falls back between them
+    /// as a request does (then `observe` returns once the registration is answered).
     pub async fn observe(self) -> Result<Observation, ClientError> {
         let RequestBuilder {
             handle,
@@ -257,13 +378,54 @@ impl RequestBuilder {
         {
             request.options.push((OptionNumber::OBSERVE, Vec::new()));
         }
-        let peer = handle.peer_for(&mut request).await?;
+        let (peer, candidates) = handle.peer_for(&mut request).await?;
+        let last = candidates.addrs.len().saturating_sub(1);
+        for (i, addr) in candidates.addrs.iter().enumerate() {
+            let mut attempt = request.clone();
+            let to = coap_core::oscore::Secured {
+                addr: *addr,
+                security: peer.security,
+            };
+            if i == last {
+                return handle.start_observation(to, attempt);
+            }
+            // Not the last address (see `send_with_fallback`): the registration's answer
+            // decides, within the first attempt's time.
+            let first = handle.fallback.attempt_timeout;
+            attempt.timeout = Some(request.timeout.map_or(first, |t| t.min(first)));
+            let mut observation = handle.start_observation(to, attempt)?;
+            match observation.notifications.recv().await {
+                Ok(Err(ClientError::Unreachable { .. } | ClientError::Timeout)) => {
+                    if let Some(origin) = &candidates.origin {
+                        handle.origins.forget(origin);
+                    }
+                }
+                Ok(answer) => {
+                    if let Some(origin) = candidates.origin.as_ref().filter(|_| answer.is_ok()) {
+                        handle.origins.answered(origin, *addr);
+                    }
+                    observation.first = Some(answer);
+                    return Ok(observation);
+                }
+                Err(_) => return Err(ClientError::Closed),
+            }
+        }
+        Err(ClientError::Timeout)
+    }
+}
+
+impl Handle {
+    /// Registers an observation of `request` with `peer` (the loop sends it).
+    fn start_observation(
+        &self,
+        peer: Peer,
+        request: OutgoingRequest,
+    ) -> Result<Observation, ClientError> {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         // Bounded: a consumer that does not keep up misses notifications (the newest
         // state matters, RFC 7641 §1.3) instead of growing memory.
         let (sink, notifications) = async_channel::bounded(64);
-        handle
-            .commands
+        self.commands
             .try_send(Command(Cmd::Observe {
                 key,
                 peer,
@@ -272,8 +434,9 @@ impl RequestBuilder {
             }))
             .map_err(|_| ClientError::Closed)?;
         Ok(Observation {
-            commands: handle.commands.clone(),
+            commands: self.commands.clone(),
             key,
+            first: None,
             notifications: Box::pin(notifications),
             forget_on_drop: true,
         })
@@ -295,7 +458,7 @@ impl RequestBuilder {
         } = self;
         request.timeout = Some(window);
         request.confirmable = false;
-        let peer = handle.peer_for(&mut request).await?;
+        let (peer, _) = handle.peer_for(&mut request).await?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (sink, responses) = async_channel::bounded(256);
         handle
@@ -356,6 +519,8 @@ impl Drop for GroupResponses {
 pub struct Observation {
     commands: CommandSender,
     key: u64,
+    /// The registration's answer when it was awaited already (address fallback).
+    first: Option<Result<Response, ClientError>>,
     notifications: Pin<Box<async_channel::Receiver<Result<Response, ClientError>>>>,
     forget_on_drop: bool,
 }
@@ -363,6 +528,9 @@ pub struct Observation {
 impl Observation {
     /// The next notification; `None` when the observation has ended.
     pub async fn next(&mut self) -> Option<Result<Response, ClientError>> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
         self.notifications.recv().await.ok()
     }
 
@@ -372,7 +540,7 @@ impl Observation {
         self.commands
             .try_send(Command(Cmd::CancelObserve { key: self.key }))
             .ok()?;
-        let mut last = None;
+        let mut last = self.first.take();
         // Notifications already on the way come first; the final answer ends the stream.
         while let Ok(r) = self.notifications.recv().await {
             last = Some(r);
@@ -389,6 +557,9 @@ impl futures_core::Stream for Observation {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return std::task::Poll::Ready(Some(first));
+        }
         self.notifications.as_mut().poll_next(cx)
     }
 }
@@ -475,20 +646,6 @@ fn scope_id(zone: &str) -> u32 {
         .unwrap_or(0)
 }
 
-/// The first candidate of the socket's address family; an IPv4 one, IPv4-mapped, from a
-/// socket bound to the unspecified IPv6 address (dual stack).
-fn pick_peer(candidates: &[SocketAddr], local: SocketAddr) -> Option<SocketAddr> {
-    if let Some(a) = candidates.iter().find(|a| a.is_ipv4() == local.is_ipv4()) {
-        return Some(*a);
-    }
-    match (local, candidates.first()) {
-        (SocketAddr::V6(l), Some(SocketAddr::V4(a))) if l.ip().is_unspecified() => Some(
-            SocketAddr::new(IpAddr::V6(a.ip().to_ipv6_mapped()), a.port()),
-        ),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,20 +684,5 @@ mod tests {
             Target::of("/relative"),
             Err(ClientError::InvalidUri(UriError::MissingScheme))
         ));
-    }
-
-    #[test]
-    fn peer_family() {
-        let v4 = addr("127.0.0.1:5683");
-        let v6 = addr("[::1]:5683");
-        assert_eq!(pick_peer(&[v6, v4], addr("0.0.0.0:0")), Some(v4));
-        assert_eq!(pick_peer(&[v4, v6], addr("[::]:0")), Some(v6));
-        assert_eq!(
-            pick_peer(&[v4], addr("[::]:0")),
-            Some(addr("[::ffff:127.0.0.1]:5683"))
-        );
-        assert_eq!(pick_peer(&[v4], addr("[::1]:0")), None);
-        assert_eq!(pick_peer(&[v6], addr("127.0.0.1:0")), None);
-        assert_eq!(pick_peer(&[], addr("127.0.0.1:0")), None);
     }
 }

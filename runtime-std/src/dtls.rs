@@ -54,6 +54,11 @@ pub struct Dtls {
     pub(super) pending: HashMap<SessionId, Vec<RequestId>>,
     /// Messages and records dropped on the way out (no session, full queue or socket).
     pub(super) send_errors: u64,
+    /// A record the socket was not ready for (`WouldBlock`), sent before any other once
+    /// it is writable. Without it the first ClientHello of a client whose socket the
+    /// runtime had not yet seen writable (tokio, just registered) was dropped, and the
+    /// handshake waited for dimpl's 1 s flight timer (RFC 6347 §4.2.4.1).
+    pub(super) held: Option<(SocketAddr, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Dtls {
@@ -73,6 +78,7 @@ impl Dtls {
             server: None,
             pending: HashMap::new(),
             send_errors: 0,
+            held: None,
         })
     }
 
@@ -158,8 +164,11 @@ impl Dtls {
         Ok((id, self.client.is_established(id)))
     }
 
-    /// The next record to send on the coaps socket.
+    /// The next record to send on the coaps socket: one held back first.
     pub(super) fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        if let Some(t) = self.held.take() {
+            return Some(t);
+        }
         if let Some(t) = self.client.poll_transmit() {
             return Some(t);
         }

@@ -20,7 +20,7 @@ use crate::multicast::{group_socket, unicast_socket, Group};
 use crate::oscore::{Oscore, Peer, SecurityMap};
 use crate::responder::{Notifier, Responder};
 use crate::response::{ClientError, Response};
-use crate::runtime::{bind, register, AsyncUdpSocket, Runtime};
+use crate::runtime::{bind, bind_client, register, AsyncUdpSocket, Runtime};
 
 /// A CoAP client: a handle on an endpoint whose loop runs in the background (a task or a
 /// thread, as the runtime `R` spawns it). Cheap to clone; the endpoint closes when the
@@ -33,7 +33,7 @@ pub struct Client<R> {
 
 impl<R: Runtime> Client<R> {
     /// Binds a client endpoint to `addr` (e.g. `0.0.0.0:0` or `[::]:0`) with the default
-    /// [`Config`]. With tokio: must be called within a runtime with I/O and time enabled.
+    /// [`Config`]. `[::]` is bound dual-stack: the client reaches IPv6 and IPv4 peers. With tokio: must be called within a runtime with I/O and time enabled.
     pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
         Self::bind_with(addr, Config::default()).await
     }
@@ -101,7 +101,7 @@ impl<R: Runtime> Client<R> {
         credentials: Option<&Credentials>,
         psk: Option<(Psk, DtlsConfig)>,
     ) -> io::Result<Self> {
-        let main = bind::<R>(addr)?;
+        let main = bind_client::<R>(addr)?;
         let local = main.local_addr()?;
         let (commands, inbox) = command_channel();
         let mut driver = Driver::new(config, NoServer, Role::Client)?;
@@ -123,7 +123,7 @@ impl<R: Runtime> Client<R> {
                 Some((psk, dtls)) => (Some(psk), dtls),
                 None => (None, DtlsConfig::default()),
             };
-            coaps = Some(bind::<R>(SocketAddr::new(local.ip(), 0))?);
+            coaps = Some(bind_client::<R>(SocketAddr::new(local.ip(), 0))?);
             driver = driver.with_dtls(Dtls::client(dtls)?);
             if let Some(psk) = psk {
                 handle = handle.with_psk(psk);
@@ -148,6 +148,21 @@ impl<R: Runtime> Client<R> {
     /// The local address of the endpoint's socket.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// Resolves `host` (with `port`) to `addrs` instead of asking the system resolver,
+    /// like a hosts file entry (or curl's `--resolve`). Requests to the name try the
+    /// addresses in turn as for any name ([`crate::happy_eyeballs`]).
+    pub fn with_host(mut self, host: &str, port: u16, addrs: Vec<SocketAddr>) -> Self {
+        self.handle = self.handle.with_host(host, port, addrs);
+        self
+    }
+
+    /// How requests to a name with several addresses move on from one that does not
+    /// answer (default: after an ICMP error, or 2 s without an answer).
+    pub fn with_fallback(mut self, fallback: crate::Fallback) -> Self {
+        self.handle = self.handle.with_fallback(fallback);
+        self
     }
 
     /// A confirmable GET of `uri` (`coap://host[:port]/path?query`).

@@ -11,11 +11,12 @@ use std::task::{Context, Poll};
 
 use coap_core::Handler;
 
-use crate::batch::{dtls_recv, dtls_send, pump, BatchIo, Wait};
+use crate::batch::{dtls_recv, dtls_send, pump, BatchIo};
 use crate::command::CommandReceiver;
 use crate::driver::{Driver, Input, MAX_DATAGRAM};
 use crate::oscore::Peer;
 use crate::runtime::{AsyncUdpSocket, Runtime};
+use crate::wait::Wait;
 
 /// The sockets one endpoint reads from.
 #[derive(Debug)]
@@ -53,6 +54,7 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
     };
     let mut turn = 0usize;
     loop {
+        let mut coaps_wait = Wait::Input;
         let mut wait = match pump(&mut driver, &mut io, &main, &commands) {
             ControlFlow::Break(result) => return result,
             ControlFlow::Continue(wait) => wait,
@@ -65,7 +67,7 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
                 ControlFlow::Break(result) => return result,
                 ControlFlow::Continue(wait) => wait,
             };
-            dtls_send(&mut driver, coaps);
+            coaps_wait = dtls_send(&mut driver, coaps);
         }
         let mut sleep = pin!(driver.deadline().map(R::sleep_until));
         let mut command = pin!(driver.accepts_commands().then(|| commands.recv()));
@@ -89,6 +91,13 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
                     },
                     4 => poll_groups(&groups, &mut group_buf, cx).map(Input::GroupDatagram),
                     _ => match &coaps {
+                        // A record waits for room: writability, or a record in, wakes.
+                        Some(s) if matches!(coaps_wait, Wait::Writable) => {
+                            match s.poll_writable(cx) {
+                                Poll::Ready(r) => Poll::Ready(Input::Ready(r)),
+                                Poll::Pending => s.poll_readable(cx).map(Input::Ready),
+                            }
+                        }
                         Some(s) => s.poll_readable(cx).map(Input::Ready),
                         None => Poll::Pending,
                     },

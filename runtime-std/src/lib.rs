@@ -100,9 +100,11 @@ pub mod dtls;
 pub mod edhoc;
 mod endpoint;
 mod event_loop;
+pub mod happy_eyeballs;
 mod icmp;
 pub mod multicast;
 pub mod oscore;
+mod oscore_rejection;
 mod reply;
 mod responder;
 mod response;
@@ -110,8 +112,9 @@ mod runtime;
 mod shard;
 mod status;
 pub mod storage;
+mod wait;
 
-pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, Wait, BATCH};
+pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, BATCH};
 #[cfg(feature = "serde")]
 pub use body::{BodyError, Cbor, Json};
 pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
@@ -120,13 +123,15 @@ pub use driver::{
     Driver, Input, Role, StdEndpoint, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS, TRANSMIT_SIZE,
 };
 pub use endpoint::{Client, Server};
+pub use happy_eyeballs::Fallback;
 pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, Responder};
-pub use response::{ClientError, Response};
+pub use response::{ClientError, OscoreRejection, Response};
 pub use runtime::{AsyncUdpSocket, Runtime};
 pub use shard::{Sharded, ShardedNotifier};
 pub use status::StatusError;
 pub use storage::DEDUP_LIMIT;
+pub use wait::Wait;
 
 pub use coap_core;
 pub use coap_core::{

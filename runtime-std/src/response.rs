@@ -42,6 +42,19 @@ pub enum ClientError {
         /// What the ICMP error said (port, host or network unreachable, prohibited).
         reason: coap_core::Unreachable,
     },
+    /// The server rejected an OSCORE-protected request with an unprotected error
+    /// (RFC 8613 §8.2, §7.4) that Echo recovery (Appendix B.1.2) cannot mend: the request
+    /// ends at once, with the reason and the server's diagnostic payload. Being
+    /// unprotected, the answer is not authenticated; it only ends the request.
+    #[error("OSCORE: the server rejected the protected request ({code}, {cause}){}", diagnostic_suffix(.diagnostic))]
+    OscoreRejected {
+        /// The response code (4.00, 4.01 or 4.02).
+        code: Code,
+        /// What the code and the diagnostic say went wrong.
+        cause: OscoreRejection,
+        /// The diagnostic payload (RFC 7252 §5.5.2) as text, possibly empty.
+        diagnostic: String,
+    },
     /// The peer answered with RST.
     #[error("the peer reset the request")]
     Reset,
@@ -64,6 +77,68 @@ pub enum ClientError {
     /// The request asked for no response (No-Response, RFC 7967) and none came.
     #[error("no response (as asked with No-Response)")]
     NoResponse,
+}
+
+/// Why a server rejected an OSCORE request, as its unprotected error response says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OscoreRejection {
+    /// The request's sequence number was seen before or is outside the server's replay
+    /// window (RFC 8613 §7.4, "Replay detected"): the contexts are out of step, e.g. the
+    /// client's was re-created without its sequence number.
+    #[error("replay window")]
+    Replay,
+    /// No security context for the request's kid (and kid context) (§8.2 step 3,
+    /// "Security context not found").
+    #[error("unknown kid")]
+    UnknownKid,
+    /// The request did not decrypt (§8.2 step 6, "Decryption failed"): the keys differ.
+    #[error("decryption failure")]
+    Decryption,
+    /// The OSCORE option or COSE object was not understood (§8.2 step 2, 4.02 Bad
+    /// Option); also what a server that does not speak OSCORE answers (the option is
+    /// critical, RFC 7252 §5.4.1).
+    #[error("OSCORE option not accepted")]
+    BadOption,
+    /// An unprotected 4.01 with Echo (RFC 9175): a freshness challenge the client cannot
+    /// answer, since only a protected Echo can be trusted and repeated inside OSCORE.
+    #[error("unprotected Echo challenge")]
+    Echo,
+    /// An unprotected 4.01 that says nothing more.
+    #[error("unauthorized")]
+    Unauthorized,
+}
+
+impl OscoreRejection {
+    /// The cause of an unprotected `code` answering a protected request, from its
+    /// diagnostic payload and Echo option; `None` for a code RFC 8613 §8.2 does not use
+    /// for rejections (such a plain answer is not taken).
+    pub fn of(code: Code, diagnostic: &str, has_echo: bool) -> Option<OscoreRejection> {
+        if ![Code::BAD_REQUEST, Code::UNAUTHORIZED, Code::BAD_OPTION].contains(&code) {
+            return None;
+        }
+        let text = diagnostic.to_ascii_lowercase();
+        Some(if code == Code::UNAUTHORIZED && has_echo {
+            OscoreRejection::Echo
+        } else if text.contains("replay") {
+            OscoreRejection::Replay
+        } else if text.contains("context not found") || text.contains("unknown kid") {
+            OscoreRejection::UnknownKid
+        } else if text.contains("decrypt") || code == Code::BAD_REQUEST {
+            OscoreRejection::Decryption
+        } else if code == Code::BAD_OPTION {
+            OscoreRejection::BadOption
+        } else {
+            OscoreRejection::Unauthorized
+        })
+    }
+}
+
+fn diagnostic_suffix(diagnostic: &str) -> String {
+    if diagnostic.is_empty() {
+        String::new()
+    } else {
+        format!(": \"{diagnostic}\"")
+    }
 }
 
 impl From<UriError> for ClientError {
@@ -150,5 +225,56 @@ impl Response {
     /// The payload as UTF-8 text, if it is.
     pub fn payload_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.payload).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oscore_rejection_names_code_cause_and_diagnostic() {
+        let e = ClientError::OscoreRejected {
+            code: Code::BAD_REQUEST,
+            cause: OscoreRejection::Decryption,
+            diagnostic: "Decryption failed".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "OSCORE: the server rejected the protected request (4.00 Bad Request, decryption failure): \"Decryption failed\""
+        );
+        let e = ClientError::OscoreRejected {
+            code: Code::BAD_OPTION,
+            cause: OscoreRejection::BadOption,
+            diagnostic: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "OSCORE: the server rejected the protected request (4.02 Bad Option, OSCORE option not accepted)"
+        );
+    }
+
+    #[test]
+    fn rejections_are_named_by_diagnostic_code_and_echo() {
+        use OscoreRejection as R;
+        let of = OscoreRejection::of;
+        assert_eq!(
+            of(Code::UNAUTHORIZED, "Replay detected", false),
+            Some(R::Replay)
+        );
+        assert_eq!(
+            of(Code::UNAUTHORIZED, "Security context not found", false),
+            Some(R::UnknownKid)
+        );
+        assert_eq!(
+            of(Code::BAD_REQUEST, "Decryption failed", false),
+            Some(R::Decryption)
+        );
+        assert_eq!(of(Code::BAD_REQUEST, "", false), Some(R::Decryption));
+        assert_eq!(of(Code::BAD_OPTION, "", false), Some(R::BadOption));
+        assert_eq!(of(Code::UNAUTHORIZED, "", true), Some(R::Echo));
+        assert_eq!(of(Code::UNAUTHORIZED, "", false), Some(R::Unauthorized));
+        assert_eq!(of(Code::CONTENT, "Replay detected", false), None);
+        assert_eq!(of(Code::NOT_FOUND, "", false), None);
     }
 }

@@ -56,6 +56,24 @@ pub(crate) fn bind<R: Runtime>(addr: SocketAddr) -> io::Result<R::Socket> {
     register::<R>(std::net::UdpSocket::bind(addr)?)
 }
 
+/// Binds a client's UDP socket to `addr`: the unspecified IPv6 address is bound
+/// dual-stack (IPV6_V6ONLY off, whatever the system default, e.g. Linux's
+/// `net.ipv6.bindv6only`), so that one socket reaches IPv6 peers and IPv4 ones as
+/// IPv4-mapped addresses (RFC 4291 §2.5.5.2) — what address fallback between the families
+/// of a name (`happy_eyeballs`) and a proxy's upstream leg rely on.
+pub(crate) fn bind_client<R: Runtime>(addr: SocketAddr) -> io::Result<R::Socket> {
+    match addr {
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+            s.set_only_v6(false)?;
+            s.bind(&addr.into())?;
+            register::<R>(s.into())
+        }
+        _ => bind::<R>(addr),
+    }
+}
+
 /// Makes a bound socket non-blocking (which tokio leaves to the caller) and hands it to
 /// the runtime.
 pub(crate) fn register<R: Runtime>(socket: std::net::UdpSocket) -> io::Result<R::Socket> {

@@ -103,3 +103,74 @@ fn coaps_to_closed_port_is_unreachable() {
         assert_port_unreachable(r, to);
     });
 }
+
+/// The first datagram a `coaps://` request puts on the wire: a DTLS handshake record
+/// (content type 22) carrying a ClientHello (handshake type 1), and its record sequence
+/// number (RFC 6347 §4.1: 48 bits after the epoch).
+fn first_record(listener: &UdpSocket) -> (u8, u8, u64) {
+    listener.set_read_timeout(Some(BOUND)).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = listener
+        .recv_from(&mut buf)
+        .expect("no ClientHello within the bound");
+    assert!(n > 13, "a {n}-byte datagram is no DTLS handshake record");
+    let seq = buf[5..11].iter().fold(0u64, |a, b| a << 8 | u64::from(*b));
+    (buf[0], buf[13], seq)
+}
+
+/// The first ClientHello leaves at once (issue 25): the record that reaches the server
+/// first has sequence number 0. It was dropped before — tokio refuses a send on a socket
+/// its reactor has not yet seen writable — so the first record to arrive was the 1 s
+/// timer's retransmission (sequence number 1), and every coaps:// request cost a second.
+#[test]
+fn tokio_first_client_hello_is_not_a_retransmission() {
+    // One thread, the request right after the bind: as in the `coap` CLI, the reactor has
+    // not yet run when the first record is to go out.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = listener.local_addr().unwrap();
+    let (seen, record) = async_channel::bounded(1);
+    std::thread::spawn(move || seen.send_blocking(first_record(&listener)));
+    let record = rt.block_on(async {
+        let client = coap_tokio::Client::bind_with_psk(
+            "127.0.0.1:0".parse().unwrap(),
+            Config::default(),
+            b"id",
+            b"secret-key-16byt",
+        )
+        .await
+        .unwrap();
+        let uri = format!("coaps://{to}/x");
+        // Nobody answers the request: the first record is what counts.
+        let request = async {
+            let _ = tokio::time::timeout(BOUND, client.get(&uri)).await;
+            None
+        };
+        futures_lite::future::or(request, async { record.recv().await.ok() }).await
+    });
+    assert_eq!(
+        record.expect("no record within the bound"),
+        (22, 1, 0),
+        "(content type, handshake type, sequence)"
+    );
+}
+
+#[test]
+fn smol_first_client_hello_is_not_a_retransmission() {
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = listener.local_addr().unwrap();
+    let client = smol::block_on(coap_smol::Client::bind_with_psk(
+        "127.0.0.1:0".parse().unwrap(),
+        Config::default(),
+        b"id",
+        b"secret-key-16byt",
+    ))
+    .unwrap();
+    let uri = format!("coaps://{to}/x");
+    let request = smol::spawn(async move { client.get(&uri).await });
+    assert_eq!(first_record(&listener), (22, 1, 0));
+    drop(request);
+}

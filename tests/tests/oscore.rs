@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use coap_tokio::glue::oscore::{Protection, RequireOscore};
-use coap_tokio::{Client, Code, Config, Credentials, Method, Security, Server};
+use coap_tokio::{
+    Client, ClientError, Code, Config, Credentials, Method, OscoreRejection, Security, Server,
+};
 
 const SECRET: &str = "0102030405060708090a0b0c0d0e0f10";
 const SALT: &str = "9e7ca92223786340";
@@ -259,15 +261,131 @@ fn a_wrong_key_gets_no_answer_in_clear_and_the_context_is_locked_per_process() {
             .unwrap_err();
         assert!(err.to_string().contains("in use"), "{err}");
         let c = client(&dir, addr).await;
+        // The server cannot verify it and answers an unprotected 4.00 "Decryption failed"
+        // (RFC 8613 §8.2 step 6). The client does not take it as the protected response
+        // (no plaintext reaches the application) but ends the request with it at once: a
+        // wait for the timer would end as `Timeout` after 30 s instead.
         let r = c
             .request(Method::Get, &format!("coap://{addr}/hello"))
-            .timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
             .send()
             .await;
-        // The server cannot verify it and answers an unprotected 4.01 (RFC 8613 §8.2),
-        // which the client does not take as the protected response: no plaintext reaches
-        // the application.
-        assert!(r.is_err(), "{r:?}");
+        assert_rejected(
+            r,
+            Code::BAD_REQUEST,
+            OscoreRejection::Decryption,
+            "Decryption failed",
+        );
+    });
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The request ended with the server's unprotected rejection, its cause and diagnostic.
+fn assert_rejected(
+    r: Result<coap_tokio::Response, ClientError>,
+    code: Code,
+    cause: OscoreRejection,
+    diagnostic: &str,
+) {
+    match r {
+        Err(ClientError::OscoreRejected {
+            code: c,
+            cause: why,
+            diagnostic: d,
+        }) => {
+            assert_eq!((c, why, d.as_str()), (code, cause, diagnostic));
+            let text = ClientError::OscoreRejected {
+                code: c,
+                cause: why,
+                diagnostic: d,
+            }
+            .to_string();
+            assert!(text.contains(&cause.to_string()), "{text}");
+            assert!(text.contains(diagnostic), "{text}");
+        }
+        other => panic!("expected OscoreRejected, got {other:?}"),
+    }
+}
+
+/// A kid the server has no context for: 4.01 "Security context not found" (§8.2 step 3),
+/// reported as an unknown kid at once.
+#[test]
+fn an_unknown_kid_fails_at_once_naming_it() {
+    let dir = scratch("kid");
+    context_dir(&dir.join("client-ctx"), "05", "02", SECRET);
+    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    runtime().block_on(async {
+        let addr = server(&dir).await;
+        let c = client(&dir, addr).await;
+        let r = c
+            .request(Method::Get, &format!("coap://{addr}/hello"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        assert_rejected(
+            r,
+            Code::UNAUTHORIZED,
+            OscoreRejection::UnknownKid,
+            "Security context not found",
+        );
+    });
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A client context re-created from scratch (its sequence number lost, against Appendix
+/// B.1.1) while the server's replay window is known: 4.01 "Replay detected" (§7.4), which
+/// Echo cannot mend; reported as the replay window at once.
+#[test]
+fn a_replayed_sequence_number_fails_at_once_naming_the_replay_window() {
+    let dir = scratch("replay");
+    context_dir(&dir.join("client-ctx"), "01", "02", SECRET);
+    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    runtime().block_on(async {
+        let addr = server(&dir).await;
+        let uri = format!("coap://{addr}/hello");
+        {
+            let c = client(&dir, addr).await;
+            for _ in 0..3 {
+                assert_eq!(c.get(&uri).await.unwrap().code, Code::CONTENT);
+            }
+        }
+        // The client's context lock goes with its endpoint; let the loop end.
+        let mut c = None;
+        for _ in 0..50 {
+            fs::remove_file(dir.join("client-ctx").join("sequence.json")).ok();
+            let creds = credentials(
+                &dir,
+                format!(
+                    r#"{{"coap://{addr}/*": {{"oscore": {{"basedir": "{}"}}}}}}"#,
+                    dir.join("client-ctx").display()
+                ),
+            );
+            match Client::bind_with_credentials(
+                "127.0.0.1:0".parse().unwrap(),
+                Config::default(),
+                &creds,
+            )
+            .await
+            {
+                Ok(client) => {
+                    c = Some(client);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        let c = c.expect("the old client's context lock was released");
+        let r = c
+            .request(Method::Get, &uri)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        assert_rejected(
+            r,
+            Code::UNAUTHORIZED,
+            OscoreRejection::Replay,
+            "Replay detected",
+        );
     });
     let _ = fs::remove_dir_all(&dir);
 }

@@ -18,7 +18,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use coap_tokio::{Client, Code, Config, Credentials, Method, Security, Server};
+use coap_tokio::{
+    Client, ClientError, Code, Config, Credentials, Method, OscoreRejection, Security, Server,
+};
 use support::{PeerServer, Scratch, BOUND};
 
 const SECRET: &str = "0102030405060708090a0b0c0d0e0f10";
@@ -137,6 +139,81 @@ fn our_client_against_aiocoap_fileserver_with_oscore() {
         })
         .await
         .expect("bounded");
+    });
+    server.assert_running();
+}
+
+/// Our client with a key aiocoap's server does not share: aiocoap cannot decrypt the
+/// request and answers unprotected (RFC 8613 §8.2); the request ends at once with that
+/// answer's code, cause and diagnostic, not with a timeout after 30 s.
+#[test]
+fn a_wrong_key_against_aiocoap_fails_at_once_naming_the_cause() {
+    let Some(aio) = support::aiocoap() else {
+        return;
+    };
+    let dir = Scratch::new("oscore-aiocoap-wrong-key");
+    let files = dir.path().join("files");
+    fs::create_dir_all(&files).unwrap();
+    fs::write(files.join("state.txt"), b"one").unwrap();
+    context_dir(&dir.path().join("server-ctx"), "02", "01");
+    context_dir(&dir.path().join("client-ctx"), "01", "02");
+    fs::write(
+        dir.path().join("client-ctx").join("secret.json"),
+        format!(r#"{{"secret_hex": "ffeeddccbbaa99887766554433221100", "salt_hex": "{SALT}"}}"#),
+    )
+    .unwrap();
+    let server_creds = write_json(
+        &dir.path().join("server.json"),
+        format!(
+            r#"{{":ourclient": {{"oscore": {{"basedir": "{}/"}}}}}}"#,
+            dir.path().join("server-ctx").display()
+        ),
+    )
+    .to_owned();
+    let fileserver = aio.python.with_file_name("aiocoap-fileserver");
+    let mut server = PeerServer::start("aiocoap-fileserver --credentials", |port| {
+        let mut cmd = Command::new(&fileserver);
+        cmd.arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--credentials")
+            .arg(&server_creds)
+            .arg(&files);
+        cmd
+    });
+    let creds = Credentials::load(write_json(
+        &dir.path().join("client.json"),
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "{}"}}}}}}"#,
+            server.addr,
+            dir.path().join("client-ctx").display()
+        ),
+    ))
+    .unwrap();
+    runtime().block_on(async {
+        let c = Client::bind_with_credentials(
+            "127.0.0.1:0".parse().unwrap(),
+            Config::default(),
+            &creds,
+        )
+        .await
+        .unwrap();
+        let r = c
+            .request(Method::Get, &server.uri("/state.txt"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+        match r {
+            Err(ClientError::OscoreRejected {
+                code,
+                cause,
+                diagnostic,
+            }) => {
+                eprintln!("aiocoap answered {code} {diagnostic:?}");
+                assert_eq!(cause, OscoreRejection::Decryption, "{code} {diagnostic:?}");
+                assert!(!diagnostic.is_empty());
+            }
+            other => panic!("expected OscoreRejected, got {other:?}"),
+        }
     });
     server.assert_running();
 }

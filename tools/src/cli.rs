@@ -376,6 +376,12 @@ pub struct RequestArgs {
     #[arg(long)]
     pub no_set_hostname: bool,
 
+    /// Resolve HOST with PORT to these addresses instead of asking the system resolver
+    /// (repeatable; curl's --resolve), e.g. localhost:5683:[::1],127.0.0.1. Like any name's
+    /// addresses, they are tried in turn until one answers.
+    #[arg(long, value_name = "HOST:PORT:ADDR[,ADDR...]", value_parser = parse_host_entry)]
+    pub resolve: Vec<coap_tools::input::HostEntry>,
+
     /// With --observe: run CMD (with sh -c) for every notification, its payload on CMD's
     /// standard input, instead of printing the payload.
     #[arg(long, value_name = "CMD", requires = "observe")]
@@ -655,6 +661,10 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
             e
         }
     })
+}
+
+fn parse_host_entry(s: &str) -> Result<coap_tools::input::HostEntry, String> {
+    s.parse()
 }
 
 fn parse_bind(s: &str) -> Result<SocketAddr, String> {

@@ -285,6 +285,49 @@ pub fn uri_with_zone(uri: &str) -> String {
     format!("{}%25{}", &uri[..pct], &uri[pct + 1..])
 }
 
+/// A host name's addresses given on the command line (`--resolve HOST:PORT:ADDR,...`,
+/// curl's syntax): used instead of the system resolver for that name and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostEntry {
+    /// The host name, in lower case (names compare case-insensitively, RFC 3986 §3.2.2).
+    pub host: String,
+    /// The port the entry is for.
+    pub port: u16,
+    /// The addresses, in the order given, each with `port`.
+    pub addrs: Vec<std::net::SocketAddr>,
+}
+
+impl std::str::FromStr for HostEntry {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<HostEntry, String> {
+        let bad = || format!("{s}: expected HOST:PORT:ADDR[,ADDR...]");
+        let (host, rest) = s.split_once(':').ok_or_else(bad)?;
+        let (port, list) = rest.split_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        if host.is_empty() || host.contains(['[', ']', '/']) {
+            return Err(bad());
+        }
+        let addrs = list
+            .split(',')
+            .map(|a| {
+                let a = a
+                    .strip_prefix('[')
+                    .and_then(|a| a.strip_suffix(']'))
+                    .unwrap_or(a);
+                a.parse::<std::net::IpAddr>()
+                    .map(|ip| std::net::SocketAddr::new(ip, port))
+                    .map_err(|_| format!("{s}: '{a}' is not an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HostEntry {
+            host: host.to_ascii_lowercase(),
+            port,
+            addrs,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,5 +508,23 @@ mod tests {
             uri_with_zone("coap://[fe80::1%3]:5683/"),
             "coap://[fe80::1%253]:5683/"
         );
+    }
+
+    #[test]
+    fn host_entries_parse_like_curls_resolve() {
+        let e: HostEntry = "LocalHost:5683:[::1],127.0.0.1".parse().unwrap();
+        assert_eq!(e.host, "localhost");
+        assert_eq!(e.port, 5683);
+        assert_eq!(
+            e.addrs,
+            vec![
+                "[::1]:5683".parse().unwrap(),
+                "127.0.0.1:5683".parse().unwrap()
+            ]
+        );
+        assert!("localhost:5683".parse::<HostEntry>().is_err());
+        assert!("localhost:x:127.0.0.1".parse::<HostEntry>().is_err());
+        assert!("localhost:1:not-an-ip".parse::<HostEntry>().is_err());
+        assert!(":1:127.0.0.1".parse::<HostEntry>().is_err());
     }
 }

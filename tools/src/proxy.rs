@@ -837,6 +837,17 @@ pub fn server_config() -> coap_tokio::Config {
     }
 }
 
+/// The client of the upstream leg (both proxies'): it reaches both address families
+/// whatever the downstream bind — a dual-stack socket (`[::]`, IPv4 upstreams as
+/// IPv4-mapped addresses), or IPv4 alone on a machine without IPv6.
+pub async fn upstream_client() -> std::io::Result<Client> {
+    let dual = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+    match Client::bind(dual).await {
+        Ok(c) => Ok(c),
+        Err(_) => Client::bind(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))).await,
+    }
+}
+
 /// Runs a proxy on `bind` until `shutdown` completes.
 pub async fn serve(
     bind: SocketAddr,
@@ -844,12 +855,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let server = coap_tokio::Server::bind_with(bind, server_config()).await?;
-    let upstream_bind: SocketAddr = if bind.is_ipv4() {
-        "0.0.0.0:0".parse().expect("address")
-    } else {
-        "[::]:0".parse().expect("address")
-    };
-    let client = Client::bind(upstream_bind).await?;
+    let client = upstream_client().await?;
     let proxy = Proxy::new(client, server.responder(), config);
     server.serve_with_shutdown(proxy, shutdown).await
 }

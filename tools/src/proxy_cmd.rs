@@ -2,7 +2,6 @@
 //! with `--http-bind` also the HTTP-to-CoAP cross-proxy of [`coap_tools::http_proxy`] on a
 //! TCP socket, both forwarding with one upstream client, until Ctrl-C.
 
-use coap_tokio::Client;
 use coap_tools::destination::DestinationPolicy;
 use coap_tools::exit::{Exit, Fail};
 use coap_tools::http_proxy::{HttpProxy, HttpProxyConfig};
@@ -48,19 +47,12 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
         destinations: destinations.clone(),
         ..defaults
     };
-    let upstream_bind = if local.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let client = Client::bind(upstream_bind.parse().expect("an address"))
-        .await
-        .map_err(|e| {
-            Fail::failure(format_args!(
-                "cannot open the upstream socket: {}",
-                io_reason(&e)
-            ))
-        })?;
+    let client = coap_tools::proxy::upstream_client().await.map_err(|e| {
+        Fail::failure(format_args!(
+            "cannot open the upstream socket: {}",
+            io_reason(&e)
+        ))
+    })?;
 
     // The HTTP side (RFC 8075), set up before anything runs so that a bad flag or a taken
     // port fails the command at once.

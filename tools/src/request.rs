@@ -28,6 +28,17 @@ pub async fn target(text: &str) -> Result<Target, Fail> {
 
 /// [`target`], also accepting `coaps://` when `secure` (CoAP over DTLS, RFC 7252 §6.2).
 pub async fn target_of(text: &str, secure: bool) -> Result<Target, Fail> {
+    target_in(text, secure, &[]).await
+}
+
+/// [`target_of`] with `hosts` (from `--resolve`) used before the system resolver. A name
+/// with addresses of both families gets a dual-stack local address (`[::]:0`), so that the
+/// client can fall back from one family to the other.
+pub async fn target_in(
+    text: &str,
+    secure: bool,
+    hosts: &[input::HostEntry],
+) -> Result<Target, Fail> {
     let supported = if secure {
         "coap:// and coaps:// are"
     } else {
@@ -55,17 +66,29 @@ pub async fn target_of(text: &str, secure: bool) -> Result<Target, Fail> {
                 .ok()
                 .and_then(|n| String::from_utf8(buf[..n].to_vec()).ok())
                 .ok_or_else(|| Fail::usage(format_args!("invalid host in '{text}'")))?;
-            let mut addrs = tokio::net::lookup_host((name.as_str(), uri.port()))
-                .await
-                .map_err(|e| {
-                    Fail::failure(format_args!(
-                        "cannot resolve host '{name}': {}",
-                        input::io_reason(&e)
-                    ))
-                })?;
-            addrs.next().ok_or_else(|| {
+            let given = hosts
+                .iter()
+                .find(|h| h.port == uri.port() && h.host.eq_ignore_ascii_case(&name));
+            let addrs: Vec<SocketAddr> = match given {
+                Some(h) => h.addrs.clone(),
+                None => tokio::net::lookup_host((name.as_str(), uri.port()))
+                    .await
+                    .map_err(|e| {
+                        Fail::failure(format_args!(
+                            "cannot resolve host '{name}': {}",
+                            input::io_reason(&e)
+                        ))
+                    })?
+                    .collect(),
+            };
+            let first = *addrs.first().ok_or_else(|| {
                 Fail::failure(format_args!("cannot resolve host '{name}': no address"))
-            })?
+            })?;
+            if addrs.iter().any(|a| a.is_ipv4() != first.is_ipv4()) {
+                let local = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
+                return Ok(Target { peer: first, local });
+            }
+            first
         }
     };
     let local = match peer {
@@ -97,6 +120,7 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::RepresentationChanged
         | ClientError::Handshake(_)
         | ClientError::Unreachable { .. }
+        | ClientError::OscoreRejected { .. }
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
 }
@@ -183,7 +207,7 @@ pub async fn run_with(
             })?
         }
     };
-    let target = target_of(&send_uri, true).await?;
+    let target = target_in(&send_uri, true, &args.resolve).await?;
     if args.proxy.is_some() {
         // Proxy-Scheme and the URI's options as for the proxy as the destination, the
         // way aiocoap sends it (and aiocoap-proxy wants it); Proxy-Uri alone when asked
@@ -241,16 +265,17 @@ pub async fn run_with(
         // Uploads go in blocks of this size (RFC 7959 §2.5).
         config.max_block_szx = b.szx;
     }
-    let owned;
-    let client = match shared {
-        Some(c) => c,
+    let mut client = match shared {
+        Some(c) => c.clone(),
         None => {
             let psk = psk.map(|p| (p, dtls));
             let file = args.credentials.as_deref();
-            owned = bind(target.local, config, credentials.as_ref(), psk, file).await?;
-            &owned
+            bind(target.local, config, credentials.as_ref(), psk, file).await?
         }
     };
+    for h in &args.resolve {
+        client = client.with_host(&h.host, h.port, h.addrs.clone());
+    }
     let has_payload = payload.as_ref().is_some_and(|p| !p.is_empty());
     let mut req = client.request(Method::Get, &send_uri).code(code);
     if let Some(p) = payload {
@@ -309,6 +334,20 @@ pub async fn run_with(
         Err(coap_tokio::ClientError::NoResponse) => {
             stderr_line("no response (as asked with No-Response)");
             return Ok(Exit::Success);
+        }
+        Err(ClientError::OscoreRejected {
+            code,
+            cause,
+            diagnostic,
+        }) => {
+            // -v: the server's unprotected answer as it came (RFC 8613 §8.2).
+            tracing::debug!(%code, %cause, %diagnostic, "OSCORE request rejected by the server");
+            let e = ClientError::OscoreRejected {
+                code,
+                cause,
+                diagnostic,
+            };
+            return Err(client_error(&e, &args.uri, args.timeout));
         }
         r => r.map_err(|e| client_error(&e, &args.uri, args.timeout))?,
     };

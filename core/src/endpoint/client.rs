@@ -137,6 +137,16 @@ where
         )
     }
 
+    /// The live request to `peer` whose token is `token`, if any. For a runtime that learns
+    /// of an answer this endpoint cannot see as one: an OSCORE layer's unprotected error
+    /// answering a protected request (RFC 8613 §8.2, §8.4) arrives from the plain peer.
+    pub fn request_with_token(&self, peer: A, token: &[u8]) -> Option<RequestId> {
+        self.pool.slots.iter().find_map(|s| match &s.state {
+            SlotState::Request(x) if x.peer == peer && x.token.as_slice() == token => Some(x.id),
+            _ => None,
+        })
+    }
+
     /// Cancels a request: no event will be reported for it. Late responses are answered
     /// as unknown (RST for a CON response, §5.3.2).
     pub fn cancel(&mut self, id: RequestId) -> bool {

@@ -438,6 +438,16 @@ impl<A: Copy + Eq, const C: usize, const B: usize, const R: usize> Layer<A, C, B
         })
     }
 
+    /// The context of the protected request we sent to `to` with `token`, if it still
+    /// waits for its response. A server's rejection of it (RFC 8613 §8.2: 4.00, 4.01 or
+    /// 4.02 with a diagnostic payload) comes unprotected; with this a runtime can tell it
+    /// from a stray plain message, and end the request with the reason.
+    pub fn request_context(&self, to: A, token: &[u8]) -> Option<ContextId> {
+        let token = Token::new(token)?;
+        let i = self.find_binding(Role::Client, to, None, &token)?;
+        Some(self.bindings.get(i).copied().flatten()?.context)
+    }
+
     /// Inserts or replaces the binding of (role, peer, context, token); evicts the least
     /// recently used binding, observations last.
     fn bind(&mut self, mut binding: Binding<A>) {

@@ -189,16 +189,26 @@ impl<H: Handler<Peer>> Driver<H> {
     }
 
     /// Hands every record the sessions have to `send` (the coaps socket). A record it
-    /// refuses is dropped (counted).
-    pub fn flush_dtls(&mut self, mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>) {
+    /// refuses is dropped (counted), except on `WouldBlock`: that one is held and the
+    /// flush stops, returning [`Wait::Writable`] (flush again once the socket is).
+    pub fn flush_dtls(
+        &mut self,
+        mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>,
+    ) -> crate::wait::Wait {
         let Some(dtls) = self.dtls.as_mut() else {
-            return;
+            return crate::wait::Wait::Input;
         };
         while let Some((to, record)) = dtls.poll_transmit() {
-            if send(to, &record).is_err() {
-                dtls.send_errors += 1;
+            match send(to, &record) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dtls.held = Some((to, record));
+                    return crate::wait::Wait::Writable;
+                }
+                Err(_) => dtls.send_errors += 1,
             }
         }
+        crate::wait::Wait::Input
     }
 
     /// Session events: a client handshake that failed fails the requests waiting for it
@@ -428,6 +438,13 @@ impl<H: Handler<Peer>> Driver<H> {
         // message from the peer under that context.
         match oscore.layer.incoming(now, peer, bytes, &mut self.scratch) {
             Incoming::Plain => {
+                // An unprotected rejection of a protected request ends it now, with why.
+                let rejected = crate::oscore_rejection::rejection(&oscore.layer, peer, bytes);
+                if let Some((to, token, error)) = rejected {
+                    if let Some(id) = self.endpoint.request_with_token(to, token.as_slice()) {
+                        self.fail(id, error);
+                    }
+                }
                 self.endpoint
                     .handle_datagram(now, plain(peer), bytes, &mut self.handler)
             }
