@@ -64,6 +64,22 @@ pub enum ClientError {
     /// The request asked for no response (No-Response, RFC 7967) and none came.
     #[error("no response (as asked with No-Response)")]
     NoResponse,
+    /// The server answered with an error code (4.xx, 5.xx), as
+    /// [`Response::error_for_status`] reports it; kept whole.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+/// A client call's error where the server role's `io::Error` is wanted (a server's own
+/// [`crate::Server::client`] requests in a function returning `io::Result`).
+impl From<ClientError> for io::Error {
+    fn from(e: ClientError) -> io::Error {
+        match e {
+            ClientError::Io(e) => e,
+            ClientError::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
+            e => io::Error::other(e),
+        }
+    }
 }
 
 impl From<UriError> for ClientError {
@@ -82,6 +98,23 @@ impl From<coap_core::Error> for ClientError {
             coap_core::Error::Build(e) => ClientError::Build(e),
             e => ClientError::Io(io::Error::new(io::ErrorKind::InvalidInput, e)),
         }
+    }
+}
+
+/// A response with an error code (4.xx client error or 5.xx server error, RFC 7252
+/// §5.9.2, §5.9.3), as an error: what `Response::error_for_status` returns (see the
+/// `status` module for `?` across roles).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the server answered {}", .response.code)]
+pub struct StatusError {
+    /// The response, kept whole (its diagnostic payload may say why, §5.5.2).
+    pub response: Response,
+}
+
+impl StatusError {
+    /// The error code.
+    pub fn code(&self) -> Code {
+        self.response.code
     }
 }
 

@@ -64,9 +64,10 @@ mod runtime;
 pub use coap_std::coap_core;
 pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
-    Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, Observation,
-    OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource, RespondError,
-    Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security, StatusError,
+    Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, NotifyError,
+    Observation, OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource,
+    RespondError, Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security,
+    StatusError,
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{Socket, Tokio};

@@ -639,14 +639,14 @@ macro_rules! runtime_suite {
                         for v in ["v1", "v2", big.as_str()] {
                             *state.lock().unwrap() = v.to_string();
                             let n = notifier.notify(7, Reply::new(Code::CONTENT).payload(v)).await;
-                            assert_eq!(n, Some(1));
+                            assert_eq!(n, Ok(1));
                             let r = obs.next().await.unwrap().unwrap();
                             assert_eq!(r.payload_str(), Some(v), "notification in order, whole");
                             assert!(r.option(coap_core::OptionNumber::OBSERVE).is_some());
                         }
                         let last = obs.cancel().await;
                         assert!(matches!(last, Some(Ok(ref r)) if r.option(coap_core::OptionNumber::OBSERVE).is_none()), "{last:?}");
-                        assert_eq!(notifier.notify(7, Reply::new(Code::CONTENT)).await, Some(0));
+                        assert_eq!(notifier.notify(7, Reply::new(Code::CONTENT)).await, Ok(0));
                         drop(stop);
                     }
                 });
@@ -688,7 +688,7 @@ macro_rules! runtime_suite {
                         }
                         for v in ["v1", "v2"] {
                             let n = notifier.notify(9, Reply::new(Code::CONTENT).payload(v)).await;
-                            assert_eq!(n, Some(10), "every observation is an observer");
+                            assert_eq!(n, Ok(10), "every observation is an observer");
                             for obs in observations.iter_mut() {
                                 let r = obs.next().await.unwrap().unwrap();
                                 assert_eq!(r.payload_str(), Some(v));

@@ -1139,6 +1139,7 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         | ClientError::Io(_)
         | ClientError::RepresentationChanged
         | ClientError::Unreachable { .. }
+        | ClientError::Status(_)
         | ClientError::NoResponse => StatusCode::BAD_GATEWAY,
     };
     error(status, format_args!("upstream {uri}: {e}"))

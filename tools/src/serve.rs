@@ -146,7 +146,7 @@ pub async fn run(args: ServeArgs) -> Result<Exit, Fail> {
                     if notifier
                         .notify(demo::TIME_KEY, demo::time_notification())
                         .await
-                        .is_none()
+                        .is_err()
                     {
                         break;
                     }
