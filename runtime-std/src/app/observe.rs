@@ -208,22 +208,28 @@ impl Observed {
         let Some(get) = &served.get else {
             return Ok(0); // no GET handler: nobody can have registered
         };
-        let variants: Vec<(VariantKey, u32, u64, Request)> = match self.shared.variants.lock() {
+        // With each variant: whether a registration was in flight when it was taken.
+        type Snapshot = (VariantKey, u32, u64, bool, Request);
+        let variants: Vec<Snapshot> = match self.shared.variants.lock() {
             Ok(v) => v
                 .by_key
                 .iter()
-                .map(|(k, v)| (k.clone(), v.key, v.registrations, v.request.clone()))
+                .map(|(k, v)| {
+                    let idle = v.pending == 0;
+                    (k.clone(), v.key, v.registrations, idle, v.request.clone())
+                })
                 .collect(),
             Err(_) => return Err(NotifyError::Closed),
         };
         let notifier = Notifier::new(served.commands.clone());
         let mut sent = 0;
-        for (variant, key, registrations, request) in variants {
+        for (variant, key, registrations, idle, request) in variants {
             let reply = get(request, ()).await;
             let n = notifier.notify(key, reply).await?;
             sent += n;
-            if n == 0 {
-                // Every observer of the variant has gone (deregistered, RST, failed CON).
+            // No observer, and no registration in flight before or since: every observer
+            // of the variant has gone (deregistered, RST, failed CON).
+            if n == 0 && idle {
                 if let Ok(mut v) = self.shared.variants.lock() {
                     if v.by_key.get(&variant).is_some_and(|v| {
                         v.key == key && v.pending == 0 && v.registrations == registrations
