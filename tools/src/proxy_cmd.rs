@@ -58,7 +58,7 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
         .map_err(|e| {
             Fail::failure(format_args!(
                 "cannot open the upstream socket: {}",
-                io_reason(&e)
+                io_reason(&std::io::Error::from(e))
             ))
         })?;
 

@@ -13,8 +13,14 @@
 //! [`Router::max_body`], 4.13 with Size1 beyond) and return whole replies, sent in blocks
 //! with an ETag when larger than one message.
 //!
+//! Observation is one concept (RFC 7641): [`Router::observe`] routes a path and hands out
+//! its key, [`Observed`], whose [`Observed::notify`] re-runs the route's GET handler to
+//! render each notification.
+//!
 //! Synchronous resources (`coap_core::Resource`, writing into the endpoint's buffer
 //! without a copy) live in the same router through [`Router::resource`].
+//!
+//! `docs/tour.md` walks through it all with the programs of `examples/`.
 //!
 //! ```
 //! use coap_std::app::{get, IntoReply, Payload, Router, State};
