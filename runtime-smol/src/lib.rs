@@ -45,9 +45,9 @@ pub use coap_std::coap_core;
 pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
     Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier, NotifyError,
-    Observation, OptionNumber, Outcome, Peer, Psk, PskStore, Reply, RequestBuilder, Resource,
-    RespondError, Responder, Response, ResponseHandle, ResponseWriter, Route, Router, Security,
-    StatusError,
+    Observation, OptionNumber, Outcome, Peer, Progress, Psk, PskStore, Reply, RequestBuilder,
+    Resource, RespondError, Responder, Response, ResponseHandle, ResponseWriter, Route, Router,
+    Security, StatusError,
 };
 
 /// A CoAP client on smol: a handle on an endpoint whose loop runs on a thread of its own

@@ -214,6 +214,8 @@ pub use responder::{Notifier, NotifyError, Responder};
 pub use response::{ClientError, Response, StatusError};
 pub use runtime::{AsyncUdpSocket, Runtime};
 
+/// The channel crate of [`RequestBuilder::progress`]'s sink, so that its type is at hand.
+pub use async_channel;
 pub use coap_core;
 pub use coap_core::{
     Code, Config, ContentFormat, Delivery, Handler, IncomingRequest, Method, OptionNumber, Outcome,
@@ -221,5 +223,7 @@ pub use coap_core::{
 };
 pub use credentials::{Credentials, CredentialsError};
 pub use dtls::{DtlsConfig, Psk, PskStore};
+/// The `Stream` trait that [`Observation`] and [`GroupResponses`] implement.
+pub use futures_core::Stream;
 pub use multicast::{Group, Interface};
 pub use oscore::{Peer, Security};
