@@ -517,6 +517,35 @@ macro_rules! app_suite {
                     }
                 });
             }
+
+            /// `Client::new()` binds one dual-stack socket: the same client reaches an
+            /// IPv4 and an IPv6 server, and a 4.04 becomes `ClientError::Status` through
+            /// `error_for_status`.
+            #[test]
+            fn client_new_reaches_ipv4_and_ipv6_servers() {
+                run(async {
+                    let c = Client::new().await.unwrap();
+                    assert!(c.local_addr().is_ipv6(), "dual-stack: {}", c.local_addr());
+                    for ip in [LOCALHOST, std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)] {
+                        let server = Server::bind(SocketAddr::new(ip, 0)).await.unwrap();
+                        let addr = server.local_addr();
+                        let (stop, stopped) = async_channel::bounded::<()>(1);
+                        rt::detach(async move {
+                            let router = Router::new().route("/fast", get(fast));
+                            let shutdown = async move {
+                                let _ = stopped.recv().await;
+                            };
+                            server.serve_router_with_shutdown(router, shutdown).await.unwrap();
+                        });
+                        let r = c.get(&uri(addr, "/fast")).await.unwrap();
+                        assert_eq!(r.payload_str(), Some("quick"), "from {addr}");
+                        assert_eq!(r.peer, addr, "the response names the server as it is");
+                        let e = c.get(&uri(addr, "/none")).await.unwrap().error_for_status();
+                        assert_eq!(e.unwrap_err().status(), Some(Code::NOT_FOUND));
+                        drop(stop);
+                    }
+                });
+            }
         }
     };
 }
