@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use coap_core::option::decode_uint;
-use coap_core::{BuildError, Code, Message, OptionNumber, UriError};
+use coap_core::{BuildError, Code, ContentFormat, Message, OptionNumber, UriError};
 
 use crate::oscore::{Peer, Security};
 
@@ -155,11 +155,13 @@ impl Response {
         }
     }
 
-    /// The Content-Format option, if present.
-    pub fn content_format(&self) -> Option<u16> {
+    /// The Content-Format option, if present: a [`ContentFormat`], as the request
+    /// builder's `content_format` takes one (`u16::from` gives the registry number).
+    pub fn content_format(&self) -> Option<ContentFormat> {
         self.option(OptionNumber::CONTENT_FORMAT)
             .and_then(decode_uint)
             .and_then(|v| u16::try_from(v).ok())
+            .map(ContentFormat)
     }
 
     /// The value of the first option with number `n`.

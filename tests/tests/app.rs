@@ -335,7 +335,7 @@ macro_rules! app_suite {
                     let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
                     let r = c.post(&uri(addr, "/sum")).json(&[1, 2, 39]).unwrap().send().await;
                     let r = r.unwrap().error_for_status().unwrap();
-                    assert_eq!(r.content_format(), Some(50));
+                    assert_eq!(r.content_format(), Some(ContentFormat::JSON));
                     let v: serde_json::Value = r.json().unwrap();
                     assert_eq!(v, serde_json::json!({ "sum": 42, "n": 3 }));
                     // A body that is not JSON for the type: 4.00, and the handler never ran.
@@ -360,7 +360,7 @@ macro_rules! app_suite {
                     let mut m = std::collections::BTreeMap::new();
                     m.insert("a".to_owned(), 1u32);
                     let r = c.post(&uri(addr, "/cbor")).cbor(&m).unwrap().send().await.unwrap();
-                    assert_eq!(r.content_format(), Some(60));
+                    assert_eq!(r.content_format(), Some(ContentFormat::CBOR));
                     assert_eq!(r.cbor::<Vec<(String, u32)>>().unwrap(), vec![("a".into(), 2)]);
                     let r = c
                         .post(&uri(addr, "/cbor"))
