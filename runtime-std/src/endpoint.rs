@@ -36,6 +36,14 @@ impl<R: Runtime> Client<R> {
     /// dual-stack `[::]:0` socket (IPv4 peers as IPv4-mapped addresses, RFC 4291
     /// §2.5.5.2), or `0.0.0.0:0` on a host without IPv6. The default [`Config`]. With
     /// tokio: must be called within a runtime with I/O and time enabled.
+    ///
+    /// ```no_run
+    /// # async fn f<R: coap_std::Runtime>() -> Result<(), coap_std::ClientError> {
+    /// let client = coap_std::Client::<R>::new().await?;
+    /// let v4 = client.get("coap://127.0.0.1/hello").await?.error_for_status()?;
+    /// let v6 = client.get("coap://[::1]/hello").await?.error_for_status()?;
+    /// # let _ = (v4, v6); Ok(()) }
+    /// ```
     pub async fn new() -> Result<Self, ClientError> {
         Self::new_with(Config::default()).await
     }
@@ -210,7 +218,18 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Observes `uri` (a GET with Observe=0, RFC 7641 §3.1): the first response and then
-    /// the notifications, through [`crate::Observation::next`].
+    /// the notifications, through [`crate::Observation::next`]. Each call is an
+    /// observation of its own (a token of its own, RFC 7641 §4.1), so tasks sharing one
+    /// client may observe the same resource.
+    ///
+    /// ```no_run
+    /// # async fn f<R: coap_std::Runtime>(client: coap_std::Client<R>) -> Result<(), coap_std::ClientError> {
+    /// let mut temp = client.observe("coap://[::1]/temp").await?;
+    /// while let Some(notification) = temp.next().await {
+    ///     println!("{:?}", notification?.payload_str());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn observe(&self, uri: &str) -> Result<crate::Observation, ClientError> {
         self.request(Method::Get, uri).observe().await
     }
