@@ -32,6 +32,7 @@ done
 # The async router (app_server): a 2 s handler answered separately, JSON POST/GET, and a
 # 64 KB JSON upload reassembled by the router; each client run bounded by `timeout`.
 p=$(port)
+app_port=$p
 "$bin/app_server" --bind "[::]:$p" >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do   # bounded wait for the server to start
@@ -80,6 +81,14 @@ readme_block=$(awk '/^```rust title="examples\/examples\/quick_start.rs"/ {on=1;
 [[ "$readme_block" == "$(cat examples/examples/quick_start.rs)" ]] \
     || { echo "examples: README's quick start differs from examples/examples/quick_start.rs"; exit 1; }
 expect "quick_start (the README's)" "2.05 Content: Hello, world!" "$bin/quick_start"
+
+# The same async fn on tokio and on smol (one client type, generic over the runtime),
+# against the app_server started above.
+out=$(timeout 20 "$bin/any_runtime" "coap://127.0.0.1:$app_port/hello" 2>&1) \
+    || { echo "examples: any_runtime failed: $out"; exit 1; }
+grep -q "^tokio: 2.05 Content: Hello" <<<"$out" && grep -q "^smol: 2.05 Content: Hello" <<<"$out" \
+    || { echo "examples: any_runtime printed: $out"; exit 1; }
+echo "examples: any_runtime (tokio and smol) → app_server: ok"
 
 # 2. Observe: our client against our server's observed route, libcoap's client against
 #    it, and our client against libcoap's observable /time.

@@ -19,10 +19,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A client on a dual-stack socket: it reaches IPv4 and IPv6 servers alike.
     let client = Client::new().await?;
     let response = client.get(&uri).await?.error_for_status()?;
-    println!(
-        "{}: {}",
-        response.code,
-        response.payload_str().unwrap_or("")
-    );
+    let text = response.payload_str().unwrap_or("");
+    println!("{}: {text}", response.code);
     Ok(())
 }
