@@ -5,6 +5,8 @@
 //!   requests are answered meanwhile.
 //! - `GET /items`, `POST /items`: a JSON list in shared state (`with_state`); a body that is
 //!   not a JSON string gets 4.00, another Content-Format 4.15.
+//! - `POST /readings`: a CBOR map of sensor names to readings (RFC 8949); answers their
+//!   mean as CBOR. A JSON body gets 4.15, bytes that are not such a map 4.00.
 //! - `POST /upload`: takes a JSON document of any size up to 1 MiB; the router reassembles
 //!   Block1 uploads (RFC 7959), so the handler has no block-wise code.
 //! - `GET /hello`: the synchronous `ResponseWriter` resource of the other examples, in the
@@ -15,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coap_examples::{bind_addr, Hello};
-use coap_tokio::app::{get, post, Json, Payload, Router, State};
+use std::collections::BTreeMap;
+
+use coap_tokio::app::{get, post, Cbor, Json, Payload, Router, State};
 use coap_tokio::{Code, Config, Reply, Server};
 
 #[derive(Clone, Default)]
@@ -34,6 +38,11 @@ async fn add(State(items): State<Items>, Json(item): Json<String>) -> (Code, Jso
     let mut v = items.0.lock().unwrap_or_else(|e| e.into_inner());
     v.push(item);
     (Code::CREATED, Json(v.len()))
+}
+
+async fn mean(Cbor(readings): Cbor<BTreeMap<String, f64>>) -> Cbor<f64> {
+    let n = readings.len().max(1) as f64;
+    Cbor(readings.values().sum::<f64>() / n)
 }
 
 /// The whole upload, however many blocks it came in.
@@ -56,6 +65,7 @@ async fn main() -> std::io::Result<()> {
     let router = Router::new()
         .route("/slow", get(slow))
         .route("/items", get(list).post(add))
+        .route("/readings", post(mean))
         .route("/upload", post(upload))
         .resource("/hello", Hello)
         .max_body(1024 * 1024)

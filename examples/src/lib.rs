@@ -88,6 +88,31 @@ pub fn bind_addr(default: &str) -> SocketAddr {
     })
 }
 
+/// The address to serve on from the arguments after a subcommand: `--bind ADDR` or a
+/// lone `ADDR`, else `default`. Exits with a usage line on a bad address.
+pub fn bind_addr_from(args: &[String], default: &str) -> SocketAddr {
+    let text = args
+        .iter()
+        .find(|a| *a != "--bind")
+        .map_or(default, String::as_str);
+    text.parse().unwrap_or_else(|_| {
+        fail(&format!(
+            "not a socket address: {text} (usage: --bind ADDR)"
+        ))
+    })
+}
+
+/// The exit status of an example: success, or the error on stderr and status 1.
+pub fn exit_with(outcome: Result<(), Box<dyn std::error::Error>>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The URI argument of a client. Exits with a usage line when it is missing.
 pub fn uri_arg() -> String {
     std::env::args()

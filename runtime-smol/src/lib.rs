@@ -45,9 +45,9 @@ pub use coap_std::coap_core;
 pub use coap_std::{
     ClientError, Code, Config, ContentFormat, Credentials, CredentialsError, Delivery, DtlsConfig,
     Fallback, Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier,
-    Observation, OptionNumber, OscoreRejection, Outcome, Peer, Psk, PskStore, Reply,
-    RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle, ResponseWriter,
-    Route, Router, Security, ShardedNotifier, StatusError,
+    NotifyError, Observation, OptionNumber, OscoreRejection, Outcome, Peer, Progress, Psk,
+    PskStore, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
+    ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError,
 };
 
 /// A CoAP client on smol: a handle on an endpoint whose loop runs on a thread of its own

@@ -326,7 +326,8 @@ impl RequestBuilder {
     }
 
     /// Reports the progress of a block-wise transfer (RFC 7959) of this request — each
-    /// block received or acknowledged — to `sink` (best effort: a full channel skips).
+    /// block received or acknowledged — to `sink` (best effort: a full channel skips);
+    /// `coap_std::async_channel::bounded::<coap_std::Progress>(16)` makes one.
     pub fn progress(mut self, sink: async_channel::Sender<Progress>) -> Self {
         self.progress = Some(sink);
         self
@@ -513,8 +514,9 @@ impl Drop for GroupResponses {
     }
 }
 
-/// The notifications of an observed resource (RFC 7641), in order; a
-/// [`futures_core::Stream`], or use [`Observation::next`].
+/// The notifications of an observed resource (RFC 7641), in order: call
+/// [`Observation::next`] (no import needed), or use it as a [`futures_core::Stream`] with
+/// the combinators of `futures_lite::StreamExt` or `futures::StreamExt`.
 #[derive(Debug)]
 pub struct Observation {
     commands: CommandSender,

@@ -32,15 +32,37 @@ pub struct Client<R> {
 }
 
 impl<R: Runtime> Client<R> {
+    /// A client endpoint on an ephemeral port that reaches IPv4 and IPv6 servers alike: a
+    /// dual-stack `[::]:0` socket (IPv4 peers as IPv4-mapped addresses, RFC 4291
+    /// §2.5.5.2), or `0.0.0.0:0` on a host without IPv6. The default [`Config`]. With
+    /// tokio: must be called within a runtime with I/O and time enabled.
+    ///
+    /// ```no_run
+    /// # async fn f<R: coap_std::Runtime>() -> Result<(), coap_std::ClientError> {
+    /// let client = coap_std::Client::<R>::new().await?;
+    /// let v4 = client.get("coap://127.0.0.1/hello").await?.error_for_status()?;
+    /// let v6 = client.get("coap://[::1]/hello").await?.error_for_status()?;
+    /// # let _ = (v4, v6); Ok(()) }
+    /// ```
+    pub async fn new() -> Result<Self, ClientError> {
+        Self::new_with(Config::default()).await
+    }
+
+    /// [`Client::new`] with `config`.
+    pub async fn new_with(config: Config) -> Result<Self, ClientError> {
+        Ok(Self::start(dual_stack::<R>()?, config, None, None)?)
+    }
+
     /// Binds a client endpoint to `addr` (e.g. `0.0.0.0:0` or `[::]:0`) with the default
-    /// [`Config`]. `[::]` is bound dual-stack: the client reaches IPv6 and IPv4 peers. With tokio: must be called within a runtime with I/O and time enabled.
-    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+    /// [`Config`]. `[::]` is bound dual-stack: the client reaches IPv6 and IPv4 peers.
+    /// With tokio: must be called within a runtime with I/O and time enabled.
+    pub async fn bind(addr: SocketAddr) -> Result<Self, ClientError> {
         Self::bind_with(addr, Config::default()).await
     }
 
     /// Binds a client endpoint with `config` (NSTART, timeouts, ...).
-    pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Self> {
-        Self::start(addr, config, None, None)
+    pub async fn bind_with(addr: SocketAddr, config: Config) -> Result<Self, ClientError> {
+        Ok(Self::start(bind_client::<R>(addr)?, config, None, None)?)
     }
 
     /// Binds a client endpoint that also speaks CoAP over DTLS (RFC 7252 §9): a
@@ -53,12 +75,13 @@ impl<R: Runtime> Client<R> {
         config: Config,
         identity: &[u8],
         key: &[u8],
-    ) -> io::Result<Self> {
+    ) -> Result<Self, ClientError> {
         let psk = Psk {
             identity: identity.to_vec(),
             key: key.to_vec(),
         };
-        Self::start(addr, config, None, Some((psk, DtlsConfig::default())))
+        let dtls = Some((psk, DtlsConfig::default()));
+        Ok(Self::start(bind_client::<R>(addr)?, config, None, dtls)?)
     }
 
     /// [`Client::bind_with_psk`] with DTLS limits and timers of choice (e.g. a shorter
@@ -68,8 +91,13 @@ impl<R: Runtime> Client<R> {
         config: Config,
         psk: Psk,
         dtls: DtlsConfig,
-    ) -> io::Result<Self> {
-        Self::start(addr, config, None, Some((psk, dtls)))
+    ) -> Result<Self, ClientError> {
+        Ok(Self::start(
+            bind_client::<R>(addr)?,
+            config,
+            None,
+            Some((psk, dtls)),
+        )?)
     }
 
     /// Binds a client endpoint that protects requests with OSCORE (RFC 8613) where
@@ -79,8 +107,13 @@ impl<R: Runtime> Client<R> {
         addr: SocketAddr,
         config: Config,
         credentials: &Credentials,
-    ) -> io::Result<Self> {
-        Self::start(addr, config, Some(credentials), None)
+    ) -> Result<Self, ClientError> {
+        Ok(Self::start(
+            bind_client::<R>(addr)?,
+            config,
+            Some(credentials),
+            None,
+        )?)
     }
 
     /// Binds a client endpoint with any of: OSCORE contexts and DTLS PSKs from
@@ -91,17 +124,21 @@ impl<R: Runtime> Client<R> {
         config: Config,
         credentials: Option<&Credentials>,
         psk: Option<(Psk, DtlsConfig)>,
-    ) -> io::Result<Self> {
-        Self::start(addr, config, credentials, psk)
+    ) -> Result<Self, ClientError> {
+        Ok(Self::start(
+            bind_client::<R>(addr)?,
+            config,
+            credentials,
+            psk,
+        )?)
     }
 
     fn start(
-        addr: SocketAddr,
+        main: R::Socket,
         config: Config,
         credentials: Option<&Credentials>,
         psk: Option<(Psk, DtlsConfig)>,
     ) -> io::Result<Self> {
-        let main = bind_client::<R>(addr)?;
         let local = main.local_addr()?;
         let (commands, inbox) = command_channel();
         let mut driver = Driver::new(config, NoServer, Role::Client)?;
@@ -202,10 +239,28 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Observes `uri` (a GET with Observe=0, RFC 7641 §3.1): the first response and then
-    /// the notifications, through [`crate::Observation::next`].
+    /// the notifications, through [`crate::Observation::next`]. Each call is an
+    /// observation of its own (a token of its own, RFC 7641 §4.1), so tasks sharing one
+    /// client may observe the same resource.
+    ///
+    /// ```no_run
+    /// # async fn f<R: coap_std::Runtime>(client: coap_std::Client<R>) -> Result<(), coap_std::ClientError> {
+    /// let mut temp = client.observe("coap://[::1]/temp").await?;
+    /// while let Some(notification) = temp.next().await {
+    ///     println!("{:?}", notification?.payload_str());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn observe(&self, uri: &str) -> Result<crate::Observation, ClientError> {
         self.request(Method::Get, uri).observe().await
     }
+}
+
+/// A dual-stack socket on an ephemeral port (`IPV6_V6ONLY` off, whatever the host's
+/// default), or an IPv4 one where IPv6 is missing.
+fn dual_stack<R: Runtime>() -> io::Result<R::Socket> {
+    bind_client::<R>(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)))
+        .or_else(|_| bind::<R>(SocketAddr::from(([0, 0, 0, 0], 0))))
 }
 
 /// A CoAP server endpoint: bind, then [`Server::serve`] a handler (e.g. a

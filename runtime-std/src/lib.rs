@@ -12,6 +12,96 @@
 //!   datagrams between a socket and the driver in batches ([`BatchIo`]: `recvmmsg` and
 //!   `sendmmsg` on Linux); [`multicast`] binds group sockets (RFC 7252 §8).
 //!
+//! One client type and one server type serve every runtime, so that application code
+//! is written once, generic over `R: Runtime`, and runs on tokio (`coap_tokio::Tokio`) and
+//! smol (`coap_smol::Smol`) alike — the examples below are such code.
+//!
+//! # Errors and `?`
+//!
+//! Each role has one error type, and every call of the role converts into it with `?`:
+//!
+//! - the client's is [`ClientError`]: binding ([`Client::new`], [`Client::bind`]),
+//!   requests, observations, and error codes through [`Response::error_for_status`]
+//!   (as reqwest's `error_for_status`: [`ClientError::Status`] keeps the response);
+//! - the server's is [`std::io::Error`]: binding, serving, and what deferred answers
+//!   ([`RespondError`]) and notifications ([`NotifyError`], also of an async route's
+//!   [`app::Observed`]) fail with converts into it.
+//!
+//! An application error that takes both roles needs two `From` impls; `Box<dyn Error>`
+//! takes everything as it is:
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//!
+//! use coap_std::app::{get, Router};
+//! use coap_std::{Client, ClientError, Code, Reply, ResponseHandle, Runtime, Server};
+//!
+//! /// The client role: one error type for everything.
+//! async fn client_calls<R: Runtime>() -> Result<Vec<u8>, ClientError> {
+//!     let client = Client::<R>::new().await?;
+//!     let other = Client::<R>::bind("127.0.0.1:0".parse().expect("an address")).await?;
+//!     let temp = client.get("coap://[::1]/temp").await?.error_for_status()?;
+//!     let mut observation = other.observe("coap://127.0.0.1/temp").await?;
+//!     if let Some(first) = observation.next().await {
+//!         first?.error_for_status()?;
+//!     }
+//!     client.post("coap://[::1]/log").payload("x").send().await?.error_for_status()?;
+//!     client.put("coap://[::1]/led").payload("on").send().await?;
+//!     client.delete("coap://[::1]/log").send().await?;
+//!     client.fetch("coap://[::1]/q").send().await?;
+//!     client.patch("coap://[::1]/q").send().await?;
+//!     Ok(temp.payload)
+//! }
+//!
+//! /// The server role: `io::Error` for everything.
+//! async fn server_calls<R: Runtime>(deferred: ResponseHandle) -> std::io::Result<()> {
+//!     let server = Server::<R>::bind("[::]:5683".parse().expect("an address")).await?;
+//!     server.responder().respond(deferred, Reply::new(Code::CONTENT)).await?;
+//!     server.notifier().notify(1, Reply::new(Code::CONTENT)).await?;
+//!     let mut router = Router::new();
+//!     let observed = router.observe("/temp", get(|| async { "21.5" }));
+//!     // (before serving this fails with NotifyError::NotServed)
+//!     observed.notify().await?;
+//!     // The server's own client: its errors convert into io::Error too.
+//!     server.client().get("coap://[::1]/other").await?;
+//!     server.serve_router(router).await?;
+//!     Ok(())
+//! }
+//!
+//! /// An application's error over both roles.
+//! #[derive(Debug)]
+//! enum AppError {
+//!     Coap(ClientError),
+//!     Io(std::io::Error),
+//!     Config(std::net::AddrParseError),
+//! }
+//! impl From<ClientError> for AppError {
+//!     fn from(e: ClientError) -> Self { AppError::Coap(e) }
+//! }
+//! impl From<std::io::Error> for AppError {
+//!     fn from(e: std::io::Error) -> Self { AppError::Io(e) }
+//! }
+//! impl From<std::net::AddrParseError> for AppError {
+//!     fn from(e: std::net::AddrParseError) -> Self { AppError::Config(e) }
+//! }
+//!
+//! async fn app<R: Runtime>(deferred: ResponseHandle) -> Result<Vec<u8>, AppError> {
+//!     let addr: SocketAddr = "127.0.0.1:0".parse()?;
+//!     let client = Client::<R>::bind(addr).await?;
+//!     client.get("coap://127.0.0.1/temp").await?.error_for_status()?;
+//!     server_calls::<R>(deferred).await?;
+//!     Ok(client_calls::<R>().await?)
+//! }
+//!
+//! async fn boxed<R: Runtime>() -> Result<(), Box<dyn std::error::Error>> {
+//!     let client = Client::<R>::new().await?;
+//!     client.get("coap://[::1]/temp").await?.error_for_status()?;
+//!     let server = Server::<R>::bind("[::]:0".parse()?).await?;
+//!     server.notifier().notify(1, Reply::new(Code::CONTENT)).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! A runtime adapter implements [`Runtime`] (a socket with readiness, a timer, spawn, a
 //! resolver) on a marker type and names the endpoint types for it; it holds no protocol
 //! logic:
@@ -125,14 +215,15 @@ pub use driver::{
 pub use endpoint::{Client, Server};
 pub use happy_eyeballs::Fallback;
 pub use reply::{Reply, RespondError};
-pub use responder::{Notifier, Responder};
-pub use response::{ClientError, OscoreRejection, Response};
+pub use responder::{Notifier, NotifyError, Responder};
+pub use response::{ClientError, OscoreRejection, Response, StatusError};
 pub use runtime::{AsyncUdpSocket, Runtime};
 pub use shard::{Sharded, ShardedNotifier};
-pub use status::StatusError;
 pub use storage::DEDUP_LIMIT;
 pub use wait::Wait;
 
+/// The channel crate of [`RequestBuilder::progress`]'s sink, so that its type is at hand.
+pub use async_channel;
 pub use coap_core;
 pub use coap_core::{
     Code, Config, ContentFormat, Delivery, Handler, IncomingRequest, Method, OptionNumber, Outcome,
@@ -140,5 +231,7 @@ pub use coap_core::{
 };
 pub use credentials::{Credentials, CredentialsError};
 pub use dtls::{DtlsConfig, Psk, PskStore};
+/// The `Stream` trait that [`Observation`] and [`GroupResponses`] implement.
+pub use futures_core::Stream;
 pub use multicast::{Group, Interface};
 pub use oscore::{Peer, Security};

@@ -107,3 +107,11 @@ impl From<coap_core::Error> for RespondError {
         }
     }
 }
+
+/// The server role's calls all fail with `io::Error` (bind, serve), so that a deferred
+/// answer's failure converts with `?` in the same function.
+impl From<RespondError> for std::io::Error {
+    fn from(e: RespondError) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+}

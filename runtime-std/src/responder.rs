@@ -21,9 +21,11 @@ impl Notifier {
     }
 
     /// Notifies every observer of `resource` with `reply` (larger representations go
-    /// block-wise); returns how many notifications were sent, or `None` if the endpoint
-    /// is closed. An error code ends the observations (§4.2).
-    pub async fn notify(&self, resource: u32, reply: Reply) -> Option<usize> {
+    /// block-wise); returns how many notifications were sent (0 when nobody observes), or
+    /// [`NotifyError::Closed`] if the endpoint has stopped. An error code ends the
+    /// observations (§4.2). Async routes notify with [`crate::app::Observed::notify`]
+    /// instead, which renders the notification with the route's GET handler.
+    pub async fn notify(&self, resource: u32, reply: Reply) -> Result<usize, NotifyError> {
         let (done, result) = async_channel::bounded(1);
         self.commands
             .try_send(Command(Cmd::Notify {
@@ -31,8 +33,26 @@ impl Notifier {
                 reply,
                 done,
             }))
-            .ok()?;
-        result.recv().await.ok()
+            .map_err(|_| NotifyError::Closed)?;
+        result.recv().await.map_err(|_| NotifyError::Closed)
+    }
+}
+
+/// Why a notification was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// The endpoint's loop has stopped.
+    #[error("the endpoint is closed")]
+    Closed,
+    /// The observed route's router is not being served (yet).
+    #[error("the router of this observed route is not served")]
+    NotServed,
+}
+
+/// Like [`RespondError`]: converts with `?` where the server role's `io::Error` is used.
+impl From<NotifyError> for std::io::Error {
+    fn from(e: NotifyError) -> std::io::Error {
+        std::io::Error::other(e)
     }
 }
 
@@ -46,6 +66,11 @@ impl Responder {
     /// A responder for the loop reading `commands`.
     pub fn new(commands: CommandSender) -> Responder {
         Responder { commands }
+    }
+
+    /// The channel to the endpoint's loop.
+    pub(crate) fn commands(&self) -> &CommandSender {
+        &self.commands
     }
 
     /// A [`Notifier`] of the same endpoint, for the observers that deferred answers

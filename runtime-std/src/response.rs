@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use coap_core::option::decode_uint;
-use coap_core::{BuildError, Code, Message, OptionNumber, UriError};
+use coap_core::{BuildError, Code, ContentFormat, Message, OptionNumber, UriError};
 
 use crate::oscore::{Peer, Security};
 
@@ -77,6 +77,22 @@ pub enum ClientError {
     /// The request asked for no response (No-Response, RFC 7967) and none came.
     #[error("no response (as asked with No-Response)")]
     NoResponse,
+    /// The server answered with an error code (4.xx, 5.xx), as
+    /// [`Response::error_for_status`] reports it; kept whole.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+}
+
+/// A client call's error where the server role's `io::Error` is wanted (a server's own
+/// [`crate::Server::client`] requests in a function returning `io::Result`).
+impl From<ClientError> for io::Error {
+    fn from(e: ClientError) -> io::Error {
+        match e {
+            ClientError::Io(e) => e,
+            ClientError::Timeout => io::Error::new(io::ErrorKind::TimedOut, e),
+            e => io::Error::other(e),
+        }
+    }
 }
 
 /// Why a server rejected an OSCORE request, as its unprotected error response says.
@@ -160,6 +176,23 @@ impl From<coap_core::Error> for ClientError {
     }
 }
 
+/// A response with an error code (4.xx client error or 5.xx server error, RFC 7252
+/// §5.9.2, §5.9.3), as an error: what `Response::error_for_status` returns (see the
+/// `status` module for `?` across roles).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the server answered {}", .response.code)]
+pub struct StatusError {
+    /// The response, kept whole (its diagnostic payload may say why, §5.5.2).
+    pub response: Response,
+}
+
+impl StatusError {
+    /// The error code.
+    pub fn code(&self) -> Code {
+        self.response.code
+    }
+}
+
 /// A response, owned: it outlives the endpoint's message slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
@@ -197,11 +230,13 @@ impl Response {
         }
     }
 
-    /// The Content-Format option, if present.
-    pub fn content_format(&self) -> Option<u16> {
+    /// The Content-Format option, if present: a [`ContentFormat`], as the request
+    /// builder's `content_format` takes one (`u16::from` gives the registry number).
+    pub fn content_format(&self) -> Option<ContentFormat> {
         self.option(OptionNumber::CONTENT_FORMAT)
             .and_then(decode_uint)
             .and_then(|v| u16::try_from(v).ok())
+            .map(ContentFormat)
     }
 
     /// The value of the first option with number `n`.

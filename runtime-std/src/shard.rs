@@ -22,7 +22,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::endpoint::Server;
 use crate::oscore::Peer;
 use crate::reply::Reply;
-use crate::responder::Notifier;
+use crate::responder::{Notifier, NotifyError};
 use crate::runtime::{register, Runtime};
 use coap_core::{Config, Handler};
 
@@ -153,13 +153,13 @@ pub struct ShardedNotifier {
 
 impl ShardedNotifier {
     /// Sends `reply` to every observer of `resource` on every shard (see
-    /// [`Notifier::notify`]): the notifications sent in all, or `None` once every shard
-    /// is closed.
-    pub async fn notify(&self, resource: u32, reply: Reply) -> Option<usize> {
-        let mut sent = None;
+    /// [`Notifier::notify`]): the notifications sent in all, or
+    /// [`NotifyError::Closed`] once every shard is closed.
+    pub async fn notify(&self, resource: u32, reply: Reply) -> Result<usize, NotifyError> {
+        let mut sent = Err(NotifyError::Closed);
         for n in &self.shards {
-            if let Some(k) = n.notify(resource, reply.clone()).await {
-                sent = Some(sent.unwrap_or(0) + k);
+            if let Ok(k) = n.notify(resource, reply.clone()).await {
+                sent = Ok(sent.unwrap_or(0) + k);
             }
         }
         sent

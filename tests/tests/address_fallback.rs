@@ -204,7 +204,7 @@ fn an_observation_falls_back_like_a_request() {
                 if notifier
                     .notify(coap_tools::demo::TIME_KEY, n)
                     .await
-                    .is_none()
+                    .is_err()
                 {
                     break;
                 }

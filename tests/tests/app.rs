@@ -83,11 +83,12 @@ macro_rules! app_suite {
             use std::time::{Duration, Instant};
 
             use $coap::app::{
-                get, post, Cbor, Format, IntoReply, Json, Payload, Query, Remote, Router, State,
+                get, post, Cbor, Format, IntoReply, Json, Observed, Payload, Query, Remote, Router,
+                State, Text,
             };
             use $coap::{
-                Client, Code, Config, ContentFormat, IncomingRequest, Method, OptionNumber,
-                Outcome, Peer, Reply, Resource, ResponseWriter, Server,
+                Client, Code, Config, ContentFormat, IncomingRequest, Method, NotifyError,
+                OptionNumber, Outcome, Peer, Reply, Resource, ResponseWriter, Server,
             };
             use $rt as rt;
 
@@ -334,7 +335,7 @@ macro_rules! app_suite {
                     let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
                     let r = c.post(&uri(addr, "/sum")).json(&[1, 2, 39]).unwrap().send().await;
                     let r = r.unwrap().error_for_status().unwrap();
-                    assert_eq!(r.content_format(), Some(50));
+                    assert_eq!(r.content_format(), Some(ContentFormat::JSON));
                     let v: serde_json::Value = r.json().unwrap();
                     assert_eq!(v, serde_json::json!({ "sum": 42, "n": 3 }));
                     // A body that is not JSON for the type: 4.00, and the handler never ran.
@@ -359,7 +360,7 @@ macro_rules! app_suite {
                     let mut m = std::collections::BTreeMap::new();
                     m.insert("a".to_owned(), 1u32);
                     let r = c.post(&uri(addr, "/cbor")).cbor(&m).unwrap().send().await.unwrap();
-                    assert_eq!(r.content_format(), Some(60));
+                    assert_eq!(r.content_format(), Some(ContentFormat::CBOR));
                     assert_eq!(r.cbor::<Vec<(String, u32)>>().unwrap(), vec![("a".into(), 2)]);
                     let r = c
                         .post(&uri(addr, "/cbor"))
@@ -377,6 +378,172 @@ macro_rules! app_suite {
                         .await
                         .unwrap();
                     assert_eq!(r.code, Code::BAD_REQUEST);
+                });
+            }
+
+            /// The state of an observed temperature: the value, and the key the router
+            /// handed out for its route.
+            #[derive(Clone)]
+            struct Thermo {
+                value: std::sync::Arc<std::sync::Mutex<f32>>,
+                observed: Observed,
+            }
+
+            /// GET renders responses and notifications alike; the query picks the unit
+            /// (a variant of its own, RFC 7641 §3.2) and the reply names the peer.
+            async fn read_temp(
+                State(t): State<Thermo>,
+                Query(q): Query,
+                Remote(peer): Remote,
+            ) -> String {
+                let c = *t.value.lock().unwrap();
+                let port = peer.addr.port();
+                match q.iter().any(|q| q == "unit=F") {
+                    true => format!("{:.1} F for {port}", c * 9.0 / 5.0 + 32.0),
+                    false => format!("{c:.1} C for {port}"),
+                }
+            }
+
+            async fn write_temp(State(t): State<Thermo>, Text(v): Text) -> Result<Code, Reply> {
+                let c: f32 = v.trim().parse().map_err(|_| Reply::new(Code::BAD_REQUEST))?;
+                *t.value.lock().unwrap() = c;
+                // The PUT handler notifies: every observer gets what `read_temp` renders.
+                let n = t.observed.notify().await.map_err(|_| Reply::new(Code::SERVICE_UNAVAILABLE))?;
+                assert!(n >= 1, "the observers were notified");
+                Ok(Code::CHANGED)
+            }
+
+            /// RFC 7641 through the async router: an observable route registers GETs with
+            /// Observe=0 and renders each notification with the same GET handler, per
+            /// variant (query, peer); its PUT handler notifies through the typed key.
+            #[test]
+            fn observed_route_renders_notifications_with_its_get_handler() {
+                run(async {
+                    let mut router = Router::new();
+                    let observed = router.observe("/temp", get(read_temp).put(write_temp));
+                    // Not served yet: a typed error, not a silent nothing.
+                    assert_eq!(observed.notify().await, Err(NotifyError::NotServed));
+                    let thermo = Thermo {
+                        value: std::sync::Arc::new(std::sync::Mutex::new(20.0)),
+                        observed: observed.clone(),
+                    };
+                    let (addr, stop) = serve(Config::default(), router.with_state(thermo)).await;
+                    let a = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let b = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let (pa, pb) = (a.local_addr().port(), b.local_addr().port());
+                    let mut celsius = a.observe(&uri(addr, "/temp")).await.unwrap();
+                    let r = celsius.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("20.0 C for {pa}")));
+                    assert!(r.option(OptionNumber::OBSERVE).is_some(), "registered: {r:?}");
+                    let mut fahrenheit = b.observe(&uri(addr, "/temp?unit=F")).await.unwrap();
+                    let r = fahrenheit.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("68.0 F for {pb}")));
+                    // A PUT changes the value; its handler notifies both variants.
+                    let r = b.put(&uri(addr, "/temp")).payload("25").send().await.unwrap();
+                    assert_eq!(r.code, Code::CHANGED);
+                    let r = celsius.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("25.0 C for {pa}")));
+                    assert!(r.option(OptionNumber::OBSERVE).is_some());
+                    let r = fahrenheit.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("77.0 F for {pb}")));
+                    // Notified from outside a handler, through the same key.
+                    assert_eq!(observed.notify().await, Ok(2));
+                    let r = celsius.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("25.0 C for {pa}")));
+                    let r = fahrenheit.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("77.0 F for {pb}")));
+                    // Deregistered (RFC 7641 §3.6): the other observer alone remains.
+                    let last = celsius.cancel().await;
+                    assert!(matches!(&last, Some(Ok(r)) if r.option(OptionNumber::OBSERVE).is_none()), "{last:?}");
+                    assert_eq!(observed.notify().await, Ok(1));
+                    let last = fahrenheit.cancel().await;
+                    assert!(matches!(last, Some(Ok(_))), "{last:?}");
+                    assert_eq!(observed.notify().await, Ok(0));
+                    // A plain GET of the route does not register.
+                    let r = a.get(&uri(addr, "/temp")).await.unwrap();
+                    assert!(r.option(OptionNumber::OBSERVE).is_none());
+                    assert_eq!(observed.notify().await, Ok(0));
+                    drop(stop);
+                    // The endpoint has stopped: the key says so.
+                    let mut closed = false;
+                    for _ in 0..50 {
+                        if observed.notify().await == Err(NotifyError::Closed) {
+                            closed = true;
+                            break;
+                        }
+                        rt::sleep(Duration::from_millis(20)).await;
+                    }
+                    assert!(closed, "notify after shutdown fails with Closed");
+                });
+            }
+
+            async fn count(State(n): State<std::sync::Arc<std::sync::atomic::AtomicU32>>) -> String {
+                n.load(std::sync::atomic::Ordering::SeqCst).to_string()
+            }
+
+            /// RFC 7641 §4.1 keys observers by endpoint and token: ten observations of one
+            /// observed route from one client (ten tasks sharing the client) are ten
+            /// observers, and every one gets every notification.
+            #[test]
+            fn ten_observations_of_an_observed_route_from_one_client() {
+                run(async {
+                    let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+                    let mut router = Router::new();
+                    let observed = router.observe("/count", get(count));
+                    let (addr, _stop) = serve(Config::default(), router.with_state(n.clone())).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let mut tasks = Vec::new();
+                    for _ in 0..10 {
+                        let (c, u) = (c.clone(), uri(addr, "/count"));
+                        let (tx, rx) = async_channel::bounded(4);
+                        rt::detach(async move {
+                            let mut obs = c.observe(&u).await.unwrap();
+                            for _ in 0..3 {
+                                let r = obs.next().await.unwrap().unwrap();
+                                let _ = tx.send(r.payload_str().map(str::to_owned)).await;
+                            }
+                        });
+                        tasks.push(rx);
+                    }
+                    for rx in &tasks {
+                        assert_eq!(rx.recv().await.unwrap().as_deref(), Some("0"));
+                    }
+                    for v in ["1", "2"] {
+                        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        assert_eq!(observed.notify().await, Ok(10), "every observation is an observer");
+                        for rx in &tasks {
+                            assert_eq!(rx.recv().await.unwrap().as_deref(), Some(v));
+                        }
+                    }
+                });
+            }
+
+            /// `Client::new()` binds one dual-stack socket: the same client reaches an
+            /// IPv4 and an IPv6 server, and a 4.04 becomes `ClientError::Status` through
+            /// `error_for_status`.
+            #[test]
+            fn client_new_reaches_ipv4_and_ipv6_servers() {
+                run(async {
+                    let c = Client::new().await.unwrap();
+                    assert!(c.local_addr().is_ipv6(), "dual-stack: {}", c.local_addr());
+                    for ip in [LOCALHOST, std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)] {
+                        let server = Server::bind(SocketAddr::new(ip, 0)).await.unwrap();
+                        let addr = server.local_addr();
+                        let (stop, stopped) = async_channel::bounded::<()>(1);
+                        rt::detach(async move {
+                            let router = Router::new().route("/fast", get(fast));
+                            let shutdown = async move {
+                                let _ = stopped.recv().await;
+                            };
+                            server.serve_router_with_shutdown(router, shutdown).await.unwrap();
+                        });
+                        let r = c.get(&uri(addr, "/fast")).await.unwrap();
+                        assert_eq!(r.payload_str(), Some("quick"), "from {addr}");
+                        assert_eq!(r.peer, addr, "the response names the server as it is");
+                        let e = c.get(&uri(addr, "/none")).await.unwrap().error_for_status();
+                        assert_eq!(e.unwrap_err().status(), Some(Code::NOT_FOUND));
+                        drop(stop);
+                    }
                 });
             }
         }

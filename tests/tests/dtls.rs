@@ -65,7 +65,7 @@ async fn our_server() -> SocketAddr {
                     coap_tools::demo::time_notification(),
                 )
                 .await;
-            if sent.is_none() {
+            if sent.is_err() {
                 break;
             }
         }

@@ -73,7 +73,7 @@ async fn server(rt_dir: &Path) -> SocketAddr {
                     coap_tools::demo::time_notification(),
                 )
                 .await
-                .is_none()
+                .is_err()
             {
                 break;
             }

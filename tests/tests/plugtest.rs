@@ -377,7 +377,7 @@ fn td_coap_core_13_several_uri_path_options() {
     with_client(|client| async move {
         let r = client.get(&server.uri("/seg1/seg2/seg3")).await.unwrap();
         assert_eq!(r.code, Code::CONTENT);
-        assert_eq!(r.content_format(), Some(0));
+        assert_eq!(r.content_format().map(u16::from), Some(0));
         assert_eq!(r.payload_str(), Some("/seg1/seg2/seg3"));
         // Only the full path is the resource (RFC 7252 §6.5: one option per segment).
         let r = client.get(&server.uri("/seg1/seg2")).await.unwrap();
@@ -392,7 +392,7 @@ fn td_coap_core_14_several_uri_query_options() {
         let uri = server.uri("/query?first=1&second=2&third=3");
         let r = client.get(&uri).await.unwrap();
         assert_eq!(r.code, Code::CONTENT);
-        assert_eq!(r.content_format(), Some(0));
+        assert_eq!(r.content_format().map(u16::from), Some(0));
         assert_eq!(r.payload_str(), Some("query: first=1&second=2&third=3"));
     });
 }
@@ -505,7 +505,7 @@ fn td_coap_core_20_accept_option() {
         for format in [0u16, 41, 50, 60] {
             let r = send(&client, Method::Get, &uri, |b| b.accept(format)).await;
             assert_eq!(r.code, Code::CONTENT, "Accept {format}");
-            assert_eq!(r.content_format(), Some(format));
+            assert_eq!(r.content_format().map(u16::from), Some(format));
             assert!(!r.payload.is_empty());
             match format {
                 41 => assert!(r.payload_str().unwrap().starts_with("<msg ")),
@@ -1136,7 +1136,11 @@ async fn discover(client: &Client, server: &InProcess, query: &str) -> Vec<Strin
         .await
         .unwrap();
     assert_eq!(r.code, Code::CONTENT);
-    assert_eq!(r.content_format(), Some(40), "application/link-format");
+    assert_eq!(
+        r.content_format().map(u16::from),
+        Some(40),
+        "application/link-format"
+    );
     hrefs(r.payload_str().unwrap())
 }
 
@@ -1161,7 +1165,10 @@ fn td_coap_link_01_well_known_core() {
     let server = start();
     with_client(|client| async move {
         let r = client.get(&server.uri("/.well-known/core")).await.unwrap();
-        assert_eq!((r.code, r.content_format()), (Code::CONTENT, Some(40)));
+        assert_eq!(
+            (r.code, r.content_format().map(u16::from)),
+            (Code::CONTENT, Some(40))
+        );
         let text = r.payload_str().unwrap();
         let got = hrefs(text);
         for p in [
@@ -1225,7 +1232,10 @@ fn td_coap_link_09_hierarchical_links() {
         let got = discover(&client, &server, "?ct=40").await;
         assert_eq!(got, ["/path"]);
         let r = client.get(&server.uri("/path")).await.unwrap();
-        assert_eq!((r.code, r.content_format()), (Code::CONTENT, Some(40)));
+        assert_eq!(
+            (r.code, r.content_format().map(u16::from)),
+            (Code::CONTENT, Some(40))
+        );
         let subs = hrefs(r.payload_str().unwrap());
         assert_eq!(subs, ["/path/sub1", "/path/sub2", "/path/sub3"]);
         for s in subs {

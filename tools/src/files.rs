@@ -376,13 +376,13 @@ impl FileServer {
                 };
                 let ends = reply.code.class() != 2;
                 match notifier.notify(key, reply).await {
-                    None => return,
-                    Some(n) if n == 0 || ends => {
+                    Err(_) => return,
+                    Ok(n) if n == 0 || ends => {
                         let mut w = lock(&self.shared.watch);
                         w.by_key.remove(&key);
                         w.by_path.remove(&path);
                     }
-                    Some(_) => {}
+                    Ok(_) => {}
                 }
             }
         }

@@ -1091,7 +1091,7 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
     }
     let h = out.headers_mut();
     if let Some(cf) = r.content_format() {
-        if let Ok(v) = HeaderValue::from_str(&media_type_for(cf)) {
+        if let Ok(v) = HeaderValue::from_str(&media_type_for(cf.0)) {
             h.insert(header::CONTENT_TYPE, v);
         }
     }
@@ -1140,6 +1140,7 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         | ClientError::RepresentationChanged
         | ClientError::Unreachable { .. }
         | ClientError::OscoreRejected { .. }
+        | ClientError::Status(_)
         | ClientError::NoResponse => StatusCode::BAD_GATEWAY,
     };
     error(status, format_args!("upstream {uri}: {e}"))

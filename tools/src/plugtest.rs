@@ -259,7 +259,7 @@ async fn run_tasks(
             job = jobs.recv() => match job {
                 None => return,
                 Some(Job::Notify(key, reply)) => {
-                    if notifier.notify(key, reply).await.is_none() {
+                    if notifier.notify(key, reply).await.is_err() {
                         return;
                     }
                 }
@@ -300,7 +300,7 @@ async fn run_tasks(
                     replies.push((keys::OBS, obs_reply(&body, 0)));
                 }
                 for (key, reply) in replies {
-                    if notifier.notify(key, reply).await.is_none() {
+                    if notifier.notify(key, reply).await.is_err() {
                         return;
                     }
                 }
@@ -312,7 +312,7 @@ async fn run_tasks(
                     s.pump
                 };
                 for key in [keys::OBS_PUMPING, keys::OBS_PUMPING_NON] {
-                    if notifier.notify(key, ticking_reply(key, n)).await.is_none() {
+                    if notifier.notify(key, ticking_reply(key, n)).await.is_err() {
                         return;
                     }
                 }

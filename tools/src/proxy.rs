@@ -840,12 +840,8 @@ pub fn server_config() -> coap_tokio::Config {
 /// The client of the upstream leg (both proxies'): it reaches both address families
 /// whatever the downstream bind — a dual-stack socket (`[::]`, IPv4 upstreams as
 /// IPv4-mapped addresses), or IPv4 alone on a machine without IPv6.
-pub async fn upstream_client() -> std::io::Result<Client> {
-    let dual = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
-    match Client::bind(dual).await {
-        Ok(c) => Ok(c),
-        Err(_) => Client::bind(SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))).await,
-    }
+pub async fn upstream_client() -> Result<Client, coap_tokio::ClientError> {
+    Client::new().await
 }
 
 /// Runs a proxy on `bind` until `shutdown` completes.

@@ -50,7 +50,7 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
     let client = coap_tools::proxy::upstream_client().await.map_err(|e| {
         Fail::failure(format_args!(
             "cannot open the upstream socket: {}",
-            io_reason(&e)
+            io_reason(&std::io::Error::from(e))
         ))
     })?;
 

@@ -101,7 +101,7 @@ pub async fn register(args: RdRegisterArgs) -> Result<Exit, Fail> {
     });
     let client = Client::bind(bind)
         .await
-        .map_err(|e| Fail::failure(format_args!("cannot bind {bind}: {}", io_reason(&e))))?;
+        .map_err(|e| Fail::failure(format_args!("cannot bind {bind}: {}", io_reason(&e.into()))))?;
 
     // RFC 9176 §4.3: the registration interface from /.well-known/core?rt=core.rd*.
     let rd_path = if path.is_empty() || path == "/" {

@@ -121,6 +121,7 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Handshake(_)
         | ClientError::Unreachable { .. }
         | ClientError::OscoreRejected { .. }
+        | ClientError::Status(_)
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
 }
@@ -367,6 +368,8 @@ pub async fn bind(
 ) -> Result<Client, Fail> {
     let bound = Client::bind_with_security(local, config, credentials, psk).await;
     bound.map_err(|e| {
+        // Binding fails with an I/O error only (ClientError::Io), taken back out here.
+        let e = std::io::Error::from(e);
         if e.kind() == std::io::ErrorKind::Other {
             // What the credentials' contexts said (unreadable, malformed, locked).
             Fail::failure(format_args!(

@@ -169,7 +169,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
                     if notifier
                         .notify(demo::TIME_KEY, demo::time_notification())
                         .await
-                        .is_none()
+                        .is_err()
                     {
                         break;
                     }
@@ -245,7 +245,7 @@ async fn serve_sharded(
                 loop {
                     tick.tick().await;
                     let reply = demo::time_notification();
-                    if notifier.notify(demo::TIME_KEY, reply).await.is_none() {
+                    if notifier.notify(demo::TIME_KEY, reply).await.is_err() {
                         break;
                     }
                 }

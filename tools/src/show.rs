@@ -6,7 +6,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use coap_core::ContentFormat;
 use coap_tokio::Response;
 use coap_tools::exit::Fail;
 use coap_tools::{input, output};
@@ -154,18 +153,14 @@ impl Printer {
                 }
                 match self.mode {
                     Mode::Pretty => {
-                        let rendered =
-                            output::render(&resp.payload, resp.content_format().map(ContentFormat));
+                        let rendered = output::render(&resp.payload, resp.content_format());
                         // A body that did not parse as its format says is shown plain.
                         let parsed = rendered.warning.is_none();
                         if let Some(w) = rendered.warning {
                             stderr_line(&format!("warning: {w}"));
                         }
                         let text = if self.color_out && parsed {
-                            output::colorize(
-                                &rendered.text,
-                                resp.content_format().map(ContentFormat),
-                            )
+                            output::colorize(&rendered.text, resp.content_format())
                         } else {
                             rendered.text
                         };

@@ -13,8 +13,14 @@
 //! [`Router::max_body`], 4.13 with Size1 beyond) and return whole replies, sent in blocks
 //! with an ETag when larger than one message.
 //!
+//! Observation is one concept (RFC 7641): [`Router::observe`] routes a path and hands out
+//! its key, [`Observed`], whose [`Observed::notify`] re-runs the route's GET handler to
+//! render each notification.
+//!
 //! Synchronous resources (`coap_core::Resource`, writing into the endpoint's buffer
 //! without a copy) live in the same router through [`Router::resource`].
+//!
+//! `docs/tour.md` walks through it all with the programs of `examples/`.
 //!
 //! ```
 //! use coap_std::app::{get, IntoReply, Payload, Router, State};
@@ -54,6 +60,7 @@
 
 mod blockwise;
 mod into_reply;
+mod observe;
 mod request;
 mod service;
 
@@ -67,6 +74,7 @@ use coap_core::{Method, Resource};
 #[cfg(feature = "serde")]
 pub use crate::body::{Cbor, Json};
 pub use into_reply::IntoReply;
+pub use observe::Observed;
 pub use request::{Format, FromRequest, Payload, Query, Remote, Request, State, Text};
 pub use service::AppHandler;
 
@@ -239,9 +247,10 @@ method_fns! {
 /// A synchronous resource in an async router.
 pub(crate) type SyncResource = Box<dyn Resource<Peer> + Send>;
 
-/// What a path leads to.
+/// What a path leads to: async handlers (observable when the router handed out a key
+/// for them), or a synchronous resource.
 pub(crate) enum Endpoint<S> {
-    Async(MethodRouter<S>),
+    Async(MethodRouter<S>, Option<Observed>),
     Sync(SyncResource),
 }
 
@@ -294,17 +303,72 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
     pub fn route(mut self, path: &str, methods: MethodRouter<S>) -> Self {
         let key = normalize(path);
         match self.routes.get_mut(&key) {
-            Some(Endpoint::Async(existing)) => {
+            Some(Endpoint::Async(existing, _)) => {
                 for (m, h) in methods.by_method {
                     existing.by_method.retain(|(e, _)| *e != m);
                     existing.by_method.push((m, h));
                 }
             }
             _ => {
-                self.routes.insert(key, Endpoint::Async(methods));
+                self.routes.insert(key, Endpoint::Async(methods, None));
             }
         }
         self
+    }
+
+    /// Routes `path` to async handlers and makes it observable (RFC 7641): a GET with
+    /// Observe=0 registers its client when the GET handler answers with a success, and the
+    /// returned key's [`Observed::notify`] re-runs that same GET handler to render each
+    /// notification. Responses and notifications have one render path; the key is the
+    /// router's to hand out, not a number to pick.
+    ///
+    /// ```
+    /// use coap_std::app::{get, put, Observed, Router, State, Text};
+    /// use coap_std::Code;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// #[derive(Clone)]
+    /// struct App {
+    ///     temp: Arc<Mutex<String>>,
+    ///     observed: Observed,
+    /// }
+    ///
+    /// async fn read(State(app): State<App>) -> String {
+    ///     app.temp.lock().unwrap().clone()
+    /// }
+    ///
+    /// async fn write(State(app): State<App>, Text(t): Text) -> Code {
+    ///     *app.temp.lock().unwrap() = t;
+    ///     // Every observer gets what `read` now renders.
+    ///     match app.observed.notify().await {
+    ///         Ok(_) => Code::CHANGED,
+    ///         Err(_) => Code::SERVICE_UNAVAILABLE,
+    ///     }
+    /// }
+    ///
+    /// let mut router = Router::new();
+    /// let observed = router.observe("/temp", get(read).put(write));
+    /// let app = App { temp: Arc::default(), observed };
+    /// let router: Router = router.with_state(app);
+    /// # let _ = router;
+    /// ```
+    pub fn observe(&mut self, path: &str, methods: MethodRouter<S>) -> Observed {
+        let key = normalize(path);
+        let observed = match self.routes.get(&key) {
+            Some(Endpoint::Async(_, Some(o))) => o.clone(),
+            _ => Observed::new(&format!("/{key}")),
+        };
+        let routes = std::mem::take(&mut self.routes);
+        let mut router = Router {
+            routes,
+            max_body: self.max_body,
+        }
+        .route(path, methods);
+        if let Some(Endpoint::Async(_, o)) = router.routes.get_mut(&key) {
+            *o = Some(observed.clone());
+        }
+        self.routes = router.routes;
+        observed
     }
 
     /// Routes `path` to a synchronous resource, which writes its responses straight into
@@ -330,7 +394,7 @@ impl<S: Clone + Send + Sync + 'static> Router<S> {
                 .into_iter()
                 .map(|(path, e)| {
                     let e = match e {
-                        Endpoint::Async(m) => Endpoint::Async(m.with_state(state.clone())),
+                        Endpoint::Async(m, o) => Endpoint::Async(m.with_state(state.clone()), o),
                         Endpoint::Sync(r) => Endpoint::Sync(r),
                     };
                     (path, e)

@@ -47,6 +47,13 @@ impl<R> std::fmt::Debug for AppHandler<R> {
 impl<R: Runtime> AppHandler<R> {
     /// Serves `router`, answering deferred requests through `responder`.
     pub fn new(router: Router<()>, responder: Responder) -> Self {
+        // Observed routes re-run their GET handler for notifications, on this endpoint.
+        for endpoint in router.routes.values() {
+            if let Endpoint::Async(methods, Some(observed)) = endpoint {
+                let get = methods.handler(Method::Get).cloned();
+                observed.serve(get, responder.commands().clone());
+            }
+        }
         AppHandler {
             routes: router.routes,
             max_body: router.max_body,
@@ -114,9 +121,9 @@ impl<R: Runtime> Handler<Peer> for AppHandler<R> {
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect();
         let path = segments.join("/");
-        let methods = match self.routes.get_mut(&path) {
+        let (methods, observed) = match self.routes.get_mut(&path) {
             Some(Endpoint::Sync(r)) => return dispatch_sync(r.as_mut(), req, resp),
-            Some(Endpoint::Async(m)) => m,
+            Some(Endpoint::Async(m, o)) => (m, o.clone()),
             None if path == ".well-known/core" => {
                 return match req.method() {
                     Some(Method::Get) => self.well_known_core(resp),
@@ -163,11 +170,19 @@ impl<R: Runtime> Handler<Peer> for AppHandler<R> {
             }
         }
         let request = Request::from_incoming(req, method, body);
+        // RFC 7641 §3.1: a GET with Observe=0 of an observable route registers its client
+        // under the variant's key when the answer is a success (the core checks that).
+        let registration = observed
+            .filter(|_| method == Method::Get && msg.observe() == Some(0))
+            .map(|o| o.register(&request));
         let handle = req.handle();
         let responder = self.responder.clone();
         let kept = Arc::clone(&self.kept);
         let task = async move {
             let mut reply = handler(request, ()).await;
+            if let Some(key) = registration.as_ref().and_then(|r| r.key) {
+                reply = reply.observable(key);
+            }
             if let Some(block) = upload {
                 reply = ack_upload(reply, block);
             }
@@ -183,6 +198,7 @@ impl<R: Runtime> Handler<Peer> for AppHandler<R> {
             // An error means the exchange is gone (the endpoint answered 5.03 after
             // `Config::deferred_timeout`, or closed): nobody is left to tell.
             let _ = responder.respond(handle, reply).await;
+            drop(registration);
         };
         if R::spawn(task).is_err() {
             resp.set_code(Code::INTERNAL_SERVER_ERROR);

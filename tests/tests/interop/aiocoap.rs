@@ -28,6 +28,51 @@ fn our_client_against_aiocoap_server() {
     server.assert_running();
 }
 
+/// RFC 7641 §4.1 keys observers by client endpoint and token, and so does aiocoap's
+/// server (libcoap 4.3.1's keys them by endpoint and resource): ten observations of
+/// `/counter` from one client endpoint (ten tokens, as ten tasks sharing one `Client`
+/// make them) are ten observers, and each one gets every notification.
+#[test]
+fn ten_observations_of_one_aiocoap_resource_from_one_client() {
+    let Some(aio) = support::aiocoap() else {
+        return;
+    };
+    let mut server = PeerServer::start("aiocoap_server.py", |port| {
+        let mut cmd = Command::new(&aio.python);
+        cmd.arg(support::script("aiocoap_server.py"))
+            .arg(port.to_string());
+        cmd
+    });
+    let uri = server.uri("/counter");
+    block_on(async {
+        let c = our_client().await;
+        let mut observations = Vec::new();
+        for i in 0..10 {
+            let mut obs = c.observe(&uri).await.unwrap();
+            let first = obs.next().await.unwrap().unwrap();
+            assert_eq!(first.payload_str(), Some("0"), "observation {i}: {first:?}");
+            assert!(
+                first.option(OptionNumber::OBSERVE).is_some(),
+                "observation {i} registered: {first:?}"
+            );
+            observations.push(obs);
+        }
+        for n in ["1", "2"] {
+            let r = c.post(&uri).send().await.unwrap();
+            assert_eq!((r.code, r.payload_str()), (Code::CHANGED, Some(n)));
+            for (i, obs) in observations.iter_mut().enumerate() {
+                let r = obs.next().await.unwrap().unwrap();
+                assert_eq!(r.payload_str(), Some(n), "observation {i}: {r:?}");
+                assert!(r.option(OptionNumber::OBSERVE).is_some());
+            }
+        }
+        for obs in observations {
+            obs.cancel().await;
+        }
+    });
+    server.assert_running();
+}
+
 /// The response as `aiocoap-client -v` logs it: the line after "Received response:" is
 /// "2.05 Content from coap://...", then the options ("- Content-Format (12):
 /// <ContentFormat 0, ...>"); the payload goes to stdout.

@@ -1,6 +1,7 @@
 """An aiocoap 0.4.17 server for the interop tests: `python aiocoap_server.py PORT`.
 
 /hello GET; /store GET PUT POST DELETE; /echo POST (payload and Content-Format back);
+/counter GET (observable, RFC 7641) POST (adds one and notifies every observer);
 /.well-known/core from the Site (WKCResource); anything else 4.04 (aiocoap's Site), other
 methods 4.05. Prints "ready" once bound.
 """
@@ -56,12 +57,30 @@ class Echo(resource.Resource):
         return response
 
 
+class Counter(resource.ObservableResource):
+    """aiocoap keys its observers by request token, so one client may observe it many
+    times (RFC 7641 §4.1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    async def render_get(self, request):
+        return Message(code=Code.CONTENT, payload=str(self.count).encode(), content_format=0)
+
+    async def render_post(self, request):
+        self.count += 1
+        self.updated_state()
+        return Message(code=Code.CHANGED, payload=str(self.count).encode(), content_format=0)
+
+
 async def main(port):
     site = resource.Site()
     site.add_resource([".well-known", "core"], resource.WKCResource(site.get_resources_as_linkheader))
     site.add_resource(["hello"], Hello())
     site.add_resource(["store"], Store())
     site.add_resource(["echo"], Echo())
+    site.add_resource(["counter"], Counter())
     await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
     print("ready", flush=True)
     # The test kills this process; this bounds its life if the test runner died first.

@@ -131,7 +131,7 @@ impl OurServer {
                     loop {
                         tick.tick().await;
                         let reply = demo::time_notification();
-                        if notifier.notify(demo::TIME_KEY, reply).await.is_none() {
+                        if notifier.notify(demo::TIME_KEY, reply).await.is_err() {
                             break;
                         }
                     }

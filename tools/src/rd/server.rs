@@ -248,9 +248,9 @@ impl ResourceDirectory {
                     Err(e) => Reply::new(e.code()),
                 };
                 match notifier.notify(key, reply).await {
-                    None => return,
-                    Some(0) => lock(&self.shared.dir).forget_lookup(key),
-                    Some(_) => {}
+                    Err(_) => return,
+                    Ok(0) => lock(&self.shared.dir).forget_lookup(key),
+                    Ok(_) => {}
                 }
             }
         }
