@@ -44,10 +44,12 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// A confirmable request with `code` to `uri` (`coap://` with an IP-literal host).
-    pub fn new(code: Code, uri: &'a str) -> Self {
+    /// A confirmable request to `uri` (`coap://` with an IP-literal host): `method` is a
+    /// [`coap_core::Method`] as the std clients take it (`Method::Put`), or any request
+    /// [`Code`].
+    pub fn new(method: impl Into<Code>, uri: &'a str) -> Self {
         Request {
-            code,
+            code: method.into(),
             uri,
             ty: MessageType::Con,
             content_format: None,
@@ -69,15 +71,15 @@ impl<'a> Request<'a> {
         self
     }
 
-    /// The Content-Format option of the payload.
-    pub fn content_format(mut self, format: ContentFormat) -> Self {
-        self.content_format = Some(format);
+    /// The Content-Format option of the payload (a [`ContentFormat`] or its number).
+    pub fn content_format(mut self, format: impl Into<ContentFormat>) -> Self {
+        self.content_format = Some(format.into());
         self
     }
 
-    /// The Accept option.
-    pub fn accept(mut self, format: ContentFormat) -> Self {
-        self.accept = Some(format);
+    /// The Accept option (a [`ContentFormat`] or its number).
+    pub fn accept(mut self, format: impl Into<ContentFormat>) -> Self {
+        self.accept = Some(format.into());
         self
     }
 

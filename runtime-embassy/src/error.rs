@@ -36,7 +36,7 @@ pub enum Error {
     Incomplete,
     /// The response handle is unknown or was answered already.
     UnknownHandle,
-    /// The code of a [`Request`] is not a method code (RFC 7252 §12.1.1).
+    /// The code of a [`crate::Request`] is not a method code (RFC 7252 §12.1.1).
     NotARequest,
 }
 

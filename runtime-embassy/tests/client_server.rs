@@ -264,6 +264,17 @@ fn non_request_gets_a_response() {
             .await
             .unwrap();
         assert_eq!((r.code, r.payload), (Code::CONTENT, &b"hello"[..]));
+        // The std clients' convention works here too: a `Method`, and a Content-Format
+        // given by its number.
+        let r = client
+            .client()
+            .send(
+                Request::new(coap_core::Method::Get, "coap://192.0.2.2/hello").accept(0u16),
+                &mut buf,
+            )
+            .await
+            .unwrap();
+        assert_eq!((r.code, r.payload), (Code::CONTENT, &b"hello"[..]));
     });
 }
 

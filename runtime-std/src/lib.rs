@@ -12,6 +12,10 @@
 //!   datagrams between a socket and the driver in batches ([`BatchIo`]: `recvmmsg` and
 //!   `sendmmsg` on Linux); [`multicast`] binds group sockets (RFC 7252 §8).
 //!
+//! `docs/tour.md` in the repository is a guided tour from the first GET to observe,
+//! block-wise, deferred replies, JSON/CBOR, OSCORE and DTLS, each step a program in
+//! `examples/`.
+//!
 //! One client type and one server type serve every runtime, so that application code
 //! is written once, generic over `R: Runtime`, and runs on tokio (`coap_tokio::Tokio`) and
 //! smol (`coap_smol::Smol`) alike — the examples below are such code.

@@ -546,6 +546,38 @@ macro_rules! app_suite {
                     }
                 });
             }
+
+            async fn long_count(State(n): State<std::sync::Arc<std::sync::atomic::AtomicU32>>) -> String {
+                let v = n.load(std::sync::atomic::Ordering::SeqCst);
+                format!("{v}:").repeat(1000)
+            }
+
+            /// A notification larger than a block goes block-wise (RFC 7959 §3.4): the
+            /// client fetches the rest, which the router renders with the same handler,
+            /// and gets the whole representation.
+            #[test]
+            fn observed_route_with_a_large_representation() {
+                run(async {
+                    let n = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1));
+                    let mut router = Router::new();
+                    let observed = router.observe("/long", get(long_count));
+                    let (addr, _stop) = serve(Config::default(), router.with_state(n.clone())).await;
+                    let c = Client::bind(SocketAddr::new(LOCALHOST, 0)).await.unwrap();
+                    let mut obs = c.observe(&uri(addr, "/long")).await.unwrap();
+                    let r = obs.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*"1:".repeat(1000)));
+                    let first_tag = r.option(OptionNumber::ETAG).map(<[u8]>::to_vec);
+                    assert!(first_tag.is_some(), "a block-wise reply has an ETag");
+                    n.store(2, std::sync::atomic::Ordering::SeqCst);
+                    assert_eq!(observed.notify().await, Ok(1));
+                    let r = obs.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload.len(), 2000);
+                    assert_eq!(r.payload_str(), Some(&*"2:".repeat(1000)));
+                    assert!(r.option(OptionNumber::OBSERVE).is_some());
+                    let tag = r.option(OptionNumber::ETAG).map(<[u8]>::to_vec);
+                    assert!(tag.is_some() && tag != first_tag, "a new representation, a new ETag");
+                });
+            }
         }
     };
 }

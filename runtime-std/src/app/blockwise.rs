@@ -24,6 +24,30 @@ const UPLOADS: usize = 16;
 /// Replies kept for Block2 follow-ups at once; the oldest goes first.
 const KEPT: usize = 32;
 
+/// Replies with more payload than this go block-wise (RFC 7959 §2.4; 1024 is the largest
+/// block, `Config::max_block_szx` = 6), so they get an ETag and are kept for follow-ups.
+const BLOCK: usize = 1024;
+
+/// A reply about to be sent for `key` (a response or a notification): when it goes
+/// block-wise it gets an ETag (if the handler gave none) and is kept, so that the
+/// follow-up Block2 requests get the blocks of this very representation (§2.4, §3.4).
+pub(crate) fn keep_if_large(
+    mut reply: Reply,
+    key: TransferKey,
+    kept: &std::sync::Mutex<KeptReplies>,
+) -> Reply {
+    if reply.payload.len() > BLOCK {
+        if !reply.options.iter().any(|(n, _)| *n == OptionNumber::ETAG) {
+            let tag = etag(&reply.payload).to_vec();
+            reply = reply.option(OptionNumber::ETAG, tag);
+        }
+        if let Ok(mut k) = kept.lock() {
+            k.keep(key, reply.clone(), Instant::now());
+        }
+    }
+    reply
+}
+
 /// What identifies one transfer: the peer, the request's method, path and query (the
 /// cache key, RFC 7252 §5.4.2), and the Request-Tag (RFC 9175 §3) for Block1.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

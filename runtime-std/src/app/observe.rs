@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use coap_core::OptionNumber;
 
+use super::blockwise::{keep_if_large, KeptReplies, TransferKey};
 use super::request::Request;
 use crate::command::CommandSender;
 use crate::oscore::Peer;
@@ -67,6 +68,9 @@ struct Variant {
     key: u32,
     /// The latest registration's request, re-run to render notifications.
     request: Request,
+    /// Its block-wise transfer key: a notification larger than a block is kept under it
+    /// for the follow-up Block2 requests (RFC 7959 §3.4).
+    transfer: TransferKey,
     /// Registrations whose answer has not reached the endpoint yet.
     pending: usize,
     /// Counts registrations, so that a notification that found no observer removes the
@@ -84,6 +88,7 @@ struct Variants {
 struct Served {
     get: Option<Erased>,
     commands: CommandSender,
+    kept: Arc<Mutex<KeptReplies>>,
 }
 
 struct Shared {
@@ -148,12 +153,21 @@ impl Observed {
 
     /// The route is being served: notifications re-run `get` and go through `commands`.
     /// A key is served by one router; serving it again keeps the first.
-    pub(crate) fn serve(&self, get: Option<Erased>, commands: CommandSender) {
-        let _ = self.shared.served.set(Served { get, commands });
+    pub(crate) fn serve(
+        &self,
+        get: Option<Erased>,
+        commands: CommandSender,
+        kept: Arc<Mutex<KeptReplies>>,
+    ) {
+        let _ = self.shared.served.set(Served {
+            get,
+            commands,
+            kept,
+        });
     }
 
     /// A GET with Observe=0 (RFC 7641 §3.1) of this route: the variant it observes.
-    pub(crate) fn register(&self, req: &Request) -> Registration {
+    pub(crate) fn register(&self, req: &Request, transfer: TransferKey) -> Registration {
         let variant = VariantKey::of(req);
         let mut key = None;
         if let Ok(mut v) = self.shared.variants.lock() {
@@ -161,6 +175,7 @@ impl Observed {
             match v.by_key.get_mut(&variant) {
                 Some(existing) => {
                     existing.request = req.clone();
+                    existing.transfer = transfer;
                     existing.pending += 1;
                     existing.registrations += 1;
                     key = Some(existing.key);
@@ -172,6 +187,7 @@ impl Observed {
                         Variant {
                             key: k,
                             request: req.clone(),
+                            transfer,
                             pending: 1,
                             registrations: 1,
                         },
@@ -209,22 +225,23 @@ impl Observed {
             return Ok(0); // no GET handler: nobody can have registered
         };
         // With each variant: whether a registration was in flight when it was taken.
-        type Snapshot = (VariantKey, u32, u64, bool, Request);
+        type Snapshot = (VariantKey, u32, u64, bool, Request, TransferKey);
         let variants: Vec<Snapshot> = match self.shared.variants.lock() {
             Ok(v) => v
                 .by_key
                 .iter()
                 .map(|(k, v)| {
                     let idle = v.pending == 0;
-                    (k.clone(), v.key, v.registrations, idle, v.request.clone())
+                    let (r, t) = (v.request.clone(), v.transfer.clone());
+                    (k.clone(), v.key, v.registrations, idle, r, t)
                 })
                 .collect(),
             Err(_) => return Err(NotifyError::Closed),
         };
         let notifier = Notifier::new(served.commands.clone());
         let mut sent = 0;
-        for (variant, key, registrations, idle, request) in variants {
-            let reply = get(request, ()).await;
+        for (variant, key, registrations, idle, request, transfer) in variants {
+            let reply = keep_if_large(get(request, ()).await, transfer, &served.kept);
             let n = notifier.notify(key, reply).await?;
             sent += n;
             // No observer, and no registration in flight before or since: every observer

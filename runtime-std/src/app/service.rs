@@ -13,16 +13,12 @@ use coap_core::{
     Code, ContentFormat, Handler, IncomingRequest, Method, OptionNumber, Outcome, ResponseWriter,
 };
 
-use super::blockwise::{ack_upload, etag, KeptReplies, TransferKey, UploadStep, Uploads};
+use super::blockwise::{ack_upload, keep_if_large, KeptReplies, TransferKey, UploadStep, Uploads};
 use super::{Endpoint, Request, Router};
 use crate::oscore::Peer;
 use crate::reply::Reply;
 use crate::responder::Responder;
 use crate::runtime::Runtime;
-
-/// Replies with more payload than this go block-wise (RFC 7959 §2.4; 1024 is the largest
-/// block, `Config::max_block_szx` = 6), so they get an ETag and are kept for follow-ups.
-const BLOCK: usize = 1024;
 
 /// A [`Router`] as the endpoint's core handler on runtime `R`
 /// (see [`crate::Server::serve_router`]).
@@ -47,18 +43,20 @@ impl<R> std::fmt::Debug for AppHandler<R> {
 impl<R: Runtime> AppHandler<R> {
     /// Serves `router`, answering deferred requests through `responder`.
     pub fn new(router: Router<()>, responder: Responder) -> Self {
-        // Observed routes re-run their GET handler for notifications, on this endpoint.
+        let kept: Arc<Mutex<KeptReplies>> = Arc::default();
+        // Observed routes re-run their GET handler for notifications, on this endpoint,
+        // and keep large notifications for their follow-up blocks as responses are kept.
         for endpoint in router.routes.values() {
             if let Endpoint::Async(methods, Some(observed)) = endpoint {
                 let get = methods.handler(Method::Get).cloned();
-                observed.serve(get, responder.commands().clone());
+                observed.serve(get, responder.commands().clone(), Arc::clone(&kept));
             }
         }
         AppHandler {
             routes: router.routes,
             max_body: router.max_body,
             uploads: Uploads::default(),
-            kept: Arc::default(),
+            kept,
             responder,
             runtime: PhantomData,
         }
@@ -174,7 +172,7 @@ impl<R: Runtime> Handler<Peer> for AppHandler<R> {
         // under the variant's key when the answer is a success (the core checks that).
         let registration = observed
             .filter(|_| method == Method::Get && msg.observe() == Some(0))
-            .map(|o| o.register(&request));
+            .map(|o| o.register(&request, reply_key.clone()));
         let handle = req.handle();
         let responder = self.responder.clone();
         let kept = Arc::clone(&self.kept);
@@ -186,15 +184,7 @@ impl<R: Runtime> Handler<Peer> for AppHandler<R> {
             if let Some(block) = upload {
                 reply = ack_upload(reply, block);
             }
-            if reply.payload.len() > BLOCK {
-                if !reply.options.iter().any(|(n, _)| *n == OptionNumber::ETAG) {
-                    let tag = etag(&reply.payload).to_vec();
-                    reply = reply.option(OptionNumber::ETAG, tag);
-                }
-                if let Ok(mut k) = kept.lock() {
-                    k.keep(reply_key, reply.clone(), Instant::now());
-                }
-            }
+            let reply = keep_if_large(reply, reply_key, &kept);
             // An error means the exchange is gone (the endpoint answered 5.03 after
             // `Config::deferred_timeout`, or closed): nobody is left to tell.
             let _ = responder.respond(handle, reply).await;
