@@ -24,6 +24,12 @@ pub type ResolveFuture = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>
 /// How a runtime resolves a host name and port (`tokio::net::lookup_host`, `blocking`).
 pub type Resolver = fn(String, u16) -> ResolveFuture;
 
+/// A runtime's timer as a [`Handle`] uses it: a future that completes at the instant.
+pub type Timer = fn(std::time::Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One address's attempt of a request (address fallback).
+type Attempt<'a> = Pin<Box<dyn Future<Output = Result<Response, ClientError>> + Send + 'a>>;
+
 /// The runtime-independent part of a client: sends commands to the endpoint loop. Cheap
 /// to clone; the loop of a client-only endpoint stops when every clone is gone.
 #[derive(Clone, Debug)]
@@ -39,6 +45,8 @@ pub struct Handle {
     /// The address that answered for each host name (RFC 8305 style fallback).
     origins: Origins,
     fallback: Fallback,
+    /// For staggered attempts (RFC 8305 §5); without one, attempts follow each other.
+    timer: Option<Timer>,
 }
 
 impl Handle {
@@ -53,7 +61,15 @@ impl Handle {
             hosts: Default::default(),
             origins: Origins::default(),
             fallback: Fallback::default(),
+            timer: None,
         }
+    }
+
+    /// Gives the handle the runtime's timer, for staggered attempts to the addresses of a
+    /// name ([`Handle::with_fallback`]); without one, attempts follow each other.
+    pub fn with_timer(mut self, timer: Timer) -> Handle {
+        self.timer = Some(timer);
+        self
     }
 
     /// Resolves `host` (with `port`) to `addrs` instead of asking the resolver, as a
@@ -184,9 +200,12 @@ impl Handle {
         }
     }
 
-    /// Sends `request` to each candidate address in turn until one answers (see
-    /// [`crate::happy_eyeballs`]); an attempt that is not the last ends after an ICMP
-    /// error or [`Fallback::attempt_timeout`] without an answer.
+    /// Sends `request` to the candidate addresses until one answers (see
+    /// [`crate::happy_eyeballs`]): an attempt that is not the last ends after an ICMP error
+    /// or [`Fallback::attempt_timeout`] without an answer, and the next starts then. A safe
+    /// request (GET, FETCH: RFC 7252 §5.1, RFC 8132 §2) does not wait that long: while
+    /// it is unanswered the next address is tried too every [`Fallback::attempt_delay`]
+    /// (RFC 8305 §5), and the first answer wins (the others are cancelled).
     async fn send_with_fallback(
         &self,
         peer: Peer,
@@ -195,41 +214,77 @@ impl Handle {
         progress: Option<async_channel::Sender<Progress>>,
     ) -> Result<Response, ClientError> {
         let started = std::time::Instant::now();
-        let budget = request.timeout;
-        let last = candidates.addrs.len().saturating_sub(1);
+        let addrs = &candidates.addrs;
+        let safe = request.code == Code::GET || request.code == Code::FETCH;
+        let stagger = self.timer.filter(|_| safe);
+        let mut running: Vec<(SocketAddr, Attempt<'_>)> = Vec::new();
+        let mut timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>> = None;
+        let mut next = 0;
         let mut outcome = Err(ClientError::Timeout);
-        for (i, addr) in candidates.addrs.iter().enumerate() {
-            let remaining = budget.map(|b| b.saturating_sub(started.elapsed()));
-            if remaining.is_some_and(|r| r.is_zero()) {
-                break;
-            }
-            let mut attempt = request.clone();
-            attempt.timeout = if i < last {
+        loop {
+            let remaining = request.timeout.map(|b| b.saturating_sub(started.elapsed()));
+            let start = next < addrs.len()
+                && (running.is_empty() || timer.is_none() && stagger.is_some())
+                && !remaining.is_some_and(|r| r.is_zero());
+            if start {
+                let mut attempt = request.clone();
                 let first = self.fallback.attempt_timeout;
-                Some(remaining.map_or(first, |r| r.min(first)))
-            } else {
-                remaining
+                attempt.timeout = if next + 1 < addrs.len() {
+                    Some(remaining.map_or(first, |r| r.min(first)))
+                } else {
+                    remaining
+                };
+                let to = coap_core::oscore::Secured {
+                    addr: addrs[next],
+                    security: peer.security,
+                };
+                let sent = self.send_to(to, attempt, progress.clone());
+                running.push((addrs[next], Box::pin(sent)));
+                next += 1;
+                timer = stagger
+                    .filter(|_| next < addrs.len())
+                    .map(|sleep| sleep(std::time::Instant::now() + self.fallback.attempt_delay));
+            }
+            if running.is_empty() {
+                return outcome;
+            }
+            // The first attempt to end, or the stagger timer (`None`).
+            let ended = std::future::poll_fn(|cx| {
+                for (k, (_, attempt)) in running.iter_mut().enumerate() {
+                    if let std::task::Poll::Ready(r) = attempt.as_mut().poll(cx) {
+                        return std::task::Poll::Ready(Some((k, r)));
+                    }
+                }
+                match timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                    Some(std::task::Poll::Ready(())) => std::task::Poll::Ready(None),
+                    _ => std::task::Poll::Pending,
+                }
+            })
+            .await;
+            let Some((k, result)) = ended else {
+                // Time for the next address; this one stays in the race.
+                timer = None;
+                continue;
             };
-            let peer = coap_core::oscore::Secured {
-                addr: *addr,
-                security: peer.security,
-            };
-            outcome = self.send_to(peer, attempt, progress.clone()).await;
+            let (addr, _) = running.remove(k);
             let moves_on = matches!(
-                outcome,
+                result,
                 Err(ClientError::Unreachable { .. } | ClientError::Timeout)
             );
             if !moves_on {
                 if let Some(origin) = &candidates.origin {
-                    self.origins.answered(origin, *addr);
+                    self.origins.answered(origin, addr);
                 }
-                return outcome;
+                // Dropping the other attempts cancels them.
+                return result;
             }
             if let Some(origin) = &candidates.origin {
                 self.origins.forget(origin);
             }
+            outcome = result;
+            // A failed attempt lets the next start at once (RFC 8305 §5).
+            timer = None;
         }
-        outcome
     }
 
     /// Sends `request` to `peer` and waits for its outcome.

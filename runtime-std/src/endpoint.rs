@@ -152,7 +152,9 @@ impl<R: Runtime> Client<R> {
                 .iter()
                 .any(|(_, c)| matches!(c, Credential::DtlsPsk { .. }));
         }
-        let mut handle = Handle::new(commands, local, R::resolve).with_security(security);
+        let mut handle = Handle::new(commands, local, R::resolve)
+            .with_timer(crate::runtime::timer::<R>)
+            .with_security(security);
         // The coaps socket exists only when there are DTLS credentials to use it with.
         let mut coaps = None;
         if wants_dtls {
@@ -382,6 +384,7 @@ impl<R: Runtime> Server<R> {
     pub fn client(&self) -> Client<R> {
         Client {
             handle: Handle::new(self.commands.clone(), self.local, R::resolve)
+                .with_timer(crate::runtime::timer::<R>)
                 .with_security(self.security.clone()),
             runtime: PhantomData,
         }

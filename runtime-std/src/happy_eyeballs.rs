@@ -5,9 +5,12 @@
 //! unanswered for [`Fallback::attempt_timeout`]; the address that answered is kept for the
 //! origin (host and port), so that later requests go to it first.
 //!
-//! Attempts follow each other rather than race: CoAP has no connection to open first,
-//! each attempt is the request itself, and two copies of a non-idempotent request in
-//! flight to two addresses of one server could both be executed (RFC 7252 §5.1).
+//! CoAP has no connection to open first: each attempt is the request itself. So only a
+//! safe request (GET, FETCH) races as RFC 8305 §5 connection attempts do — the next
+//! address is tried every [`Fallback::attempt_delay`] while none has answered, the first
+//! answer wins — and any other request tries one address at a time, since two copies of a
+//! non-idempotent request in flight to two addresses of one server could both be executed
+//! (RFC 7252 §5.1).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,12 +28,17 @@ pub struct Fallback {
     /// the next address is tried. The default, 2 s, is RFC 7252's ACK_TIMEOUT: by then a
     /// reachable server has usually answered the first transmission.
     pub attempt_timeout: Duration,
+    /// For a safe request (GET, FETCH): how long to wait for an answer before the next
+    /// address is tried as well, the earlier attempts staying in the race. RFC 8305 §5's
+    /// "Connection Attempt Delay", whose recommended 250 ms is the default.
+    pub attempt_delay: Duration,
 }
 
 impl Default for Fallback {
     fn default() -> Self {
         Fallback {
             attempt_timeout: Duration::from_secs(2),
+            attempt_delay: Duration::from_millis(250),
         }
     }
 }

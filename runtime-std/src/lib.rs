@@ -211,7 +211,9 @@ mod wait;
 pub use batch::{dtls_recv, dtls_send, pump, BatchIo, NonBlockingSocket, BATCH};
 #[cfg(feature = "serde")]
 pub use body::{BodyError, Cbor, Json};
-pub use client::{GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver};
+pub use client::{
+    GroupResponses, Handle, Observation, RequestBuilder, ResolveFuture, Resolver, Timer,
+};
 pub use command::{command_channel, Command, CommandReceiver, CommandSender, Progress};
 pub use driver::{
     Driver, Input, Role, StdEndpoint, MAX_DATAGRAM, MESSAGE_SIZE, OBSERVERS, SLOTS, TRANSMIT_SIZE,

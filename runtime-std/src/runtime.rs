@@ -20,7 +20,7 @@ pub trait Runtime: fmt::Debug + Send + Sync + 'static {
     /// The runtime's UDP socket.
     type Socket: AsyncUdpSocket;
     /// A timer future (what [`Runtime::sleep_until`] returns); its output is ignored.
-    type Sleep: Future + Send;
+    type Sleep: Future + Send + 'static;
 
     /// Registers a bound, non-blocking std socket with the runtime's reactor.
     fn wrap(socket: std::net::UdpSocket) -> io::Result<Self::Socket>;
@@ -49,6 +49,15 @@ pub trait AsyncUdpSocket: NonBlockingSocket + fmt::Debug + Send + Sync + 'static
 
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// The runtime's timer as a [`crate::Timer`] (for a client's staggered attempts).
+pub(crate) fn timer<R: Runtime>(
+    deadline: Instant,
+) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        R::sleep_until(deadline).await;
+    })
 }
 
 /// Binds a UDP socket to `addr` and hands it to the runtime.

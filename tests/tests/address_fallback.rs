@@ -117,6 +117,7 @@ fn a_silent_address_is_left_after_the_first_attempt_and_not_tried_again() {
         silent.set_nonblocking(true).unwrap();
         let fallback = Fallback {
             attempt_timeout: Duration::from_millis(300),
+            ..Fallback::default()
         };
         let client = Client::bind("[::]:0".parse().unwrap())
             .await
@@ -226,5 +227,104 @@ fn an_observation_falls_back_like_a_request() {
         let next = observation.next().await.unwrap().unwrap();
         assert_eq!(next.peer, addr);
         assert!(next.option(coap_tokio::OptionNumber::OBSERVE).is_some());
+    });
+}
+
+/// A GET is safe (RFC 7252 §5.1): while the first address stays silent the next one is
+/// tried after `attempt_delay` (RFC 8305 §5), long before the first attempt's timeout —
+/// here a minute, against the 10 s bound of the test — and the first answer wins.
+#[test]
+fn a_safe_request_tries_the_next_address_after_the_attempt_delay() {
+    run(async {
+        let (server, _stop) = serve("[::1]:0".parse().unwrap()).await;
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        silent.set_nonblocking(true).unwrap();
+        let fallback = Fallback {
+            attempt_timeout: Duration::from_secs(60),
+            attempt_delay: Duration::from_millis(100),
+        };
+        let client = Client::bind("[::]:0".parse().unwrap())
+            .await
+            .unwrap()
+            .with_fallback(fallback)
+            .with_host(
+                "example.test",
+                5683,
+                vec![silent.local_addr().unwrap(), server],
+            );
+        let r = client.get("coap://example.test/who").await.unwrap();
+        assert_eq!(r.peer, server);
+        let mut buf = [0u8; 1500];
+        let mut seen = 0;
+        while silent.recv_from(&mut buf).is_ok() {
+            seen += 1;
+        }
+        assert_eq!(seen, 1, "the silent address got {seen} datagrams");
+    });
+}
+
+/// A POST is not safe: no second copy goes to the next address while the first attempt
+/// is open. The first address is a raw socket that answers (2.04, piggybacked) only after
+/// a window many times `attempt_delay` long, in which the server at the second address
+/// must have received nothing.
+#[test]
+fn an_unsafe_request_is_never_in_flight_to_two_addresses() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    run(async {
+        let posts = Arc::new(AtomicUsize::new(0));
+        let counted = posts.clone();
+        let server = Server::bind("[::1]:0".parse().unwrap()).await.unwrap();
+        let second = server.local_addr();
+        let router = Router::new().route(
+            "/who",
+            coap_tokio::app::post(move || {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    "second"
+                }
+            }),
+        );
+        tokio::spawn(server.serve_router(router));
+        let first = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let first_addr = first.local_addr().unwrap();
+        let watched = posts.clone();
+        let answered = std::thread::spawn(move || {
+            first.set_read_timeout(Some(BOUND)).unwrap();
+            let mut buf = [0u8; 1500];
+            let (n, from) = first.recv_from(&mut buf).unwrap();
+            assert!(n >= 4 && buf[1] == 0x02, "a POST");
+            // The window: 30 times the attempt delay.
+            std::thread::sleep(Duration::from_millis(600));
+            let raced = watched.load(Ordering::SeqCst);
+            let tkl = usize::from(buf[0] & 0x0f);
+            let mut ack = vec![0x60 | buf[0] & 0x0f, 0x44, buf[2], buf[3]];
+            ack.extend_from_slice(&buf[4..4 + tkl]);
+            first.send_to(&ack, from).unwrap();
+            raced
+        });
+        let fallback = Fallback {
+            attempt_timeout: Duration::from_secs(5),
+            attempt_delay: Duration::from_millis(20),
+        };
+        let client = Client::bind("[::]:0".parse().unwrap())
+            .await
+            .unwrap()
+            .with_fallback(fallback)
+            .with_host("example.test", 5683, vec![first_addr, second]);
+        let r = client
+            .post("coap://example.test/who")
+            .payload("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.code, Code::CHANGED);
+        assert_eq!(r.peer, first_addr);
+        let raced = tokio::task::spawn_blocking(move || answered.join().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(raced, 0, "the POST went to the second address too");
+        assert_eq!(posts.load(Ordering::SeqCst), 0);
     });
 }

@@ -214,7 +214,8 @@ fn oscore_with_a_wrong_key_fails_at_once_naming_the_cause() {
 }
 
 /// An IPv4-bound `coap proxy` (CoAP and HTTP sides) forwards to an IPv6 upstream: its
-/// upstream socket is dual-stack whatever the downstream bind. Before, the upstream
+/// upstream socket is dual-stack whatever the downstream bind; and the HTTP side answers
+/// 502 at once for an upstream port that is closed. Before, the upstream
 /// socket took the downstream's family, and `[::1]` got 5.02 / 502 ("cannot send to
 /// [::1]:... from a socket bound to 0.0.0.0").
 #[test]
@@ -252,4 +253,15 @@ fn an_ipv4_bound_proxy_forwards_to_an_ipv6_upstream() {
     };
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text, "Hello, world!\n200", "curl through the HTTP side");
+    // An upstream whose port is closed: 502 at once from the ICMP error (the HTTP side's
+    // own timeout would answer 504 much later; curl's -m 10 bounds the wait).
+    let closed = UdpSocket::bind("[::1]:0").unwrap().local_addr().unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-m", "10", "-w", "\n%{http_code}"])
+        .arg(format!("http://{http}/hc/coap://{closed}/x"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n502"), "{text}");
+    assert!(text.contains("port unreachable"), "{text}");
 }
