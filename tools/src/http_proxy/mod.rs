@@ -27,7 +27,7 @@
 //! theirs. OPTIONS, TRACE, CONNECT and any other method: 501 (§10.2.1, §10.2.7).
 //!
 //! # Headers (RFC 8075 §6, RFC 7252 §10.2.2)
-//! - `Content-Type` ↔ Content-Format by the registered formats ([`REGISTRY`]);
+//! - `Content-Type` ↔ Content-Format by the registered formats ([`coap_core::content_format::REGISTRY`]);
 //!   `text/plain` with no charset or `utf-8`/`us-ascii` is format 0. A request media type
 //!   without a Content-Format, a non-identity `Content-Encoding`, or
 //!   `application/coap-payload` (not forwarded unless configured, §6.2) gets 415 (§6.1).
