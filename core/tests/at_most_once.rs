@@ -188,7 +188,10 @@ fn resource_declared_idempotent_post_is_served_when_the_window_is_full() {
     assert_eq!(send(&mut server, post("append", 1)), Code::CHANGED);
     assert_eq!(send(&mut server, post("append", 2)), Code::CHANGED);
     // Two at-most-once POSTs fill the window.
-    assert_eq!(send(&mut server, post("append", 3)), Code::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        send(&mut server, post("append", 3)),
+        Code::SERVICE_UNAVAILABLE
+    );
     for mid in 10..20 {
         assert_eq!(send(&mut server, post("replace", mid)), Code::CHANGED);
     }

@@ -26,12 +26,14 @@ pub type Resolver = fn(String, u16) -> ResolveFuture;
 /// to clone; the loop of a client-only endpoint stops when every clone is gone.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    commands: CommandSender,
+    pub(crate) commands: CommandSender,
     local: SocketAddr,
     resolver: Resolver,
     security: SecurityMap,
     /// The PSK for `coaps://` URIs the credentials say nothing about.
     psk: Option<std::sync::Arc<Psk>>,
+    /// EDHOC sessions established for `edhoc-oscore` credentials (RFC 9528).
+    pub(crate) sessions: crate::edhoc::session::Sessions,
 }
 
 impl Handle {
@@ -43,6 +45,7 @@ impl Handle {
             resolver,
             security: Default::default(),
             psk: None,
+            sessions: Default::default(),
         }
     }
 
@@ -103,6 +106,9 @@ impl Handle {
             };
             request.psk = Some(psk);
             Security::Dtls(UNRESOLVED)
+        } else if let Some(edhoc) = self.security.edhoc(uri) {
+            // RFC 9528 Appendix A.1: the session's OSCORE context protects the request.
+            Security::Oscore(self.edhoc_session(uri, addr, &edhoc).await?)
         } else {
             self.security.for_uri(uri)
         };
@@ -207,13 +213,32 @@ impl RequestBuilder {
 
     /// Sends the request and waits for its response. Dropping the future cancels the
     /// exchange in the endpoint (a late response is then rejected).
-    pub async fn send(self) -> Result<Response, ClientError> {
+    pub async fn send(mut self) -> Result<Response, ClientError> {
+        let peer = self.handle.peer_for(&mut self.request).await?;
+        let handle = self.handle.clone();
+        let result = self.send_to(peer).await;
+        // The server refused our combined request's EDHOC part (RFC 9668 §3.3.1): the
+        // session is unusable, the next request runs EDHOC again.
+        if let (Security::Oscore(context), Err(ClientError::EdhocPeer { .. })) =
+            (peer.security, &result)
+        {
+            handle.sessions.forget(peer.addr, context);
+        }
+        if let (Security::Oscore(context), Err(ClientError::EdhocStatus(_))) =
+            (peer.security, &result)
+        {
+            handle.sessions.forget(peer.addr, context);
+        }
+        result
+    }
+
+    /// Sends the request to `peer` as it is (no credential lookup).
+    pub(crate) async fn send_to(self, peer: Peer) -> Result<Response, ClientError> {
         let RequestBuilder {
             handle,
-            mut request,
+            request,
             progress,
         } = self;
-        let peer = handle.peer_for(&mut request).await?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (reply, response) = async_channel::bounded(1);
         let command = Command(Cmd::Request {

@@ -52,6 +52,9 @@ pub enum Credential {
         /// The context directory (resolved).
         basedir: PathBuf,
     },
+    /// An EDHOC session (RFC 9528) to establish, whose OSCORE context then protects the
+    /// requests (aiocoap's `edhoc-oscore`, see [`crate::edhoc::config`]).
+    EdhocOscore(Box<crate::edhoc::config::EdhocOscore>),
     /// A DTLS pre-shared key (RFC 7252 §9.1.3.1).
     DtlsPsk {
         /// The key.
@@ -83,7 +86,13 @@ impl Credentials {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|message| CredentialsError::Format {
+        // aiocoap tells the formats apart by the suffix: `.diag` is EDN (RFC 8949 §8).
+        let parsed = if path.extension().is_some_and(|e| e == "diag") {
+            crate::edn::to_json(&text).and_then(|v| Self::from_value(v, base))
+        } else {
+            Self::parse(&text, base)
+        };
+        parsed.map_err(|message| CredentialsError::Format {
             path: path.to_owned(),
             message,
         })
@@ -91,7 +100,10 @@ impl Credentials {
 
     /// Parses the JSON text of a credentials file; `base` is the file's directory.
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let value = json_object(text)?;
+        Self::from_value(json_object(text)?, base)
+    }
+
+    fn from_value(value: Value, base: &Path) -> Result<Self, String> {
         let Value::Object(map) = value else {
             return Err("a credentials file is a JSON object".into());
         };
@@ -185,13 +197,16 @@ fn credential(kind: &str, body: &Value, base: &Path) -> Result<Credential, Strin
                 identity: identity.ok_or("dtls: client-identity missing")?,
             })
         }
+        "edhoc-oscore" => {
+            crate::edhoc::config::parse(fields, base).map(|e| Credential::EdhocOscore(Box::new(e)))
+        }
         other => Err(format!("unsupported credential type {other}")),
     }
 }
 
 /// A byte string as aiocoap writes it: a string (its UTF-8 bytes), `{"ascii": ".."}` or
 /// `{"hex": ".."}` (separators `-`, ` ` and `:` allowed).
-fn bytes(v: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn bytes(v: &Value) -> Result<Vec<u8>, String> {
     match v {
         Value::String(s) => Ok(s.as_bytes().to_vec()),
         Value::Object(m) if m.len() == 1 => match m.iter().next() {

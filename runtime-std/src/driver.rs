@@ -15,9 +15,12 @@ use coap_core::{
 
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
-use crate::oscore::{plain, Oscore, Peer, Security};
+use crate::edhoc::server::{deliver, StdResponder};
+use crate::edhoc::session::{refusal, Combining};
+use crate::oscore::{plain, protected, Oscore, Peer, Security};
 use crate::reply::RespondError;
 use crate::response::{ClientError, Response};
+use coap_core::edhoc::combined;
 use coap_core::oscore::{Incoming, Secured};
 
 /// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
@@ -36,7 +39,8 @@ pub const OBSERVERS: usize = 256;
 pub const MAX_DATAGRAM: usize = 65_535;
 /// Largest datagram a std endpoint sends: a message plus what OSCORE adds to it (the OSCORE
 /// option, the outer code and the 8-byte tag, RFC 8613 §4, §6).
-pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64;
+/// An EDHOC + OSCORE combined request (RFC 9668) carries message_3 besides.
+pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64 + coap_core::edhoc::transport::MAX_MESSAGE_LEN;
 
 /// The core endpoint as the std adapters size it.
 pub type StdEndpoint = Endpoint<Peer, SLOTS, MESSAGE_SIZE, DEDUP_ENTRIES, OBSERVERS>;
@@ -111,6 +115,10 @@ pub struct Driver<H> {
     scratch: Vec<u8>,
     /// CoAP over DTLS (RFC 7252 §9), when the endpoint has a coaps socket.
     dtls: Option<Box<Dtls>>,
+    /// The EDHOC Responder (RFC 9528) of a server with `edhoc-oscore` credentials.
+    edhoc: Option<Box<StdResponder>>,
+    /// message_3 of fresh client sessions, for their combined requests (RFC 9668).
+    combining: Combining,
     /// The address an ICMP error is being handled for (what `FailReason::Unreachable`
     /// events name).
     unreachable: Option<SocketAddr>,
@@ -139,6 +147,8 @@ impl<H: Handler<Peer>> Driver<H> {
             raw: VecDeque::new(),
             scratch: vec![0; 2 * MAX_DATAGRAM],
             dtls: None,
+            edhoc: None,
+            combining: Combining::default(),
             unreachable: None,
         })
     }
@@ -283,6 +293,14 @@ impl<H: Handler<Peer>> Driver<H> {
         self
     }
 
+    /// Answers EDHOC (RFC 9528) at `/.well-known/edhoc` with `responder` and accepts the
+    /// combined request (RFC 9668); needs OSCORE ([`Driver::with_oscore`]) for the
+    /// sessions' contexts.
+    pub fn with_edhoc(mut self, responder: Box<StdResponder>) -> Self {
+        self.edhoc = Some(responder);
+        self
+    }
+
     /// The core endpoint (statistics, slots in use).
     pub fn endpoint(&self) -> &StdEndpoint {
         &self.endpoint
@@ -356,7 +374,11 @@ impl<H: Handler<Peer>> Driver<H> {
                 .outgoing(now, t.peer.addr, context, plain, &mut self.scratch)
             {
                 Ok(n) if n <= buf.len() => {
-                    buf.get_mut(..n)?.copy_from_slice(self.scratch.get(..n)?);
+                    let protected = self.scratch.get(..n)?;
+                    if let Some(w) = self.combining.wrap(context, protected, buf) {
+                        return Some((t.peer.addr, w));
+                    }
+                    buf.get_mut(..n)?.copy_from_slice(protected);
                     return Some((t.peer.addr, n));
                 }
                 _ => continue,
@@ -419,48 +441,70 @@ impl<H: Handler<Peer>> Driver<H> {
                 .endpoint
                 .handle_datagram(now, plain(peer), bytes, &mut self.handler);
         };
+        let (rewritten, out) = self.scratch.split_at_mut(MAX_DATAGRAM);
+        // RFC 9668 §3.3.1: a combined request finishes its EDHOC session before the layer
+        // verifies the request it carries.
+        let incoming =
+            match self.edhoc.as_deref_mut().map(|r| {
+                combined::incoming(r, &mut *oscore.layer, now, peer, bytes, rewritten, out)
+            }) {
+                None | Some(combined::Outcome::NotCombined) => {
+                    oscore.layer.incoming(now, peer, bytes, out)
+                }
+                Some(combined::Outcome::Oscore { incoming, .. }) => incoming,
+                Some(combined::Outcome::Reply { len, .. }) => {
+                    let reply = out.get(..len).unwrap_or_default().to_vec();
+                    return self.raw.push_back((peer, reply));
+                }
+                Some(combined::Outcome::Drop(_)) => return,
+            };
         // RFC 8613: verify before the endpoint sees anything; it then sees the inner
         // message from the peer under that context.
-        match oscore.layer.incoming(now, peer, bytes, &mut self.scratch) {
-            Incoming::Plain => {
-                self.endpoint
-                    .handle_datagram(now, plain(peer), bytes, &mut self.handler)
-            }
+        let (from, inner) = match incoming {
+            Incoming::Plain => match self.combining.refused(peer, bytes) {
+                // The server's EDHOC error answering our combined request: it ends the
+                // request sent under that context.
+                Some(context) => (protected(peer, context), bytes),
+                None => (plain(peer), bytes),
+            },
             Incoming::Inner { len, context } => {
-                let from = Secured {
-                    addr: peer,
-                    security: Security::Oscore(context),
-                };
-                let inner = self.scratch.get(..len).unwrap_or_default();
-                self.endpoint
-                    .handle_datagram(now, from, inner, &mut self.handler);
+                self.combining.confirmed(context);
+                let inner = out.get(..len).unwrap_or_default();
+                (protected(peer, context), inner)
             }
             Incoming::Reply { len, .. } => {
-                let reply = self.scratch.get(..len).unwrap_or_default().to_vec();
-                self.raw.push_back((peer, reply));
+                let reply = out.get(..len).unwrap_or_default().to_vec();
+                return self.raw.push_back((peer, reply));
             }
             // An outer block-wise step (RFC 8613 §4.1.3.4.2): the layer answers the
             // fragment itself; a fragment that came in the ACK of our request still
             // acknowledges it for the endpoint.
             Incoming::Fragment { len, ack } => {
-                let step = self.scratch.get(..len).unwrap_or_default().to_vec();
+                let step = out.get(..len).unwrap_or_default().to_vec();
                 self.raw.push_back((peer, step));
                 if let Some((mid, context)) = ack {
                     let mut empty = [0u8; 4];
                     if coap_core::message::write_empty(&mut empty, MessageType::Ack, mid).is_ok() {
-                        let from = Secured {
-                            addr: peer,
-                            security: Security::Oscore(context),
-                        };
+                        let from = protected(peer, context);
                         self.endpoint
                             .handle_datagram(now, from, &empty, &mut self.handler);
                     }
                 }
+                return;
             }
             // Not verifiable (no context, failed integrity, ...): dropped without an answer
             // (RFC 8613 §8.2 answers only what it can protect).
-            Incoming::Drop(_) => {}
-        }
+            Incoming::Drop(_) => return,
+        };
+        deliver(
+            &mut self.endpoint,
+            &mut self.handler,
+            self.edhoc.as_deref_mut(),
+            Some(&mut *oscore.layer),
+            now,
+            from,
+            inner,
+        );
     }
 
     /// The network said `addr` cannot be reached (an ICMP error read from the socket's
@@ -663,6 +707,25 @@ impl<H: Handler<Peer>> Driver<H> {
                 let n = self.endpoint.notify(now, resource, |_, w| reply.write(w));
                 let _ = done.try_send(n);
             }
+            Cmd::RecipientIds { reply } => {
+                let ids = self.oscore.as_ref().map(|o| o.recipient_ids());
+                let _ = reply.try_send(ids.unwrap_or_default());
+            }
+            Cmd::EdhocContext {
+                context,
+                peer,
+                message_3,
+                reply,
+            } => {
+                let added = match self.oscore.as_mut() {
+                    Some(o) => o.add_session(*context),
+                    None => Err(ClientError::NoCredentials),
+                };
+                if let (Ok(id), Some(m3)) = (&added, message_3) {
+                    self.combining.add(*id, peer, m3);
+                }
+                let _ = reply.try_send(added);
+            }
             Cmd::Respond {
                 handle,
                 reply,
@@ -758,7 +821,10 @@ impl<H: Handler<Peer>> Driver<H> {
                         body.extend_from_slice(&response.payload);
                         response.payload = body;
                     }
-                    (id, Ok(response))
+                    match self.combining.take_refusal(peer.addr, message.token()) {
+                        Some(()) => (id, Err(refusal(&response))),
+                        None => (id, Ok(response)),
+                    }
                 }
                 Event::Failed { id, reason } => (id, Err(failure(reason, self.unreachable))),
                 // The request asked for no response (RFC 7967) and none came.

@@ -98,6 +98,7 @@ pub mod credentials;
 mod driver;
 pub mod dtls;
 pub mod edhoc;
+mod edn;
 mod endpoint;
 mod event_loop;
 mod icmp;

@@ -96,6 +96,9 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Closed
         | ClientError::RepresentationChanged
         | ClientError::Handshake(_)
+        | ClientError::Edhoc(_)
+        | ClientError::EdhocPeer { .. }
+        | ClientError::EdhocStatus(_)
         | ClientError::Unreachable { .. }
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }
