@@ -33,7 +33,7 @@ pub struct Handle {
     /// The PSK for `coaps://` URIs the credentials say nothing about.
     psk: Option<std::sync::Arc<Psk>>,
     /// EDHOC sessions established for `edhoc-oscore` credentials (RFC 9528).
-    pub(crate) sessions: crate::edhoc::session::Sessions,
+    pub(crate) sessions: crate::edhoc::sessions::Sessions,
 }
 
 impl Handle {

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::edn::bytes;
+pub use crate::edn::hex;
+
 /// Why a credentials file or a security context directory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -204,28 +207,6 @@ fn credential(kind: &str, body: &Value, base: &Path) -> Result<Credential, Strin
     }
 }
 
-/// A byte string as aiocoap writes it: a string (its UTF-8 bytes), `{"ascii": ".."}` or
-/// `{"hex": ".."}` (separators `-`, ` ` and `:` allowed).
-pub(crate) fn bytes(v: &Value) -> Result<Vec<u8>, String> {
-    match v {
-        Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Object(m) if m.len() == 1 => match m.iter().next() {
-            Some((k, Value::String(s))) if k == "ascii" && s.is_ascii() => {
-                Ok(s.as_bytes().to_vec())
-            }
-            Some((k, Value::String(s))) if k == "hex" => {
-                let clean: String = s
-                    .chars()
-                    .filter(|c| !matches!(c, '-' | ' ' | ':'))
-                    .collect();
-                hex(&clean)
-            }
-            _ => Err("expected {\"ascii\": ..} or {\"hex\": ..}".into()),
-        },
-        _ => Err("expected a string, {\"ascii\": ..} or {\"hex\": ..}".into()),
-    }
-}
-
 /// The context parameters that are byte strings (aiocoap writes them with a `_hex` or
 /// `_ascii` suffix).
 const BYTE_VALUES: &[&str] = &["secret", "salt", "sender-id", "recipient-id", "id-context"];
@@ -266,27 +247,6 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
         }
         d.deserialize_map(Keys)
     }
-}
-
-/// Decodes hex digits (an even number of them).
-pub fn hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits = s.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits in {s:?}"));
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let d = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
-            match (
-                pair.first().copied().and_then(d),
-                pair.get(1).copied().and_then(d),
-            ) {
-                (Some(h), Some(l)) => Ok(h << 4 | l),
-                _ => Err(format!("not hex: {s:?}")),
-            }
-        })
-        .collect()
 }
 
 fn resolve(dir: &str, base: &Path) -> PathBuf {

@@ -8,6 +8,9 @@
 //! `{"hex": ".."}` (the byte-string form aiocoap's JSON files use), `true`/`false`/`null`
 //! stay themselves. Tags, floats, indefinite strings and other simple values have no place
 //! in a credentials file and are refused.
+//!
+//! It also reads those byte-string values back ([`bytes`], [`hex`]), for the JSON and the
+//! EDN forms alike.
 
 use cbor_diag::{DataItem, Simple};
 use serde_json::{Map, Number, Value};
@@ -73,6 +76,49 @@ fn key(item: &DataItem) -> Result<String, String> {
         DataItem::Negative { value, .. } => Ok(format!("-{}", u128::from(*value) + 1)),
         _ => Err("a map key in a credentials file is text or an integer".into()),
     }
+}
+
+/// A byte string as aiocoap writes it: a string (its UTF-8 bytes), `{"ascii": ".."}` or
+/// `{"hex": ".."}` (separators `-`, ` ` and `:` allowed).
+pub(crate) fn bytes(v: &Value) -> Result<Vec<u8>, String> {
+    match v {
+        Value::String(s) => Ok(s.as_bytes().to_vec()),
+        Value::Object(m) if m.len() == 1 => match m.iter().next() {
+            Some((k, Value::String(s))) if k == "ascii" && s.is_ascii() => {
+                Ok(s.as_bytes().to_vec())
+            }
+            Some((k, Value::String(s))) if k == "hex" => {
+                let clean: String = s
+                    .chars()
+                    .filter(|c| !matches!(c, '-' | ' ' | ':'))
+                    .collect();
+                hex(&clean)
+            }
+            _ => Err("expected {\"ascii\": ..} or {\"hex\": ..}".into()),
+        },
+        _ => Err("expected a string, {\"ascii\": ..} or {\"hex\": ..}".into()),
+    }
+}
+
+/// Decodes hex digits (an even number of them).
+pub fn hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits = s.as_bytes();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("odd number of hex digits in {s:?}"));
+    }
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let d = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
+            match (
+                pair.first().copied().and_then(d),
+                pair.get(1).copied().and_then(d),
+            ) {
+                (Some(h), Some(l)) => Ok(h << 4 | l),
+                _ => Err(format!("not hex: {s:?}")),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -180,18 +180,18 @@ impl Oscore {
     pub(crate) fn add_session(
         &mut self,
         context: SecurityContext,
-    ) -> Result<ContextId, crate::ClientError> {
+    ) -> Result<ContextId, coap_core::edhoc::Error> {
         if self
             .recipient_ids()
             .iter()
             .any(|id| id.as_slice() == context.recipient_id())
         {
-            return Err(crate::ClientError::Edhoc(coap_core::edhoc::Error::Busy));
+            return Err(coap_core::edhoc::Error::Busy);
         }
         let id = self
             .layer
             .add_context(context)
-            .map_err(|_| crate::ClientError::Edhoc(coap_core::edhoc::Error::Busy))?;
+            .map_err(|_| coap_core::edhoc::Error::Busy)?;
         let _ = self.persist();
         Ok(id)
     }

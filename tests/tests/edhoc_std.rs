@@ -22,6 +22,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coap_tokio::coap_core::{Message, OptionNumber};
 use coap_tokio::glue::edhoc::EdhocKey;
 use coap_tokio::{Credentials, Security};
 use support::{PeerServer, Scratch};
@@ -124,6 +130,100 @@ fn our_server(dir: &Path, server: &Party, client: &Party) -> PeerServer {
     })
 }
 
+/// What passed a [`Relay`] from the client: POSTs to `/.well-known/edhoc` and requests
+/// with the EDHOC option (21, RFC 9668 §3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Seen {
+    edhoc_posts: usize,
+    combined: usize,
+}
+
+/// A loopback UDP relay between one client and `server` that counts the client's
+/// requests ([`Seen`]); MIDs seen before (retransmissions) are not counted again.
+struct Relay {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn new(server: SocketAddr) -> Relay {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        }
+        let addr = front.local_addr().unwrap();
+        let (seen, stop) = (
+            Arc::new(Mutex::new(Seen::default())),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (s2, stop2) = (seen.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(120);
+            let (mut client, mut mids, mut buf) = (None, Vec::new(), [0u8; 2048]);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < until {
+                if let Ok((n, from)) = front.recv_from(&mut buf) {
+                    client = Some(from);
+                    if let Ok(m) = Message::parse(&buf[..n]) {
+                        if m.code().is_request() && !mids.contains(&m.message_id()) {
+                            mids.push(m.message_id());
+                            let mut seen = s2.lock().unwrap();
+                            let path: Vec<&[u8]> = m.uri_path().collect();
+                            if path == [&b".well-known"[..], &b"edhoc"[..]] {
+                                seen.edhoc_posts += 1;
+                            }
+                            if m.option(OptionNumber(21)).is_some() {
+                                seen.combined += 1;
+                            }
+                        }
+                    }
+                    let _ = back.send_to(&buf[..n], server);
+                }
+                if let (Ok((n, _)), Some(c)) = (back.recv_from(&mut buf), client) {
+                    let _ = front.send_to(&buf[..n], c);
+                }
+            }
+        });
+        Relay {
+            addr,
+            seen,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn seen(&self) -> Seen {
+        *self.seen.lock().unwrap()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The messages of one session: two POSTs in the plain flow, one and a combined request
+/// with it (RFC 9668).
+fn expected(combined: bool) -> Seen {
+    if combined {
+        Seen {
+            edhoc_posts: 1,
+            combined: 1,
+        }
+    } else {
+        Seen {
+            edhoc_posts: 2,
+            combined: 0,
+        }
+    }
+}
+
 #[test]
 fn coap_get_runs_edhoc_with_aiocoap_fileserver_then_oscore() {
     if support::aiocoap().is_none() {
@@ -203,14 +303,15 @@ fn std_client_answer_is_oscore_protected_after_edhoc() {
     );
     let peer = aiocoap_fileserver(dir.path(), &server, &client);
     for combined in [false, true] {
+        let relay = Relay::new(peer.addr);
         let path = write_creds(
             dir.path(),
             &format!("lib-{combined}"),
-            &format!("coap://{}/*", peer.addr),
+            &format!("coap://{}/*", relay.addr),
             &entry(&client, &server, Some(combined)),
         );
         let creds = Credentials::load(&path).unwrap();
-        let uri = peer.uri("/hello.txt");
+        let uri = format!("coap://{}/hello.txt", relay.addr);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -234,6 +335,8 @@ fn std_client_answer_is_oscore_protected_after_edhoc() {
                 );
             }
         });
+        // One handshake for both requests, in the flow asked for.
+        assert_eq!(relay.seen(), expected(combined), "combined={combined}");
     }
 }
 
@@ -248,12 +351,17 @@ fn aiocoap_client_runs_edhoc_with_coap_serve_then_oscore() {
         Party::new(dir.path(), "client", 0x0a),
     );
     let mut ours = our_server(dir.path(), &server, &client);
-    let pattern = format!("coap://{}/*", ours.addr);
-    let run = |me: &Party, peer: &Party, combined: bool, name: &str| {
+    let run_via = |me: &Party, peer: &Party, combined: bool, name: &str, to: SocketAddr| {
+        let pattern = format!("coap://{to}/*");
         let creds = write_creds(dir.path(), name, &pattern, &entry(me, peer, Some(combined)));
         let mut cmd = Command::new(&aio.client);
-        cmd.arg("--credentials").arg(&creds).arg(ours.uri("/hello"));
+        cmd.arg("--credentials")
+            .arg(&creds)
+            .arg(format!("coap://{to}/hello"));
         support::run("aiocoap-client --credentials (EDHOC)", cmd)
+    };
+    let run = |me: &Party, peer: &Party, combined: bool, name: &str| {
+        run_via(me, peer, combined, name, ours.addr)
     };
     // Plain GETs get 4.01 (--require-oscore): a success is an OSCORE-protected answer.
     let mut plain = Command::new(&aio.client);
@@ -261,12 +369,20 @@ fn aiocoap_client_runs_edhoc_with_coap_serve_then_oscore() {
     let r = support::run("aiocoap-client (plain)", plain);
     assert!(!r.stdout.contains("Hello, world!"), "{}", r.show());
     for combined in [false, true] {
-        let r = run(&client, &server, combined, &format!("aio-{combined}"));
+        let relay = Relay::new(ours.addr);
+        let r = run_via(
+            &client,
+            &server,
+            combined,
+            &format!("aio-{combined}"),
+            relay.addr,
+        );
         assert!(
             r.status.success() && r.stdout.contains("Hello, world!"),
             "combined={combined}: {}",
             r.show()
         );
+        assert_eq!(relay.seen(), expected(combined), "combined={combined}");
     }
     // aiocoap expects another server credential: our MAC_2 fails on its side.
     let impostor = Party::new(dir.path(), "server", 0x0b);

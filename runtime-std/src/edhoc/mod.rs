@@ -14,6 +14,7 @@
 pub mod config;
 pub mod server;
 pub(crate) mod session;
+pub(crate) mod sessions;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};

@@ -112,37 +112,3 @@ impl<H: Handler<Peer>> Handler<Peer> for WithEdhoc<'_, '_, H> {
         self.inner.idempotence(request)
     }
 }
-
-/// Hands a datagram (verified or plain) to the endpoint, with the EDHOC resource in front
-/// of the handler when the server has a Responder; sessions it establishes join `layer`.
-pub(crate) fn deliver<H: Handler<Peer>>(
-    endpoint: &mut crate::driver::StdEndpoint,
-    handler: &mut H,
-    responder: Option<&mut StdResponder>,
-    layer: Option<&mut crate::oscore::StdLayer>,
-    now: coap_core::Instant,
-    from: Peer,
-    bytes: &[u8],
-) {
-    let (Some(responder), Some(layer)) = (responder, layer) else {
-        return endpoint.handle_datagram(now, from, bytes, handler);
-    };
-    // C_R becomes our Recipient ID (RFC 9528 Appendix A.1): none in use may be chosen.
-    let in_use: Vec<Vec<u8>> = (0..crate::oscore::CONTEXTS)
-        .filter_map(|i| u8::try_from(i).ok())
-        .filter_map(|i| layer.context(coap_core::oscore::ContextId(i)))
-        .map(|c| c.recipient_id().to_vec())
-        .collect();
-    let taken = |id: &[u8]| in_use.iter().any(|i| i == id);
-    let mut edhoc: StdResource<'_> = EdhocResource::new(responder, &taken);
-    let mut wrapped = WithEdhoc {
-        inner: handler,
-        edhoc: &mut edhoc,
-    };
-    endpoint.handle_datagram(now, from, bytes, &mut wrapped);
-    while let Some(established) = edhoc.poll_established() {
-        // A full layer: the Initiator's first OSCORE request then fails to verify; the
-        // session is lost, as when its handshake had failed.
-        let _ = layer.add_context(established.context);
-    }
-}

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 use coap_core::edhoc::initiator::SUITES_I;
 use coap_core::edhoc::wire::{
@@ -27,35 +26,6 @@ use crate::client::Handle;
 use crate::command::{Cmd, Command};
 use crate::oscore::plain;
 use crate::response::{ClientError, Response};
-
-/// The EDHOC sessions a client has established, by server address: their OSCORE contexts
-/// in the endpoint's layer. Shared by the clones of a handle.
-#[derive(Clone, Debug, Default)]
-pub struct Sessions {
-    by_peer: Arc<Mutex<HashMap<SocketAddr, ContextId>>>,
-}
-
-impl Sessions {
-    fn get(&self, peer: SocketAddr) -> Option<ContextId> {
-        self.by_peer.lock().ok()?.get(&peer).copied()
-    }
-
-    fn insert(&self, peer: SocketAddr, context: ContextId) {
-        if let Ok(mut m) = self.by_peer.lock() {
-            m.insert(peer, context);
-        }
-    }
-
-    /// Forgets the session whose combined request the server refused: the next request
-    /// runs EDHOC again.
-    pub(crate) fn forget(&self, peer: SocketAddr, context: ContextId) {
-        if let Ok(mut m) = self.by_peer.lock() {
-            if m.get(&peer) == Some(&context) {
-                m.remove(&peer);
-            }
-        }
-    }
-}
 
 /// The `/.well-known/edhoc` URI of the server `uri` names (RFC 9528 Appendix A.2).
 fn edhoc_uri(uri: &str) -> String {

@@ -1,6 +1,8 @@
 //! The adapter side: the core endpoint with its table of waiting requests, fed by an
 //! adapter's loop through [`Driver::step`].
 
+mod incoming;
+
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -9,19 +11,17 @@ use std::time::Duration;
 
 use async_channel::Sender;
 use coap_core::{
-    Config, Endpoint, Event, FailReason, Handler, Instant, MessageType, OptionNumber, RequestId,
-    Unreachable,
+    Config, Endpoint, Event, FailReason, Handler, Instant, OptionNumber, RequestId, Unreachable,
 };
 
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
-use crate::edhoc::server::{deliver, StdResponder};
+use crate::edhoc::server::StdResponder;
 use crate::edhoc::session::{refusal, Combining};
-use crate::oscore::{plain, protected, Oscore, Peer, Security};
+use crate::oscore::{plain, Oscore, Peer, Security};
 use crate::reply::RespondError;
 use crate::response::{ClientError, Response};
-use coap_core::edhoc::combined;
-use coap_core::oscore::{Incoming, Secured};
+use coap_core::oscore::Secured;
 
 /// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
 pub const SLOTS: usize = 256;
@@ -433,80 +433,6 @@ impl<H: Handler<Peer>> Driver<H> {
         ControlFlow::Continue(())
     }
 
-    /// Feeds a received datagram.
-    pub fn handle_datagram(&mut self, peer: SocketAddr, bytes: &[u8]) {
-        let now = self.now();
-        let Some(oscore) = self.oscore.as_mut() else {
-            return self
-                .endpoint
-                .handle_datagram(now, plain(peer), bytes, &mut self.handler);
-        };
-        let (rewritten, out) = self.scratch.split_at_mut(MAX_DATAGRAM);
-        // RFC 9668 §3.3.1: a combined request finishes its EDHOC session before the layer
-        // verifies the request it carries.
-        let incoming =
-            match self.edhoc.as_deref_mut().map(|r| {
-                combined::incoming(r, &mut *oscore.layer, now, peer, bytes, rewritten, out)
-            }) {
-                None | Some(combined::Outcome::NotCombined) => {
-                    oscore.layer.incoming(now, peer, bytes, out)
-                }
-                Some(combined::Outcome::Oscore { incoming, .. }) => incoming,
-                Some(combined::Outcome::Reply { len, .. }) => {
-                    let reply = out.get(..len).unwrap_or_default().to_vec();
-                    return self.raw.push_back((peer, reply));
-                }
-                Some(combined::Outcome::Drop(_)) => return,
-            };
-        // RFC 8613: verify before the endpoint sees anything; it then sees the inner
-        // message from the peer under that context.
-        let (from, inner) = match incoming {
-            Incoming::Plain => match self.combining.refused(peer, bytes) {
-                // The server's EDHOC error answering our combined request: it ends the
-                // request sent under that context.
-                Some(context) => (protected(peer, context), bytes),
-                None => (plain(peer), bytes),
-            },
-            Incoming::Inner { len, context } => {
-                self.combining.confirmed(context);
-                let inner = out.get(..len).unwrap_or_default();
-                (protected(peer, context), inner)
-            }
-            Incoming::Reply { len, .. } => {
-                let reply = out.get(..len).unwrap_or_default().to_vec();
-                return self.raw.push_back((peer, reply));
-            }
-            // An outer block-wise step (RFC 8613 §4.1.3.4.2): the layer answers the
-            // fragment itself; a fragment that came in the ACK of our request still
-            // acknowledges it for the endpoint.
-            Incoming::Fragment { len, ack } => {
-                let step = out.get(..len).unwrap_or_default().to_vec();
-                self.raw.push_back((peer, step));
-                if let Some((mid, context)) = ack {
-                    let mut empty = [0u8; 4];
-                    if coap_core::message::write_empty(&mut empty, MessageType::Ack, mid).is_ok() {
-                        let from = protected(peer, context);
-                        self.endpoint
-                            .handle_datagram(now, from, &empty, &mut self.handler);
-                    }
-                }
-                return;
-            }
-            // Not verifiable (no context, failed integrity, ...): dropped without an answer
-            // (RFC 8613 §8.2 answers only what it can protect).
-            Incoming::Drop(_) => return,
-        };
-        deliver(
-            &mut self.endpoint,
-            &mut self.handler,
-            self.edhoc.as_deref_mut(),
-            Some(&mut *oscore.layer),
-            now,
-            from,
-            inner,
-        );
-    }
-
     /// The network said `addr` cannot be reached (an ICMP error read from the socket's
     /// error queue; `dtls`: from the coaps socket). Requests to it fail now with
     /// [`ClientError::Unreachable`], its observers are dropped and its CON messages no
@@ -718,7 +644,7 @@ impl<H: Handler<Peer>> Driver<H> {
                 reply,
             } => {
                 let added = match self.oscore.as_mut() {
-                    Some(o) => o.add_session(*context),
+                    Some(o) => o.add_session(*context).map_err(ClientError::Edhoc),
                     None => Err(ClientError::NoCredentials),
                 };
                 if let (Ok(id), Some(m3)) = (&added, message_3) {
