@@ -56,6 +56,8 @@ pub type StdLayer = Layer<SocketAddr, CONTEXTS, BINDINGS, MAX_UNFRAGMENTED>;
 pub struct Oscore {
     pub(super) layer: Box<StdLayer>,
     dirs: HashMap<ContextId, OscoreDir>,
+    /// The contexts of EDHOC sessions a server established, oldest first.
+    sessions: std::collections::VecDeque<ContextId>,
 }
 
 impl std::fmt::Debug for Oscore {
@@ -158,7 +160,11 @@ impl Oscore {
             ids.insert(basedir.clone(), id);
             dirs.insert(id, dir);
         }
-        let mut oscore = Oscore { layer, dirs };
+        let mut oscore = Oscore {
+            layer,
+            dirs,
+            sessions: Default::default(),
+        };
         oscore.persist()?;
         let map = SecurityMap {
             inner: Some(Arc::new((credentials.clone(), ids))),
@@ -194,6 +200,21 @@ impl Oscore {
             .map_err(|_| coap_core::edhoc::Error::Busy)?;
         let _ = self.persist();
         Ok(id)
+    }
+
+    /// A server established the EDHOC session of `context`. The layer always keeps a slot
+    /// free for the next one: when this took the last, the oldest session is removed
+    /// (its client then gets 4.01 and runs EDHOC again). Only authenticated peers (those
+    /// the credentials trust) get this far, so a stranger cannot push sessions out.
+    pub(crate) fn session_established(&mut self, context: ContextId) {
+        self.sessions.push_back(context);
+        let _ = self.persist();
+        while self.recipient_ids().len() >= CONTEXTS {
+            let Some(oldest) = self.sessions.pop_front() else {
+                break;
+            };
+            self.layer.remove_context(oldest);
+        }
     }
 
     /// Writes every sequence number bound the layer wants persisted, then lets it use them.

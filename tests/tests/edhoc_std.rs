@@ -493,3 +493,31 @@ fn key_files_other_users_can_read_are_refused_in_one_line() {
     assert_eq!(r.status.code(), Some(2), "{}", r.show());
     assert!(r.stderr.contains("chmod 600"), "{}", r.show());
 }
+
+#[test]
+fn coap_serve_keeps_answering_after_more_sessions_than_it_has_contexts() {
+    let dir = Scratch::new("edhoc-std-many");
+    let (server, client) = (
+        Party::new(dir.path(), "server", 0x0b),
+        Party::new(dir.path(), "client", 0x0a),
+    );
+    let mut ours = our_server(dir.path(), &server, &client);
+    let creds = write_creds(
+        dir.path(),
+        "many",
+        &format!("coap://{}/*", ours.addr),
+        &entry(&client, &server, None),
+    );
+    // Each `coap get` is a new session; the server's layer holds 32 contexts, so the
+    // oldest sessions make room for new ones instead of the 32nd refusing all others.
+    let sessions = coap_tokio::glue::oscore::CONTEXTS + 8;
+    for i in 0..sessions {
+        let r = coap_get(&creds, &ours.uri("/hello"));
+        assert!(
+            r.status.success() && r.stdout.contains("Hello, world!"),
+            "session {i}: {}",
+            r.show()
+        );
+    }
+    ours.assert_running();
+}

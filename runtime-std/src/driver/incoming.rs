@@ -32,7 +32,15 @@ impl<H: Handler<Peer>> Driver<H> {
                 None | Some(combined::Outcome::NotCombined) => {
                     oscore.layer.incoming(now, peer, bytes, out)
                 }
-                Some(combined::Outcome::Oscore { incoming, .. }) => incoming,
+                Some(combined::Outcome::Oscore {
+                    incoming,
+                    established,
+                }) => {
+                    if let Some((id, _)) = established {
+                        oscore.session_established(id);
+                    }
+                    incoming
+                }
                 Some(combined::Outcome::Reply { len, .. }) => {
                     let reply = out.get(..len).unwrap_or_default().to_vec();
                     return self.raw.push_back((peer, reply));
@@ -81,7 +89,7 @@ impl<H: Handler<Peer>> Driver<H> {
             &mut self.endpoint,
             &mut self.handler,
             self.edhoc.as_deref_mut(),
-            Some(&mut *oscore.layer),
+            Some(oscore),
             now,
             from,
             inner,
@@ -95,20 +103,16 @@ fn deliver<H: Handler<Peer>>(
     endpoint: &mut super::StdEndpoint,
     handler: &mut H,
     responder: Option<&mut StdResponder>,
-    layer: Option<&mut crate::oscore::StdLayer>,
+    oscore: Option<&mut crate::oscore::Oscore>,
     now: coap_core::Instant,
     from: Peer,
     bytes: &[u8],
 ) {
-    let (Some(responder), Some(layer)) = (responder, layer) else {
+    let (Some(responder), Some(oscore)) = (responder, oscore) else {
         return endpoint.handle_datagram(now, from, bytes, handler);
     };
     // C_R becomes our Recipient ID (RFC 9528 Appendix A.1): none in use may be chosen.
-    let in_use: Vec<Vec<u8>> = (0..crate::oscore::CONTEXTS)
-        .filter_map(|i| u8::try_from(i).ok())
-        .filter_map(|i| layer.context(coap_core::oscore::ContextId(i)))
-        .map(|c| c.recipient_id().to_vec())
-        .collect();
+    let in_use = oscore.recipient_ids();
     let taken = |id: &[u8]| in_use.iter().any(|i| i == id);
     let mut edhoc: StdResource<'_> = EdhocResource::new(responder, &taken);
     let mut wrapped = WithEdhoc {
@@ -119,6 +123,8 @@ fn deliver<H: Handler<Peer>>(
     while let Some(established) = edhoc.poll_established() {
         // A full layer: the Initiator's first OSCORE request then fails to verify; the
         // session is lost, as when its handshake had failed.
-        let _ = layer.add_context(established.context);
+        if let Ok(id) = oscore.layer.add_context(established.context) {
+            oscore.session_established(id);
+        }
     }
 }
