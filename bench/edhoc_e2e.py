@@ -9,8 +9,8 @@ client does a plain GET (no credentials): the difference is what EDHOC + OSCORE 
 - Client role: CPU time (user + system) of the client process, `coap get` and
   `aiocoap-client`, each against both servers.
 - Server role: CPU time the server process (`coap serve`, `aiocoap-fileserver`) spends per
-  request, read from /proc/PID/stat around a batch of our client's requests (the same
-  client for both servers), with and without EDHOC.
+  request, read from /proc/PID/stat (10 ms ticks) around a batch of our client's
+  requests (the same client for both servers), with and without EDHOC.
 
 Usage: bench/edhoc_e2e.py COAP_BINARY AIOCOAP_BIN_DIR [RUNS]
   e.g. bench/edhoc_e2e.py target/release/coap /work/main/.peers/venv/bin 20
@@ -79,26 +79,37 @@ def main():
     files.mkdir()
     (files / "hello").write_text("Hello, world!")
 
-    servers = {}
-    p_ours, p_aio = free_port(), free_port()
-    (d / "ours.diag").write_text(f'{{":client": {entry(s_ccs, s_key, c_ccs)}}}')
-    (d / "aio.diag").write_text(f'{{"coap://127.0.0.1:{p_aio}/*": {entry(s_ccs, s_key, c_ccs)}}}')
-    procs = [
-        subprocess.Popen([coap, "serve", "--bind", f"127.0.0.1:{p_ours}", "--credentials",
-                          str(d / "ours.diag")], stderr=subprocess.DEVNULL),
-        subprocess.Popen([str(aio / "aiocoap-fileserver"), "--bind", f"127.0.0.1:{p_aio}",
-                          "--credentials", str(d / "aio.diag"), str(files)],
-                         stderr=subprocess.DEVNULL),
-    ]
-    servers = {"coap serve": (p_ours, procs[0]), "aiocoap-fileserver": (p_aio, procs[1])}
-    try:
-        for name, (port, _) in servers.items():
+    def start():
+        """Fresh servers (aiocoap-fileserver refuses new sessions with 5.00 after a few
+        dozen), each with the client's credentials file."""
+        p_ours, p_aio = free_port(), free_port()
+        (d / "ours.diag").write_text(f'{{":client": {entry(s_ccs, s_key, c_ccs)}}}')
+        (d / "aio.diag").write_text(
+            f'{{"coap://127.0.0.1:{p_aio}/*": {entry(s_ccs, s_key, c_ccs)}}}')
+        procs = {
+            "coap serve": (p_ours, subprocess.Popen(
+                [coap, "serve", "--bind", f"127.0.0.1:{p_ours}", "--credentials",
+                 str(d / "ours.diag")], stderr=subprocess.DEVNULL)),
+            "aiocoap-fileserver": (p_aio, subprocess.Popen(
+                [str(aio / "aiocoap-fileserver"), "--bind", f"127.0.0.1:{p_aio}",
+                 "--credentials", str(d / "aio.diag"), str(files)],
+                stderr=subprocess.DEVNULL)),
+        }
+        for port, _ in procs.values():
             wait_up(coap, f"coap://127.0.0.1:{port}/hello")
             (d / f"client-{port}.diag").write_text(
                 f'{{"coap://127.0.0.1:{port}/*": {entry(c_ccs, c_key, s_ccs)}}}')
+        return procs
 
-        print(f"client role: CPU ms per process (mean of {runs}), EDHOC+OSCORE GET / plain GET")
-        for client in ("coap get", "aiocoap-client"):
+    def stop(procs):
+        for _, p in procs.values():
+            p.kill()
+            p.wait()
+
+    print(f"client role: CPU ms per process (mean of {runs}), EDHOC+OSCORE GET / plain GET")
+    for client in ("coap get", "aiocoap-client"):
+        servers = start()
+        try:
             for name, (port, _) in servers.items():
                 uri = f"coap://127.0.0.1:{port}/hello"
                 creds = str(d / f"client-{port}.diag")
@@ -111,24 +122,25 @@ def main():
                 t_plain = sum(child_cpu(plain) for _ in range(runs)) / runs
                 print(f"  {client:15} -> {name:19} {t_sec * 1e3:8.1f} / {t_plain * 1e3:8.1f}"
                       f"   (EDHOC+OSCORE adds {(t_sec - t_plain) * 1e3:6.1f})")
+        finally:
+            stop(servers)
 
-        batch = 5 * runs
-        print(f"server role: CPU ms per request in the server (batches of {batch} `coap get`)")
+    print(f"server role: CPU ms per request in the server ({runs} `coap get` each)")
+    servers = start()
+    try:
         for name, (port, proc) in servers.items():
             uri = f"coap://127.0.0.1:{port}/hello"
             creds = str(d / f"client-{port}.diag")
             res = []
             for cmd in ([coap, "get", "--credentials", creds, uri], [coap, "get", uri]):
                 before = proc_cpu(proc.pid)
-                for _ in range(batch):
+                for _ in range(runs):
                     child_cpu(cmd)
-                res.append((proc_cpu(proc.pid) - before) / batch)
+                res.append((proc_cpu(proc.pid) - before) / runs)
             print(f"  {name:19} {res[0] * 1e3:8.2f} / {res[1] * 1e3:8.2f}"
                   f"   (EDHOC+OSCORE adds {(res[0] - res[1]) * 1e3:6.2f})")
     finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+        stop(servers)
 
 
 if __name__ == "__main__":
