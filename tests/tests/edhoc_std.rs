@@ -521,3 +521,39 @@ fn coap_serve_keeps_answering_after_more_sessions_than_it_has_contexts() {
     }
     ours.assert_running();
 }
+
+#[test]
+fn malformed_edhoc_credentials_are_one_line_usage_errors() {
+    let dir = Scratch::new("edhoc-std-malformed");
+    let (server, client) = (
+        Party::new(dir.path(), "server", 0x0b),
+        Party::new(dir.path(), "client", 0x0a),
+    );
+    let good = entry(&client, &server, None);
+    for (name, text, why) in [
+        ("edn", "{\"coap://h/*\": {1: ".to_owned(), "EDN"),
+        (
+            "suite",
+            format!(
+                "{{\"coap://h/*\": {}}}",
+                good.replace("\"suite\": 2", "\"suite\": 3")
+            ),
+            "suite 3 is not supported",
+        ),
+        (
+            "method",
+            format!(
+                "{{\"coap://h/*\": {}}}",
+                good.replace("\"method\": 3", "\"method\": 1")
+            ),
+            "method 1 is not supported",
+        ),
+    ] {
+        let path = dir.path().join(format!("{name}.diag"));
+        fs::write(&path, text).unwrap();
+        let r = coap_get(&path, "coap://127.0.0.1:9/hello");
+        assert_eq!(r.status.code(), Some(2), "{name}: {}", r.show());
+        assert_eq!(r.stderr.trim().lines().count(), 1, "{name}: {}", r.show());
+        assert!(r.stderr.contains(why), "{name}: {}", r.show());
+    }
+}
