@@ -224,8 +224,10 @@ impl RequestBuilder {
         {
             handle.sessions.forget(peer.addr, context);
         }
-        if let (Security::Oscore(context), Err(ClientError::EdhocStatus(_))) =
-            (peer.security, &result)
+        if let (
+            Security::Oscore(context),
+            Err(ClientError::EdhocStatus(_) | ClientError::EdhocSessionLost(_)),
+        ) = (peer.security, &result)
         {
             handle.sessions.forget(peer.addr, context);
         }

@@ -79,6 +79,13 @@ pub enum ClientError {
     /// error message.
     #[error("EDHOC: the server refused the handshake with {0}")]
     EdhocStatus(coap_core::Code),
+    /// The server answered a request under an EDHOC session in plain CoAP with this code
+    /// (4.01: it no longer has the session, e.g. after a restart); the session is over
+    /// and the next request runs EDHOC again.
+    #[error(
+        "EDHOC: the server no longer has our session ({0}); the next request runs EDHOC again"
+    )]
+    EdhocSessionLost(coap_core::Code),
     /// The request asked for no response (No-Response, RFC 7967) and none came.
     #[error("no response (as asked with No-Response)")]
     NoResponse,

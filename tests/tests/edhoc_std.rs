@@ -557,3 +557,86 @@ fn malformed_edhoc_credentials_are_one_line_usage_errors() {
         assert!(r.stderr.contains(why), "{name}: {}", r.show());
     }
 }
+
+/// `coap_tokio::Server` with EDHOC credentials on `addr`, OSCORE required, in a runtime of
+/// its own (dropping it is the server's crash).
+fn in_process_server(addr: SocketAddr, creds: &Path) -> (tokio::runtime::Runtime, SocketAddr) {
+    use coap_tokio::glue::oscore::{Protection, RequireOscore};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = Credentials::load(creds).unwrap();
+    let local = rt.block_on(async {
+        let server = coap_tokio::Server::bind(addr)
+            .await
+            .unwrap()
+            .with_credentials(&creds)
+            .unwrap();
+        let local = server.local_addr();
+        let handler = RequireOscore::new(coap_tools::demo::router(), Protection::Required);
+        tokio::spawn(server.serve(handler));
+        local
+    });
+    (rt, local)
+}
+
+#[test]
+fn a_server_that_lost_the_session_ends_it_and_the_next_request_runs_edhoc_again() {
+    let dir = Scratch::new("edhoc-std-restart");
+    let (server, client) = (
+        Party::new(dir.path(), "server", 0x0b),
+        Party::new(dir.path(), "client", 0x0a),
+    );
+    let server_creds = write_creds(dir.path(), "srv", ":client", &entry(&server, &client, None));
+    let (rt, addr) = in_process_server("127.0.0.1:0".parse().unwrap(), &server_creds);
+    let mut server_rt = Some(rt);
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let uri = format!("coap://{addr}/hello");
+    for combined in [false, true] {
+        let path = write_creds(
+            dir.path(),
+            &format!("restart-{combined}"),
+            &format!("coap://{addr}/*"),
+            &entry(&client, &server, Some(combined)),
+        );
+        let creds = Credentials::load(&path).unwrap();
+        let c = client_rt.block_on(async {
+            let c = coap_tokio::Client::bind_with_credentials(
+                "127.0.0.1:0".parse().unwrap(),
+                coap_tokio::Config::default(),
+                &creds,
+            )
+            .await
+            .unwrap();
+            let r = c.get(&uri).await.unwrap();
+            assert!(matches!(r.security, Security::Oscore(_)), "{r:?}");
+            assert_eq!(r.payload, b"Hello, world!");
+            c
+        });
+        // The server restarts on the same port without the session: it answers the next
+        // request 4.01 in plain CoAP (RFC 8613 §8.2, no context for the kid).
+        drop(server_rt.take());
+        server_rt = Some(in_process_server(addr, &server_creds).0);
+        client_rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                let e = c.get(&uri).await.unwrap_err();
+                assert!(
+                    matches!(e, coap_tokio::ClientError::EdhocSessionLost(code) if code == coap_tokio::Code::UNAUTHORIZED),
+                    "combined={combined}: {e:?}"
+                );
+                // A new handshake, and the request goes through under its context.
+                let r = c.get(&uri).await.unwrap();
+                assert!(matches!(r.security, Security::Oscore(_)), "{r:?}");
+                assert_eq!(r.payload, b"Hello, world!");
+            })
+            .await
+            .expect("bounded: the refusal ends the request at once");
+        });
+    }
+}

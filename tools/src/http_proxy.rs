@@ -1137,6 +1137,7 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         | ClientError::Edhoc(_)
         | ClientError::EdhocPeer { .. }
         | ClientError::EdhocStatus(_)
+        | ClientError::EdhocSessionLost(_)
         | ClientError::Resolve(_)
         | ClientError::Reset
         | ClientError::Io(_)

@@ -99,6 +99,7 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Edhoc(_)
         | ClientError::EdhocPeer { .. }
         | ClientError::EdhocStatus(_)
+        | ClientError::EdhocSessionLost(_)
         | ClientError::Unreachable { .. }
         | ClientError::NoResponse => Fail::failure(format_args!("{uri}: {e}")),
     }

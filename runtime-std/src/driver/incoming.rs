@@ -49,11 +49,16 @@ impl<H: Handler<Peer>> Driver<H> {
             };
         // RFC 8613: verify before the endpoint sees anything; it then sees the inner
         // message from the peer under that context.
+        let mut over = None;
         let (from, inner) = match incoming {
             Incoming::Plain => match self.combining.refused(peer, bytes) {
-                // The server's EDHOC error answering our combined request: it ends the
-                // request sent under that context.
-                Some(context) => (protected(peer, context), bytes),
+                // The server refused a request under an EDHOC session in plain CoAP (its
+                // EDHOC error for our combined request, or 4.01 for a session it lost):
+                // it ends the request sent under that context, and the context.
+                Some(context) => {
+                    over = Some(context);
+                    (protected(peer, context), bytes)
+                }
                 None => (plain(peer), bytes),
             },
             Incoming::Inner { len, context } => {
@@ -89,11 +94,14 @@ impl<H: Handler<Peer>> Driver<H> {
             &mut self.endpoint,
             &mut self.handler,
             self.edhoc.as_deref_mut(),
-            Some(oscore),
+            Some(&mut *oscore),
             now,
             from,
             inner,
         );
+        if let Some(context) = over {
+            oscore.layer.remove_context(context);
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use coap_core::{
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
 use crate::edhoc::server::StdResponder;
-use crate::edhoc::session::{refusal, Combining};
+use crate::edhoc::session::{refusal, ClientSessions, Refusal};
 use crate::oscore::{plain, Oscore, Peer, Security};
 use crate::reply::RespondError;
 use crate::response::{ClientError, Response};
@@ -117,8 +117,8 @@ pub struct Driver<H> {
     dtls: Option<Box<Dtls>>,
     /// The EDHOC Responder (RFC 9528) of a server with `edhoc-oscore` credentials.
     edhoc: Option<Box<StdResponder>>,
-    /// message_3 of fresh client sessions, for their combined requests (RFC 9668).
-    combining: Combining,
+    /// The client's EDHOC sessions: combined requests (RFC 9668) and refusals.
+    combining: ClientSessions,
     /// The address an ICMP error is being handled for (what `FailReason::Unreachable`
     /// events name).
     unreachable: Option<SocketAddr>,
@@ -148,7 +148,7 @@ impl<H: Handler<Peer>> Driver<H> {
             scratch: vec![0; 2 * MAX_DATAGRAM],
             dtls: None,
             edhoc: None,
-            combining: Combining::default(),
+            combining: ClientSessions::default(),
             unreachable: None,
         })
     }
@@ -647,8 +647,8 @@ impl<H: Handler<Peer>> Driver<H> {
                     Some(o) => o.add_session(*context).map_err(ClientError::Edhoc),
                     None => Err(ClientError::NoCredentials),
                 };
-                if let (Ok(id), Some(m3)) = (&added, message_3) {
-                    self.combining.add(*id, peer, m3);
+                if let Ok(id) = &added {
+                    self.combining.add(*id, peer, message_3);
                 }
                 let _ = reply.try_send(added);
             }
@@ -748,7 +748,10 @@ impl<H: Handler<Peer>> Driver<H> {
                         response.payload = body;
                     }
                     match self.combining.take_refusal(peer.addr, message.token()) {
-                        Some(()) => (id, Err(refusal(&response))),
+                        Some(Refusal::Handshake) => (id, Err(refusal(&response))),
+                        Some(Refusal::SessionLost) => {
+                            (id, Err(ClientError::EdhocSessionLost(response.code)))
+                        }
                         None => (id, Ok(response)),
                     }
                 }

@@ -174,90 +174,124 @@ impl Handle {
     }
 }
 
-/// The loop's side of the combined request (RFC 9668 §3.2.1): message_3 of each fresh
-/// session, put into the first request protected under its context (and into that
-/// request's retransmissions) until the server has answered under the context.
+/// The loop's side of a client's EDHOC sessions:
+/// - the combined request (RFC 9668 §3.2.1): message_3 of a fresh session goes into the
+///   first request protected under its context (and that request's retransmissions)
+///   until the server has answered under the context;
+/// - a server that refuses a request under a session in plain CoAP (an EDHOC error for
+///   the combined request; 4.01 once it has lost the session, e.g. after a restart or
+///   when it made room for newer ones) ends that request with an error, and the session
+///   is over: the next request runs EDHOC again.
 #[derive(Debug, Default)]
-pub(crate) struct Combining {
-    by_context: HashMap<ContextId, Pending>,
-    /// Refusals delivered to the endpoint and not yet matched to their request (at most
-    /// one per fresh session).
-    refusals: Vec<(SocketAddr, Vec<u8>)>,
+pub(crate) struct ClientSessions {
+    by_context: HashMap<ContextId, Session>,
+    /// Refusals delivered to the endpoint and not yet matched to their request.
+    refusals: Vec<(SocketAddr, Vec<u8>, Refusal)>,
 }
+
+/// Tokens of the latest requests kept per session, to recognise a plain refusal.
+const RECENT: usize = 16;
 
 #[derive(Debug)]
-struct Pending {
+struct Session {
     peer: SocketAddr,
-    message_3: Vec<u8>,
+    /// Until the server answers under the context: message_3, for the combined request.
+    message_3: Option<Vec<u8>>,
     /// Message ID and token of the request that carries message_3, once sent.
     carrier: Option<(u16, Vec<u8>)>,
+    /// Tokens of the latest requests under the session.
+    recent: std::collections::VecDeque<Vec<u8>>,
 }
 
-impl Combining {
-    /// The next request under `context` to `peer` carries `message_3`.
-    pub(crate) fn add(&mut self, context: ContextId, peer: SocketAddr, message_3: Vec<u8>) {
-        let pending = Pending {
+/// What a plain error answering a request under a session means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The server refused the combined request's EDHOC part (RFC 9668 §3.3.1).
+    Handshake,
+    /// The server no longer has the session's context.
+    SessionLost,
+}
+
+impl ClientSessions {
+    /// A session with `peer` under `context`; with `message_3`, its next request is the
+    /// combined request.
+    pub(crate) fn add(&mut self, context: ContextId, peer: SocketAddr, message_3: Option<Vec<u8>>) {
+        let session = Session {
             peer,
             message_3,
             carrier: None,
+            recent: Default::default(),
         };
-        self.by_context.insert(context, pending);
+        self.by_context.insert(context, session);
     }
 
-    /// `protected` (a message under `context`) as the combined request into `out`, if it
-    /// is the request that carries message_3; its length.
+    /// Notes a message protected under `context`; if it is the request that carries
+    /// message_3, writes the combined request into `out` and returns its length.
     pub(crate) fn wrap(
         &mut self,
         context: ContextId,
         protected: &[u8],
         out: &mut [u8],
     ) -> Option<usize> {
-        let pending = self.by_context.get_mut(&context)?;
+        let session = self.by_context.get_mut(&context)?;
         let m = coap_core::Message::parse(protected).ok()?;
         if !m.code().is_request() {
             return None;
         }
-        let this = (m.message_id(), m.token().to_vec());
-        match &pending.carrier {
-            Some(c) if *c != this => return None,
-            _ => pending.carrier = Some(this),
+        if !session.recent.iter().any(|t| t.as_slice() == m.token()) {
+            if session.recent.len() == RECENT {
+                session.recent.pop_front();
+            }
+            session.recent.push_back(m.token().to_vec());
         }
-        coap_core::edhoc::transport::wrap_combined(protected, &pending.message_3, out).ok()
+        let message_3 = session.message_3.as_ref()?;
+        let this = (m.message_id(), m.token().to_vec());
+        match &session.carrier {
+            Some(c) if *c != this => return None,
+            _ => session.carrier = Some(this),
+        }
+        coap_core::edhoc::transport::wrap_combined(protected, message_3, out).ok()
     }
 
     /// A message verified under `context` came: the server has the session.
     pub(crate) fn confirmed(&mut self, context: ContextId) {
-        self.by_context.remove(&context);
+        if let Some(s) = self.by_context.get_mut(&context) {
+            s.message_3 = None;
+        }
     }
 
-    /// The context whose combined request a plain `datagram` from `peer` answers: the
-    /// server's refusal (an EDHOC error, RFC 9668 §3.3.1), delivered under that context so
-    /// that the request it answers ends with it, as [`refusal`] (`take_refusal`).
+    /// The context of the session whose request a plain error `datagram` from `peer`
+    /// answers. The session is over; the datagram is delivered under that context so that
+    /// the request it answers ends with it (see `take_refusal`).
     pub(crate) fn refused(&mut self, peer: SocketAddr, datagram: &[u8]) -> Option<ContextId> {
         let m = coap_core::Message::parse(datagram).ok()?;
         if !m.code().is_response() || m.code().class() == 2 {
             return None;
         }
-        let (context, _) = self.by_context.iter().find(|(_, p)| {
-            p.peer == peer
-                && p.carrier
-                    .as_ref()
-                    .is_some_and(|(_, t)| t.as_slice() == m.token())
-        })?;
+        let token = m.token();
+        let (context, session) = self
+            .by_context
+            .iter()
+            .find(|(_, s)| s.peer == peer && s.recent.iter().any(|t| t.as_slice() == token))?;
+        let kind = match &session.carrier {
+            Some((_, t)) if session.message_3.is_some() && t.as_slice() == token => {
+                Refusal::Handshake
+            }
+            _ => Refusal::SessionLost,
+        };
         let context = *context;
         self.by_context.remove(&context);
-        self.refusals.push((peer, m.token().to_vec()));
+        self.refusals.push((peer, token.to_vec(), kind));
         Some(context)
     }
 
-    /// Whether the response with `token` from `peer` is a refused combined request.
-    pub(crate) fn take_refusal(&mut self, peer: SocketAddr, token: &[u8]) -> Option<()> {
+    /// Whether the response with `token` from `peer` is a refusal, and which.
+    pub(crate) fn take_refusal(&mut self, peer: SocketAddr, token: &[u8]) -> Option<Refusal> {
         let i = self
             .refusals
             .iter()
-            .position(|(p, t)| *p == peer && t.as_slice() == token)?;
-        self.refusals.swap_remove(i);
-        Some(())
+            .position(|(p, t, _)| *p == peer && t.as_slice() == token)?;
+        Some(self.refusals.swap_remove(i).2)
     }
 }
 
