@@ -4,12 +4,11 @@
 use std::net::SocketAddr;
 
 use coap_core::edhoc::combined;
+use coap_core::edhoc::transport::EdhocResource;
 use coap_core::oscore::Incoming;
 use coap_core::{Handler, MessageType};
 
-use super::{Driver, MAX_DATAGRAM};
-use coap_core::edhoc::transport::EdhocResource;
-
+use super::{Driver, StdEndpoint, MAX_DATAGRAM};
 use crate::edhoc::server::{StdResource, StdResponder, WithEdhoc};
 use crate::oscore::{plain, protected, Peer};
 
@@ -108,7 +107,7 @@ impl<H: Handler<Peer>> Driver<H> {
 /// Hands a datagram (verified or plain) to the endpoint, with the EDHOC resource in front
 /// of the handler when the server has a Responder; sessions it establishes join `layer`.
 fn deliver<H: Handler<Peer>>(
-    endpoint: &mut super::StdEndpoint,
+    endpoint: &mut StdEndpoint,
     handler: &mut H,
     responder: Option<&mut StdResponder>,
     oscore: Option<&mut crate::oscore::Oscore>,
