@@ -110,12 +110,19 @@ impl Handle {
             // RFC 9528 Appendix A.1: the session's OSCORE context protects the request.
             Security::Oscore(self.edhoc_session(uri, addr, &edhoc).await?)
         } else {
-            self.security.for_uri(uri)
+            match self.security.for_uri(uri) {
+                // A session `Handle::edhoc` established with this server.
+                Security::Plain => self
+                    .sessions
+                    .get(addr)
+                    .map_or(Security::Plain, Security::Oscore),
+                s => s,
+            }
         };
         Ok(coap_core::oscore::Secured { addr, security })
     }
 
-    async fn addr_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
+    pub(crate) async fn addr_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
         match Target::of(uri)? {
             Target::Addr(a) => pick_peer(&[a], self.local).ok_or_else(|| {
                 let msg = format!("cannot send to {a} from a socket bound to {}", self.local);

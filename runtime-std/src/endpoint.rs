@@ -155,6 +155,17 @@ impl<R: Runtime> Client<R> {
         self.handle.get(uri).await
     }
 
+    /// Runs EDHOC (RFC 9528) with the server of `uri` (see [`Handle::edhoc`]); requests
+    /// to it are then protected with the session's OSCORE context. (With `edhoc-oscore`
+    /// credentials the first request runs it by itself.)
+    pub async fn edhoc(
+        &self,
+        uri: &str,
+        config: &crate::edhoc::config::EdhocOscore,
+    ) -> Result<(), ClientError> {
+        self.handle.edhoc(uri, config).await
+    }
+
     /// A request to build further (payload, options, NON, timeout), then send.
     pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
         self.handle.request(method, uri)

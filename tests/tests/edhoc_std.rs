@@ -640,3 +640,53 @@ fn a_server_that_lost_the_session_ends_it_and_the_next_request_runs_edhoc_again(
         });
     }
 }
+
+#[test]
+fn client_edhoc_establishes_a_session_without_credentials_naming_the_server() {
+    let dir = Scratch::new("edhoc-std-call");
+    let (server, client) = (
+        Party::new(dir.path(), "server", 0x0b),
+        Party::new(dir.path(), "client", 0x0a),
+    );
+    let server_creds = write_creds(dir.path(), "srv", ":client", &entry(&server, &client, None));
+    let (_server_rt, addr) = in_process_server("127.0.0.1:0".parse().unwrap(), &server_creds);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let uri = format!("coap://{addr}/hello");
+    for combined in [false, true] {
+        // The entry only describes the session; the client is bound without credentials.
+        let path = write_creds(
+            dir.path(),
+            &format!("call-{combined}"),
+            "coap://elsewhere/*",
+            &entry(&client, &server, Some(combined)),
+        );
+        let creds = Credentials::load(&path).unwrap();
+        let Some(coap_tokio::glue::credentials::Credential::EdhocOscore(config)) =
+            creds.for_uri("coap://elsewhere/x")
+        else {
+            panic!("no edhoc-oscore entry");
+        };
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                let c = coap_tokio::Client::bind("127.0.0.1:0".parse().unwrap())
+                    .await
+                    .unwrap();
+                // Plain first: the server wants OSCORE.
+                let r = c.get(&uri).await.unwrap();
+                assert_eq!(r.code, coap_tokio::Code::UNAUTHORIZED);
+                c.edhoc(&uri, config).await.unwrap();
+                for _ in 0..2 {
+                    let r = c.get(&uri).await.unwrap();
+                    assert!(matches!(r.security, Security::Oscore(_)), "{r:?}");
+                    assert_eq!(r.payload, b"Hello, world!", "combined={combined}");
+                }
+            })
+            .await
+            .expect("bounded");
+        });
+    }
+}

@@ -643,6 +643,10 @@ impl<H: Handler<Peer>> Driver<H> {
                 message_3,
                 reply,
             } => {
+                // A client bound without credentials gets its OSCORE layer now.
+                if self.oscore.is_none() {
+                    self.oscore = Oscore::load(&Default::default()).ok().map(|(o, _)| o);
+                }
                 let added = match self.oscore.as_mut() {
                     Some(o) => o.add_session(*context).map_err(ClientError::Edhoc),
                     None => Err(ClientError::NoCredentials),

@@ -62,6 +62,16 @@ pub(crate) fn refusal(response: &Response) -> ClientError {
 }
 
 impl Handle {
+    /// Runs EDHOC (RFC 9528) with the server `uri` names, as `config` says (our key and
+    /// credential, the server's credential, whether to combine), unless a session with it
+    /// exists. Later requests to that server are protected with the session's OSCORE
+    /// context (Appendix A.1) even without credentials naming it; in the combined flow
+    /// message_3 rides in the next of them (RFC 9668).
+    pub async fn edhoc(&self, uri: &str, config: &EdhocOscore) -> Result<(), ClientError> {
+        let addr = self.addr_for(uri).await?;
+        self.edhoc_session(uri, addr, config).await.map(|_| ())
+    }
+
     /// The OSCORE context of the EDHOC session with `peer`, running the handshake first
     /// if there is none.
     pub(crate) async fn edhoc_session(
