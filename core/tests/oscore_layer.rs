@@ -1007,3 +1007,53 @@ fn lossy_duplicating_link_no_false_replays_no_double_execution() {
         }
     }
 }
+
+#[test]
+fn removed_context_takes_its_bindings_along() {
+    let mut cl: Layer<u32, 2, 8> = Layer::new(100);
+    let mut sl: Layer<u32, 2, 8> = Layer::new(200);
+    let c = cl
+        .add_context(SecurityContext::derive(&params(SECRET, b"\x01", b"\x02")).unwrap())
+        .unwrap();
+    let s_params = params(SECRET, b"\x02", b"\x01");
+    let s = sl
+        .add_context(SecurityContext::derive(&s_params).unwrap())
+        .unwrap();
+    for l in [&mut cl, &mut sl] {
+        while let Some((id, bound)) = l.poll_persist() {
+            l.persisted(id, bound);
+        }
+    }
+    let now = Instant::from_millis(1_000);
+    let mut buf = [0u8; 128];
+    let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::GET, 7, b"tk").unwrap();
+    b.option_str(OptionNumber::URI_PATH, "x").unwrap();
+    let n = b.finish();
+    let mut wire = [0u8; 256];
+    let w = cl.outgoing(now, SERVER, c, &buf[..n], &mut wire).unwrap();
+    let mut inner = [0u8; 256];
+    assert!(matches!(
+        sl.incoming(now, CLIENT, &wire[..w], &mut inner),
+        Incoming::Inner { context, .. } if context == s
+    ));
+    let mut resp = [0u8; 64];
+    let r = MessageBuilder::new(&mut resp, MessageType::Ack, Code::CONTENT, 7, b"tk")
+        .unwrap()
+        .finish();
+    let mut out = [0u8; 256];
+    // Before removal the response is protected with the request's binding.
+    assert!(sl.outgoing(now, CLIENT, s, &resp[..r], &mut out).is_ok());
+    assert!(sl.remove_context(s).is_some());
+    assert!(sl.context(s).is_none());
+    assert!(sl.outgoing(now, CLIENT, s, &resp[..r], &mut out).is_err());
+    // A new context in the freed slot: the old request's binding is gone with the old
+    // context, so the answer to it is not protected under the new one.
+    let again = sl
+        .add_context(SecurityContext::derive(&s_params).unwrap())
+        .unwrap();
+    assert_eq!(again, s, "the slot is reused");
+    assert!(sl
+        .outgoing(now, CLIENT, again, &resp[..r], &mut out)
+        .is_err());
+    assert!(sl.remove_context(ContextId(1)).is_none());
+}

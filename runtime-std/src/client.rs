@@ -34,7 +34,7 @@ type Attempt<'a> = Pin<Box<dyn Future<Output = Result<Response, ClientError>> + 
 /// to clone; the loop of a client-only endpoint stops when every clone is gone.
 #[derive(Clone, Debug)]
 pub struct Handle {
-    commands: CommandSender,
+    pub(crate) commands: CommandSender,
     local: SocketAddr,
     resolver: Resolver,
     security: SecurityMap,
@@ -47,6 +47,8 @@ pub struct Handle {
     fallback: Fallback,
     /// For staggered attempts (RFC 8305 §5); without one, attempts follow each other.
     timer: Option<Timer>,
+    /// EDHOC sessions established for `edhoc-oscore` credentials (RFC 9528).
+    pub(crate) sessions: crate::edhoc::sessions::Sessions,
 }
 
 impl Handle {
@@ -62,6 +64,7 @@ impl Handle {
             origins: Origins::default(),
             fallback: Fallback::default(),
             timer: None,
+            sessions: Default::default(),
         }
     }
 
@@ -142,7 +145,12 @@ impl Handle {
     ) -> Result<(Peer, Candidates), ClientError> {
         let uri = request.uri.as_str();
         let secure = Uri::parse(uri)?.scheme() == Scheme::Coaps;
-        let candidates = self.addrs_for(uri).await?;
+        let mut candidates = self.addrs_for(uri).await?;
+        let addr = candidates
+            .addrs
+            .first()
+            .copied()
+            .ok_or(ClientError::Closed)?;
         let security = if secure {
             let psk = match self.security.dtls_psk(uri) {
                 Some(p) => std::sync::Arc::new(p),
@@ -150,12 +158,28 @@ impl Handle {
             };
             request.psk = Some(psk);
             Security::Dtls(UNRESOLVED)
+        } else if let Some(edhoc) = self.security.edhoc(uri) {
+            // RFC 9528 Appendix A.1: the session's OSCORE context protects the request.
+            // The session is with one address: no fallback to the others.
+            candidates.addrs.truncate(1);
+            Security::Oscore(self.edhoc_session(uri, addr, &edhoc).await?)
         } else {
-            self.security.for_uri(uri)
+            match self.security.for_uri(uri) {
+                // A session `Handle::edhoc` established with this server.
+                Security::Plain => self
+                    .sessions
+                    .get(addr)
+                    .map_or(Security::Plain, Security::Oscore),
+                s => s,
+            }
         };
-        let first = candidates.addrs.first().copied();
-        let addr = first.ok_or(ClientError::Closed)?;
         Ok((coap_core::oscore::Secured { addr, security }, candidates))
+    }
+
+    /// The first address of `uri`'s host (in the order fallback would try them).
+    pub(crate) async fn addr_for(&self, uri: &str) -> Result<SocketAddr, ClientError> {
+        let candidates = self.addrs_for(uri).await?;
+        candidates.addrs.first().copied().ok_or(ClientError::Closed)
     }
 
     async fn addrs_for(&self, uri: &str) -> Result<Candidates, ClientError> {
@@ -395,7 +419,8 @@ impl RequestBuilder {
     }
 
     /// Sends the request and waits for its response. Dropping the future cancels the
-    /// exchange in the endpoint (a late response is then rejected).
+    /// exchange in the endpoint (a late response is then rejected). A host name with
+    /// several addresses is tried address by address (RFC 8305 style, see [`Fallback`]).
     pub async fn send(self) -> Result<Response, ClientError> {
         let RequestBuilder {
             handle,
@@ -403,11 +428,36 @@ impl RequestBuilder {
             progress,
         } = self;
         let (peer, candidates) = handle.peer_for(&mut request).await?;
-        if candidates.addrs.len() > 1 {
-            return handle
+        let result = if candidates.addrs.len() > 1 {
+            handle
                 .send_with_fallback(peer, candidates, request, progress)
-                .await;
+                .await
+        } else {
+            handle.send_to(peer, request, progress).await
+        };
+        // The server refused our combined request's EDHOC part (RFC 9668 §3.3.1), or lost
+        // the session: it is unusable, the next request runs EDHOC again.
+        if let (
+            Security::Oscore(context),
+            Err(
+                ClientError::EdhocPeer { .. }
+                | ClientError::EdhocStatus(_)
+                | ClientError::EdhocSessionLost(_),
+            ),
+        ) = (peer.security, &result)
+        {
+            handle.sessions.forget(peer.addr, context);
         }
+        result
+    }
+
+    /// Sends the request to `peer` as it is (no credential lookup, no fallback).
+    pub(crate) async fn send_to(self, peer: Peer) -> Result<Response, ClientError> {
+        let RequestBuilder {
+            handle,
+            request,
+            progress,
+        } = self;
         handle.send_to(peer, request, progress).await
     }
 }

@@ -66,6 +66,19 @@ pub(crate) enum Cmd {
         reply: Reply,
         done: Sender<usize>,
     },
+    /// The OSCORE Recipient IDs in use (an EDHOC Initiator picks its C_I among the rest).
+    RecipientIds {
+        reply: Sender<Vec<Vec<u8>>>,
+    },
+    /// Adds the OSCORE context an EDHOC session with `peer` derived (RFC 9528 Appendix
+    /// A.1); with `message_3`, the first request under it becomes the EDHOC + OSCORE
+    /// combined request (RFC 9668).
+    EdhocContext {
+        context: Box<coap_core::oscore::SecurityContext>,
+        peer: std::net::SocketAddr,
+        message_3: Option<Vec<u8>>,
+        reply: Sender<Result<coap_core::oscore::ContextId, ClientError>>,
+    },
     Respond {
         handle: ResponseHandle,
         reply: Reply,

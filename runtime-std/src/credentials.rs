@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::edn::bytes;
+pub use crate::edn::hex;
+
 /// Why a credentials file or a security context directory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -52,6 +55,9 @@ pub enum Credential {
         /// The context directory (resolved).
         basedir: PathBuf,
     },
+    /// An EDHOC session (RFC 9528) to establish, whose OSCORE context then protects the
+    /// requests (aiocoap's `edhoc-oscore`, see [`crate::edhoc::config`]).
+    EdhocOscore(Box<crate::edhoc::config::EdhocOscore>),
     /// A DTLS pre-shared key (RFC 7252 §9.1.3.1).
     DtlsPsk {
         /// The key.
@@ -83,7 +89,13 @@ impl Credentials {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base).map_err(|message| CredentialsError::Format {
+        // aiocoap tells the formats apart by the suffix: `.diag` is EDN (RFC 8949 §8).
+        let parsed = if path.extension().is_some_and(|e| e == "diag") {
+            crate::edn::to_json(&text).and_then(|v| Self::from_value(v, base))
+        } else {
+            Self::parse(&text, base)
+        };
+        parsed.map_err(|message| CredentialsError::Format {
             path: path.to_owned(),
             message,
         })
@@ -91,7 +103,10 @@ impl Credentials {
 
     /// Parses the JSON text of a credentials file; `base` is the file's directory.
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let value = json_object(text)?;
+        Self::from_value(json_object(text)?, base)
+    }
+
+    fn from_value(value: Value, base: &Path) -> Result<Self, String> {
         let Value::Object(map) = value else {
             return Err("a credentials file is a JSON object".into());
         };
@@ -185,29 +200,10 @@ fn credential(kind: &str, body: &Value, base: &Path) -> Result<Credential, Strin
                 identity: identity.ok_or("dtls: client-identity missing")?,
             })
         }
+        "edhoc-oscore" => {
+            crate::edhoc::config::parse(fields, base).map(|e| Credential::EdhocOscore(Box::new(e)))
+        }
         other => Err(format!("unsupported credential type {other}")),
-    }
-}
-
-/// A byte string as aiocoap writes it: a string (its UTF-8 bytes), `{"ascii": ".."}` or
-/// `{"hex": ".."}` (separators `-`, ` ` and `:` allowed).
-fn bytes(v: &Value) -> Result<Vec<u8>, String> {
-    match v {
-        Value::String(s) => Ok(s.as_bytes().to_vec()),
-        Value::Object(m) if m.len() == 1 => match m.iter().next() {
-            Some((k, Value::String(s))) if k == "ascii" && s.is_ascii() => {
-                Ok(s.as_bytes().to_vec())
-            }
-            Some((k, Value::String(s))) if k == "hex" => {
-                let clean: String = s
-                    .chars()
-                    .filter(|c| !matches!(c, '-' | ' ' | ':'))
-                    .collect();
-                hex(&clean)
-            }
-            _ => Err("expected {\"ascii\": ..} or {\"hex\": ..}".into()),
-        },
-        _ => Err("expected a string, {\"ascii\": ..} or {\"hex\": ..}".into()),
     }
 }
 
@@ -251,27 +247,6 @@ impl<'de> serde::Deserialize<'de> for UniqueKeys {
         }
         d.deserialize_map(Keys)
     }
-}
-
-/// Decodes hex digits (an even number of them).
-pub fn hex(s: &str) -> Result<Vec<u8>, String> {
-    let digits = s.as_bytes();
-    if !digits.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits in {s:?}"));
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            let d = |c: u8| (c as char).to_digit(16).map(|v| v as u8);
-            match (
-                pair.first().copied().and_then(d),
-                pair.get(1).copied().and_then(d),
-            ) {
-                (Some(h), Some(l)) => Ok(h << 4 | l),
-                _ => Err(format!("not hex: {s:?}")),
-            }
-        })
-        .collect()
 }
 
 fn resolve(dir: &str, base: &Path) -> PathBuf {
@@ -633,5 +608,137 @@ mod tests {
         let e = OscoreDir::open(&d).unwrap_err().to_string();
         assert!(e.contains("unsupported algorithm"), "{e}");
         let _ = fs::remove_dir_all(&d);
+    }
+}
+
+/// `edhoc-oscore` entries (`crate::edhoc::config`), as a credentials file holds them.
+#[cfg(test)]
+mod edhoc_tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::{Credential, Credentials};
+    use crate::edhoc::EdhocKey;
+
+    struct Files {
+        dir: std::path::PathBuf,
+        key: String,
+        ccs: String,
+    }
+
+    fn files(name: &str) -> Files {
+        let dir =
+            std::env::temp_dir().join(format!("coap-edhoc-cfg-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let key = EdhocKey::generate().unwrap();
+        let path = dir.join("me.cosekey");
+        key.write_new(&path).unwrap();
+        let ccs = key.ccs(Some(&[7]), Some("me")).kccs_edn();
+        Files {
+            key: path.display().to_string(),
+            ccs,
+            dir,
+        }
+    }
+
+    fn load(f: &Files, body: &str) -> Result<Credentials, String> {
+        let path = f.dir.join("c.diag");
+        fs::write(
+            &path,
+            format!("{{\"coap://h/*\": {{\"edhoc-oscore\": {{{body}}}}}}}"),
+        )
+        .unwrap();
+        Credentials::load(&path).map_err(|e| e.to_string())
+    }
+
+    fn entry(f: &Files, extra: &str) -> String {
+        format!(
+            "\"suite\": 2, \"method\": 3, \"own_cred_style\": \"by-key-id\", \"own_cred\": {}, \"private_key_file\": \"{}\", \"peer_cred\": {}{extra}",
+            f.ccs, f.key, f.ccs
+        )
+    }
+
+    #[test]
+    fn an_aiocoap_entry_loads_with_combined_by_default() {
+        let f = files("ok");
+        for (extra, combined) in [("", true), (", \"use_combined_edhoc\": false", false)] {
+            let c = load(&f, &entry(&f, extra)).unwrap();
+            let Some(Credential::EdhocOscore(e)) = c.for_uri("coap://h/x") else {
+                panic!("no edhoc-oscore entry");
+            };
+            assert_eq!(e.combined, combined);
+            assert_eq!(e.own.ccs, e.peer);
+            assert!(e.peer.credential().is_ok());
+        }
+        // The same entry in JSON: integer keys as text, byte strings as {"hex": ..}.
+        let json = f.ccs.replace(": h'", ": {\"hex\": \"").replace('\'', "\"}");
+        let json = regex_lite_keys(&json);
+        let text = format!(
+            "{{\"coap://h/*\": {{\"edhoc-oscore\": {{\"suite\": 2, \"method\": 3, \"own_cred_style\": \"by-value\", \"own_cred\": {json}, \"private_key_file\": \"{}\", \"peer_cred\": {json}}}}}}}",
+            f.key
+        );
+        let c = Credentials::parse(&text, &f.dir).unwrap();
+        assert!(matches!(
+            c.for_uri("coap://h/"),
+            Some(Credential::EdhocOscore(_))
+        ));
+        let _ = fs::remove_dir_all(&f.dir);
+    }
+
+    /// `{14: {2: ..` → `{"14": {"2": ..`: quotes the integer keys of the EDN.
+    fn regex_lite_keys(edn: &str) -> String {
+        let mut out = String::new();
+        let mut chars = edn.chars().peekable();
+        let mut after_open = true;
+        while let Some(c) = chars.next() {
+            if after_open && (c == '-' || c.is_ascii_digit()) {
+                let mut key = String::from(c);
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    key.push(*d);
+                    chars.next();
+                }
+                out.push_str(&format!("\"{key}\""));
+                after_open = false;
+                continue;
+            }
+            after_open = matches!(c, '{' | ',') || (after_open && c == ' ');
+            out.push(c);
+        }
+        out
+    }
+
+    #[test]
+    fn what_lakers_cannot_do_is_refused_with_the_reason() {
+        let f = files("faults");
+        let other = EdhocKey::generate()
+            .unwrap()
+            .ccs(Some(&[8]), Some("x"))
+            .kccs_edn();
+        for (body, why) in [
+            (entry(&f, "").replace("\"suite\": 2", "\"suite\": 0"), "suite 0 is not supported"),
+            (entry(&f, "").replace("\"method\": 3", "\"method\": 0"), "method 0 is not supported"),
+            (
+                format!("\"peer_cred\": {{\"unauthenticated\": true}}, \"own_cred_style\": \"by-key-id\", \"own_cred\": {}, \"private_key_file\": \"{}\"", f.ccs, f.key),
+                "unauthenticated peers are not supported",
+            ),
+            (format!("\"peer_cred\": {}", f.ccs), "private_key_file are all needed"),
+            (entry(&f, "").replace("by-key-id", "by-name"), "own_cred_style"),
+            (entry(&f, ", \"x\": 1"), "unexpected attribute x"),
+            (
+                format!("\"own_cred_style\": \"by-key-id\", \"own_cred\": {other}, \"private_key_file\": \"{}\", \"peer_cred\": {}", f.key, f.ccs),
+                "does not carry the public key",
+            ),
+            (entry(&f, "").replacen("{14: {", "{14: {4: 1, ", 1), "claim 4 is not supported"),
+            (entry(&f, "").replacen("{14: {", "{15: {", 1), "expected {14: CCS}"),
+        ] {
+            let e = load(&f, &body).unwrap_err();
+            assert!(e.contains(why) && !e.contains('\n'), "{why}: {e}");
+        }
+        // A key file others can read: refused, as aiocoap refuses it.
+        fs::set_permissions(&f.key, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = load(&f, &entry(&f, "")).unwrap_err();
+        assert!(e.contains("chmod 600"), "{e}");
+        let _ = fs::remove_dir_all(&f.dir);
     }
 }

@@ -209,6 +209,17 @@ impl<R: Runtime> Client<R> {
         self.handle.get(uri).await
     }
 
+    /// Runs EDHOC (RFC 9528) with the server of `uri` (see [`Handle::edhoc`]); requests
+    /// to it are then protected with the session's OSCORE context. (With `edhoc-oscore`
+    /// credentials the first request runs it by itself.)
+    pub async fn edhoc(
+        &self,
+        uri: &str,
+        config: &crate::edhoc::config::EdhocOscore,
+    ) -> Result<(), ClientError> {
+        self.handle.edhoc(uri, config).await
+    }
+
     /// A request to build further (payload, options, NON, timeout), then send.
     pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
         self.handle.request(method, uri)
@@ -275,6 +286,8 @@ pub struct Server<R: Runtime> {
     security: SecurityMap,
     /// The session tables of the coaps socket (RFC 7252 §9), if DTLS is served.
     dtls: Option<Dtls>,
+    /// The EDHOC Responder (RFC 9528), if the credentials have `edhoc-oscore` entries.
+    edhoc: Option<Box<crate::edhoc::server::StdResponder>>,
     local: SocketAddr,
     config: Config,
     commands: CommandSender,
@@ -329,6 +342,7 @@ impl<R: Runtime> Server<R> {
             oscore: None,
             security: SecurityMap::default(),
             dtls: None,
+            edhoc: None,
             local,
             config,
             commands,
@@ -341,8 +355,14 @@ impl<R: Runtime> Server<R> {
     /// client). Verified requests reach the handler from `Peer { security: Oscore(..) }`
     /// and are answered protected; plain requests stay plain. The server's
     /// [`Server::client`] protects requests to URIs the credentials map to a context.
+    ///
+    /// With `edhoc-oscore` entries (RFC 9528), the server also answers EDHOC at
+    /// `/.well-known/edhoc` as the entries' `own_cred`, accepting the clients their
+    /// `peer_cred` names, with and without the combined request (RFC 9668); each session's
+    /// OSCORE context then serves that client's requests.
     pub fn with_credentials(mut self, credentials: &Credentials) -> io::Result<Self> {
         let (oscore, map) = Oscore::load(credentials).map_err(io::Error::other)?;
+        self.edhoc = crate::edhoc::server::responder(credentials).map_err(io::Error::other)?;
         self.oscore = Some(oscore);
         self.security = map;
         Ok(self)
@@ -436,6 +456,9 @@ impl<R: Runtime> Server<R> {
         }
         if let Some(dtls) = self.dtls {
             driver = driver.with_dtls(dtls);
+        }
+        if let Some(edhoc) = self.edhoc {
+            driver = driver.with_edhoc(edhoc);
         }
         run::<R, H>(self.sockets, driver, self.inbox, shutdown).await
     }

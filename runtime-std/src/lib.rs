@@ -192,6 +192,7 @@ pub mod credentials;
 mod driver;
 pub mod dtls;
 pub mod edhoc;
+mod edn;
 mod endpoint;
 mod event_loop;
 pub mod happy_eyeballs;

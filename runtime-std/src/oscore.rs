@@ -32,6 +32,14 @@ pub fn plain(addr: SocketAddr) -> Peer {
     }
 }
 
+/// A peer reached under the OSCORE context `context`.
+pub fn protected(addr: SocketAddr, context: ContextId) -> Peer {
+    Secured {
+        addr,
+        security: Security::Oscore(context),
+    }
+}
+
 /// Security contexts a std endpoint can hold.
 pub const CONTEXTS: usize = 32;
 /// Request/response bindings (and message records) of the std OSCORE layer.
@@ -48,6 +56,8 @@ pub type StdLayer = Layer<SocketAddr, CONTEXTS, BINDINGS, MAX_UNFRAGMENTED>;
 pub struct Oscore {
     pub(super) layer: Box<StdLayer>,
     dirs: HashMap<ContextId, OscoreDir>,
+    /// The contexts of EDHOC sessions a server established, oldest first.
+    sessions: std::collections::VecDeque<ContextId>,
 }
 
 impl std::fmt::Debug for Oscore {
@@ -82,6 +92,15 @@ impl SecurityMap {
 }
 
 impl SecurityMap {
+    /// The `edhoc-oscore` credential (RFC 9528) the most specific entry matching `uri`
+    /// names, if it is one.
+    pub fn edhoc(&self, uri: &str) -> Option<crate::edhoc::config::EdhocOscore> {
+        match self.inner.as_ref()?.0.for_uri(uri)? {
+            Credential::EdhocOscore(e) => Some((**e).clone()),
+            _ => None,
+        }
+    }
+
     /// The DTLS PSK (aiocoap's `{"dtls": {"psk": .., "client-identity": ..}}`) the most
     /// specific credential matching `uri` names, if it is one.
     pub fn dtls_psk(&self, uri: &str) -> Option<crate::dtls::Psk> {
@@ -141,12 +160,61 @@ impl Oscore {
             ids.insert(basedir.clone(), id);
             dirs.insert(id, dir);
         }
-        let mut oscore = Oscore { layer, dirs };
+        let mut oscore = Oscore {
+            layer,
+            dirs,
+            sessions: Default::default(),
+        };
         oscore.persist()?;
         let map = SecurityMap {
             inner: Some(Arc::new((credentials.clone(), ids))),
         };
         Ok((oscore, map))
+    }
+
+    /// The Recipient IDs of the contexts in the layer.
+    pub(crate) fn recipient_ids(&self) -> Vec<Vec<u8>> {
+        (0..CONTEXTS)
+            .filter_map(|i| u8::try_from(i).ok())
+            .filter_map(|i| self.layer.context(ContextId(i)))
+            .map(|c| c.recipient_id().to_vec())
+            .collect()
+    }
+
+    /// Adds the context of an EDHOC session (RFC 9528 Appendix A.1). Its keys are fresh
+    /// and live in memory only: nothing is persisted, a restart means a new handshake.
+    pub(crate) fn add_session(
+        &mut self,
+        context: SecurityContext,
+    ) -> Result<ContextId, coap_core::edhoc::Error> {
+        if self
+            .recipient_ids()
+            .iter()
+            .any(|id| id.as_slice() == context.recipient_id())
+        {
+            return Err(coap_core::edhoc::Error::Busy);
+        }
+        let id = self
+            .layer
+            .add_context(context)
+            .map_err(|_| coap_core::edhoc::Error::Busy)?;
+        let _ = self.persist();
+        Ok(id)
+    }
+
+    /// A server established the EDHOC session of `context`. The layer always keeps a slot
+    /// free for the next one: when this took the last, the oldest session is removed
+    /// (its client then gets 4.01 and runs EDHOC again). Only authenticated peers (those
+    /// the credentials trust) get this far, so a stranger cannot push sessions out.
+    pub(crate) fn session_established(&mut self, context: ContextId) {
+        self.sessions.push_back(context);
+        let _ = self.persist();
+        while self.recipient_ids().len() >= CONTEXTS {
+            let Some(oldest) = self.sessions.pop_front() else {
+                break;
+            };
+            self.layer.remove_context(oldest);
+        }
     }
 
     /// Writes every sequence number bound the layer wants persisted, then lets it use them.

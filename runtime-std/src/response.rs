@@ -74,6 +74,31 @@ pub enum ClientError {
     /// RFC 7959 §2.4); ask again.
     #[error("the resource changed during the block-wise transfer")]
     RepresentationChanged,
+    /// The EDHOC handshake (RFC 9528) that was to establish the OSCORE context for the
+    /// request failed on our side: the server did not prove the credential we expect
+    /// (`Unauthenticated`), sent a malformed message, or our own key is unusable.
+    #[error("EDHOC: {0}")]
+    Edhoc(coap_core::edhoc::Error),
+    /// The server refused the EDHOC handshake with an error message (RFC 9528 §6): ERR_CODE
+    /// 3 when it does not know our credential, 1 with a diagnostic text otherwise.
+    #[error("EDHOC: the server refused the handshake (ERR_CODE {code}{})", if text.is_empty() { String::new() } else { format!(": {text}") })]
+    EdhocPeer {
+        /// ERR_CODE (RFC 9528 §6.1).
+        code: i32,
+        /// The diagnostic text of ERR_CODE 1.
+        text: String,
+    },
+    /// The server refused the EDHOC handshake with a bare error response and no EDHOC
+    /// error message.
+    #[error("EDHOC: the server refused the handshake with {0}")]
+    EdhocStatus(coap_core::Code),
+    /// The server answered a request under an EDHOC session in plain CoAP with this code
+    /// (4.01: it no longer has the session, e.g. after a restart); the session is over
+    /// and the next request runs EDHOC again.
+    #[error(
+        "EDHOC: the server no longer has our session ({0}); the next request runs EDHOC again"
+    )]
+    EdhocSessionLost(coap_core::Code),
     /// The request asked for no response (No-Response, RFC 7967) and none came.
     #[error("no response (as asked with No-Response)")]
     NoResponse,

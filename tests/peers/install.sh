@@ -65,7 +65,12 @@ VENV="$PEERS/venv"
 aiocoap_version() {
     "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("aiocoap"))' 2>/dev/null || true
 }
-if [[ -x "$VENV/bin/aiocoap-client" && "$(aiocoap_version)" == "$AIOCOAP_VERSION" ]]; then
+# EDHOC (RFC 9528) needs lakers-python (the `oscore` extra) and EDN credentials files
+# cbor-diag (the `prettyprint` extra); a venv from before either was used is completed.
+aiocoap_extras() {
+    "$VENV/bin/python" -c 'import lakers, cbor_diag, cbor2' 2>/dev/null
+}
+if [[ -x "$VENV/bin/aiocoap-client" && "$(aiocoap_version)" == "$AIOCOAP_VERSION" ]] && aiocoap_extras; then
     log "aiocoap: $AIOCOAP_VERSION present in $VENV"
 else
     log "aiocoap: installing $AIOCOAP_VERSION into $VENV"
@@ -74,6 +79,7 @@ else
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
         "aiocoap[oscore,linkheader,prettyprint]==$AIOCOAP_VERSION"
     [[ "$(aiocoap_version)" == "$AIOCOAP_VERSION" ]] || { log "aiocoap: install failed"; exit 1; }
+    aiocoap_extras || { log "aiocoap: lakers-python or cbor-diag missing after install"; exit 1; }
 fi
 
 # node-coap ----------------------------------------------------------------------------

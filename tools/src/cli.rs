@@ -403,7 +403,12 @@ pub struct RequestArgs {
     /// Credentials in aiocoap's JSON format: URI patterns mapped to OSCORE context
     /// directories ({"coap://host/*": {"oscore": {"basedir": "DIR"}}}); matching requests
     /// are protected with OSCORE (RFC 8613). For coaps:// URIs also DTLS PSKs:
-    /// {"coaps://host/*": {"dtls": {"psk": "KEY", "client-identity": "ID"}}}.
+    /// {"coaps://host/*": {"dtls": {"psk": "KEY", "client-identity": "ID"}}}. And EDHOC
+    /// (RFC 9528) entries as aiocoap writes them, in an EDN file named *.diag:
+    /// {"coap://host/*": {"edhoc-oscore": {"suite": 2, "method": 3, "own_cred_style":
+    /// "by-key-id", "own_cred": {14: ..}, "private_key_file": "F", "peer_cred": {14: ..}}}}
+    /// runs EDHOC first and protects the request with the OSCORE context it derives
+    /// (message_3 in the request itself unless "use_combined_edhoc": false, RFC 9668).
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
@@ -461,7 +466,10 @@ pub struct ServeArgs {
     pub max_depth: usize,
 
     /// Accept OSCORE (RFC 8613) with the contexts of this credentials file (aiocoap's
-    /// format; one ":label": {"oscore": {"basedir": "DIR"}} entry per client).
+    /// format; one ":label": {"oscore": {"basedir": "DIR"}} entry per client). With
+    /// "edhoc-oscore" entries (EDN, *.diag: own_cred and private_key_file are the server's,
+    /// peer_cred a client's) EDHOC (RFC 9528) is answered at /.well-known/edhoc, with and
+    /// without the combined request (RFC 9668).
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 

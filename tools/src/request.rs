@@ -119,6 +119,10 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Closed
         | ClientError::RepresentationChanged
         | ClientError::Handshake(_)
+        | ClientError::Edhoc(_)
+        | ClientError::EdhocPeer { .. }
+        | ClientError::EdhocStatus(_)
+        | ClientError::EdhocSessionLost(_)
         | ClientError::Unreachable { .. }
         | ClientError::OscoreRejected { .. }
         | ClientError::Status(_)

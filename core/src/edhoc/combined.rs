@@ -42,8 +42,8 @@ pub enum Outcome {
 /// rewritten request (as large as the datagram); `out` receives the layer's output or
 /// the error reply.
 #[allow(clippy::too_many_arguments)]
-pub fn incoming<A, C, const N: usize, const LC: usize, const LB: usize, const LR: usize>(
-    responder: &mut Responder<'_, C, N>,
+pub fn incoming<A, C, T, const N: usize, const LC: usize, const LB: usize, const LR: usize>(
+    responder: &mut Responder<'_, C, N, T>,
     layer: &mut Layer<A, LC, LB, LR>,
     now: Instant,
     from: A,
@@ -54,6 +54,7 @@ pub fn incoming<A, C, const N: usize, const LC: usize, const LB: usize, const LR
 where
     A: Copy + Eq,
     C: CryptoTrait,
+    T: AsRef<[Credential]>,
 {
     let reply = |error: Error, out: &mut [u8]| match write_combined_error(datagram, &error, out) {
         Ok(len) => Outcome::Reply { len, error },

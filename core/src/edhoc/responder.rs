@@ -2,6 +2,7 @@
 //! expiring. A handshake that fails leaves nothing behind: its slot is taken out of the
 //! table before message_3 is processed and only an established session comes back.
 
+use core::marker::PhantomData;
 use core::time::Duration;
 
 use lakers::{
@@ -70,23 +71,45 @@ pub struct Established {
 
 /// The Responder: our identity, the credentials we trust, and up to `N` handshakes in
 /// progress.
-pub struct Responder<'a, C: CryptoTrait, const N: usize = 4> {
+///
+/// `T` holds the trusted credentials: by default a slice borrowed for `'a` (a firmware's
+/// static table); a std runtime that must own them passes a `Vec` and `'static`.
+pub struct Responder<
+    'a,
+    C: CryptoTrait,
+    const N: usize = 4,
+    T: AsRef<[Credential]> = &'a [Credential],
+> {
     crypto: C,
     identity: Identity,
-    trusted: &'a [Credential],
+    trusted: T,
     lifetime: Duration,
     pending: [Option<Pending>; N],
+    borrow: PhantomData<&'a ()>,
 }
 
-impl<'a, C: CryptoTrait, const N: usize> Responder<'a, C, N> {
+impl<C: CryptoTrait, const N: usize, T: AsRef<[Credential]>> core::fmt::Debug
+    for Responder<'_, C, N, T>
+{
+    // The private key and the handshake secrets are never printed.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Responder")
+            .field("in_progress", &self.in_progress())
+            .field("trusted", &self.trusted.as_ref().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, C: CryptoTrait, const N: usize, T: AsRef<[Credential]>> Responder<'a, C, N, T> {
     /// A Responder with no handshake in progress.
-    pub fn new(crypto: C, identity: Identity, trusted: &'a [Credential]) -> Self {
+    pub fn new(crypto: C, identity: Identity, trusted: T) -> Self {
         Responder {
             crypto,
             identity,
             trusted,
             lifetime: DEFAULT_LIFETIME,
             pending: core::array::from_fn(|_| None),
+            borrow: PhantomData,
         }
     }
 
@@ -242,7 +265,8 @@ impl<'a, C: CryptoTrait, const N: usize> Responder<'a, C, N> {
         wire::check_ciphertext_message(message_3, lakers::AES_CCM_TAG_LEN)?;
         let buf = EdhocMessageBuffer::new_from_slice(message_3).map_err(|_| Error::Malformed)?;
         let (processing, id_cred_i, ead_3) = r_parse_message_3(&mut state, &mut self.crypto, &buf)?;
-        let peer = find_trusted(self.trusted, &id_cred_i).ok_or(Error::UnknownCredential)?;
+        let peer =
+            find_trusted(self.trusted.as_ref(), &id_cred_i).ok_or(Error::UnknownCredential)?;
         let (processed, _prk_out) =
             r_verify_message_3(&mut { processing }, &mut self.crypto, peer)?;
         let (completed, message_4_len) = match ead_4 {

@@ -8,7 +8,7 @@
 //!   apart before the OSCORE layer (server) or put together after it (client);
 //! - [`write_request`] / [`parse_response`]: the Initiator's side of the plain flow.
 
-use lakers::ConnId;
+use lakers::{ConnId, Credential};
 
 use super::responder::{Established, Message4, Responder};
 use super::wire::{self, Request, CID_EDHOC_CBOR_SEQ, EDHOC_CBOR_SEQ};
@@ -40,17 +40,29 @@ pub fn error_code(e: &Error) -> Code {
 
 /// The Responder as a CoAP resource (POST only, RFC 9528 Appendix A.2.1). `K` sessions can
 /// wait for the runtime to collect them.
-pub struct EdhocResource<'r, 'a, C: CryptoTrait, const N: usize, const K: usize = 2> {
-    responder: &'r mut Responder<'a, C, N>,
+pub struct EdhocResource<
+    'r,
+    'a,
+    C: CryptoTrait,
+    const N: usize,
+    const K: usize = 2,
+    T: AsRef<[Credential]> = &'a [Credential],
+> {
+    responder: &'r mut Responder<'a, C, N, T>,
     message_4: bool,
     established: heapless::Deque<Established, K>,
     taken: &'r dyn Fn(&[u8]) -> bool,
 }
 
-impl<'r, 'a, C: CryptoTrait, const N: usize, const K: usize> EdhocResource<'r, 'a, C, N, K> {
+impl<'r, 'a, C: CryptoTrait, const N: usize, const K: usize, T: AsRef<[Credential]>>
+    EdhocResource<'r, 'a, C, N, K, T>
+{
     /// A resource over `responder`; `taken` says whether an OSCORE Recipient ID is in use
     /// (the runtime's layer), so C_R never collides with one.
-    pub fn new(responder: &'r mut Responder<'a, C, N>, taken: &'r dyn Fn(&[u8]) -> bool) -> Self {
+    pub fn new(
+        responder: &'r mut Responder<'a, C, N, T>,
+        taken: &'r dyn Fn(&[u8]) -> bool,
+    ) -> Self {
         EdhocResource {
             responder,
             message_4: true,
@@ -146,8 +158,8 @@ fn one_byte_taken(in_use: &[bool; 48], id: &[u8]) -> bool {
     }
 }
 
-impl<A, C: CryptoTrait, const N: usize, const K: usize> Resource<A>
-    for EdhocResource<'_, '_, C, N, K>
+impl<A, C: CryptoTrait, const N: usize, const K: usize, T: AsRef<[Credential]>> Resource<A>
+    for EdhocResource<'_, '_, C, N, K, T>
 {
     fn post(&mut self, req: &IncomingRequest<'_, A>, resp: &mut ResponseWriter<'_>) -> Outcome {
         // RFC 9528 Appendix A.2.1: requests carry application/cid-edhoc+cbor-seq. Some

@@ -236,6 +236,31 @@ impl<A: Copy + Eq, const C: usize, const B: usize, const R: usize> Layer<A, C, B
         Ok(id)
     }
 
+    /// Removes a context and everything bound to it (request/response bindings, message
+    /// records), so that its [`ContextId`] can name a new context without a response or a
+    /// retransmission of the old one being protected or verified under the new one. For
+    /// contexts that are replaced as a whole, e.g. those of EDHOC sessions (RFC 9528
+    /// Appendix A.1).
+    pub fn remove_context(&mut self, id: ContextId) -> Option<SecurityContext> {
+        let slot = self.contexts.get_mut(usize::from(id.0))?.take()?;
+        for b in &mut self.bindings {
+            if b.as_ref().is_some_and(|b| b.context == id) {
+                *b = None;
+            }
+        }
+        for s in &mut self.sent {
+            if s.as_ref().is_some_and(|s| s.context == id) {
+                *s = None;
+            }
+        }
+        for r in &mut self.received {
+            if r.as_ref().is_some_and(|r| r.context == id) {
+                *r = None;
+            }
+        }
+        Some(slot.ctx)
+    }
+
     /// A context, for inspection.
     pub fn context(&self, id: ContextId) -> Option<&SecurityContext> {
         self.slot(id).map(|s| &s.ctx)

@@ -1,6 +1,8 @@
 //! The adapter side: the core endpoint with its table of waiting requests, fed by an
 //! adapter's loop through [`Driver::step`].
 
+mod incoming;
+
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -9,8 +11,7 @@ use std::time::Duration;
 
 use async_channel::Sender;
 use coap_core::{
-    Config, Endpoint, Event, FailReason, Handler, Instant, MessageType, OptionNumber, RequestId,
-    Unreachable,
+    Config, Endpoint, Event, FailReason, Handler, Instant, OptionNumber, RequestId, Unreachable,
 };
 
 mod admission;
@@ -18,11 +19,13 @@ mod queue;
 
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
 use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
+use crate::edhoc::server::StdResponder;
+use crate::edhoc::session::{refusal, ClientSessions, Refusal};
 use crate::oscore::{plain, Oscore, Peer, Security};
 use crate::reply::RespondError;
 use crate::response::{ClientError, Response};
 use crate::storage::GrowableDedup;
-use coap_core::oscore::{Incoming, Secured};
+use coap_core::oscore::Secured;
 use queue::{Admission, Queued};
 
 /// Message slots of a std endpoint: concurrent requests, deferred and cached responses.
@@ -35,7 +38,8 @@ pub const OBSERVERS: usize = 256;
 pub const MAX_DATAGRAM: usize = 65_535;
 /// Largest datagram a std endpoint sends: a message plus what OSCORE adds to it (the OSCORE
 /// option, the outer code and the 8-byte tag, RFC 8613 §4, §6).
-pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64;
+/// An EDHOC + OSCORE combined request (RFC 9668) carries message_3 besides.
+pub const TRANSMIT_SIZE: usize = MESSAGE_SIZE + 64 + coap_core::edhoc::transport::MAX_MESSAGE_LEN;
 
 /// The core endpoint as the std adapters size it. Its duplicate detection is a growable
 /// store, so the endpoint's fixed-size parameter for it is 0.
@@ -111,6 +115,10 @@ pub struct Driver<H> {
     scratch: Vec<u8>,
     /// CoAP over DTLS (RFC 7252 §9), when the endpoint has a coaps socket.
     dtls: Option<Box<Dtls>>,
+    /// The EDHOC Responder (RFC 9528) of a server with `edhoc-oscore` credentials.
+    edhoc: Option<Box<StdResponder>>,
+    /// The client's EDHOC sessions: combined requests (RFC 9668) and refusals.
+    combining: ClientSessions,
     /// The address an ICMP error is being handled for (what `FailReason::Unreachable`
     /// events name).
     unreachable: Option<SocketAddr>,
@@ -141,6 +149,8 @@ impl<H: Handler<Peer>> Driver<H> {
             raw: VecDeque::new(),
             scratch: vec![0; 2 * MAX_DATAGRAM],
             dtls: None,
+            edhoc: None,
+            combining: ClientSessions::default(),
             unreachable: None,
             admission: Admission::new(config.max_queued_requests),
         })
@@ -296,6 +306,14 @@ impl<H: Handler<Peer>> Driver<H> {
         self
     }
 
+    /// Answers EDHOC (RFC 9528) at `/.well-known/edhoc` with `responder` and accepts the
+    /// combined request (RFC 9668); needs OSCORE ([`Driver::with_oscore`]) for the
+    /// sessions' contexts.
+    pub fn with_edhoc(mut self, responder: Box<StdResponder>) -> Self {
+        self.edhoc = Some(responder);
+        self
+    }
+
     /// The core endpoint (statistics, slots in use).
     pub fn endpoint(&self) -> &StdEndpoint {
         &self.endpoint
@@ -370,7 +388,11 @@ impl<H: Handler<Peer>> Driver<H> {
                 .outgoing(now, t.peer.addr, context, plain, &mut self.scratch)
             {
                 Ok(n) if n <= buf.len() => {
-                    buf.get_mut(..n)?.copy_from_slice(self.scratch.get(..n)?);
+                    let protected = self.scratch.get(..n)?;
+                    if let Some(w) = self.combining.wrap(context, protected, buf) {
+                        return Some((t.peer.addr, w));
+                    }
+                    buf.get_mut(..n)?.copy_from_slice(protected);
                     return Some((t.peer.addr, n));
                 }
                 _ => continue,
@@ -424,65 +446,6 @@ impl<H: Handler<Peer>> Driver<H> {
         self.dispatch_events();
         self.admit();
         ControlFlow::Continue(())
-    }
-
-    /// Feeds a received datagram.
-    pub fn handle_datagram(&mut self, peer: SocketAddr, bytes: &[u8]) {
-        let now = self.now();
-        let Some(oscore) = self.oscore.as_mut() else {
-            return self
-                .endpoint
-                .handle_datagram(now, plain(peer), bytes, &mut self.handler);
-        };
-        // RFC 8613: verify before the endpoint sees anything; it then sees the inner
-        // message from the peer under that context.
-        match oscore.layer.incoming(now, peer, bytes, &mut self.scratch) {
-            Incoming::Plain => {
-                // An unprotected rejection of a protected request ends it now, with why.
-                let rejected = crate::oscore_rejection::rejection(&oscore.layer, peer, bytes);
-                if let Some((to, token, error)) = rejected {
-                    if let Some(id) = self.endpoint.request_with_token(to, token.as_slice()) {
-                        self.fail(id, error);
-                    }
-                }
-                self.endpoint
-                    .handle_datagram(now, plain(peer), bytes, &mut self.handler)
-            }
-            Incoming::Inner { len, context } => {
-                let from = Secured {
-                    addr: peer,
-                    security: Security::Oscore(context),
-                };
-                let inner = self.scratch.get(..len).unwrap_or_default();
-                self.endpoint
-                    .handle_datagram(now, from, inner, &mut self.handler);
-            }
-            Incoming::Reply { len, .. } => {
-                let reply = self.scratch.get(..len).unwrap_or_default().to_vec();
-                self.raw.push_back((peer, reply));
-            }
-            // An outer block-wise step (RFC 8613 §4.1.3.4.2): the layer answers the
-            // fragment itself; a fragment that came in the ACK of our request still
-            // acknowledges it for the endpoint.
-            Incoming::Fragment { len, ack } => {
-                let step = self.scratch.get(..len).unwrap_or_default().to_vec();
-                self.raw.push_back((peer, step));
-                if let Some((mid, context)) = ack {
-                    let mut empty = [0u8; 4];
-                    if coap_core::message::write_empty(&mut empty, MessageType::Ack, mid).is_ok() {
-                        let from = Secured {
-                            addr: peer,
-                            security: Security::Oscore(context),
-                        };
-                        self.endpoint
-                            .handle_datagram(now, from, &empty, &mut self.handler);
-                    }
-                }
-            }
-            // Not verifiable (no context, failed integrity, ...): dropped without an answer
-            // (RFC 8613 §8.2 answers only what it can protect).
-            Incoming::Drop(_) => {}
-        }
     }
 
     /// The network said `addr` cannot be reached (an ICMP error read from the socket's
@@ -666,6 +629,29 @@ impl<H: Handler<Peer>> Driver<H> {
                 let n = self.endpoint.notify(now, resource, |_, w| reply.write(w));
                 let _ = done.try_send(n);
             }
+            Cmd::RecipientIds { reply } => {
+                let ids = self.oscore.as_ref().map(|o| o.recipient_ids());
+                let _ = reply.try_send(ids.unwrap_or_default());
+            }
+            Cmd::EdhocContext {
+                context,
+                peer,
+                message_3,
+                reply,
+            } => {
+                // A client bound without credentials gets its OSCORE layer now.
+                if self.oscore.is_none() {
+                    self.oscore = Oscore::load(&Default::default()).ok().map(|(o, _)| o);
+                }
+                let added = match self.oscore.as_mut() {
+                    Some(o) => o.add_session(*context).map_err(ClientError::Edhoc),
+                    None => Err(ClientError::NoCredentials),
+                };
+                if let Ok(id) = &added {
+                    self.combining.add(*id, peer, message_3);
+                }
+                let _ = reply.try_send(added);
+            }
             Cmd::Respond {
                 handle,
                 reply,
@@ -761,7 +747,13 @@ impl<H: Handler<Peer>> Driver<H> {
                         body.extend_from_slice(&response.payload);
                         response.payload = body;
                     }
-                    (id, Ok(response))
+                    match self.combining.take_refusal(peer.addr, message.token()) {
+                        Some(Refusal::Handshake) => (id, Err(refusal(&response))),
+                        Some(Refusal::SessionLost) => {
+                            (id, Err(ClientError::EdhocSessionLost(response.code)))
+                        }
+                        None => (id, Ok(response)),
+                    }
                 }
                 Event::Failed { id, reason } => (id, Err(failure(reason, self.unreachable))),
                 // The request asked for no response (RFC 7967) and none came.

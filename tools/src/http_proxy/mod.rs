@@ -713,6 +713,10 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         ClientError::UnsupportedScheme | ClientError::NoCredentials => StatusCode::NOT_IMPLEMENTED,
         ClientError::Busy | ClientError::Closed => StatusCode::SERVICE_UNAVAILABLE,
         ClientError::Handshake(_)
+        | ClientError::Edhoc(_)
+        | ClientError::EdhocPeer { .. }
+        | ClientError::EdhocStatus(_)
+        | ClientError::EdhocSessionLost(_)
         | ClientError::Resolve(_)
         | ClientError::Reset
         | ClientError::Io(_)

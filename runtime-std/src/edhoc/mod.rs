@@ -6,6 +6,15 @@
 //! - the matching credential: a CCS (RFC 9528 §3.5.2, RFC 8392) `{2: subject, 8: {1:
 //!   COSE_Key}}` with the public key and a key identifier, deterministically encoded, and
 //!   its EDN `{14: {...}}` (the KCCS form of aiocoap's `own_cred`/`peer_cred`).
+//!
+//! Around them: [`config`] reads aiocoap's `edhoc-oscore` credential entries, `session`
+//! runs the Initiator for a client request (plain flow or combined request, RFC 9668) and
+//! `server` the Responder of a server endpoint at `/.well-known/edhoc`.
+
+pub mod config;
+pub mod server;
+pub(crate) mod session;
+pub(crate) mod sessions;
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -50,7 +59,7 @@ pub enum KeyError {
 }
 
 /// A static P-256 key pair for EDHOC method 3.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EdhocKey {
     d: [u8; 32],
     x: [u8; 32],
@@ -133,6 +142,11 @@ impl EdhocKey {
         })
     }
 
+    /// Whether `ccs` carries this key's public key.
+    pub fn matches(&self, ccs: &Ccs) -> bool {
+        ccs.x == self.x && ccs.y == self.y
+    }
+
     /// The CCS carrying the public key, with an optional key identifier and subject.
     pub fn ccs(&self, kid: Option<&[u8]>, subject: Option<&str>) -> Ccs {
         Ccs {
@@ -164,6 +178,20 @@ pub struct Ccs {
 }
 
 impl Ccs {
+    /// A CCS of the public key (x, y), if that is a point on P-256.
+    pub fn from_parts(
+        x: [u8; 32],
+        y: [u8; 32],
+        kid: Option<Vec<u8>>,
+        subject: Option<String>,
+    ) -> Option<Ccs> {
+        let mut sec1 = [4u8; 65];
+        sec1[1..33].copy_from_slice(&x);
+        sec1[33..].copy_from_slice(&y);
+        p256::PublicKey::from_sec1_bytes(&sec1).ok()?;
+        Some(Ccs { x, y, kid, subject })
+    }
+
     /// The CBOR encoding (what EDHOC's CRED_x is).
     pub fn cbor(&self) -> Vec<u8> {
         let mut c = Vec::with_capacity(128);
@@ -212,6 +240,36 @@ impl Ccs {
         )
     }
 }
+
+/// The OS random generator (getrandom) as the `rand_core` 0.6 RNG lakers' RustCrypto
+/// backend takes: ephemeral keys and connection identifiers come from it.
+#[derive(Debug, Clone, Copy)]
+pub struct OsRng;
+
+impl rand_core::RngCore for OsRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // The trait has no error path here; an OS without entropy cannot run EDHOC, and a
+        // predictable key would be worse than stopping.
+        if getrandom::fill(dest).is_err() {
+            panic!("the OS random generator failed");
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        getrandom::fill(dest).map_err(|e| rand_core::Error::new(e.to_string()))
+    }
+}
+
+impl rand_core::CryptoRng for OsRng {}
 
 fn edn_text(s: &str) -> String {
     let mut out = String::from("\"");
