@@ -42,6 +42,9 @@ pub type DedupParts<'a, A, I> = (&'a mut [DedupEntry<A, I>], &'a mut [I]);
 pub trait DedupStore<A> {
     /// How positions are stored.
     type Index: Index;
+    /// Whether the store can grow at all (fixed arrays cannot: their growth code is
+    /// left out of the build).
+    const GROWS: bool = true;
     /// An empty store.
     fn empty() -> Self;
     /// The entries; as many as the heads.
@@ -71,6 +74,7 @@ pub struct FixedDedup<A, const N: usize> {
 
 impl<A: Copy, const N: usize> DedupStore<A> for FixedDedup<A, N> {
     type Index = u16;
+    const GROWS: bool = false;
     fn empty() -> Self {
         FixedDedup {
             entries: [DedupEntry::EMPTY; N],
@@ -211,6 +215,9 @@ impl<A: Copy + Eq + Hash, S: DedupStore<A>> DedupTable<A, S> {
     /// Doubles the store (up to its limit) rather than drop the oldest entry: the ring is
     /// laid out again oldest first and the index rebuilt, O(entries) per doubling.
     fn grow(&mut self) -> bool {
+        if !S::GROWS {
+            return false;
+        }
         let len = self.len();
         let limit = self.store.limit();
         if len >= limit {
@@ -257,7 +264,7 @@ impl<A: Copy + Eq + Hash, S: DedupStore<A>> DedupTable<A, S> {
     /// entry there expires, if the next insertion would have to drop one; `None` when an
     /// entry can be remembered now.
     pub fn make_room(&mut self, now: Instant) -> Option<u64> {
-        if self.len() == 0 || self.live_at(self.next % self.len().max(1), now) {
+        if S::GROWS && (self.len() == 0 || self.live_at(self.next % self.len().max(1), now)) {
             self.grow();
         }
         let len = self.len();
