@@ -6,7 +6,7 @@
 use core::hash::{Hash, Hasher};
 use core::marker::PhantomData;
 
-use crate::reliability::{DupAction, Retention};
+use crate::reliability::{secs_ceil, DupAction, Retention};
 use crate::storage::Index;
 use crate::time::Instant;
 
@@ -121,9 +121,6 @@ impl Hasher for Fnv {
     }
 }
 
-fn secs_ceil(ms: u64) -> u32 {
-    u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
-}
 
 /// Smallest size a growing store starts from.
 const MIN_GROWN: usize = 64;

@@ -86,7 +86,8 @@ pub(crate) enum Retention {
     AtMostOnce,
 }
 
-fn secs_ceil(ms: u64) -> u32 {
+/// Milliseconds as whole seconds, rounded up (table expiries are kept in seconds).
+pub(crate) fn secs_ceil(ms: u64) -> u32 {
     u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX)
 }
 

@@ -13,40 +13,29 @@ pub trait Index: Copy + Eq + core::fmt::Debug {
     const NONE: Self;
     /// Position `i` (`NONE` if it does not fit).
     fn from_usize(i: usize) -> Self;
-    /// The position (`usize::MAX` for `NONE`).
+    /// The position; `NONE` maps to one past any table's end.
     fn to_usize(self) -> usize;
 }
 
 impl Index for u16 {
     const NONE: Self = u16::MAX;
     fn from_usize(i: usize) -> Self {
-        u16::try_from(i)
-            .ok()
-            .filter(|&v| v != u16::MAX)
-            .unwrap_or(u16::MAX)
+        u16::try_from(i).unwrap_or(u16::MAX)
     }
+    /// `NONE` becomes 65,535, a position no fixed table has (they hold at most 65,535
+    /// entries, numbered from 0), so a lookup of it finds nothing without a test of its own.
     fn to_usize(self) -> usize {
-        if self == u16::MAX {
-            usize::MAX
-        } else {
-            usize::from(self)
-        }
+        usize::from(self)
     }
 }
 
 impl Index for u32 {
     const NONE: Self = u32::MAX;
     fn from_usize(i: usize) -> Self {
-        u32::try_from(i)
-            .ok()
-            .filter(|&v| v != u32::MAX)
-            .unwrap_or(u32::MAX)
+        u32::try_from(i).unwrap_or(u32::MAX)
     }
+    /// As for `u16`: growable tables stop below `u32::MAX` entries.
     fn to_usize(self) -> usize {
-        if self == u32::MAX {
-            usize::MAX
-        } else {
-            usize::try_from(self).unwrap_or(usize::MAX)
-        }
+        usize::try_from(self).unwrap_or(usize::MAX)
     }
 }
