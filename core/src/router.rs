@@ -160,7 +160,9 @@ where
     }
 
     /// The route a request goes to, and whether it matched exactly: an exact match beats
-    /// a prefix, then the longer path wins.
+    /// a prefix, then the longer path wins. Kept out of line: both dispatch and
+    /// [`Handler::idempotence`] call it, and one copy is smaller on a microcontroller.
+    #[inline(never)]
     fn best_route(&self, msg: &Message<'_>) -> Option<(usize, bool)> {
         let mut best: Option<(usize, bool)> = None; // (index, exact)
         let mut best_len = 0;
