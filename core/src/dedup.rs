@@ -121,7 +121,6 @@ impl Hasher for Fnv {
     }
 }
 
-
 /// Smallest size a growing store starts from.
 const MIN_GROWN: usize = 64;
 

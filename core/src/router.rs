@@ -307,21 +307,31 @@ where
             resp.set_code(Code::NOT_FOUND);
             return Outcome::Respond;
         };
-        let r = route.resource.deref_mut();
-        if req.message().option(crate::OptionNumber::BLOCK1).is_some() && !r.accepts_block1() {
-            resp.set_code(Code::BAD_OPTION);
-            return Outcome::Respond;
-        }
-        match req.method() {
-            Some(Method::Get) => r.get(req, resp),
-            Some(Method::Post) => r.post(req, resp),
-            Some(Method::Put) => r.put(req, resp),
-            Some(Method::Delete) => r.delete(req, resp),
-            Some(Method::Fetch) => r.fetch(req, resp),
-            Some(Method::Patch) => r.patch(req, resp),
-            Some(Method::IPatch) => r.ipatch(req, resp),
-            // RFC 7252 §5.8: unrecognized method codes get 4.05.
-            None => method_not_allowed(resp),
-        }
+        dispatch(route.resource.deref_mut(), req, resp)
+    }
+}
+
+/// Hands a request to the resource's method: 4.02 for Block1 to a resource that does not
+/// take it (RFC 7959 §2.3), 4.05 for a method it lacks or one not recognized (RFC 7252
+/// §5.8). What a [`Router`] does once it has found the resource; other routers (the std
+/// crates' async one) use it for their synchronous resources.
+pub fn dispatch<A, R: Resource<A> + ?Sized>(
+    r: &mut R,
+    req: &IncomingRequest<'_, A>,
+    resp: &mut ResponseWriter<'_>,
+) -> Outcome {
+    if req.message().option(crate::OptionNumber::BLOCK1).is_some() && !r.accepts_block1() {
+        resp.set_code(Code::BAD_OPTION);
+        return Outcome::Respond;
+    }
+    match req.method() {
+        Some(Method::Get) => r.get(req, resp),
+        Some(Method::Post) => r.post(req, resp),
+        Some(Method::Put) => r.put(req, resp),
+        Some(Method::Delete) => r.delete(req, resp),
+        Some(Method::Fetch) => r.fetch(req, resp),
+        Some(Method::Patch) => r.patch(req, resp),
+        Some(Method::IPatch) => r.ipatch(req, resp),
+        None => method_not_allowed(resp),
     }
 }

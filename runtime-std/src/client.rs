@@ -120,18 +120,7 @@ impl Handle {
     pub fn request(&self, method: Method, uri: &str) -> RequestBuilder {
         RequestBuilder {
             handle: self.clone(),
-            request: OutgoingRequest {
-                uri: uri.to_owned(),
-                code: method.code(),
-                confirmable: true,
-                timeout: None,
-                token: None,
-                content_format: None,
-                accept: None,
-                options: Vec::new(),
-                payload: Vec::new(),
-                psk: None,
-            },
+            request: OutgoingRequest::new(uri.to_owned(), method.code()),
             progress: None,
         }
     }

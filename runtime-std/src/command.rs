@@ -105,6 +105,22 @@ pub(crate) struct OutgoingRequest {
 }
 
 impl OutgoingRequest {
+    /// A CON request with `code` to `uri`: no options, payload or chosen token yet.
+    pub(crate) fn new(uri: String, code: Code) -> Self {
+        OutgoingRequest {
+            uri,
+            code,
+            confirmable: true,
+            timeout: None,
+            token: None,
+            content_format: None,
+            accept: None,
+            options: Vec::new(),
+            payload: Vec::new(),
+            psk: None,
+        }
+    }
+
     pub(crate) fn write(&self, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
         self.write_options(b)?;
         b.payload(&self.payload)?;

@@ -244,6 +244,16 @@ fn read_all(mut r: impl Read) -> std::io::Result<Vec<u8>> {
     Ok(v)
 }
 
+/// The credentials file of `--credentials` (aiocoap's format), if given: a file that
+/// cannot be read or parsed is a usage error naming it and the fault.
+pub fn credentials(
+    path: Option<&Path>,
+) -> Result<Option<coap_tokio::Credentials>, crate::exit::Fail> {
+    path.map(coap_tokio::Credentials::load)
+        .transpose()
+        .map_err(|e| crate::exit::Fail::usage(format_args!("{e}")))
+}
+
 /// An I/O error's reason without the "(os error N)" suffix.
 pub fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();

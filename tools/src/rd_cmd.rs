@@ -15,7 +15,7 @@ use coap_tools::rd::store::StoreSpec;
 use coap_tools::rd::Limits;
 
 use crate::cli::{RdArgs, RdRegisterArgs};
-use crate::serve::{bind_or_default_with, Signals};
+use crate::serve::{bind_or_default_with, on_signal, Signals};
 use crate::stderr_line;
 
 /// How long one request of `rd-register` may take (RFC 7252 MAX_TRANSMIT_WAIT is 93 s;
@@ -38,12 +38,7 @@ pub async fn serve(args: RdArgs) -> Result<Exit, Fail> {
         .map_err(|e| Fail::failure(format_args!("cannot load the registrations: {e}")))?;
     let server = bind_or_default_with(args.bind, server_config()).await?;
     let local = server.local_addr();
-    let signals = Signals::install()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let signal = async move {
-        let sig = signals.recv().await;
-        let _ = tx.send(sig);
-    };
+    let (signal, stop) = on_signal()?;
     let router = rd.router(server.client(), server.responder());
     let maintenance = tokio::spawn(rd.clone().maintain(server.notifier()));
     stderr_line(&format!(
@@ -53,13 +48,8 @@ pub async fn serve(args: RdArgs) -> Result<Exit, Fail> {
     ));
     stderr_line(&format!("coap rd: listening on {local} (Ctrl-C to stop)"));
     let result = server.serve_with_shutdown(router, signal).await;
-    maintenance.abort();
-    if let Ok(sig) = rx.await {
-        stderr_line(&format!("coap rd: {sig}, shutting down"));
-    }
-    result
-        .map(|()| Exit::Success)
-        .map_err(|e| Fail::failure(format_args!("rd on {local} failed: {}", io_reason(&e))))
+    stop.finish("coap rd", "rd", local, Some(maintenance), result)
+        .await
 }
 
 /// `coap://authority` and the path of a URI given on the command line.

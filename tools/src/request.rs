@@ -239,12 +239,7 @@ pub async fn run_with(
     let secure = Uri::parse(&send_uri).is_ok_and(|u| u.scheme() == Scheme::Coaps);
     warn_inapplicable(&args, code, secure, target.peer.ip().is_multicast());
 
-    let credentials = args
-        .credentials
-        .as_deref()
-        .map(coap_tokio::Credentials::load)
-        .transpose()
-        .map_err(|e| Fail::usage(format_args!("{e}")))?;
+    let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
     if let (Some(c), Some(path)) = (&credentials, &args.credentials) {
         check_context_dirs(c, path)?;
     }

@@ -61,12 +61,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     };
     // The key file too: a bad line fails before anything is bound.
     let psks = args.psk_file.as_deref().map(read_psk_file).transpose()?;
-    let credentials = args
-        .credentials
-        .as_deref()
-        .map(coap_tokio::Credentials::load)
-        .transpose()
-        .map_err(|e| Fail::usage(format_args!("{e}")))?;
+    let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
     if threads > 1 {
         return serve_sharded(args.bind, files, threads).await;
     }
@@ -124,14 +119,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     let local = server.local_addr();
 
     // Ctrl-C (or SIGTERM) ends the loop; the socket closes when the server is dropped.
-    // The handlers are installed before the address is announced, so that a signal right
-    // after the announcement is not fatal.
-    let signals = Signals::install()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let signal = async move {
-        let sig = signals.recv().await;
-        let _ = tx.send(sig);
-    };
+    let (signal, stop) = on_signal()?;
     stderr_line(&format!(
         "coap serve: listening on {local} (Ctrl-C to stop)"
     ));
@@ -145,12 +133,9 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     if args.plugtest {
         let config = coap_tools::plugtest::PlugtestConfig::default();
         let result = coap_tools::plugtest::serve(server, config, signal).await;
-        if let Ok(sig) = rx.await {
-            stderr_line(&format!("coap serve: {sig}, shutting down"));
-        }
-        return result.map(|()| Exit::Success).map_err(|e| {
-            Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e)))
-        });
+        return stop
+            .finish("coap serve", "server", local, None, result)
+            .await;
     }
     let notifier = server.notifier();
     let (router, ticker) = match files {
@@ -180,13 +165,8 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     };
     let handler = RequireOscore::new(router, protection);
     let result = server.serve_with_shutdown(handler, signal).await;
-    ticker.abort();
-    if let Ok(sig) = rx.await {
-        stderr_line(&format!("coap serve: {sig}, shutting down"));
-    }
-    result
-        .map(|()| Exit::Success)
-        .map_err(|e| Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e))))
+    stop.finish("coap serve", "server", local, Some(ticker), result)
+        .await
 }
 
 /// `coap serve` over `threads` endpoints on one port ([`coap_tokio::Sharded`]): the demo
@@ -221,11 +201,7 @@ async fn serve_sharded(
         }
     };
     let local = server.local_addr();
-    let signals = Signals::install()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let signal = async move {
-        let _ = tx.send(signals.recv().await);
-    };
+    let (signal, stop) = on_signal()?;
     stderr_line(&format!(
         "coap serve: listening on {local} (Ctrl-C to stop)"
     ));
@@ -257,13 +233,8 @@ async fn serve_sharded(
     let result = server
         .serve_with_shutdown(|_| shared.router(), signal)
         .await;
-    ticker.abort();
-    if let Ok(sig) = rx.await {
-        stderr_line(&format!("coap serve: {sig}, shutting down"));
-    }
-    result
-        .map(|()| Exit::Success)
-        .map_err(|e| Fail::failure(format_args!("server on {local} failed: {}", io_reason(&e))))
+    stop.finish("coap serve", "server", local, Some(ticker), result)
+        .await
 }
 
 /// The coaps port beside a coap port, as libcoap's server picks it: port + 1 (RFC 7252
@@ -376,6 +347,46 @@ async fn bind(addr: SocketAddr, config: coap_tokio::Config) -> Result<Server, Fa
     Server::bind_with(addr, config)
         .await
         .map_err(|e| Fail::failure(format_args!("cannot listen on {addr}: {}", io_reason(&e))))
+}
+
+/// How a serving command ends: on SIGINT or SIGTERM, said on stderr once the loop is done.
+pub(crate) struct Stop {
+    said: tokio::sync::oneshot::Receiver<&'static str>,
+}
+
+/// The signal handlers, installed now (before the address is announced, so that a signal
+/// right after the announcement is not fatal): the future to give `serve_with_shutdown`,
+/// and the [`Stop`] that reports which signal ended it.
+pub(crate) fn on_signal() -> Result<(impl std::future::Future<Output = ()>, Stop), Fail> {
+    let signals = Signals::install()?;
+    let (tx, said) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        let _ = tx.send(signals.recv().await);
+    };
+    Ok((signal, Stop { said }))
+}
+
+impl Stop {
+    /// After the loop: stops `background` (a ticker, a watcher), says which signal ended
+    /// `command` (`coap serve`, `coap rd`), and maps the loop's result to an exit.
+    pub(crate) async fn finish(
+        self,
+        command: &str,
+        what: &str,
+        local: SocketAddr,
+        background: Option<tokio::task::JoinHandle<()>>,
+        result: std::io::Result<()>,
+    ) -> Result<Exit, Fail> {
+        if let Some(b) = background {
+            b.abort();
+        }
+        if let Ok(sig) = self.said.await {
+            stderr_line(&format!("{command}: {sig}, shutting down"));
+        }
+        result
+            .map(|()| Exit::Success)
+            .map_err(|e| Fail::failure(format_args!("{what} on {local} failed: {}", io_reason(&e))))
+    }
 }
 
 /// The signals that stop the server: SIGINT (Ctrl-C) and SIGTERM.

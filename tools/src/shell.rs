@@ -58,12 +58,7 @@ pub fn run(args: ShellArgs) -> Result<Exit, Fail> {
 /// The session's endpoint: of the base URI's address family, with its security.
 async fn open(args: &ShellArgs, base: &str) -> Result<coap_tokio::Client, Fail> {
     let target = crate::request::target_of(base, true).await?;
-    let credentials = args
-        .credentials
-        .as_deref()
-        .map(coap_tokio::Credentials::load)
-        .transpose()
-        .map_err(|e| Fail::usage(format_args!("{e}")))?;
+    let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
     let psk = match (&args.psk_identity, &args.psk) {
         (Some(identity), Some(key)) => Some(coap_tokio::Psk {
             identity: identity.as_bytes().to_vec(),

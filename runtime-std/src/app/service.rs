@@ -86,20 +86,7 @@ fn dispatch_sync(
     req: &IncomingRequest<'_, Peer>,
     resp: &mut ResponseWriter<'_>,
 ) -> Outcome {
-    if req.message().option(OptionNumber::BLOCK1).is_some() && !r.accepts_block1() {
-        resp.set_code(Code::BAD_OPTION);
-        return Outcome::Respond;
-    }
-    match req.method() {
-        Some(Method::Get) => r.get(req, resp),
-        Some(Method::Post) => r.post(req, resp),
-        Some(Method::Put) => r.put(req, resp),
-        Some(Method::Delete) => r.delete(req, resp),
-        Some(Method::Fetch) => r.fetch(req, resp),
-        Some(Method::Patch) => r.patch(req, resp),
-        Some(Method::IPatch) => r.ipatch(req, resp),
-        None => method_not_allowed(resp),
-    }
+    coap_core::router::dispatch(r, req, resp)
 }
 
 impl<R: Runtime> Handler<Peer> for AppHandler<R> {

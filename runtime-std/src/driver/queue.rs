@@ -124,18 +124,7 @@ mod tests {
 
     fn queued(key: u64, deadline_ms: u64) -> (Queued, Outcome) {
         let (reply, rx) = async_channel::bounded(1);
-        let request = OutgoingRequest {
-            uri: "coap://127.0.0.1/x".into(),
-            code: Code::GET,
-            confirmable: true,
-            timeout: None,
-            token: None,
-            content_format: None,
-            accept: None,
-            options: Vec::new(),
-            payload: Vec::new(),
-            psk: None,
-        };
+        let request = OutgoingRequest::new("coap://127.0.0.1/x".into(), Code::GET);
         let q = Queued {
             key,
             peer: crate::oscore::plain(SocketAddr::from(([127, 0, 0, 1], 5683))),
