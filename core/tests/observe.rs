@@ -536,3 +536,35 @@ fn per_peer_observer_quota() {
     );
     assert_eq!(server.observers(KEY), 4);
 }
+
+/// An observation keeps its slot, and its notifications need another: the observation
+/// that would take a client's last free slot is refused at once with `Busy` (it could not
+/// hear its own first answer), while a plain request may still take that slot.
+#[test]
+fn an_observation_never_takes_the_last_slot() {
+    let mut client: Endpoint<u32, 4, 256, 8, 4> = Endpoint::new(Config::default(), 3);
+    let observe_req = |c: &mut Endpoint<u32, 4, 256, 8, 4>, peer: u32| {
+        c.request(Instant::ZERO, peer, RequestParams::con(Code::GET), |b| {
+            b.option_uint(OptionNumber::OBSERVE, 0)?;
+            b.option_str(OptionNumber::URI_PATH, "obs")?;
+            Ok(())
+        })
+    };
+    for peer in 1..=3 {
+        assert!(observe_req(&mut client, peer).is_ok(), "observation {peer}");
+    }
+    assert_eq!(
+        observe_req(&mut client, 4),
+        Err(coap_core::endpoint::Error::Busy)
+    );
+    assert_eq!(
+        client.slots_in_use(),
+        3,
+        "the refused one left nothing behind"
+    );
+    let plain = client.request(Instant::ZERO, 5, RequestParams::con(Code::GET), |b| {
+        b.option_str(OptionNumber::URI_PATH, "x")?;
+        Ok(())
+    });
+    assert!(plain.is_ok(), "{plain:?}");
+}

@@ -94,3 +94,78 @@ async fn scenario() {
         assert_eq!(n.payload_str(), Some("1"));
     }
 }
+
+/// The client side of the limit: one client endpoint holding nearly as many observations
+/// as it has message slots (each observation keeps its request in one) still receives a
+/// notification on every one of them when all change at once, and the observation that
+/// does not fit fails at once with `Busy` (issue 16: at 255 observations the next timed
+/// out after 5 s and more than half of the others went silent).
+#[test]
+fn a_client_full_of_observations_still_hears_every_one() {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            tokio::time::timeout(BOUND, client_scenario())
+                .await
+                .expect("within the bound")
+        });
+}
+
+async fn client_scenario() {
+    let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let per_peer = usize::from(Config::default().max_observers_per_peer);
+    let servers = coap_tokio::glue::SLOTS.div_ceil(per_peer);
+    let mut uris = Vec::new();
+    let mut notifiers = Vec::new();
+    for _ in 0..servers {
+        let server = Server::bind_with(local, Config::default()).await.unwrap();
+        uris.push(format!("coap://{}/counter", server.local_addr()));
+        notifiers.push(server.notifier());
+        let router = Router::new(vec![Route::new(
+            "/counter",
+            Box::new(Counter) as Box<dyn Resource<Peer> + Send>,
+        )]);
+        tokio::spawn(server.serve(router));
+    }
+    let c = Client::bind(local).await.unwrap();
+    let mut observations = Vec::new();
+    let mut refused = None;
+    'fill: for uri in &uris {
+        for _ in 0..per_peer {
+            // The refusal comes at once, as the observation's first outcome.
+            let mut obs = c.observe(uri).await.unwrap();
+            match obs.next().await.unwrap() {
+                Ok(first) => {
+                    assert!(first.option(coap_tokio::OptionNumber::OBSERVE).is_some());
+                    observations.push(obs);
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    break 'fill;
+                }
+            }
+        }
+    }
+    // Every slot but the one kept for notifications.
+    assert_eq!(observations.len(), coap_tokio::glue::SLOTS - 1);
+    assert!(
+        matches!(refused, Some(coap_tokio::ClientError::Busy)),
+        "{refused:?}"
+    );
+    for n in &notifiers {
+        n.notify(KEY, Reply::new(Code::CONTENT).payload("1"))
+            .await
+            .unwrap();
+    }
+    for (i, obs) in observations.iter_mut().enumerate() {
+        let n = tokio::time::timeout(Duration::from_secs(10), obs.next())
+            .await
+            .unwrap_or_else(|_| panic!("observation {i} heard nothing"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n.payload_str(), Some("1"));
+    }
+}

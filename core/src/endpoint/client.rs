@@ -90,6 +90,16 @@ where
         // A GET/FETCH with Observe=0 registers an observation (RFC 7641 §3.1).
         let observe = (Message::parse(slot.bytes()).ok().and_then(|m| m.observe()) == Some(0))
             .then_some(Observation::NEW);
+        // An observation keeps its slot for re-registration, and each notification needs
+        // another while it waits for `poll_event`: it may not take the last free slot, or
+        // its own first answer would find none (and go unheard until it times out).
+        if observe.is_some() && self.pool.in_use() + 1 >= N {
+            self.pool.free(i);
+            return Err(Error::Busy);
+        }
+        let Some(slot) = self.pool.slots.get_mut(i) else {
+            return Err(Error::Busy);
+        };
         let no_response = Message::parse(slot.bytes())
             .map(|m| NoResponse::of(&m))
             .unwrap_or_default();
