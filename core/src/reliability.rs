@@ -275,7 +275,8 @@ mod tests {
         assert_eq!(Szx::for_path_mtu(1500, 128), Szx::B1024);
         // 600 - 176 = 424: 256.
         assert_eq!(Szx::for_path_mtu(600, 128), Szx::B256);
-        assert_eq!(Szx::for_path_mtu(1200, 128), Szx::B512);
+        assert_eq!(Szx::for_path_mtu(1200, 128), Szx::B1024);
+        assert_eq!(Szx::for_path_mtu(1199, 128), Szx::B512);
         assert_eq!(Szx::for_path_mtu(1199, 0), Szx::B1024);
         assert_eq!(Szx::for_path_mtu(1071, 0), Szx::B512);
         assert_eq!(Szx::for_path_mtu(0, 128), Szx::B16);
