@@ -109,9 +109,7 @@ fn classify(err: &nix::libc::sock_extended_err) -> Option<NetError> {
         SO_EE_ORIGIN_ICMP if (err.ee_type, err.ee_code) == FRAG_NEEDED => {
             Some(NetError::PathMtu(err.ee_info))
         }
-        SO_EE_ORIGIN_ICMP6 if err.ee_type == PACKET_TOO_BIG => {
-            Some(NetError::PathMtu(err.ee_info))
-        }
+        SO_EE_ORIGIN_ICMP6 if err.ee_type == PACKET_TOO_BIG => Some(NetError::PathMtu(err.ee_info)),
         SO_EE_ORIGIN_LOCAL if emsgsize => Some(NetError::PathMtu(err.ee_info)),
         SO_EE_ORIGIN_ICMP => icmp4(err.ee_type, err.ee_code).map(NetError::Unreachable),
         SO_EE_ORIGIN_ICMP6 => icmp6(err.ee_type, err.ee_code).map(NetError::Unreachable),

@@ -29,9 +29,13 @@ const BOUND: Duration = Duration::from_secs(20);
 #[test]
 fn block1_upload_continues_in_smaller_blocks_after_frag_needed() {
     if std::env::var_os(INSIDE).is_none() {
-        return run_inside_namespaces("block1_upload_continues_in_smaller_blocks_after_frag_needed");
+        return run_inside_namespaces(
+            "block1_upload_continues_in_smaller_blocks_after_frag_needed",
+        );
     }
-    let up = Command::new("ip").args(["link", "set", "lo", "up"]).status();
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
     assert!(up.is_ok_and(|s| s.success()), "ip link set lo up");
 
     let server = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -61,7 +65,9 @@ fn block1_upload_continues_in_smaller_blocks_after_frag_needed() {
     let mut buf = [0u8; 2048];
     let mut forged = false;
     for _ in 0..10_000 {
-        let (n, from) = server.recv_from(&mut buf).expect("a block within the bound");
+        let (n, from) = server
+            .recv_from(&mut buf)
+            .expect("a block within the bound");
         let req = Message::parse(&buf[..n]).unwrap();
         let b = Block::of(&req, OptionNumber::BLOCK1).expect("a Block1 upload");
         blocks.push(b);
@@ -75,7 +81,11 @@ fn block1_upload_continues_in_smaller_blocks_after_frag_needed() {
         assert_eq!(b.offset(), stored.len(), "in order");
         stored.extend_from_slice(req.payload());
         let mut out = [0u8; 128];
-        let code = if b.more { Code::CONTINUE } else { Code::CHANGED };
+        let code = if b.more {
+            Code::CONTINUE
+        } else {
+            Code::CHANGED
+        };
         let mut m = MessageBuilder::new(
             &mut out,
             MessageType::Ack,
@@ -91,7 +101,11 @@ fn block1_upload_continues_in_smaller_blocks_after_frag_needed() {
             break;
         }
     }
-    let response = client.join().unwrap().expect("bounded").expect("the upload");
+    let response = client
+        .join()
+        .unwrap()
+        .expect("bounded")
+        .expect("the upload");
     assert_eq!(response.code, Code::CHANGED);
     assert_eq!(stored, body);
     // 576 - 48 - 128 = 400: 256-byte blocks, from offset 0 again (the first block was
@@ -127,7 +141,9 @@ fn run_inside_namespaces(name: &str) {
 /// UDP datagram `dropped` from `client` to `server`: type 3 code 4 with the next-hop MTU
 /// (RFC 1191 §4), quoting the datagram's IP header and first 8 bytes (RFC 792).
 fn frag_needed(dropped: &[u8], client: SocketAddr, server: SocketAddr, mtu: u16) {
-    use nix::sys::socket::{sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn};
+    use nix::sys::socket::{
+        sendto, socket, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+    };
     let (SocketAddr::V4(client), SocketAddr::V4(server)) = (client, server) else {
         panic!("IPv4 only");
     };
