@@ -30,7 +30,8 @@ where
     /// every peer at that address shares the path, whatever its port or security). For
     /// each known peer the endpoint keeps the largest block size whose message fits, with
     /// room for the IP and UDP headers and [`BLOCK_ROOM`] bytes of CoAP header, token and
-    /// options; it never raises a size learnt before (RFC 8201 §4 lets a path MTU grow
+    /// options (a peer that only has messages held in the endpoint gets an entry now); it
+    /// never raises a size learnt before (RFC 8201 §4 lets a path MTU grow
     /// again only by probing, which this endpoint does not do).
     ///
     /// Then: later Block2 requests to the peer ask for that size (RFC 7959 §2.4), Block1
@@ -51,6 +52,20 @@ where
         mtu: usize,
     ) -> usize {
         let fits = Szx::for_path_mtu(mtu, BLOCK_ROOM);
+        // A peer we only answered (piggybacked responses take no Message ID of ours) may
+        // have no entry yet: the messages held for it name it.
+        for s in self.pool.slots.iter() {
+            let peer = match s.state {
+                SlotState::Request(x) => x.peer,
+                SlotState::Response(r) => r.peer,
+                SlotState::Deferred(d) => d.peer,
+                SlotState::Received { peer } => peer,
+                SlotState::Free => continue,
+            };
+            if on_path(peer) {
+                let _ = self.peers.entry(now, peer, &mut self.rng);
+            }
+        }
         let mut lowered = 0;
         for p in self.peers.iter_mut().filter(|p| on_path(p.addr)) {
             if p.path_szx.is_none_or(|s| s > fits) {
@@ -80,6 +95,12 @@ where
             Some(s) => szx.min(s.get()),
             None => szx,
         }
+    }
+
+    /// The largest payload one message to `peer` may carry, if a path-MTU error said so.
+    pub(super) fn path_block_to(&self, peer: A) -> Option<usize> {
+        let szx = self.peers.find(peer).and_then(|p| p.path_szx)?;
+        Some(16 << szx.get())
     }
 
     /// The Block2 block to ask `peer` for after `got` (RFC 7959 §2.4): the next one, in
