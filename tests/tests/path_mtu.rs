@@ -1,6 +1,7 @@
 //! A path-MTU error on a real socket (issue 25): a router's ICMP "fragmentation needed"
 //! (RFC 1191 §4) for the first block of a Block1 upload makes the client send the rest in
-//! blocks that fit (RFC 7959 §2.5), starting with that block again, at once.
+//! blocks that fit (RFC 7959 §2.5), starting with that block again, at once; one for a
+//! response makes the server answer that client block-wise in blocks that fit (§2.4).
 //!
 //! The test runs itself again inside new user and network namespaces (`unshare -rn`), so
 //! nothing on the host changes: there, on the namespace's own loopback, a plain UDP server
@@ -113,6 +114,93 @@ fn block1_upload_continues_in_smaller_blocks_after_frag_needed() {
     assert!(blocks[1..].iter().all(|b| b.szx == 4), "{blocks:?}");
     assert_eq!(blocks[1].num, 0);
     assert_eq!(blocks.len(), 1 + 64 * 1024 / 256);
+}
+
+/// The server side: a response too big for the path (a 1000-byte representation, sent
+/// whole since it fits the 1152-byte message) draws the router's error; the same GET
+/// again is answered block-wise in 256-byte blocks (RFC 7959 §2.4: the server may choose
+/// a smaller block size), and the blocks asked for in that size follow.
+#[test]
+fn server_answers_in_smaller_blocks_after_frag_needed() {
+    if std::env::var_os(INSIDE).is_none() {
+        return run_inside_namespaces("server_answers_in_smaller_blocks_after_frag_needed");
+    }
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    assert!(up.is_ok_and(|s| s.success()), "ip link set lo up");
+    let content: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let served = content.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let server = coap_tokio::Server::bind("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            tx.send(server.local_addr()).unwrap();
+            let handler = move |_: &coap_core::IncomingRequest<'_, coap_tokio::Peer>,
+                                w: &mut coap_core::ResponseWriter<'_>| {
+                w.payload_blockwise(&served).unwrap();
+                coap_core::Outcome::Respond
+            };
+            let _ = server.serve(handler).await;
+        });
+    });
+    let addr = rx.recv_timeout(BOUND).unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(BOUND)).unwrap();
+    let me = client.local_addr().unwrap();
+    let mut buf = [0u8; 2048];
+    let mut exchange = |mid: u16, block2: Option<Block>| {
+        let mut out = [0u8; 64];
+        let mut m = MessageBuilder::new(
+            &mut out,
+            MessageType::Con,
+            Code::GET,
+            mid,
+            &mid.to_be_bytes(),
+        )
+        .unwrap();
+        m.option_str(OptionNumber::URI_PATH, "x").unwrap();
+        if let Some(b) = block2 {
+            m.option_uint(OptionNumber::BLOCK2, b.encode()).unwrap();
+        }
+        let len = m.finish();
+        client.send_to(&out[..len], addr).unwrap();
+        let (n, _) = client
+            .recv_from(&mut buf)
+            .expect("an answer within the bound");
+        buf[..n].to_vec()
+    };
+    let first = exchange(1, None);
+    let msg = Message::parse(&first).unwrap();
+    assert_eq!(msg.payload(), &content[..], "whole, in one message");
+    frag_needed(&first, addr, me, MTU);
+    // The error is on the server's socket before the next request; give its loop the
+    // moment it takes to read it (an ordering aid, not a timing assertion).
+    std::thread::sleep(Duration::from_millis(200));
+    let mut got = Vec::new();
+    let mut blocks = Vec::new();
+    let mut ask = None;
+    for mid in 2..20u16 {
+        let answer = exchange(mid, ask);
+        let msg = Message::parse(&answer).unwrap();
+        let b = Block::of(&msg, OptionNumber::BLOCK2).expect("block-wise now");
+        assert_eq!(b.offset(), got.len());
+        got.extend_from_slice(msg.payload());
+        blocks.push(b);
+        if !b.more {
+            break;
+        }
+        ask = Some(Block::new(b.num + 1, false, b.szx));
+    }
+    assert_eq!(got, content);
+    assert!(blocks.iter().all(|b| b.szx == 4), "{blocks:?}");
+    assert_eq!(blocks.len(), 1000usize.div_ceil(256));
 }
 
 /// Re-runs test `name` of this binary in new user and network namespaces. Without
