@@ -102,6 +102,58 @@ pub(crate) struct Peer<A> {
     pub unresponsive: bool,
     /// Earliest time the next request may go to an unresponsive peer.
     pub probe_not_before: Instant,
+    /// The largest block size the path to this peer carries, once a path-MTU error said
+    /// so (RFC 7959 §2.2, §2.4, §2.5; RFC 8201 / RFC 1191); `None` until then. It fits in
+    /// the entry's padding (`Option<Szx>` is one byte).
+    pub path_szx: Option<Szx>,
+}
+
+/// A block size exponent (RFC 7959 §2.2: SZX 0 to 6, blocks of 16 to 1024 bytes; 7 is
+/// reserved), as a type: every value is valid, and `Option<Szx>` takes one byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub(crate) enum Szx {
+    B16 = 0,
+    B32 = 1,
+    B64 = 2,
+    B128 = 3,
+    B256 = 4,
+    B512 = 5,
+    B1024 = 6,
+}
+
+/// Bytes of the largest IP and UDP headers (IPv6's 40 and UDP's 8; IPv4's 20 is less):
+/// the core does not know the family, so it assumes the larger.
+pub(crate) const IP_UDP_HEADERS: usize = 48;
+
+impl Szx {
+    /// Largest first, for the search in [`Szx::for_path_mtu`].
+    const DESCENDING: [Szx; 7] = [
+        Szx::B1024,
+        Szx::B512,
+        Szx::B256,
+        Szx::B128,
+        Szx::B64,
+        Szx::B32,
+        Szx::B16,
+    ];
+
+    /// The exponent's value for a Block option.
+    pub const fn get(self) -> u8 {
+        self as u8
+    }
+
+    /// The largest block size whose message fits in one `mtu`-byte IP packet, keeping
+    /// `room` bytes for the CoAP header, token and options besides the IP and UDP headers
+    /// (RFC 7252 §4.6: a message should fit in one datagram, not be fragmented). 16-byte
+    /// blocks, the smallest there are, when even those do not fit.
+    pub fn for_path_mtu(mtu: usize, room: usize) -> Szx {
+        let budget = mtu.saturating_sub(IP_UDP_HEADERS + room);
+        Szx::DESCENDING
+            .into_iter()
+            .find(|s| (16usize << s.get()) <= budget)
+            .unwrap_or(Szx::B16)
+    }
 }
 
 /// Peers this endpoint talks to, least recently used evicted first. A new peer starts its
@@ -151,6 +203,7 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
                     last_used_s: secs_ceil(now.as_millis()),
                     unresponsive: false,
                     probe_not_before: Instant::ZERO,
+                    path_szx: None,
                 });
                 i
             }
@@ -158,6 +211,12 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
         let p = flat.get_mut(pos)?.as_mut()?;
         p.last_used_s = secs_ceil(now.as_millis());
         Some(p)
+    }
+
+    /// Every entry, for changes that concern several peers at once (a path-MTU error names
+    /// a path, which several peers may share).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Peer<A>> {
+        self.peers.iter_mut().flatten()
     }
 
     /// Allocates the next Message ID for `addr`.
@@ -209,6 +268,20 @@ mod tests {
         // Give-up time = t0 * 31, at most MAX_TRANSMIT_WAIT.
         assert_eq!(now.as_millis(), u64::from(t0) * 31);
         assert!(now.as_millis() <= 93_000);
+    }
+
+    #[test]
+    fn block_size_for_path_mtu() {
+        // 1500 - 48 - 128 = 1324: 1024-byte blocks.
+        assert_eq!(Szx::for_path_mtu(1500, 128), Szx::B1024);
+        // 600 - 176 = 424: 256.
+        assert_eq!(Szx::for_path_mtu(600, 128), Szx::B256);
+        assert_eq!(Szx::for_path_mtu(1200, 128), Szx::B1024);
+        assert_eq!(Szx::for_path_mtu(1199, 128), Szx::B512);
+        assert_eq!(Szx::for_path_mtu(1199, 0), Szx::B1024);
+        assert_eq!(Szx::for_path_mtu(1071, 0), Szx::B512);
+        assert_eq!(Szx::for_path_mtu(0, 128), Szx::B16);
+        assert_eq!(core::mem::size_of::<Option<Szx>>(), 1);
     }
 
     #[test]

@@ -98,8 +98,13 @@ pub struct ResponseWriter<'b> {
     pub(crate) block2: Option<Block>,
     /// The request asked for Size2 (Size2=0, §4).
     pub(crate) size2: bool,
-    /// Largest block size this endpoint serves (`Config::max_block_szx`).
+    /// Largest block size this endpoint serves (`Config::max_block_szx`, or less for a
+    /// client whose path carries less).
     pub(crate) max_szx: u8,
+    /// The largest payload the path to the client carries in one message, once a
+    /// path-MTU error said so (`Endpoint::handle_path_mtu`): a larger representation goes
+    /// block-wise even when it would fit in the message slot (RFC 7252 §4.6, RFC 7959 §2.2).
+    pub(crate) path_block: Option<usize>,
 }
 
 impl<'b> ResponseWriter<'b> {
@@ -111,6 +116,7 @@ impl<'b> ResponseWriter<'b> {
             block2: None,
             size2: false,
             max_szx: crate::block::MAX_SZX,
+            path_block: None,
         }
     }
 
@@ -128,7 +134,8 @@ impl<'b> ResponseWriter<'b> {
     ) -> Result<(), BuildError> {
         // Room for the payload marker, Block2 (≤ 4 bytes) and Size2 (≤ 5 bytes).
         let whole = self.builder.remaining().saturating_sub(1);
-        if self.block2.is_none() && total <= whole {
+        let path_fits = self.path_block.is_none_or(|b| total <= b);
+        if self.block2.is_none() && total <= whole && path_fits {
             let dst = self
                 .builder
                 .payload_buf()?

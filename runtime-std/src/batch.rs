@@ -123,7 +123,7 @@ pub fn pump<H: Handler<Peer>>(
             // wait on the error queue, with the peers they are about.
             Err(e) => {
                 #[cfg(target_os = "linux")]
-                unreachable_peers(driver, socket, false);
+                network_errors(driver, socket, false);
                 driver.step(Input::Datagram(Err(e)), &[], commands)?
             }
         }
@@ -131,9 +131,9 @@ pub fn pump<H: Handler<Peer>>(
 }
 
 /// Reads the socket's error queue and tells the driver which peers the network says are
-/// unreachable (`dtls`: the coaps socket).
+/// unreachable, and which paths carry smaller packets (`dtls`: the coaps socket).
 #[cfg(target_os = "linux")]
-fn unreachable_peers<H: Handler<Peer>>(
+fn network_errors<H: Handler<Peer>>(
     driver: &mut Driver<H>,
     socket: &impl NonBlockingSocket,
     dtls: bool,
@@ -153,8 +153,11 @@ fn unreachable_peers<H: Handler<Peer>>(
             }
         })
         .unwrap_or_default();
-    for (peer, why) in errors {
-        driver.handle_unreachable(peer, why, dtls);
+    for (peer, error) in errors {
+        match error {
+            crate::icmp::NetError::Unreachable(why) => driver.handle_unreachable(peer, why, dtls),
+            crate::icmp::NetError::PathMtu(mtu) => driver.handle_path_mtu(peer, mtu, dtls),
+        }
     }
 }
 
@@ -347,9 +350,10 @@ impl SendBatch {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
                 Err(_) => {
                     // A send can report the pending error of an earlier ICMP message
-                    // (ECONNREFUSED): its details wait on the error queue.
+                    // (ECONNREFUSED), or be refused as larger than the path MTU
+                    // (EMSGSIZE): the details wait on the error queue.
                     #[cfg(target_os = "linux")]
-                    unreachable_peers(driver, socket, false);
+                    network_errors(driver, socket, false);
                     self.sent += 1
                 }
             }
@@ -429,7 +433,7 @@ pub fn dtls_recv<H: Handler<Peer>>(
                 // The runtime's receive may not run on an error-only readiness (tokio):
                 // the error queue is read here.
                 #[cfg(target_os = "linux")]
-                unreachable_peers(driver, socket, true);
+                network_errors(driver, socket, true);
                 break;
             }
             // ICMP errors of earlier sends and the like: about one peer, keep going (on

@@ -3,7 +3,11 @@
 //! unconnected socket, and makes the next receive fail (ECONNREFUSED and the like). The
 //! loop then reads the queue and hands each error, with the destination of the datagram
 //! that caused it, to the driver (`Endpoint::handle_unreachable`), so that what waits on
-//! that peer fails at once instead of when its timers run out.
+//! that peer fails at once instead of when its timers run out. Path-MTU errors (ICMP
+//! "fragmentation needed", RFC 1191; ICMPv6 "packet too big", RFC 8201 §4; and the
+//! kernel's own EMSGSIZE for a datagram larger than the path MTU it knows) carry the MTU,
+//! which goes to `Endpoint::handle_path_mtu`: block-wise transfers with that address go on
+//! in blocks that fit.
 //!
 //! Other platforms keep the timers: a Windows socket reports WSAECONNRESET without the
 //! peer, the BSDs report nothing on an unconnected socket.
@@ -12,6 +16,15 @@ use std::io;
 use std::net::SocketAddr;
 
 use coap_core::Unreachable;
+
+/// What one error-queue entry says about the destination of the datagram that caused it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NetError {
+    /// The destination cannot be reached.
+    Unreachable(Unreachable),
+    /// The path to the destination carries IP packets of at most this many bytes.
+    PathMtu(u32),
+}
 
 /// Error-queue entries read in one go (each is one ICMP error); the rest waits for the
 /// next receive error.
@@ -53,8 +66,8 @@ fn icmp4(kind: u8, code: u8) -> Option<Unreachable> {
         // Prohibited (network, host, by filtering), precedence violation or cutoff
         // (RFC 1812 §5.2.7.1).
         9 | 10 | 13..=15 => Unreachable::Prohibited,
-        // 4: fragmentation needed (a path-MTU signal, not an unreachable peer); 5: source
-        // route failed; others unknown.
+        // 4: fragmentation needed (a path-MTU signal, not an unreachable peer: see
+        // `classify`); 5: source route failed; others unknown.
         _ => return None,
     })
 }
@@ -78,21 +91,38 @@ fn icmp6(kind: u8, code: u8) -> Option<Unreachable> {
     })
 }
 
-/// What one error-queue entry says: an ICMP or ICMPv6 destination-unreachable error.
+/// ICMP type 3 code 4, "fragmentation needed and DF set" (RFC 792, RFC 1191 §4).
 #[cfg(target_os = "linux")]
-fn classify(err: &nix::libc::sock_extended_err) -> Option<Unreachable> {
+const FRAG_NEEDED: (u8, u8) = (3, 4);
+/// ICMPv6 type 2, "packet too big" (RFC 4443 §3.2).
+#[cfg(target_os = "linux")]
+const PACKET_TOO_BIG: u8 = 2;
+
+/// What one error-queue entry says: an ICMP or ICMPv6 destination-unreachable error, or a
+/// path-MTU error (from the network, or the kernel's own EMSGSIZE: origin LOCAL), whose MTU
+/// the kernel gives in `ee_info` (ip(7), ipv6(7)).
+#[cfg(target_os = "linux")]
+fn classify(err: &nix::libc::sock_extended_err) -> Option<NetError> {
+    use nix::libc::{EMSGSIZE, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL};
+    let emsgsize = err.ee_errno == EMSGSIZE as u32;
     match err.ee_origin {
-        nix::libc::SO_EE_ORIGIN_ICMP => icmp4(err.ee_type, err.ee_code),
-        nix::libc::SO_EE_ORIGIN_ICMP6 => icmp6(err.ee_type, err.ee_code),
+        SO_EE_ORIGIN_ICMP if (err.ee_type, err.ee_code) == FRAG_NEEDED => {
+            Some(NetError::PathMtu(err.ee_info))
+        }
+        SO_EE_ORIGIN_ICMP6 if err.ee_type == PACKET_TOO_BIG => Some(NetError::PathMtu(err.ee_info)),
+        SO_EE_ORIGIN_LOCAL if emsgsize => Some(NetError::PathMtu(err.ee_info)),
+        SO_EE_ORIGIN_ICMP => icmp4(err.ee_type, err.ee_code).map(NetError::Unreachable),
+        SO_EE_ORIGIN_ICMP6 => icmp6(err.ee_type, err.ee_code).map(NetError::Unreachable),
         _ => None,
     }
 }
 
-/// Reads the socket's error queue (never blocks): each destination-unreachable error with
-/// the destination of the datagram that caused it (the kernel gives it as the message's
-/// address, ip(7)). Other errors (path MTU, local ones) are read and dropped.
+/// Reads the socket's error queue (never blocks): each destination-unreachable or path-MTU
+/// error with the destination of the datagram that caused it (the kernel gives it as the
+/// message's address, ip(7); for its own IPv4 EMSGSIZE on an unconnected socket the port
+/// is 0: a path MTU concerns the address, not a port). Other errors are read and dropped.
 #[cfg(target_os = "linux")]
-pub(crate) fn drain(fd: std::os::fd::BorrowedFd<'_>) -> Vec<(SocketAddr, Unreachable)> {
+pub(crate) fn drain(fd: std::os::fd::BorrowedFd<'_>) -> Vec<(SocketAddr, NetError)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
     use std::io::IoSliceMut;
     use std::os::fd::AsRawFd;
@@ -155,7 +185,11 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
                 got = drain(std::os::fd::AsFd::as_fd(&socket));
             }
-            assert_eq!(got, vec![(closed, Unreachable::Port)], "from {local}");
+            assert_eq!(
+                got,
+                vec![(closed, NetError::Unreachable(Unreachable::Port))],
+                "from {local}"
+            );
             // The error also made the next receive fail (how the loop notices).
             let mut buf = [0u8; 8];
             let e = socket.recv_from(&mut buf).unwrap_err();
@@ -164,6 +198,40 @@ mod tests {
                 io::ErrorKind::ConnectionRefused | io::ErrorKind::WouldBlock
             ));
         }
+    }
+
+    fn queued(origin: u8, kind: u8, code: u8, errno: i32, info: u32) -> Option<NetError> {
+        classify(&nix::libc::sock_extended_err {
+            ee_errno: errno as u32,
+            ee_origin: origin,
+            ee_type: kind,
+            ee_code: code,
+            ee_pad: 0,
+            ee_info: info,
+            ee_data: 0,
+        })
+    }
+
+    /// Path-MTU errors carry the MTU (ee_info): from the network on both families, and the
+    /// kernel's own EMSGSIZE; unreachable errors keep their reasons.
+    #[test]
+    fn path_mtu_errors_carry_the_mtu() {
+        use nix::libc::{
+            ECONNREFUSED, EMSGSIZE, SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6, SO_EE_ORIGIN_LOCAL,
+        };
+        let mtu = Some(NetError::PathMtu(576));
+        assert_eq!(queued(SO_EE_ORIGIN_ICMP, 3, 4, EMSGSIZE, 576), mtu);
+        assert_eq!(queued(SO_EE_ORIGIN_ICMP6, 2, 0, EMSGSIZE, 576), mtu);
+        assert_eq!(queued(SO_EE_ORIGIN_LOCAL, 0, 0, EMSGSIZE, 576), mtu);
+        assert_eq!(queued(SO_EE_ORIGIN_LOCAL, 0, 0, ECONNREFUSED, 0), None);
+        assert_eq!(
+            queued(SO_EE_ORIGIN_ICMP, 3, 3, ECONNREFUSED, 0),
+            Some(NetError::Unreachable(Unreachable::Port))
+        );
+        assert_eq!(
+            queued(SO_EE_ORIGIN_ICMP6, 1, 4, ECONNREFUSED, 0),
+            Some(NetError::Unreachable(Unreachable::Port))
+        );
     }
 
     #[test]

@@ -19,21 +19,26 @@ where
     S: DedupStore<A>,
 {
     /// After 2.31 Continue to the upload block in slot `i`: the next block to send, in the
-    /// size the server asked for (RFC 7959 §2.5: it may lower SZX, never raise it).
+    /// size the server asked for (RFC 7959 §2.5: it may lower SZX, never raise it), or
+    /// smaller if the path to the peer needs it (§2.5: the client may lower it too).
     pub(super) fn next_upload_block(&self, i: usize, response: &Message<'_>) -> Option<Block> {
         let s = self.pool.slots.get(i)?;
+        let SlotState::Request(x) = s.state else {
+            return None;
+        };
         let sent = Block::of(&Message::parse(s.bytes()).ok()?, OptionNumber::BLOCK1)?;
         if !sent.more {
             return None;
         }
         let szx =
             Block::of(response, OptionNumber::BLOCK1).map_or(sent.szx, |b| b.szx.min(sent.szx));
+        let szx = self.block_szx_to(x.peer, szx);
         let offset = sent.offset() + sent.size();
         Some(Block::new((offset >> (szx + 4)) as u32, false, szx))
     }
 
     /// Starts a Block1 upload (RFC 7959 §2.5) of a `total`-byte body: `build` adds the
-    /// options, `first` is the first block — at most [`Endpoint::upload_block_size`]
+    /// options, `first` is the first block — [`Endpoint::upload_block_size_to`] `peer`
     /// bytes; the whole body if it is that small. The endpoint adds Block1, Size1 and a
     /// random Request-Tag (RFC 9175 §3). Each block accepted with 2.31 Continue yields
     /// `Event::Continue`; answer with [`Endpoint::upload_next`]. The final response
@@ -47,7 +52,7 @@ where
         build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
         first: &[u8],
     ) -> Result<RequestId, Error> {
-        let size = self.upload_block_size();
+        let size = self.upload_block_size_to(peer);
         if first.len() > size || (first.len() < size && first.len() < total) {
             return Err(Error::Build(BuildError::BufferTooSmall));
         }
@@ -79,6 +84,14 @@ where
             szx -= 1;
         }
         16 << szx
+    }
+
+    /// The block size uploads to `peer` start with: [`Endpoint::upload_block_size`], or
+    /// smaller once a path-MTU error ([`Endpoint::handle_path_mtu`]) said the path to it
+    /// carries no more.
+    pub fn upload_block_size_to(&self, peer: A) -> usize {
+        let szx = Block::szx_for(self.upload_block_size());
+        16 << self.block_szx_to(peer, szx)
     }
 
     /// Sends the next block of an upload after `Event::Continue`: `chunk` holds the bytes
@@ -164,6 +177,8 @@ where
         if self.events.is_full() {
             return;
         }
+        // The next block, smaller if the path needs it (late negotiation, §2.4).
+        let next = self.next_block2(peer, block);
         let Some(j) = self.alloc_slot(now) else {
             return;
         };
@@ -173,7 +188,6 @@ where
         let Ok(req) = Message::parse(si.bytes()) else {
             return;
         };
-        let next = Block::new(block.num + 1, false, block.szx);
         // After a Block1 upload, the rest of the response is asked for without the body
         // (RFC 7959 §3.3, Figure 9); a FETCH keeps its payload (RFC 8132 §2).
         let upload = req.option(OptionNumber::BLOCK1).is_some();

@@ -9,6 +9,8 @@
 //! | `server` | dispatch to the handler, deferred (separate) responses |
 //! | `observe` | RFC 7641 on both sides |
 //! | `group` | multicast requests and responses (RFC 7252 §8) |
+//! | `unreachable` | ICMP destination-unreachable errors: what waits on the peer ends |
+//! | `path_mtu` | path-MTU errors: smaller blocks for the peer (RFC 7959 §2.2) |
 //! | `timers` | deadlines: `handle_timeout`, `poll_timeout` |
 //! | `slots` | the message slot pool, transmit and control queues |
 //! | `events` | the application's event queue |
@@ -53,6 +55,7 @@ mod follow_up;
 mod group;
 mod message_layer;
 mod observe;
+mod path_mtu;
 mod server;
 mod slot;
 mod timers;

@@ -315,13 +315,14 @@ where
             return;
         };
         let token = self.fresh_token(x.peer);
+        // Smaller blocks if the path needs them (RFC 7959 §2.4).
+        let next = self.next_block2(x.peer, first);
         let Ok([si, sk]) = self.pool.slots.get_disjoint_mut([i, k]) else {
             return;
         };
         let Ok(req) = Message::parse(si.bytes()) else {
             return;
         };
-        let next = Block::new(1, false, first.szx);
         let built = rewrite_request(
             &mut sk.buf,
             &req,

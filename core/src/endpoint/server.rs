@@ -71,6 +71,11 @@ where
                 ResponsePhase::SendOnce,
             ),
         };
+        // No larger than the path to the client carries (RFC 7959 §2.4: a server may
+        // answer with a smaller block than asked for).
+        let max_szx =
+            self.block_szx_to(d.peer, self.config.max_block_szx.min(crate::block::MAX_SZX));
+        let path_block = self.path_block_to(d.peer);
         let Some(slot) = self.pool.slots.get_mut(i) else {
             return Err(Error::UnknownHandle);
         };
@@ -83,7 +88,8 @@ where
         )?);
         w.block2 = d.block2;
         w.size2 = d.size2;
-        w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
+        w.max_szx = max_szx;
+        w.path_block = path_block;
         let result = build(&mut w);
         slot.len = match result {
             Ok(()) => {
@@ -221,6 +227,8 @@ where
             )
         };
         let handle = self.pool.handle_of(i);
+        let max_szx = self.block_szx_to(peer, self.config.max_block_szx.min(crate::block::MAX_SZX));
+        let path_block = self.path_block_to(peer);
         let Some(slot) = self.pool.slots.get_mut(i) else {
             return;
         };
@@ -231,7 +239,8 @@ where
         let mut w = ResponseWriter::new(b);
         w.block2 = Block::of(msg, OptionNumber::BLOCK2);
         w.size2 = msg.uint_option(OptionNumber::SIZE2) == Some(0);
-        w.max_szx = self.config.max_block_szx.min(crate::block::MAX_SZX);
+        w.max_szx = max_szx;
+        w.path_block = path_block;
         let req = IncomingRequest {
             peer,
             message: *msg,

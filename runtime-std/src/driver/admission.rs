@@ -34,7 +34,7 @@ impl<H: Handler<Peer>> Driver<H> {
         params.timeout = Some(remaining);
         let request = &q.request;
         // A body larger than a block goes as a Block1 upload (RFC 7959 §2.5).
-        let block = self.endpoint.upload_block_size();
+        let block = self.endpoint.upload_block_size_to(peer);
         let upload = request.payload.len() > block;
         let result = if upload {
             let first = request.payload.get(..block).unwrap_or_default();

@@ -15,6 +15,7 @@ use coap_core::{
 };
 
 mod admission;
+mod path_mtu;
 mod queue;
 
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
@@ -832,9 +833,14 @@ fn failure(reason: FailReason, peer: Option<SocketAddr>) -> ClientError {
 }
 
 /// Receive errors that say something about one datagram or peer, not the socket (e.g.
-/// ICMP port unreachable reported as ECONNREFUSED / WSAECONNRESET): keep going.
+/// ICMP port unreachable reported as ECONNREFUSED / WSAECONNRESET, or a path-MTU error as
+/// EMSGSIZE on Linux): keep going.
 fn transient(e: &io::Error) -> bool {
     use io::ErrorKind::*;
+    #[cfg(target_os = "linux")]
+    if e.raw_os_error() == Some(nix::libc::EMSGSIZE) {
+        return true;
+    }
     matches!(
         e.kind(),
         ConnectionReset
