@@ -1,6 +1,7 @@
 //! A path-MTU error (`Endpoint::handle_path_mtu`, the sans-IO input for ICMP "fragmentation
 //! needed" / ICMPv6 "packet too big" and the sender's own EMSGSIZE): block-wise transfers
 //! with that peer go on in blocks that fit (RFC 7959 §2.2, §2.4, §2.5).
+#![cfg(feature = "path-mtu")]
 
 mod sim;
 

@@ -91,6 +91,9 @@ where
     /// The block size exponent to use with `peer`: `szx`, lowered to what the path to it
     /// carries if a path-MTU error said less.
     pub(super) fn block_szx_to(&self, peer: A, szx: u8) -> u8 {
+        if !cfg!(feature = "path-mtu") {
+            return szx;
+        }
         match self.peers.find(peer).and_then(|p| p.path_szx) {
             Some(s) => szx.min(s.get()),
             None => szx,
@@ -99,6 +102,9 @@ where
 
     /// The largest payload one message to `peer` may carry, if a path-MTU error said so.
     pub(super) fn path_block_to(&self, peer: A) -> Option<usize> {
+        if !cfg!(feature = "path-mtu") {
+            return None;
+        }
         let szx = self.peers.find(peer).and_then(|p| p.path_szx)?;
         Some(16 << szx.get())
     }
