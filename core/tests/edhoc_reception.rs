@@ -8,13 +8,15 @@ mod edhoc_common;
 
 use coap_core::edhoc::combined::{self, Outcome};
 use coap_core::edhoc::initiator::{Established as InitEst, SUITES_I};
+use coap_core::edhoc::responder::Message4;
 use coap_core::edhoc::transport::{wrap_combined, EdhocResource, WELL_KNOWN_EDHOC};
 use coap_core::edhoc::wire::{
     parse_error, write_continue_request, write_error, write_message_1_request, ErrCode,
     CID_EDHOC_CBOR_SEQ, EDHOC_CBOR_SEQ,
 };
 use coap_core::edhoc::{
-    ignore_ead, ConnId, Credential, CryptoTrait, EADItem, Error, Initiator, Responder, RustCrypto,
+    ignore_ead, refuse_critical_ead, ConnId, Credential, CryptoTrait, EADItem, Error, Initiator,
+    Responder, RustCrypto,
 };
 use coap_core::oscore::{ContextId, Layer};
 use coap_core::{
@@ -59,8 +61,8 @@ impl Server {
         let mid = self.next_mid;
         let mut buf = [0u8; 512];
         let token = mid.to_be_bytes();
-        let mut b = MessageBuilder::new(&mut buf, MessageType::Con, Code::POST, mid, &token)
-            .unwrap();
+        let mut b =
+            MessageBuilder::new(&mut buf, MessageType::Con, Code::POST, mid, &token).unwrap();
         for segment in WELL_KNOWN_EDHOC {
             b.option_str(OptionNumber::URI_PATH, segment).unwrap();
         }
@@ -115,11 +117,7 @@ fn c_i() -> ConnId {
 }
 
 /// An Initiator with the trace's identity and fresh ephemeral keys; message_1 in the Vec.
-fn start(
-    c: &mut RustCrypto<TestRng>,
-    c_i: ConnId,
-    ead_1: Option<EADItem>,
-) -> (Initiator, Vec<u8>) {
+fn start(c: &mut RustCrypto<TestRng>, c_i: ConnId, ead_1: Option<EADItem>) -> (Initiator, Vec<u8>) {
     let mut out = [0u8; 256];
     let (initiator, n) =
         Initiator::start(c, initiator_identity(), c_i, SUITES_I, ead_1, &mut out).unwrap();
@@ -275,15 +273,51 @@ fn critical_ead_3_is_answered_with_an_error_and_adds_no_session() {
     let mut c = crypto(36);
     let (est, m3) = to_message_3(&mut server, &mut c, Some(ead(true)));
     assert_edhoc_error(&server.continue_with(&est.c_r, &m3));
-    assert_eq!(
-        (server.established, server.responder.in_progress()),
-        (0, 0)
-    );
+    assert_eq!((server.established, server.responder.in_progress()), (0, 0));
     let (est, m3) = to_message_3(&mut server, &mut c, Some(ead(false)));
     let (code, _, m4) = server.continue_with(&est.c_r, &m3);
     assert_eq!(code, Code::CHANGED);
-    est.awaiting.message_4(&mut c, &m4).unwrap();
+    est.awaiting
+        .message_4(&mut c, &m4, refuse_critical_ead)
+        .unwrap();
     assert_eq!(server.established, 1);
+}
+
+#[test]
+fn critical_ead_4_is_refused_by_the_initiator() {
+    // message_4 carries EAD_4 (RFC 9528 §5.5); the default policy refuses a critical one.
+    let trusted = [cred("CRED_I")];
+    let mut out = [0u8; 256];
+    for critical in [true, false] {
+        let mut c = crypto(39);
+        let (initiator, m1) = start(&mut c, c_i(), None);
+        let mut r: Responder<'_, _, 2> = Responder::new(crypto(40), responder_identity(), &trusted);
+        let m2 = r
+            .message_1(Instant::ZERO, &m1, ignore_ead, |_| false, &mut out)
+            .unwrap();
+        let m2 = out[..m2.len].to_vec();
+        let est = initiator
+            .message_2(&mut c, &[cred("CRED_R")], &m2, ignore_ead, &mut out)
+            .unwrap();
+        let m3 = out[..est.message_3_len].to_vec();
+        let item = ead(critical);
+        let done = r
+            .message_3(
+                Instant::ZERO,
+                &est.c_r,
+                &m3,
+                Message4::Send(Some(&item)),
+                &mut out,
+            )
+            .unwrap();
+        let m4 = out[..done.message_4_len.unwrap()].to_vec();
+        let got = est.awaiting.message_4(&mut c, &m4, refuse_critical_ead);
+        if critical {
+            assert_eq!(got.unwrap_err(), Error::Ead);
+        } else {
+            assert!(got.unwrap().is_some_and(|i| !i.is_critical), "ignored");
+        }
+    }
 }
 
 /// The combined request (RFC 9668 §3.2.1) of a session whose message_3 is `m3`: an OSCORE
@@ -327,10 +361,18 @@ fn critical_ead_3_in_a_combined_request_is_answered_with_an_edhoc_error() {
             &mut scratch,
             &mut out,
         );
-        let contexts = (0..4).filter(|i| sl.context(ContextId(*i)).is_some()).count();
+        let contexts = (0..4)
+            .filter(|i| sl.context(ContextId(*i)).is_some())
+            .count();
         if !critical {
             assert!(
-                matches!(outcome, Outcome::Oscore { established: Some(_), .. }),
+                matches!(
+                    outcome,
+                    Outcome::Oscore {
+                        established: Some(_),
+                        ..
+                    }
+                ),
                 "{outcome:?}"
             );
             assert_eq!(contexts, 1);

@@ -30,8 +30,8 @@ fn open() -> Connection<4> {
 
 fn ping(token: u8) -> Vec<u8> {
     let mut buf = [0u8; 16];
-    let n = signaling::write_ping_pong(&mut buf, Framing::Stream, Code::PING, &[token], false)
-        .unwrap();
+    let n =
+        signaling::write_ping_pong(&mut buf, Framing::Stream, Code::PING, &[token], false).unwrap();
     buf[..n].to_vec()
 }
 
