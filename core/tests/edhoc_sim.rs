@@ -12,7 +12,8 @@ use coap_core::edhoc::wire::{
     parse_error, write_continue_request, write_message_1_request, ErrCode,
 };
 use coap_core::edhoc::{
-    ignore_ead, ConnId, Credential, Error, Initiator, Responder, RustCrypto, Transfer,
+    ignore_ead, refuse_critical_ead, ConnId, Credential, Error, Initiator, Responder, RustCrypto,
+    Transfer,
 };
 use coap_core::oscore::{ContextId, Incoming, Layer, Secured, Security};
 use coap_core::{
@@ -448,7 +449,8 @@ fn plain_flow(net: &mut Net) -> Result<RequestId, Error> {
     // The 2.04 carries message_4 (RFC 9528 §5.5), which confirms the key.
     let m4 = net.edhoc_result(id)?;
     assert!(!m4.is_empty());
-    est.awaiting.message_4(&mut net.crypto, &m4)?;
+    est.awaiting
+        .message_4(&mut net.crypto, &m4, refuse_critical_ead)?;
     let ctx = net.cl.add_context(est.context).unwrap();
     let get = net.get_hello(ctx);
     net.run_for(60_000);

@@ -7,7 +7,7 @@ mod edhoc_common;
 use coap_core::edhoc::exporter::{security_context, OscoreSecrets};
 use coap_core::edhoc::responder::Message4;
 use coap_core::edhoc::wire::{parse_error, ErrCode};
-use coap_core::edhoc::{ConnId, Error, Initiator, Responder};
+use coap_core::edhoc::{refuse_critical_ead, ConnId, Error, Initiator, Responder};
 use coap_core::oscore::SecurityContext;
 use coap_core::Instant;
 use edhoc_common::*;
@@ -84,7 +84,7 @@ fn initiator_reproduces_message_1_and_message_3() {
     assert_eq!(est.context.sender_id(), &tv("C_R")[..]);
     assert!(est
         .awaiting
-        .message_4(&mut c, &tv("MESSAGE_4"))
+        .message_4(&mut c, &tv("MESSAGE_4"), refuse_critical_ead)
         .unwrap()
         .is_none());
 }
@@ -317,7 +317,7 @@ fn short_ciphertexts_are_malformed_not_a_panic() {
         .unwrap();
     assert_eq!(
         est.awaiting
-            .message_4(&mut c, &[0x43, 1, 2, 3])
+            .message_4(&mut c, &[0x43, 1, 2, 3], refuse_critical_ead)
             .unwrap_err(),
         Error::Malformed
     );

@@ -28,7 +28,8 @@ use coap_core::edhoc::initiator::SUITES_I;
 use coap_core::edhoc::transport::{parse_response, wrap_combined, write_request, EdhocResource};
 use coap_core::edhoc::wire::{write_continue_request, write_message_1_request};
 use coap_core::edhoc::{
-    ignore_ead, ConnId, Credential, Error, Identity, Initiator, Responder, RustCrypto, Transfer,
+    ignore_ead, refuse_critical_ead, ConnId, Credential, Error, Identity, Initiator, Responder,
+    RustCrypto, Transfer,
 };
 use coap_core::oscore::option::PartialIv;
 use coap_core::oscore::protect::{protect_request, unprotect_response};
@@ -246,7 +247,8 @@ impl Client {
             let m4 = self.edhoc_post(&payload[..len])?;
             // aiocoap answers message_3 with message_4 (RFC 9528 §5.5): key confirmation.
             assert!(!m4.is_empty(), "aiocoap sends message_4");
-            est.awaiting.message_4(&mut crypto, &m4)?;
+            est.awaiting
+                .message_4(&mut crypto, &m4, refuse_critical_ead)?;
         }
         let plain = self.request(Code::GET, |b| {
             for seg in path.split('/').filter(|s| !s.is_empty()) {

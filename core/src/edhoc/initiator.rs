@@ -51,16 +51,20 @@ pub struct AwaitMessage4 {
 }
 
 impl AwaitMessage4 {
-    /// Verifies message_4 (RFC 9528 §5.5.3) and returns its EAD_4.
+    /// Verifies message_4 (RFC 9528 §5.5.3), hands its EAD_4 to `ead_4` and returns it.
+    /// `ead_4` refuses an item it does not understand (RFC 9528 §3.8: a critical one must
+    /// not be ignored); [`refuse_critical_ead`](super::refuse_critical_ead) is the default.
     pub fn message_4(
         mut self,
         crypto: &mut impl CryptoTrait,
         message_4: &[u8],
+        ead_4: impl FnOnce(Option<&EADItem>) -> Result<(), Error>,
     ) -> Result<Option<EADItem>, Error> {
         wire::check_ciphertext_message(message_4, lakers::AES_CCM_TAG_LEN)?;
         let buf = EdhocMessageBuffer::new_from_slice(message_4).map_err(|_| Error::Malformed)?;
-        let (_completed, ead_4) = i_process_message_4(&mut self.state, crypto, &buf)?;
-        Ok(ead_4)
+        let (_completed, item) = i_process_message_4(&mut self.state, crypto, &buf)?;
+        ead_4(item.as_ref())?;
+        Ok(item)
     }
 }
 

@@ -139,9 +139,16 @@ impl From<wire::WireError> for Error {
 /// The default EAD policy (RFC 9528 §3.8): non-critical items are ignored, a critical
 /// one aborts the handshake; nothing is sent back.
 pub fn ignore_ead(item: Option<&EADItem>) -> Result<Option<EADItem>, Error> {
+    refuse_critical_ead(item).map(|()| None)
+}
+
+/// The default policy for an EAD item that nothing answers (EAD_4, RFC 9528 §3.8 and
+/// §5.5.3): a non-critical item is ignored, a critical one (which this policy does not
+/// understand) is an error.
+pub fn refuse_critical_ead(item: Option<&EADItem>) -> Result<(), Error> {
     match item {
         Some(i) if i.is_critical => Err(Error::Ead),
-        _ => Ok(None),
+        _ => Ok(()),
     }
 }
 

@@ -16,7 +16,7 @@ use coap_core::edhoc::initiator::SUITES_I;
 use coap_core::edhoc::wire::{
     self, write_continue_request, write_message_1_request, CID_EDHOC_CBOR_SEQ, EDHOC_CBOR_SEQ,
 };
-use coap_core::edhoc::{ignore_ead, ConnId, Error, Initiator, RustCrypto};
+use coap_core::edhoc::{ignore_ead, refuse_critical_ead, ConnId, Error, Initiator, RustCrypto};
 use coap_core::oscore::ContextId;
 use coap_core::{Code, Method};
 
@@ -125,7 +125,7 @@ impl Handle {
             if !message_4.is_empty() {
                 established
                     .awaiting
-                    .message_4(&mut crypto, message_4)
+                    .message_4(&mut crypto, message_4, refuse_critical_ead)
                     .map_err(ClientError::Edhoc)?;
             }
             None
