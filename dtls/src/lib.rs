@@ -105,6 +105,7 @@ mod cookie;
 mod error;
 mod psk;
 mod record;
+mod session_id;
 mod sessions;
 
 pub use error::{AlertDescription, CloseReason, HandshakeError, SendError, SetupError};
