@@ -7,7 +7,9 @@
 #![no_main]
 
 use coap_core::router::{Resource, Route, Router};
-use coap_core::{Code, Config, ContentFormat, Endpoint, IncomingRequest, Instant, Outcome, ResponseWriter};
+use coap_core::{
+    Code, Config, ContentFormat, Endpoint, IncomingRequest, Instant, Outcome, ResponseWriter,
+};
 use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_net::udp::{PacketMetadata, UdpSocket};
@@ -52,18 +54,25 @@ async fn coap_task(ep: &'static mut Core, socket: UdpSocket<'static>, hello: Res
     let mut tx = [0u8; 512];
     loop {
         while let Some(t) = ep.poll_transmit(now(), &mut tx) {
-            let _ = socket.send_to(tx.get(..t.len).unwrap_or_default(), t.peer).await;
+            let _ = socket
+                .send_to(tx.get(..t.len).unwrap_or_default(), t.peer)
+                .await;
         }
         let timer = async {
             match ep.poll_timeout() {
-                Some(t) => embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await,
+                Some(t) => {
+                    embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await
+                }
                 None => core::future::pending().await,
             }
         };
         match select(socket.recv_from(&mut rx), timer).await {
-            Either::First(Ok((n, meta))) => {
-                ep.handle_datagram(now(), meta.endpoint, rx.get(..n).unwrap_or_default(), &mut router)
-            }
+            Either::First(Ok((n, meta))) => ep.handle_datagram(
+                now(),
+                meta.endpoint,
+                rx.get(..n).unwrap_or_default(),
+                &mut router,
+            ),
             Either::First(Err(_)) => {}
             Either::Second(()) => ep.handle_timeout(now()),
         }
