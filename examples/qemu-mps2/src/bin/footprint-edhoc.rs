@@ -10,49 +10,21 @@ use coap_core::edhoc::transport::EdhocResource;
 use coap_core::edhoc::{Credential, Identity, Responder, RustCrypto, Transfer};
 use coap_core::oscore::{ContextId, Incoming, Layer, Secured, Security};
 use coap_core::router::{Resource, Route, Router};
-use coap_core::{
-    Code, Config, ContentFormat, Endpoint, IncomingRequest, Instant, Outcome, ResponseWriter,
-};
+use coap_core::{Config, Endpoint};
 use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
-use embassy_net::udp::{PacketMetadata, UdpSocket};
-use embassy_net::{IpEndpoint, Ipv4Address, Runner, StackResources};
+use embassy_net::udp::UdpSocket;
+use embassy_net::IpEndpoint;
 use panic_halt as _;
 use qemu_mps2::credentials::{CRED_I, CRED_R, SK_R};
-use qemu_mps2::net::{self, Device, LinkState_, Tx};
+use qemu_mps2::device::{self as device, now, until, Hello};
 use qemu_mps2::rng::Rng;
-use qemu_mps2::time;
 use static_cell::StaticCell;
 
 type Peer = Secured<IpEndpoint>;
 type Core = Endpoint<Peer, 4, 512, 8, 2>;
 type Oscore = Layer<IpEndpoint, 2, 4>;
 type Edhoc = Responder<'static, RustCrypto<Rng>, 2>;
-
-struct Hello;
-impl Resource<Peer> for Hello {
-    fn get(&mut self, _: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
-        let _ = w.respond(Code::CONTENT, Some(ContentFormat::TEXT_PLAIN), b"hello");
-        Outcome::Respond
-    }
-}
-
-#[embassy_executor::task]
-async fn net_task(mut runner: Runner<'static, Device>) -> ! {
-    runner.run().await
-}
-
-#[embassy_executor::task]
-async fn sink_task(mut tx: Tx) -> ! {
-    loop {
-        tx.tx_buf().await;
-        tx.tx_done();
-    }
-}
-
-fn now() -> Instant {
-    Instant::from_millis(embassy_time::Instant::now().as_millis())
-}
 
 #[embassy_executor::task]
 async fn coap_task(
@@ -84,14 +56,7 @@ async fn coap_task(
             // EDHOC contexts are fresh keys: nothing to write to flash first.
             layer.persisted(ctx, bound);
         }
-        let timer = async {
-            match ep.poll_timeout() {
-                Some(t) => {
-                    embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await
-                }
-                None => core::future::pending().await,
-            }
-        };
+        let timer = until(ep.poll_timeout());
         match select(socket.recv_from(&mut rx), timer).await {
             Either::First(Ok((n, meta))) => {
                 let bytes = rx.get(..n).unwrap_or_default();
@@ -162,12 +127,6 @@ async fn coap_task(
 
 // The device's own key and the one client it trusts are RFC 9529 §3's
 // (`qemu_mps2::credentials`).
-static LINK: StaticCell<LinkState_> = StaticCell::new();
-static NET: StaticCell<StackResources<3>> = StaticCell::new();
-static RX_META: StaticCell<[PacketMetadata; 4]> = StaticCell::new();
-static RX: StaticCell<[u8; 1024]> = StaticCell::new();
-static TX_META: StaticCell<[PacketMetadata; 4]> = StaticCell::new();
-static TX: StaticCell<[u8; 1024]> = StaticCell::new();
 static CORE: StaticCell<Core> = StaticCell::new();
 static LAYER: StaticCell<Oscore> = StaticCell::new();
 static TRUSTED: StaticCell<[Credential; 1]> = StaticCell::new();
@@ -175,20 +134,7 @@ static EDHOC: StaticCell<Edhoc> = StaticCell::new();
 
 #[embassy_executor::main]
 async fn main(spawner: Spawner) {
-    if let Some(p) = cortex_m::Peripherals::take() {
-        time::init(p.SYST);
-    }
-    let (stack, runner, _rx, tx) = net::stack(&LINK, &NET, Ipv4Address::new(192, 0, 2, 2), 1);
-    spawner.spawn(net_task(runner).unwrap());
-    spawner.spawn(sink_task(tx).unwrap());
-    let mut socket = UdpSocket::new(
-        stack,
-        RX_META.init([PacketMetadata::EMPTY; 4]),
-        RX.init([0; 1024]),
-        TX_META.init([PacketMetadata::EMPTY; 4]),
-        TX.init([0; 1024]),
-    );
-    let _ = socket.bind(5683);
+    let socket = device::start(spawner);
     let core = CORE.init_with(|| Endpoint::new(Config::default(), 0x5151));
     let layer = LAYER.init_with(|| Layer::new(0x5151));
     let (Ok(own), Ok(peer)) = (Credential::parse_ccs(CRED_R), Credential::parse_ccs(CRED_I)) else {
