@@ -8,6 +8,9 @@
 pub mod credentials;
 pub mod device;
 pub mod net;
+// The test firmwares' (client and server) only: the footprint firmwares, built without
+// `client`, leave it out (its tasks, even unused, sway LTO's inlining of the shared code).
+#[cfg(feature = "client")]
 pub mod pair;
 #[cfg(feature = "edhoc")]
 pub mod rng;

@@ -8,12 +8,11 @@
 
 use coap_core::router::{Resource, Route, Router};
 use coap_core::{Config, Endpoint};
-use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_net::udp::UdpSocket;
 use embassy_net::IpEndpoint;
 use panic_halt as _;
-use qemu_mps2::device::{self as device, now, until, Hello};
+use qemu_mps2::device::{now, Hello};
 use static_cell::StaticCell;
 
 type Core = Endpoint<IpEndpoint, 4, 512, 8, 2>;
@@ -30,7 +29,14 @@ async fn coap_task(ep: &'static mut Core, socket: UdpSocket<'static>, hello: Res
                 .send_to(tx.get(..t.len).unwrap_or_default(), t.peer)
                 .await;
         }
-        let timer = until(ep.poll_timeout());
+        let timer = async {
+            match ep.poll_timeout() {
+                Some(t) => {
+                    embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await
+                }
+                None => core::future::pending().await,
+            }
+        };
         match select(socket.recv_from(&mut rx), timer).await {
             Either::First(Ok((n, meta))) => ep.handle_datagram(
                 now(),
@@ -47,9 +53,7 @@ async fn coap_task(ep: &'static mut Core, socket: UdpSocket<'static>, hello: Res
 static CORE: StaticCell<Core> = StaticCell::new();
 static HELLO: StaticCell<Hello> = StaticCell::new();
 
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    let socket = device::start(spawner);
+qemu_mps2::device_main!(spawner, socket =>
     let core = CORE.init_with(|| Endpoint::new(Config::default(), 0x5151));
     spawner.spawn(coap_task(core, socket, HELLO.init(Hello) as Res).unwrap());
-}
+);

@@ -5,10 +5,8 @@
 #![no_std]
 #![no_main]
 
-use embassy_executor::Spawner;
 use embassy_net::udp::UdpSocket;
 use panic_halt as _;
-use qemu_mps2::device::{self as device};
 
 /// Echoes every datagram (the same socket calls the CoAP runner makes).
 #[embassy_executor::task]
@@ -21,8 +19,6 @@ async fn echo_task(socket: UdpSocket<'static>) -> ! {
     }
 }
 
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    let socket = device::start(spawner);
+qemu_mps2::device_main!(spawner, socket =>
     spawner.spawn(echo_task(socket).unwrap());
-}
+);

@@ -11,13 +11,12 @@ use coap_core::edhoc::{Credential, Identity, Responder, RustCrypto, Transfer};
 use coap_core::oscore::{ContextId, Incoming, Layer, Secured, Security};
 use coap_core::router::{Resource, Route, Router};
 use coap_core::{Config, Endpoint};
-use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_net::udp::UdpSocket;
 use embassy_net::IpEndpoint;
 use panic_halt as _;
 use qemu_mps2::credentials::{CRED_I, CRED_R, SK_R};
-use qemu_mps2::device::{self as device, now, until, Hello};
+use qemu_mps2::device::{now, Hello};
 use qemu_mps2::rng::Rng;
 use static_cell::StaticCell;
 
@@ -56,7 +55,14 @@ async fn coap_task(
             // EDHOC contexts are fresh keys: nothing to write to flash first.
             layer.persisted(ctx, bound);
         }
-        let timer = until(ep.poll_timeout());
+        let timer = async {
+            match ep.poll_timeout() {
+                Some(t) => {
+                    embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await
+                }
+                None => core::future::pending().await,
+            }
+        };
         match select(socket.recv_from(&mut rx), timer).await {
             Either::First(Ok((n, meta))) => {
                 let bytes = rx.get(..n).unwrap_or_default();
@@ -132,9 +138,7 @@ static LAYER: StaticCell<Oscore> = StaticCell::new();
 static TRUSTED: StaticCell<[Credential; 1]> = StaticCell::new();
 static EDHOC: StaticCell<Edhoc> = StaticCell::new();
 
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    let socket = device::start(spawner);
+qemu_mps2::device_main!(spawner, socket =>
     let core = CORE.init_with(|| Endpoint::new(Config::default(), 0x5151));
     let layer = LAYER.init_with(|| Layer::new(0x5151));
     let (Ok(own), Ok(peer)) = (Credential::parse_ccs(CRED_R), Credential::parse_ccs(CRED_I)) else {
@@ -149,4 +153,4 @@ async fn main(spawner: Spawner) {
     let edhoc =
         EDHOC.init_with(|| Responder::new(RustCrypto::new(Rng(0x5151_5151)), identity, trusted));
     spawner.spawn(coap_task(core, layer, edhoc, socket).unwrap());
-}
+);

@@ -8,12 +8,11 @@
 use coap_core::oscore::{ContextParams, Incoming, Layer, Secured, Security, SecurityContext};
 use coap_core::router::{Resource, Route, Router};
 use coap_core::{Config, Endpoint};
-use embassy_executor::Spawner;
 use embassy_futures::select::{select, Either};
 use embassy_net::udp::UdpSocket;
 use embassy_net::IpEndpoint;
 use panic_halt as _;
-use qemu_mps2::device::{self as device, now, until, Hello};
+use qemu_mps2::device::{now, Hello};
 use static_cell::StaticCell;
 
 type Peer = Secured<IpEndpoint>;
@@ -50,7 +49,14 @@ async fn coap_task(
             // A device would write `bound` to flash here (RFC 8613 Appendix B.1.1).
             layer.persisted(ctx, bound);
         }
-        let timer = until(ep.poll_timeout());
+        let timer = async {
+            match ep.poll_timeout() {
+                Some(t) => {
+                    embassy_time::Timer::at(embassy_time::Instant::from_millis(t.as_millis())).await
+                }
+                None => core::future::pending().await,
+            }
+        };
         match select(socket.recv_from(&mut rx), timer).await {
             Either::First(Ok((n, meta))) => {
                 let bytes = rx.get(..n).unwrap_or_default();
@@ -93,9 +99,7 @@ static CORE: StaticCell<Core> = StaticCell::new();
 static LAYER: StaticCell<Oscore> = StaticCell::new();
 static HELLO: StaticCell<Hello> = StaticCell::new();
 
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    let socket = device::start(spawner);
+qemu_mps2::device_main!(spawner, socket =>
     let core = CORE.init_with(|| Endpoint::new(Config::default(), 0x5151));
     let layer = LAYER.init_with(|| Layer::new(0x5151));
     // A context as a device would hold it (here the RFC 8613 Appendix C.1 test vector's).
@@ -110,4 +114,4 @@ async fn main(spawner: Spawner) {
         let _ = layer.add_context(ctx);
     }
     spawner.spawn(coap_task(core, layer, socket, HELLO.init(Hello) as Res).unwrap());
-}
+);

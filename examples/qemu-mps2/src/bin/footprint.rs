@@ -9,11 +9,10 @@
 use coap_core::router::{Resource, Route, Router};
 use coap_core::Config;
 use coap_embassy::Endpoint;
-use embassy_executor::Spawner;
 use embassy_net::udp::UdpSocket;
 use embassy_net::IpEndpoint;
 use panic_halt as _;
-use qemu_mps2::device::{self as device, Hello};
+use qemu_mps2::device::Hello;
 use static_cell::StaticCell;
 
 /// Server only: 4 slots of 512 bytes, 8 dedup entries, 2 observers, no client exchange.
@@ -34,13 +33,11 @@ static COAP: StaticCell<Coap> = StaticCell::new();
 static HELLO: StaticCell<Hello> = StaticCell::new();
 static ROUTER: StaticCell<CoapRouter> = StaticCell::new();
 
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    let socket = device::start(spawner);
+qemu_mps2::device_main!(spawner, socket =>
     let coap = COAP.init_with(|| Endpoint::new(Config::default(), 0x5151));
     let router = ROUTER.init(Router::new([Route::new(
         "/hello",
         HELLO.init(Hello) as Res,
     )]));
     spawner.spawn(coap_task(coap, socket, router).unwrap());
-}
+);
