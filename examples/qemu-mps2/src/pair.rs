@@ -34,12 +34,18 @@ struct SocketBuffers {
     tx: [u8; 2048],
 }
 
-const EMPTY: SocketBuffers = SocketBuffers {
-    rx_meta: [PacketMetadata::EMPTY; 4],
-    rx: [0; 2048],
-    tx_meta: [PacketMetadata::EMPTY; 4],
-    tx: [0; 2048],
-};
+impl SocketBuffers {
+    // Built in place by `init_with` (a `const` of this size would be a 4 KiB constant in
+    // flash, copied in).
+    fn new() -> Self {
+        SocketBuffers {
+            rx_meta: [PacketMetadata::EMPTY; 4],
+            rx: [0; 2048],
+            tx_meta: [PacketMetadata::EMPTY; 4],
+            tx: [0; 2048],
+        }
+    }
+}
 
 fn socket(stack: Stack<'static>, port: u16, b: &'static mut SocketBuffers) -> UdpSocket<'static> {
     let mut s = UdpSocket::new(stack, &mut b.rx_meta, &mut b.rx, &mut b.tx_meta, &mut b.tx);
@@ -79,8 +85,16 @@ pub async fn start(spawner: Spawner) -> Sockets {
     spawner.spawn(token(link_task(client_tx, server_rx)));
     spawner.spawn(token(link_task(server_tx, client_rx)));
     let sockets = Sockets {
-        client: socket(client_stack, CLIENT_PORT, CLIENT_SOCKET.init(EMPTY)),
-        server: socket(server_stack, SERVER_PORT, SERVER_SOCKET.init(EMPTY)),
+        client: socket(
+            client_stack,
+            CLIENT_PORT,
+            CLIENT_SOCKET.init_with(SocketBuffers::new),
+        ),
+        server: socket(
+            server_stack,
+            SERVER_PORT,
+            SERVER_SOCKET.init_with(SocketBuffers::new),
+        ),
     };
     client_stack.wait_config_up().await;
     server_stack.wait_config_up().await;
