@@ -38,8 +38,8 @@ use coap_core::edhoc::{
 use coap_core::oscore::{ContextId, Incoming, Layer, Secured, Security};
 use coap_core::router::{Resource, Route, Router};
 use coap_core::{
-    BuildError, Code, Config, ContentFormat, Endpoint, Event, IncomingRequest, Instant,
-    MessageBuilder, NoServer, OptionNumber, Outcome, RequestParams, ResponseWriter,
+    BuildError, Code, Config, ContentFormat, Endpoint, Event, IncomingRequest, MessageBuilder,
+    NoServer, OptionNumber, Outcome, RequestParams, ResponseWriter,
 };
 use cortex_m_semihosting::{debug, hprintln};
 use embassy_executor::Spawner;
@@ -49,6 +49,7 @@ use embassy_net::IpEndpoint;
 use embassy_time::{with_timeout, Duration};
 #[cfg(feature = "edhoc")]
 use qemu_mps2::credentials::{CRED_I, CRED_R, SK_I, SK_R};
+use qemu_mps2::device::now;
 use qemu_mps2::pair::{self, SERVER_IP, SERVER_PORT};
 #[cfg(feature = "edhoc")]
 use qemu_mps2::rng::Rng;
@@ -78,10 +79,6 @@ static RESPONDER_COMBINED: AtomicU32 = AtomicU32::new(0);
 #[cfg(feature = "edhoc")]
 static SERVER_PENDING: AtomicU32 = AtomicU32::new(0);
 static SERVER_CONTEXTS: AtomicU32 = AtomicU32::new(0);
-
-fn now() -> Instant {
-    Instant::from_millis(embassy_time::Instant::now().as_millis())
-}
 
 #[cfg(feature = "edhoc")]
 fn cycles_since(start: u64) -> u32 {
@@ -356,7 +353,7 @@ impl Client {
                         let out = protected;
                         #[cfg(feature = "edhoc")]
                         let out = match message_3 {
-                            Some(m3) if plain.get(1).is_some_and(|c| (1..32).contains(c)) => {
+                            Some(m3) if is_request(plain) => {
                                 let n = transport::wrap_combined(protected, m3, &mut bufs.wrapped)
                                     .map_err(|_| "combined request")?;
                                 bufs.wrapped.get(..n).unwrap_or_default()
@@ -461,6 +458,12 @@ impl Client {
             Err(_) => EdhocError::Malformed,
         }))
     }
+}
+
+/// Whether `datagram` is a request (not an ACK or RST): only the request carries message_3.
+#[cfg(feature = "edhoc")]
+fn is_request(datagram: &[u8]) -> bool {
+    coap_core::Message::parse(datagram).is_ok_and(|m| m.code().is_request())
 }
 
 fn plain() -> Peer {
