@@ -5,9 +5,10 @@
 # QEMU (its semihosting exit code is the verdict: a failed check, a panic or a hang fails
 # CI), and prints the footprint of a minimal CoAP server against the same firmware without
 # CoAP; boots the EDHOC + OSCORE test firmware (Initiator and Responder on the device,
-# cycles per message printed) and its twin on pre-shared OSCORE contexts, and prints
-# EDHOC's flash as the difference of the two. Runs on a fresh clone as root. BENCHMARKS.md ("Embassy on a microcontroller") explains the
-# figures. (The crate's other host tests run with the workspace's `cargo test`.)
+# each role's time per message printed) and its twin on pre-shared OSCORE contexts, and
+# prints EDHOC's flash as the difference of the two. Runs on a fresh clone as root.
+# BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC") explains the figures. (The
+# crate's other host tests run with the workspace's `cargo test`.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
