@@ -4,8 +4,11 @@
 # namespace the test creates), builds the mps2-an386 firmwares, boots the test firmware in
 # QEMU (its semihosting exit code is the verdict: a failed check, a panic or a hang fails
 # CI), and prints the footprint of a minimal CoAP server against the same firmware without
-# CoAP. Runs on a fresh clone as root. BENCHMARKS.md ("Embassy on a microcontroller") explains the
-# figures. (The crate's other host tests run with the workspace's `cargo test`.)
+# CoAP; boots the EDHOC + OSCORE test firmware (Initiator and Responder on the device,
+# each role's time per message printed) and its twin on pre-shared OSCORE contexts, and
+# prints EDHOC's flash as the difference of the two. Runs on a fresh clone as root.
+# BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC") explains the figures. (The
+# crate's other host tests run with the workspace's `cargo test`.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -43,17 +46,42 @@ fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
 (cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --no-default-features \
     --features edhoc --bin footprint-edhoc)
 bin="$fw_target/thumbv7em-none-eabihf/release"
+# The EDHOC test firmware, first without EDHOC (pre-shared OSCORE contexts, the same
+# requests): the two builds differ by EDHOC alone (lakers, P-256, Initiator, Responder and
+# the combined request), which the footprint table below reports.
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features oscore \
+    --bin qemu-edhoc)
+cp "$bin/qemu-edhoc" "$bin/qemu-edhoc-without"
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features edhoc \
+    --bin qemu-edhoc)
+
+# Boots firmware $1 in QEMU (extra QEMU arguments after it); its semihosting exit code
+# and a final PASS line are the verdict.
+boot() {
+    local firmware=$1 log status=0
+    shift
+    log=$(mktemp)
+    timeout 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
+        -semihosting-config enable=on,target=native "$@" -kernel "$firmware" | tee "$log" ||
+        status=$?
+    if [ "$status" -ne 0 ]; then
+        echo "QEMU firmware $firmware failed (exit $status; 124 = time limit)" >&2
+        exit "$status"
+    fi
+    grep -qx "PASS" "$log" || { echo "QEMU firmware $firmware exited 0 without PASS" >&2; exit 1; }
+    rm -f "$log"
+}
 
 stamp "QEMU: client and server on two embassy-net stacks (GET, observe, Block2, Block1)"
-log=$(mktemp)
-status=0
-timeout 120 qemu-system-arm -M mps2-an386 -nographic -monitor none -serial none \
-    -semihosting-config enable=on,target=native -kernel "$bin/qemu-mps2" | tee "$log" || status=$?
-if [ "$status" -ne 0 ]; then
-    echo "QEMU firmware failed (exit $status; 124 = time limit)" >&2
-    exit "$status"
-fi
-grep -qx "PASS" "$log" || { echo "QEMU firmware exited 0 without PASS" >&2; exit 1; }
+boot "$bin/qemu-mps2"
+
+# -icount shift=0: QEMU's virtual clock advances 1 ns per instruction, so the firmware's
+# SysTick timings (QEMU models no DWT cycle counter) count instructions, independent of
+# the host's speed.
+stamp "QEMU: EDHOC Initiator and Responder on two embassy-net stacks, then OSCORE"
+boot "$bin/qemu-edhoc" -icount shift=0
+stamp "QEMU: the same firmware without EDHOC (pre-shared OSCORE contexts)"
+boot "$bin/qemu-edhoc-without" -icount shift=0
 
 stamp "footprint: minimal CoAP server (footprint) vs the same firmware without CoAP (footprint-baseline)"
 # Flash = .vector_table + .text + .rodata + .data (its load image); static RAM = .data +
@@ -81,6 +109,11 @@ printf '%-44s %8d %10d\n' "OSCORE share (difference)" "$((osc_flash - bare_flash
 read -r edhoc_flash edhoc_ram < <(sections "$bin/footprint-edhoc")
 printf '%-44s %8d %10d\n' "footprint-edhoc (same + EDHOC Responder)" "$edhoc_flash" "$edhoc_ram"
 printf '%-44s %8d %10d\n' "EDHOC share (difference to -oscore)" "$((edhoc_flash - osc_flash))" "$((edhoc_ram - osc_ram))"
+read -r qe_flash qe_ram < <(sections "$bin/qemu-edhoc")
+read -r qo_flash qo_ram < <(sections "$bin/qemu-edhoc-without")
+printf '%-44s %8d %10d\n' "qemu-edhoc without EDHOC (pre-shared OSCORE)" "$qo_flash" "$qo_ram"
+printf '%-44s %8d %10d\n' "qemu-edhoc (EDHOC Initiator + Responder)" "$qe_flash" "$qe_ram"
+printf '%-44s %8d %10d\n' "EDHOC share, both roles (difference)" "$((qe_flash - qo_flash))" "$((qe_ram - qo_ram))"
 goal=$((24 * 1024))
 if [ "$share_flash" -le "$goal" ]; then
     echo "CoAP flash share $share_flash B <= $goal B (24 KiB goal): met"
@@ -101,5 +134,4 @@ for f in footprint footprint-baseline; do
         END { for (c in sum) printf "%8d  %s\n", sum[c], c; printf "%8d  total\n", total }' |
         sort -rn
 done
-rm -f "$log"
 stamp "done"

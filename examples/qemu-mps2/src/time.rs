@@ -37,10 +37,39 @@ impl Driver for SysTickDriver {
     }
 }
 
+/// Core clock cycles per tick (SysTick reloads at this count).
+const CYCLES_PER_TICK: u32 = CORE_CLOCK_HZ / 1_000;
+
+/// Core clock cycles since [`init`], as SysTick counts them: whole ticks plus the cycles
+/// of the current one (SysTick counts down from its reload value). For timing code;
+/// QEMU's SysTick runs on its virtual clock, so under `-icount shift=0` (1 ns of virtual
+/// time per instruction) a cycle here is 40 instructions' worth of virtual time.
+pub fn cycles() -> u64 {
+    critical_section::with(|cs| {
+        let ticks = DRIVER.ticks.borrow(cs).get();
+        // A tick whose interrupt is still pending (interrupts are off here) is not in
+        // `ticks` yet: count it when the wrap happened before the counter was read, and
+        // read again when it happened in between (at most once more: a tick is 25 000
+        // cycles, far longer than these three reads).
+        let mut value = 0;
+        for _ in 0..3 {
+            let before = cortex_m::peripheral::SCB::is_pendst_pending();
+            let current = SYST::get_current();
+            let whole = ticks + u64::from(before);
+            value = whole * u64::from(CYCLES_PER_TICK)
+                + u64::from(CYCLES_PER_TICK - 1 - current.min(CYCLES_PER_TICK - 1));
+            if cortex_m::peripheral::SCB::is_pendst_pending() == before {
+                break;
+            }
+        }
+        value
+    })
+}
+
 /// Starts the 1 kHz tick.
 pub fn init(mut syst: SYST) {
     syst.set_clock_source(SystClkSource::Core);
-    syst.set_reload(CORE_CLOCK_HZ / 1_000 - 1);
+    syst.set_reload(CYCLES_PER_TICK - 1);
     syst.clear_current();
     syst.enable_interrupt();
     syst.enable_counter();

@@ -5,27 +5,8 @@
 #![no_std]
 #![no_main]
 
-use embassy_executor::Spawner;
-use embassy_net::udp::{PacketMetadata, UdpSocket};
-use embassy_net::{Ipv4Address, Runner, StackResources};
+use embassy_net::udp::UdpSocket;
 use panic_halt as _;
-use qemu_mps2::net::{self, Device, LinkState_, Tx};
-use qemu_mps2::time;
-use static_cell::StaticCell;
-
-#[embassy_executor::task]
-async fn net_task(mut runner: Runner<'static, Device>) -> ! {
-    runner.run().await
-}
-
-/// The link's far end: frames the stack sends are dropped.
-#[embassy_executor::task]
-async fn sink_task(mut tx: Tx) -> ! {
-    loop {
-        tx.tx_buf().await;
-        tx.tx_done();
-    }
-}
 
 /// Echoes every datagram (the same socket calls the CoAP runner makes).
 #[embassy_executor::task]
@@ -38,28 +19,6 @@ async fn echo_task(socket: UdpSocket<'static>) -> ! {
     }
 }
 
-static LINK: StaticCell<LinkState_> = StaticCell::new();
-static NET: StaticCell<StackResources<3>> = StaticCell::new();
-static RX_META: StaticCell<[PacketMetadata; 4]> = StaticCell::new();
-static RX: StaticCell<[u8; 1024]> = StaticCell::new();
-static TX_META: StaticCell<[PacketMetadata; 4]> = StaticCell::new();
-static TX: StaticCell<[u8; 1024]> = StaticCell::new();
-
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    if let Some(p) = cortex_m::Peripherals::take() {
-        time::init(p.SYST);
-    }
-    let (stack, runner, _rx, tx) = net::stack(&LINK, &NET, Ipv4Address::new(192, 0, 2, 2), 1);
-    spawner.spawn(net_task(runner).unwrap());
-    spawner.spawn(sink_task(tx).unwrap());
-    let mut socket = UdpSocket::new(
-        stack,
-        RX_META.init([PacketMetadata::EMPTY; 4]),
-        RX.init([0; 1024]),
-        TX_META.init([PacketMetadata::EMPTY; 4]),
-        TX.init([0; 1024]),
-    );
-    let _ = socket.bind(5683);
+qemu_mps2::device_main!(spawner, socket =>
     spawner.spawn(echo_task(socket).unwrap());
-}
+);

@@ -7,47 +7,18 @@
 
 use coap_core::oscore::{ContextParams, Incoming, Layer, Secured, Security, SecurityContext};
 use coap_core::router::{Resource, Route, Router};
-use coap_core::{
-    Code, Config, ContentFormat, Endpoint, IncomingRequest, Instant, Outcome, ResponseWriter,
-};
-use embassy_executor::Spawner;
+use coap_core::{Config, Endpoint};
 use embassy_futures::select::{select, Either};
-use embassy_net::udp::{PacketMetadata, UdpSocket};
-use embassy_net::{IpEndpoint, Ipv4Address, Runner, StackResources};
+use embassy_net::udp::UdpSocket;
+use embassy_net::IpEndpoint;
 use panic_halt as _;
-use qemu_mps2::net::{self, Device, LinkState_, Tx};
-use qemu_mps2::time;
+use qemu_mps2::device::{now, Hello};
 use static_cell::StaticCell;
 
 type Peer = Secured<IpEndpoint>;
 type Core = Endpoint<Peer, 4, 512, 8, 2>;
 type Res = &'static mut dyn Resource<Peer>;
 type Oscore = Layer<IpEndpoint, 1, 4>;
-
-struct Hello;
-impl Resource<Peer> for Hello {
-    fn get(&mut self, _: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
-        let _ = w.respond(Code::CONTENT, Some(ContentFormat::TEXT_PLAIN), b"hello");
-        Outcome::Respond
-    }
-}
-
-#[embassy_executor::task]
-async fn net_task(mut runner: Runner<'static, Device>) -> ! {
-    runner.run().await
-}
-
-#[embassy_executor::task]
-async fn sink_task(mut tx: Tx) -> ! {
-    loop {
-        tx.tx_buf().await;
-        tx.tx_done();
-    }
-}
-
-fn now() -> Instant {
-    Instant::from_millis(embassy_time::Instant::now().as_millis())
-}
 
 #[embassy_executor::task]
 async fn coap_task(
@@ -124,32 +95,11 @@ async fn coap_task(
     }
 }
 
-static LINK: StaticCell<LinkState_> = StaticCell::new();
-static NET: StaticCell<StackResources<3>> = StaticCell::new();
-static RX_META: StaticCell<[PacketMetadata; 4]> = StaticCell::new();
-static RX: StaticCell<[u8; 1024]> = StaticCell::new();
-static TX_META: StaticCell<[PacketMetadata; 4]> = StaticCell::new();
-static TX: StaticCell<[u8; 1024]> = StaticCell::new();
 static CORE: StaticCell<Core> = StaticCell::new();
 static LAYER: StaticCell<Oscore> = StaticCell::new();
 static HELLO: StaticCell<Hello> = StaticCell::new();
 
-#[embassy_executor::main]
-async fn main(spawner: Spawner) {
-    if let Some(p) = cortex_m::Peripherals::take() {
-        time::init(p.SYST);
-    }
-    let (stack, runner, _rx, tx) = net::stack(&LINK, &NET, Ipv4Address::new(192, 0, 2, 2), 1);
-    spawner.spawn(net_task(runner).unwrap());
-    spawner.spawn(sink_task(tx).unwrap());
-    let mut socket = UdpSocket::new(
-        stack,
-        RX_META.init([PacketMetadata::EMPTY; 4]),
-        RX.init([0; 1024]),
-        TX_META.init([PacketMetadata::EMPTY; 4]),
-        TX.init([0; 1024]),
-    );
-    let _ = socket.bind(5683);
+qemu_mps2::device_main!(spawner, socket =>
     let core = CORE.init_with(|| Endpoint::new(Config::default(), 0x5151));
     let layer = LAYER.init_with(|| Layer::new(0x5151));
     // A context as a device would hold it (here the RFC 8613 Appendix C.1 test vector's).
@@ -164,4 +114,4 @@ async fn main(spawner: Spawner) {
         let _ = layer.add_context(ctx);
     }
     spawner.spawn(coap_task(core, layer, socket, HELLO.init(Hello) as Res).unwrap());
-}
+);
