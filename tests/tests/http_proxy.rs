@@ -929,14 +929,21 @@ fn concurrent_large_bodies_share_one_memory_budget() {
     );
     let mut first = raw_http(side.addr, &head);
     std::io::Write::write_all(&mut first, &[7u8; 1000]).unwrap();
-    // Until the first request holds its reservation, a second one may still pass: poll.
+    // Give the first request's head a moment to be read (its connection was made first,
+    // but each connection has a task of its own), then poll: until the first holds its
+    // reservation a second one may still be taken, and then it waits for its body — so
+    // each try waits only briefly for its answer, and a taken one is dropped (its
+    // reservation returns with the connection).
+    std::thread::sleep(Duration::from_millis(200));
     let deadline = Instant::now() + BOUND;
     let mut refused = 0;
     while Instant::now() < deadline && refused == 0 {
         let mut second = raw_http(side.addr, &head);
-        match status_of(&mut second) {
-            503 => refused += 1,
-            _ => std::thread::sleep(Duration::from_millis(20)),
+        second
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if status_of(&mut second) == 503 {
+            refused += 1;
         }
     }
     assert_eq!(refused, 1, "a body beyond the budget is refused with 503");
