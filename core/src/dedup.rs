@@ -63,6 +63,12 @@ pub trait DedupStore<A> {
     fn limit(&self) -> usize {
         self.entries().len()
     }
+    /// How far the store grows to keep entries that may be forgotten (of idempotent
+    /// requests, RFC 7252 §4.5): beyond it only at-most-once entries make it grow, so
+    /// that a flood of GETs does not spread the table over memory the cache cannot hold.
+    fn soft_limit(&self) -> usize {
+        self.limit()
+    }
 }
 
 /// Fixed storage for `N` entries (the default of [`crate::Endpoint`]).
@@ -210,12 +216,12 @@ impl<A: Copy + Eq + Hash, S: DedupStore<A>> DedupTable<A, S> {
 
     /// Doubles the store (up to its limit) rather than drop the oldest entry: the ring is
     /// laid out again oldest first and the index rebuilt, O(entries) per doubling.
-    fn grow(&mut self) -> bool {
+    fn grow(&mut self, cap: usize) -> bool {
         if !S::GROWS {
             return false;
         }
         let len = self.len();
-        let limit = self.store.limit();
+        let limit = self.store.limit().min(cap);
         if len >= limit {
             return false;
         }
@@ -260,8 +266,22 @@ impl<A: Copy + Eq + Hash, S: DedupStore<A>> DedupTable<A, S> {
     /// entry there expires, if the next insertion would have to drop one; `None` when an
     /// entry can be remembered now.
     pub fn make_room(&mut self, now: Instant) -> Option<u64> {
-        if S::GROWS && (self.len() == 0 || self.live_at(self.next % self.len().max(1), now)) {
-            self.grow();
+        if S::GROWS {
+            let len = self.len();
+            let next = self.next % len.max(1);
+            // An at-most-once entry in the way may grow the store to its limit; one that
+            // may be forgotten, only to the soft limit.
+            let cap = match self.entry(next) {
+                None if len == 0 => Some(self.store.soft_limit()),
+                Some(e) if self.live_at(next, now) => Some(match e.retention {
+                    Retention::AtMostOnce => self.store.limit(),
+                    Retention::Evictable => self.store.soft_limit(),
+                }),
+                _ => None,
+            };
+            if let Some(cap) = cap {
+                self.grow(cap);
+            }
         }
         let len = self.len();
         let e = self.entry(self.next % len.max(1))?;
@@ -391,12 +411,12 @@ mod tests {
     }
 
     /// A growable store for the tests (the std crates have their own).
-    struct Grow(Vec<DedupEntry<u32, u32>>, Vec<u32>, usize);
+    struct Grow(Vec<DedupEntry<u32, u32>>, Vec<u32>, usize, usize);
 
     impl DedupStore<u32> for Grow {
         type Index = u32;
         fn empty() -> Self {
-            Grow(Vec::new(), Vec::new(), 1000)
+            Grow(Vec::new(), Vec::new(), 1000, 1000)
         }
         fn entries(&self) -> &[DedupEntry<u32, u32>] {
             &self.0
@@ -417,6 +437,9 @@ mod tests {
         }
         fn limit(&self) -> usize {
             self.2
+        }
+        fn soft_limit(&self) -> usize {
+            self.3
         }
     }
 
@@ -488,5 +511,40 @@ mod tests {
             Retention::AtMostOnce
         ));
         assert_eq!(t.capacity(), 1000);
+    }
+
+    /// Entries that may be forgotten grow the store only to its soft limit (a GET flood
+    /// keeps a small table); at-most-once ones grow it on to the limit.
+    #[test]
+    fn only_at_most_once_entries_grow_past_the_soft_limit() {
+        let mut t: DedupTable<u32, Grow> =
+            DedupTable::with_store(Grow(Vec::new(), Vec::new(), 1000, 100));
+        for k in 0..500u32 {
+            t.insert(Instant::ZERO, k, 1, 247_000, DupAction::Ignore);
+        }
+        assert_eq!(
+            t.capacity(),
+            100,
+            "evictable entries stop at the soft limit"
+        );
+        assert!(t.evictions > 0);
+        for k in 0..300u32 {
+            assert!(t.remember(
+                Instant::ZERO,
+                10_000 + k,
+                2,
+                247_000,
+                DupAction::Ignore,
+                Retention::AtMostOnce
+            ));
+        }
+        assert!(
+            t.capacity() > 300,
+            "at-most-once entries grew it: {}",
+            t.capacity()
+        );
+        for k in 0..300u32 {
+            assert!(t.lookup(Instant::ZERO, 10_000 + k, 2).is_some());
+        }
     }
 }

@@ -335,6 +335,8 @@ pub trait Handler<A> {
     /// a late duplicate may run again. By default by method ([`Idempotence::of`]); a
     /// handler whose POST is idempotent in effect (a resource directory's re-registration
     /// replaces the registration, RFC 9176 §5.3) may say so and be served at any load.
+    /// Asked only for requests whose method is not idempotent by itself (POST, PATCH,
+    /// unknown methods): a handler may relax at-most-once, not impose it on a GET.
     fn idempotence(&self, request: &crate::message::Message<'_>) -> Idempotence {
         Idempotence::of(request)
     }

@@ -14,6 +14,10 @@ use coap_core::storage::Index;
 /// this limit) and answers 5.03 + Max-Age beyond, while idempotent requests are never
 /// refused.
 pub const DEDUP_LIMIT: usize = 1 << 20;
+/// How far the store grows for entries that may be forgotten early (of idempotent
+/// requests, RFC 7252 §4.5): beyond it, only at-most-once entries grow it. Keeps a flood of
+/// GETs in a table the cache can hold, as the fixed 65,535-entry table did.
+pub const DEDUP_SOFT_LIMIT: usize = 65_535;
 
 /// Duplicate detection (RFC 7252 §4.5) in vectors, `u32`-indexed, up to `limit` entries.
 #[derive(Debug)]
@@ -21,6 +25,7 @@ pub struct GrowableDedup<A> {
     entries: Vec<DedupEntry<A, u32>>,
     heads: Vec<u32>,
     limit: usize,
+    soft_limit: usize,
 }
 
 impl<A> GrowableDedup<A> {
@@ -30,6 +35,7 @@ impl<A> GrowableDedup<A> {
             entries: Vec::new(),
             heads: Vec::new(),
             limit: limit.min(u32::MAX as usize - 1),
+            soft_limit: DEDUP_SOFT_LIMIT.min(limit),
         }
     }
 }
@@ -64,6 +70,10 @@ impl<A: Copy> DedupStore<A> for GrowableDedup<A> {
 
     fn limit(&self) -> usize {
         self.limit
+    }
+
+    fn soft_limit(&self) -> usize {
+        self.soft_limit
     }
 }
 

@@ -215,6 +215,9 @@ pub struct Endpoint<
     lent: Option<(u16, u16)>,
     next_id: u32,
     stats: Stats,
+    /// Whether any peer has a block size lowered by a path-MTU error: until one has, the
+    /// per-request lookup of it is skipped.
+    path_limited: bool,
 }
 
 /// Slot lengths fit in `u16`: datagrams are at most 65535 bytes, and `M` is clamped by the
@@ -249,6 +252,7 @@ where
             control: Deque::new(),
             events: Deque::new(),
             lent: None,
+            path_limited: false,
             next_id: 0,
             stats: Stats::default(),
         }

@@ -73,6 +73,7 @@ where
                 lowered += 1;
             }
         }
+        self.path_limited |= lowered > 0;
         for i in 0..N {
             let peer = match self.pool.slots.get(i).map(|s| s.state) {
                 Some(SlotState::Request(x))
@@ -91,7 +92,7 @@ where
     /// The block size exponent to use with `peer`: `szx`, lowered to what the path to it
     /// carries if a path-MTU error said less.
     pub(super) fn block_szx_to(&self, peer: A, szx: u8) -> u8 {
-        if !cfg!(feature = "path-mtu") {
+        if !cfg!(feature = "path-mtu") || !self.path_limited {
             return szx;
         }
         match self.peers.find(peer).and_then(|p| p.path_szx) {
@@ -102,7 +103,7 @@ where
 
     /// The largest payload one message to `peer` may carry, if a path-MTU error said so.
     pub(super) fn path_block_to(&self, peer: A) -> Option<usize> {
-        if !cfg!(feature = "path-mtu") {
+        if !cfg!(feature = "path-mtu") || !self.path_limited {
             return None;
         }
         let szx = self.peers.find(peer).and_then(|p| p.path_szx)?;
