@@ -174,3 +174,70 @@ fn smol_first_client_hello_is_not_a_retransmission() {
     assert_eq!(first_record(&listener), (22, 1, 0));
     drop(request);
 }
+
+/// An observation whose server dies: the next message the client sends for it (the
+/// re-registration when Max-Age lapses, RFC 7641 §3.3.1) draws the kernel's port
+/// unreachable, and the observation ends at once with that reason — instead of waiting
+/// out a re-registration's whole timeout (about 80 s before).
+#[test]
+fn an_observation_whose_server_died_ends_as_unreachable() {
+    use coap_tokio::{
+        Code, IncomingRequest, OptionNumber, Outcome, Peer, Resource, ResponseWriter, Route,
+        Router, Server,
+    };
+    struct Ticking;
+    impl Resource<Peer> for Ticking {
+        fn get(&mut self, _: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>) -> Outcome {
+            resp.observable(3);
+            // Max-Age 1: the client re-registers about 3 s after the last notification.
+            let _ = resp.option_uint(OptionNumber::MAX_AGE, 1);
+            let _ = resp.respond(Code::CONTENT, None, b"t");
+            Outcome::Respond
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), Config::default())
+            .await
+            .unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = Router::new(vec![Route::new(
+            "/t",
+            Box::new(Ticking) as Box<dyn Resource<Peer> + Send>,
+        )]);
+        let serving = tokio::spawn(server.serve_with_shutdown(router, async move {
+            let _ = stopped.await;
+        }));
+        let client = coap_tokio::Client::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut obs = client.observe(&format!("coap://{addr}/t")).await.unwrap();
+        let first = obs.next().await.unwrap().unwrap();
+        assert!(first.option(OptionNumber::OBSERVE).is_some(), "registered");
+        // The server goes away with its socket.
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+        // Re-registration is due in about 3 s; the error must follow it at once.
+        let end = tokio::time::timeout(Duration::from_secs(8), async {
+            loop {
+                match obs.next().await {
+                    Some(Ok(_)) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .expect("the observation ended within the re-registration time plus the bound");
+        match end {
+            Some(Err(coap_tokio::ClientError::Unreachable { peer, reason })) => {
+                assert_eq!((peer, reason), (addr, Unreachable::Port));
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+    });
+}
