@@ -540,7 +540,9 @@ async fn handshake(
         let mut m4 = [0u8; MAX_MESSAGE_LEN];
         m4[..m4_len].copy_from_slice(&c.bufs.body[..m4_len]);
         let start = time::cycles();
-        let verified = est.awaiting.message_4(crypto, &m4[..m4_len]);
+        let verified =
+            est.awaiting
+                .message_4(crypto, &m4[..m4_len], coap_core::edhoc::refuse_critical_ead);
         message_4 = cycles_since(start);
         check(
             verified.is_ok(),
