@@ -8,7 +8,8 @@ use lakers::Credential;
 use super::responder::{Message4, Responder};
 use super::transport::{unwrap_combined, write_combined_error};
 use super::{CryptoTrait, Error};
-use crate::oscore::layer::{ContextId, Incoming, Layer};
+use crate::oscore::layer::{Incoming, Layer};
+use crate::oscore::ContextId;
 use crate::time::Instant;
 
 /// What became of a datagram.

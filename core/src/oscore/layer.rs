@@ -30,40 +30,12 @@ use crate::time::Instant;
 use super::context::SecurityContext;
 use super::option::PartialIv;
 use super::outer::{OuterBlocks, Step};
+use super::peer::ContextId;
 use super::protect::{
     parse_outer, protect_request, protect_response, unprotect_request, unprotect_response,
     ProtectError, RequestBinding, UnprotectError,
 };
 use super::replay::ReplayError;
-
-/// Index of a security context in a [`Layer`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ContextId(pub u8);
-
-/// How a message between two endpoints is protected.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Security {
-    /// Plain CoAP.
-    Plain,
-    /// OSCORE with this security context.
-    Oscore(ContextId),
-    /// A DTLS session (RFC 7252 §9), named by a serial number its runtime never reuses:
-    /// a response goes out over the session its request came in on (§9.1). This layer never
-    /// produces it; the std runtimes' DTLS session layer does.
-    Dtls(u64),
-}
-
-/// The peer identity the endpoint sees: transport address plus security.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Secured<A> {
-    /// Transport address.
-    pub addr: A,
-    /// Protection.
-    pub security: Security,
-}
 
 /// What to do with a received datagram.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

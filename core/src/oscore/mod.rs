@@ -43,11 +43,13 @@ pub mod layer;
 pub mod option;
 mod outer;
 pub mod params;
+mod peer;
 pub mod protect;
 pub mod replay;
 pub mod sequence;
 
 pub use context::{ContextError, ContextParams, KidContext, SecurityContext};
-pub use layer::{ContextId, Incoming, Layer, LayerError, Secured, Security};
+pub use layer::{Incoming, Layer, LayerError};
 pub use option::{OscoreOption, PartialIv};
+pub use peer::{ContextId, Secured, Security};
 pub use protect::{ProtectError, RequestBinding, UnprotectError};
