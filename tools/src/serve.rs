@@ -137,36 +137,45 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
             .finish("coap serve", "server", local, None, result)
             .await;
     }
-    let notifier = server.notifier();
-    let (router, ticker) = match files {
-        Some(files) => {
-            // Observed files are polled for changes (RFC 7641 §4.2).
-            let watcher = tokio::spawn(files.clone().watch(notifier, FILE_POLL));
-            let routes = vec![Route::prefix("/", Box::new(files) as demo::BoxedResource)];
-            (Router::new(routes), watcher)
-        }
-        None => {
-            // /time is observable: notify its observers every second (RFC 7641 §4.2).
-            let ticker = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    if notifier
-                        .notify(demo::TIME_KEY, demo::time_notification())
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            });
-            (demo::router(), ticker)
-        }
-    };
+    let (routes, ticker) = resources(files, server.notifier());
+    let router = Router::new(routes);
     let handler = RequireOscore::new(router, protection);
     let result = server.serve_with_shutdown(handler, signal).await;
     stop.finish("coap serve", "server", local, Some(ticker), result)
         .await
+}
+
+/// What `coap serve` serves: the files of `--dir` (observed files polled for changes) or
+/// the demo resources (`/time` notified every second, RFC 7641 §4.2), with the task that
+/// notifies their observers through `notifier` (one endpoint's or every shard's).
+fn resources(
+    files: Option<FileServer>,
+    notifier: impl Into<coap_tokio::ShardedNotifier>,
+) -> (
+    Vec<Route<'static, demo::BoxedResource>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let notifier = notifier.into();
+    match files {
+        Some(files) => {
+            let watcher = tokio::spawn(files.clone().watch(notifier, FILE_POLL));
+            let routes = vec![Route::prefix("/", Box::new(files) as demo::BoxedResource)];
+            (routes, watcher)
+        }
+        None => {
+            let ticker = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    let reply = demo::time_notification();
+                    if notifier.notify(demo::TIME_KEY, reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            (demo::routes(), ticker)
+        }
+    }
 }
 
 /// `coap serve` over `threads` endpoints on one port ([`coap_tokio::Sharded`]): the demo
@@ -208,27 +217,7 @@ async fn serve_sharded(
     stderr_line(&format!(
         "coap serve: {threads} endpoints on the port (--threads), one per core"
     ));
-    let notifier = server.notifier();
-    let (routes, ticker) = match files {
-        Some(files) => {
-            let watcher = tokio::spawn(files.clone().watch(notifier, FILE_POLL));
-            let routes = vec![Route::prefix("/", Box::new(files) as demo::BoxedResource)];
-            (routes, watcher)
-        }
-        None => {
-            let ticker = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-                loop {
-                    tick.tick().await;
-                    let reply = demo::time_notification();
-                    if notifier.notify(demo::TIME_KEY, reply).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            (demo::routes(), ticker)
-        }
-    };
+    let (routes, ticker) = resources(files, server.notifier());
     let shared = coap_tools::shared::SharedRoutes::new(routes);
     let result = server
         .serve_with_shutdown(|_| shared.router(), signal)

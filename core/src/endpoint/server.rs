@@ -142,13 +142,18 @@ where
         let con = msg.ty() == MessageType::Con && !multicast;
         let mid = msg.message_id();
         let token = Token::new(msg.token()).unwrap_or_default();
+        // The handler is asked only about methods that are not idempotent by themselves
+        // (it may relax at-most-once, RFC 7252 §4.5, not impose it on a GET).
+        let idempotence = match Idempotence::of(msg) {
+            Idempotence::Idempotent => Idempotence::Idempotent,
+            Idempotence::AtMostOnce => handler.idempotence(msg),
+        };
         if let Some(action) = self.dedup.lookup(now, peer, mid).copied() {
             // §4.5: an idempotent request whose cached response is gone (its slot was
             // needed) is processed again rather than left unanswered until the client
             // gives up; a non-idempotent one never is.
-            let reprocess = self.cached_response_gone(peer, mid, action)
-                && (Idempotence::of(msg) == Idempotence::Idempotent
-                    || handler.idempotence(msg) == Idempotence::Idempotent);
+            let reprocess = idempotence == Idempotence::Idempotent
+                && self.cached_response_gone(peer, mid, action);
             if !reprocess {
                 self.stats.duplicates += 1;
                 return self.answer_duplicate(peer, mid, token, con, action);
@@ -196,12 +201,6 @@ where
         // When duplicate detection has no room without forgetting such a request, new
         // non-idempotent requests wait (5.03 + Max-Age until room is made); idempotent ones
         // are served and simply not remembered (a duplicate may run them again).
-        // The handler is asked only about methods that are not idempotent by themselves
-        // (it may relax at-most-once, RFC 7252 §4.5, not impose it on a GET).
-        let idempotence = match Idempotence::of(msg) {
-            Idempotence::Idempotent => Idempotence::Idempotent,
-            Idempotence::AtMostOnce => handler.idempotence(msg),
-        };
         let retention = match idempotence {
             Idempotence::Idempotent => Retention::Evictable,
             Idempotence::AtMostOnce => Retention::AtMostOnce,
