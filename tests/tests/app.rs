@@ -456,8 +456,10 @@ macro_rules! app_suite {
                     let last = celsius.cancel().await;
                     assert!(matches!(&last, Some(Ok(r)) if r.option(OptionNumber::OBSERVE).is_none()), "{last:?}");
                     assert_eq!(observed.notify().await, Ok(1));
+                    let r = fahrenheit.next().await.unwrap().unwrap();
+                    assert_eq!(r.payload_str(), Some(&*format!("77.0 F for {pb}")));
                     let last = fahrenheit.cancel().await;
-                    assert!(matches!(last, Some(Ok(_))), "{last:?}");
+                    assert!(matches!(&last, Some(Ok(r)) if r.option(OptionNumber::OBSERVE).is_none()), "{last:?}");
                     assert_eq!(observed.notify().await, Ok(0));
                     // A plain GET of the route does not register.
                     let r = a.get(&uri(addr, "/temp")).await.unwrap();
