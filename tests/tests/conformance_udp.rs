@@ -17,7 +17,6 @@ mod wire;
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
@@ -57,7 +56,7 @@ struct Serve {
 
 impl Serve {
     fn start(args: &[&str]) -> Serve {
-        let mut child = Command::new(coap_binary())
+        let mut child = Command::new(coap_tests::coap_binary())
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -93,23 +92,6 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The `coap` binary of this workspace, next to the test executable's `deps` folder (as in
-/// http_proxy.rs): `cargo test --workspace` builds it.
-fn coap_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("coap"))
-        .unwrap();
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (`cargo build -p coap-tools --bin coap`)",
-        bin.display()
-    );
-    bin
 }
 
 /// Sends each input of `row` from a fresh socket (a peer of its own, so Message IDs never

@@ -69,28 +69,71 @@ fn write_creds(dir: &Path, name: &str, pattern: &str, entry: &str) -> PathBuf {
     path
 }
 
-/// The `coap` binary of this workspace (built by `cargo build -p coap-tools --bin coap`).
-fn coap_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("coap"))
-        .unwrap();
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (`cargo build -p coap-tools --bin coap`)",
-        bin.display()
-    );
-    bin
-}
-
 fn coap_get(creds: &Path, uri: &str) -> support::Finished {
-    let mut cmd = Command::new(coap_binary());
+    let mut cmd = Command::new(coap_tests::coap_binary());
     cmd.args(["get", "--timeout", "10", "--credentials"])
         .arg(creds)
         .arg(uri);
     support::run("coap get --credentials (EDHOC)", cmd)
+}
+
+/// A scratch folder named `name` with a server party (kid 0x0b) and a client (kid 0x0a).
+fn parties(name: &str) -> (Scratch, Party, Party) {
+    let dir = Scratch::new(name);
+    let server = Party::new(dir.path(), "server", 0x0b);
+    let client = Party::new(dir.path(), "client", 0x0a);
+    (dir, server, client)
+}
+
+/// `coap get --credentials` of `uri` as `me` trusting `peer`, in the plain flow and with the
+/// combined request (RFC 9668): `(combined, result)` for each.
+fn coap_get_both_flows(
+    dir: &Path,
+    (me, peer): (&Party, &Party),
+    pattern: &str,
+    uri: &str,
+    name: &str,
+) -> Vec<(bool, support::Finished)> {
+    [false, true]
+        .into_iter()
+        .map(|combined| {
+            let creds = write_creds(
+                dir,
+                &format!("{name}-{combined}"),
+                pattern,
+                &entry(me, peer, Some(combined)),
+            );
+            (combined, coap_get(&creds, uri))
+        })
+        .collect()
+}
+
+/// Each run succeeded and printed `body`.
+fn assert_each_got(runs: &[(bool, support::Finished)], body: &str) {
+    for (combined, r) in runs {
+        assert!(
+            r.status.success() && r.stdout.contains(body),
+            "combined={combined}: {}",
+            r.show()
+        );
+    }
+}
+
+/// Each run failed with exit 1 and a stderr line containing `reason`.
+fn assert_each_refused(runs: &[(bool, support::Finished)], reason: &str) {
+    for (combined, r) in runs {
+        assert_eq!(
+            r.status.code(),
+            Some(1),
+            "combined={combined}: {}",
+            r.show()
+        );
+        assert!(
+            r.stderr.contains(reason),
+            "combined={combined}: {}",
+            r.show()
+        );
+    }
 }
 
 fn aiocoap_fileserver(dir: &Path, server: &Party, client: &Party) -> PeerServer {
@@ -121,7 +164,7 @@ fn aiocoap_fileserver(dir: &Path, server: &Party, client: &Party) -> PeerServer 
 fn our_server(dir: &Path, server: &Party, client: &Party) -> PeerServer {
     let creds = write_creds(dir, "ourserver", ":client", &entry(server, client, None));
     PeerServer::start("coap serve --credentials (EDHOC)", |port| {
-        let mut cmd = Command::new(coap_binary());
+        let mut cmd = Command::new(coap_tests::coap_binary());
         cmd.args(["serve", "--require-oscore", "--bind"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--credentials")
@@ -229,27 +272,12 @@ fn coap_get_runs_edhoc_with_aiocoap_fileserver_then_oscore() {
     if support::aiocoap().is_none() {
         return;
     }
-    let dir = Scratch::new("edhoc-std-get-aiocoap");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-get-aiocoap");
     let mut peer = aiocoap_fileserver(dir.path(), &server, &client);
     let pattern = format!("coap://{}/*", peer.addr);
-    for combined in [false, true] {
-        let creds = write_creds(
-            dir.path(),
-            &format!("get-{combined}"),
-            &pattern,
-            &entry(&client, &server, Some(combined)),
-        );
-        let r = coap_get(&creds, &peer.uri("/hello.txt"));
-        assert!(
-            r.status.success() && r.stdout.contains("hello over EDHOC"),
-            "combined={combined}: {}",
-            r.show()
-        );
-    }
+    let uri = peer.uri("/hello.txt");
+    let runs = coap_get_both_flows(dir.path(), (&client, &server), &pattern, &uri, "get");
+    assert_each_got(&runs, "hello over EDHOC");
     // Our peer_cred is not the server's: its MAC_2 does not verify (RFC 9528 §5.3.3).
     let impostor = Party::new(dir.path(), "server", 0x0b);
     let creds = write_creds(
@@ -258,7 +286,7 @@ fn coap_get_runs_edhoc_with_aiocoap_fileserver_then_oscore() {
         &pattern,
         &entry(&client, &impostor, None),
     );
-    let r = coap_get(&creds, &peer.uri("/hello.txt"));
+    let r = coap_get(&creds, &uri);
     assert_eq!(r.status.code(), Some(1), "{}", r.show());
     assert!(
         r.stderr.contains("EDHOC") && r.stderr.contains("authentication"),
@@ -268,26 +296,14 @@ fn coap_get_runs_edhoc_with_aiocoap_fileserver_then_oscore() {
     assert!(!r.stdout.contains("hello over EDHOC"), "{}", r.show());
     // The server does not know us: it refuses message_3, in both flows, with an EDHOC error.
     let stranger = Party::new(dir.path(), "client", 0x0a);
-    for combined in [false, true] {
-        let creds = write_creds(
-            dir.path(),
-            &format!("get-stranger-{combined}"),
-            &pattern,
-            &entry(&stranger, &server, Some(combined)),
-        );
-        let r = coap_get(&creds, &peer.uri("/hello.txt"));
-        assert_eq!(
-            r.status.code(),
-            Some(1),
-            "combined={combined}: {}",
-            r.show()
-        );
-        assert!(
-            r.stderr.contains("EDHOC: the server refused the handshake"),
-            "combined={combined}: {}",
-            r.show()
-        );
-    }
+    let runs = coap_get_both_flows(
+        dir.path(),
+        (&stranger, &server),
+        &pattern,
+        &uri,
+        "get-stranger",
+    );
+    assert_each_refused(&runs, "EDHOC: the server refused the handshake");
     peer.assert_running();
 }
 
@@ -296,11 +312,7 @@ fn std_client_answer_is_oscore_protected_after_edhoc() {
     if support::aiocoap().is_none() {
         return;
     }
-    let dir = Scratch::new("edhoc-std-client-aiocoap");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-client-aiocoap");
     let peer = aiocoap_fileserver(dir.path(), &server, &client);
     for combined in [false, true] {
         let relay = Relay::new(peer.addr);
@@ -345,11 +357,7 @@ fn aiocoap_client_runs_edhoc_with_coap_serve_then_oscore() {
     let Some(aio) = support::aiocoap() else {
         return;
     };
-    let dir = Scratch::new("edhoc-std-serve-aiocoap");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-serve-aiocoap");
     let mut ours = our_server(dir.path(), &server, &client);
     let run_via = |me: &Party, peer: &Party, combined: bool, name: &str, to: SocketAddr| {
         let pattern = format!("coap://{to}/*");
@@ -416,65 +424,34 @@ fn aiocoap_client_runs_edhoc_with_coap_serve_then_oscore() {
 
 #[test]
 fn coap_get_runs_edhoc_with_coap_serve() {
-    let dir = Scratch::new("edhoc-std-ours");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-ours");
     let mut ours = our_server(dir.path(), &server, &client);
     let pattern = format!("coap://{}/*", ours.addr);
-    for combined in [false, true] {
-        let creds = write_creds(
-            dir.path(),
-            &format!("ours-{combined}"),
-            &pattern,
-            &entry(&client, &server, Some(combined)),
-        );
-        let r = coap_get(&creds, &ours.uri("/hello"));
-        assert!(
-            r.status.success() && r.stdout.contains("Hello, world!"),
-            "combined={combined}: {}",
-            r.show()
-        );
-    }
+    let uri = ours.uri("/hello");
+    let runs = coap_get_both_flows(dir.path(), (&client, &server), &pattern, &uri, "ours");
+    assert_each_got(&runs, "Hello, world!");
     // Without credentials the server wants OSCORE: 4.01, exit 4.
-    let mut cmd = Command::new(coap_binary());
-    cmd.args(["get", "--timeout", "5"]).arg(ours.uri("/hello"));
+    let mut cmd = Command::new(coap_tests::coap_binary());
+    cmd.args(["get", "--timeout", "5"]).arg(&uri);
     let r = support::run("coap get (plain)", cmd);
     assert_eq!(r.status.code(), Some(4), "{}", r.show());
     // A client the server does not know (another kid): ERR_CODE 3 (RFC 9528 §6.4), both
     // flows.
     let stranger = Party::new(dir.path(), "client", 0x0c);
-    for combined in [false, true] {
-        let creds = write_creds(
-            dir.path(),
-            &format!("ours-stranger-{combined}"),
-            &pattern,
-            &entry(&stranger, &server, Some(combined)),
-        );
-        let r = coap_get(&creds, &ours.uri("/hello"));
-        assert_eq!(
-            r.status.code(),
-            Some(1),
-            "combined={combined}: {}",
-            r.show()
-        );
-        assert!(
-            r.stderr.contains("ERR_CODE 3"),
-            "combined={combined}: {}",
-            r.show()
-        );
-    }
+    let runs = coap_get_both_flows(
+        dir.path(),
+        (&stranger, &server),
+        &pattern,
+        &uri,
+        "ours-stranger",
+    );
+    assert_each_refused(&runs, "ERR_CODE 3");
     ours.assert_running();
 }
 
 #[test]
 fn key_files_other_users_can_read_are_refused_in_one_line() {
-    let dir = Scratch::new("edhoc-std-exposed");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-exposed");
     fs::set_permissions(&client.key_file, fs::Permissions::from_mode(0o644)).unwrap();
     let creds = write_creds(
         dir.path(),
@@ -486,7 +463,7 @@ fn key_files_other_users_can_read_are_refused_in_one_line() {
     assert_eq!(r.status.code(), Some(2), "{}", r.show());
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.show());
     assert!(r.stderr.contains("chmod 600"), "{}", r.show());
-    let mut cmd = Command::new(coap_binary());
+    let mut cmd = Command::new(coap_tests::coap_binary());
     cmd.args(["serve", "--bind", "127.0.0.1:0", "--credentials"])
         .arg(&creds);
     let r = support::run("coap serve --credentials (exposed key)", cmd);
@@ -496,11 +473,7 @@ fn key_files_other_users_can_read_are_refused_in_one_line() {
 
 #[test]
 fn coap_serve_keeps_answering_after_more_sessions_than_it_has_contexts() {
-    let dir = Scratch::new("edhoc-std-many");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-many");
     let mut ours = our_server(dir.path(), &server, &client);
     let creds = write_creds(
         dir.path(),
@@ -524,11 +497,7 @@ fn coap_serve_keeps_answering_after_more_sessions_than_it_has_contexts() {
 
 #[test]
 fn malformed_edhoc_credentials_are_one_line_usage_errors() {
-    let dir = Scratch::new("edhoc-std-malformed");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-malformed");
     let good = entry(&client, &server, None);
     for (name, text, why) in [
         ("edn", "{\"coap://h/*\": {1: ".to_owned(), "EDN"),
@@ -584,11 +553,7 @@ fn in_process_server(addr: SocketAddr, creds: &Path) -> (tokio::runtime::Runtime
 
 #[test]
 fn a_server_that_lost_the_session_ends_it_and_the_next_request_runs_edhoc_again() {
-    let dir = Scratch::new("edhoc-std-restart");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-restart");
     let server_creds = write_creds(dir.path(), "srv", ":client", &entry(&server, &client, None));
     let (rt, addr) = in_process_server("127.0.0.1:0".parse().unwrap(), &server_creds);
     let mut server_rt = Some(rt);
@@ -643,11 +608,7 @@ fn a_server_that_lost_the_session_ends_it_and_the_next_request_runs_edhoc_again(
 
 #[test]
 fn client_edhoc_establishes_a_session_without_credentials_naming_the_server() {
-    let dir = Scratch::new("edhoc-std-call");
-    let (server, client) = (
-        Party::new(dir.path(), "server", 0x0b),
-        Party::new(dir.path(), "client", 0x0a),
-    );
+    let (dir, server, client) = parties("edhoc-std-call");
     let server_creds = write_creds(dir.path(), "srv", ":client", &entry(&server, &client, None));
     let (_server_rt, addr) = in_process_server("127.0.0.1:0".parse().unwrap(), &server_creds);
     let rt = tokio::runtime::Builder::new_multi_thread()

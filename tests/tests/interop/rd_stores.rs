@@ -122,17 +122,7 @@ impl RedisServer {
 /// The `coap` binary of this workspace, next to the test executable's `deps` folder, and
 /// not older than the RD's sources.
 fn coap_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("coap"))
-        .unwrap();
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (`cargo build -p coap-tools --bin coap`)",
-        bin.display()
-    );
+    let bin = coap_tests::coap_binary();
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/src");
     for dir in [src.clone(), src.join("rd"), src.join("rd/store")] {
