@@ -7,7 +7,7 @@ mod edhoc_common;
 use coap_core::edhoc::exporter::{security_context, OscoreSecrets};
 use coap_core::edhoc::responder::Message4;
 use coap_core::edhoc::wire::{parse_error, ErrCode};
-use coap_core::edhoc::{refuse_critical_ead, ConnId, Error, Initiator, Responder};
+use coap_core::edhoc::{refuse_critical_ead, ConnId, Credential, Error, Initiator, Responder};
 use coap_core::oscore::SecurityContext;
 use coap_core::Instant;
 use edhoc_common::*;
@@ -18,6 +18,50 @@ fn scripted(key: &str, pubkey: &str, bytes: Vec<u8>) -> Scripted {
         ephemeral: (arr32(&tv(key)), arr32(&tv(pubkey))),
         bytes,
     }
+}
+
+/// The trace's Responder (RFC 9529 §3), trusting `trusted`; `c_r_draws` C_R draws scripted.
+fn trace_responder(trusted: &[Credential], c_r_draws: usize) -> Responder<'_, Scripted, 2> {
+    Responder::new(
+        scripted("Y", "G_Y", vec![C_R_DRAW; c_r_draws]),
+        responder_identity(),
+        trusted,
+    )
+}
+
+/// Hands the trace's message_1 to `r`, without EAD, at time 0.
+fn trace_message_1(
+    r: &mut Responder<'_, Scripted, 2>,
+    out: &mut [u8],
+) -> Result<coap_core::edhoc::responder::Message2, Error> {
+    r.message_1(
+        Instant::from_millis(0),
+        &tv("MESSAGE_1"),
+        coap_core::edhoc::ignore_ead,
+        |_| false,
+        out,
+    )
+}
+
+/// The trace's Initiator (RFC 9529 §3) after message_1, and that message's length.
+fn trace_initiator(c: &mut Scripted, out: &mut [u8]) -> (Initiator, usize) {
+    Initiator::start(c, initiator_identity(), id("C_I"), &[6, 2], None, out).unwrap()
+}
+
+/// Hands the trace's message_2 to `initiator`, trusting `trusted`, without EAD.
+fn trace_message_2(
+    initiator: Initiator,
+    c: &mut Scripted,
+    trusted: &[Credential],
+    out: &mut [u8],
+) -> Result<coap_core::edhoc::initiator::Established, Error> {
+    initiator.message_2(
+        c,
+        trusted,
+        &tv("MESSAGE_2"),
+        coap_core::edhoc::ignore_ead,
+        out,
+    )
 }
 
 fn id(name: &str) -> ConnId {
@@ -55,27 +99,11 @@ const C_R_DRAW: u8 = 24 + 7;
 fn initiator_reproduces_message_1_and_message_3() {
     let mut c = scripted("X", "G_X", vec![]);
     let mut out = [0u8; 256];
-    let (initiator, n) = Initiator::start(
-        &mut c,
-        initiator_identity(),
-        id("C_I"),
-        &[6, 2],
-        None,
-        &mut out,
-    )
-    .unwrap();
+    let (initiator, n) = trace_initiator(&mut c, &mut out);
     assert_eq!(&out[..n], &tv("MESSAGE_1")[..]);
 
     let trusted = [cred("CRED_R")];
-    let est = initiator
-        .message_2(
-            &mut c,
-            &trusted,
-            &tv("MESSAGE_2"),
-            coap_core::edhoc::ignore_ead,
-            &mut out,
-        )
-        .unwrap();
+    let est = trace_message_2(initiator, &mut c, &trusted, &mut out).unwrap();
     assert_eq!(&out[..est.message_3_len], &tv("MESSAGE_3")[..]);
     assert_eq!(est.c_r, id("C_R"));
     assert_eq!(est.peer, cred("CRED_R"));
@@ -92,22 +120,10 @@ fn initiator_reproduces_message_1_and_message_3() {
 #[test]
 fn responder_reproduces_message_2_and_message_4() {
     let trusted = [cred("CRED_I")];
-    let mut r: Responder<'_, _, 2> = Responder::new(
-        scripted("Y", "G_Y", vec![C_R_DRAW]),
-        responder_identity(),
-        &trusted,
-    );
+    let mut r = trace_responder(&trusted, 1);
     let now = Instant::from_millis(0);
     let mut out = [0u8; 256];
-    let m2 = r
-        .message_1(
-            now,
-            &tv("MESSAGE_1"),
-            coap_core::edhoc::ignore_ead,
-            |_| false,
-            &mut out,
-        )
-        .unwrap();
+    let m2 = trace_message_1(&mut r, &mut out).unwrap();
     assert_eq!(&out[..m2.len], &tv("MESSAGE_2")[..]);
     assert_eq!(m2.c_r, id("C_R"));
     assert_eq!(r.in_progress(), 1);
@@ -164,21 +180,10 @@ fn wrong_selected_suite_is_answered_with_suites_r() {
 #[test]
 fn tampered_message_3_is_rejected_and_forgotten() {
     let trusted = [cred("CRED_I")];
-    let mut r: Responder<'_, _, 2> = Responder::new(
-        scripted("Y", "G_Y", vec![C_R_DRAW]),
-        responder_identity(),
-        &trusted,
-    );
+    let mut r = trace_responder(&trusted, 1);
     let now = Instant::from_millis(0);
     let mut out = [0u8; 256];
-    r.message_1(
-        now,
-        &tv("MESSAGE_1"),
-        coap_core::edhoc::ignore_ead,
-        |_| false,
-        &mut out,
-    )
-    .unwrap();
+    trace_message_1(&mut r, &mut out).unwrap();
     let mut m3 = tv("MESSAGE_3");
     let last = m3.len() - 1;
     m3[last] ^= 1; // the AEAD tag of CIPHERTEXT_3
@@ -208,21 +213,10 @@ fn untrusted_initiator_credential_is_unknown_credential() {
     // The Responder trusts someone else: message_3 names kid h'2b', which it does not know.
     let stranger = generated_identity(3, "stranger", 0x2b + 1, coap_core::edhoc::Transfer::ByKid);
     let trusted = [stranger.credential];
-    let mut r: Responder<'_, _, 2> = Responder::new(
-        scripted("Y", "G_Y", vec![C_R_DRAW]),
-        responder_identity(),
-        &trusted,
-    );
+    let mut r = trace_responder(&trusted, 1);
     let now = Instant::from_millis(0);
     let mut out = [0u8; 256];
-    r.message_1(
-        now,
-        &tv("MESSAGE_1"),
-        coap_core::edhoc::ignore_ead,
-        |_| false,
-        &mut out,
-    )
-    .unwrap();
+    trace_message_1(&mut r, &mut out).unwrap();
     let e = r
         .message_3(now, &id("C_R"), &tv("MESSAGE_3"), Message4::Omit, &mut out)
         .unwrap_err();
@@ -235,27 +229,11 @@ fn untrusted_initiator_credential_is_unknown_credential() {
 fn initiator_rejects_message_2_from_untrusted_responder() {
     let mut c = scripted("X", "G_X", vec![]);
     let mut out = [0u8; 256];
-    let (initiator, _) = Initiator::start(
-        &mut c,
-        initiator_identity(),
-        id("C_I"),
-        &[6, 2],
-        None,
-        &mut out,
-    )
-    .unwrap();
+    let (initiator, _) = trace_initiator(&mut c, &mut out);
     let trusted =
         [generated_identity(4, "other", 0x32, coap_core::edhoc::Transfer::ByKid).credential];
     // Same kid h'32', different key: the MAC_2 check fails (RFC 9528 §5.3.3).
-    let e = initiator
-        .message_2(
-            &mut c,
-            &trusted,
-            &tv("MESSAGE_2"),
-            coap_core::edhoc::ignore_ead,
-            &mut out,
-        )
-        .unwrap_err();
+    let e = trace_message_2(initiator, &mut c, &trusted, &mut out).unwrap_err();
     assert_eq!(e, Error::Unauthenticated);
 }
 
@@ -264,11 +242,7 @@ fn short_ciphertexts_are_malformed_not_a_panic() {
     // A message_3 or message_4 shorter than the AEAD tag (found by the `edhoc` fuzz target:
     // lakers' backend would subtract the tag length from it).
     let trusted = [cred("CRED_I")];
-    let mut r: Responder<'_, _, 2> = Responder::new(
-        scripted("Y", "G_Y", vec![C_R_DRAW]),
-        responder_identity(),
-        &trusted,
-    );
+    let mut r = trace_responder(&trusted, 1);
     let now = Instant::from_millis(0);
     let mut out = [0u8; 256];
     for bad in [
@@ -278,14 +252,7 @@ fn short_ciphertexts_are_malformed_not_a_panic() {
         &[0x52, 0],
         &[0x48, 1, 2, 3, 4, 5, 6, 7, 8, 9],
     ] {
-        r.message_1(
-            now,
-            &tv("MESSAGE_1"),
-            coap_core::edhoc::ignore_ead,
-            |_| false,
-            &mut out,
-        )
-        .unwrap();
+        trace_message_1(&mut r, &mut out).unwrap();
         let c_r = ConnId::from_slice(&tv("C_R")).unwrap();
         assert_eq!(
             r.message_3(now, &c_r, bad, Message4::Omit, &mut out)
@@ -297,24 +264,8 @@ fn short_ciphertexts_are_malformed_not_a_panic() {
         r.crypto_mut().bytes.push(C_R_DRAW);
     }
     let mut c = scripted("X", "G_X", vec![]);
-    let (initiator, _) = Initiator::start(
-        &mut c,
-        initiator_identity(),
-        id("C_I"),
-        &[6, 2],
-        None,
-        &mut out,
-    )
-    .unwrap();
-    let est = initiator
-        .message_2(
-            &mut c,
-            &[cred("CRED_R")],
-            &tv("MESSAGE_2"),
-            coap_core::edhoc::ignore_ead,
-            &mut out,
-        )
-        .unwrap();
+    let (initiator, _) = trace_initiator(&mut c, &mut out);
+    let est = trace_message_2(initiator, &mut c, &[cred("CRED_R")], &mut out).unwrap();
     assert_eq!(
         est.awaiting
             .message_4(&mut c, &[0x43, 1, 2, 3], refuse_critical_ead)
