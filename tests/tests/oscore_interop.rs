@@ -56,6 +56,54 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// `aiocoap-fileserver --credentials` serving `files` under OSCORE (its context: sender
+/// "02", recipient "01"), and the credentials our client loads for it (sender "01"); with
+/// `client_secret`, our side has that master secret instead of the shared one.
+fn aiocoap_oscore_fileserver(
+    aio: &support::Aiocoap,
+    dir: &Path,
+    files: &Path,
+    client_secret: Option<&str>,
+) -> (PeerServer, Credentials) {
+    context_dir(&dir.join("server-ctx"), "02", "01");
+    context_dir(&dir.join("client-ctx"), "01", "02");
+    if let Some(secret) = client_secret {
+        fs::write(
+            dir.join("client-ctx").join("secret.json"),
+            format!(r#"{{"secret_hex": "{secret}", "salt_hex": "{SALT}"}}"#),
+        )
+        .unwrap();
+    }
+    let server_creds = write_json(
+        &dir.join("server.json"),
+        format!(
+            r#"{{":ourclient": {{"oscore": {{"basedir": "{}/"}}}}}}"#,
+            dir.join("server-ctx").display()
+        ),
+    )
+    .to_owned();
+    let fileserver = aio.python.with_file_name("aiocoap-fileserver");
+    let server = PeerServer::start("aiocoap-fileserver --credentials", |port| {
+        let mut cmd = Command::new(&fileserver);
+        cmd.arg("--bind")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--credentials")
+            .arg(&server_creds)
+            .arg(files);
+        cmd
+    });
+    let creds = Credentials::load(write_json(
+        &dir.join("client.json"),
+        format!(
+            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "{}"}}}}}}"#,
+            server.addr,
+            dir.join("client-ctx").display()
+        ),
+    ))
+    .unwrap();
+    (server, creds)
+}
+
 #[test]
 fn our_client_against_aiocoap_fileserver_with_oscore() {
     let Some(aio) = support::aiocoap() else {
@@ -67,35 +115,7 @@ fn our_client_against_aiocoap_fileserver_with_oscore() {
     let big: Vec<u8> = (0..5000u32).map(|i| (i * 31 % 253) as u8).collect();
     fs::write(files.join("big.bin"), &big).unwrap();
     fs::write(files.join("state.txt"), b"one").unwrap();
-    context_dir(&dir.path().join("server-ctx"), "02", "01");
-    context_dir(&dir.path().join("client-ctx"), "01", "02");
-    let server_creds = write_json(
-        &dir.path().join("server.json"),
-        format!(
-            r#"{{":ourclient": {{"oscore": {{"basedir": "{}/"}}}}}}"#,
-            dir.path().join("server-ctx").display()
-        ),
-    )
-    .to_owned();
-    let fileserver = aio.python.with_file_name("aiocoap-fileserver");
-    let mut server = PeerServer::start("aiocoap-fileserver --credentials", |port| {
-        let mut cmd = Command::new(&fileserver);
-        cmd.arg("--bind")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--credentials")
-            .arg(&server_creds)
-            .arg(&files);
-        cmd
-    });
-    let creds = Credentials::load(write_json(
-        &dir.path().join("client.json"),
-        format!(
-            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "{}"}}}}}}"#,
-            server.addr,
-            dir.path().join("client-ctx").display()
-        ),
-    ))
-    .unwrap();
+    let (mut server, creds) = aiocoap_oscore_fileserver(&aio, dir.path(), &files, None);
     runtime().block_on(async {
         tokio::time::timeout(BOUND * 3, async {
             let c = Client::bind_with_credentials(
@@ -155,40 +175,12 @@ fn a_wrong_key_against_aiocoap_fails_at_once_naming_the_cause() {
     let files = dir.path().join("files");
     fs::create_dir_all(&files).unwrap();
     fs::write(files.join("state.txt"), b"one").unwrap();
-    context_dir(&dir.path().join("server-ctx"), "02", "01");
-    context_dir(&dir.path().join("client-ctx"), "01", "02");
-    fs::write(
-        dir.path().join("client-ctx").join("secret.json"),
-        format!(r#"{{"secret_hex": "ffeeddccbbaa99887766554433221100", "salt_hex": "{SALT}"}}"#),
-    )
-    .unwrap();
-    let server_creds = write_json(
-        &dir.path().join("server.json"),
-        format!(
-            r#"{{":ourclient": {{"oscore": {{"basedir": "{}/"}}}}}}"#,
-            dir.path().join("server-ctx").display()
-        ),
-    )
-    .to_owned();
-    let fileserver = aio.python.with_file_name("aiocoap-fileserver");
-    let mut server = PeerServer::start("aiocoap-fileserver --credentials", |port| {
-        let mut cmd = Command::new(&fileserver);
-        cmd.arg("--bind")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--credentials")
-            .arg(&server_creds)
-            .arg(&files);
-        cmd
-    });
-    let creds = Credentials::load(write_json(
-        &dir.path().join("client.json"),
-        format!(
-            r#"{{"coap://{}/*": {{"oscore": {{"basedir": "{}"}}}}}}"#,
-            server.addr,
-            dir.path().join("client-ctx").display()
-        ),
-    ))
-    .unwrap();
+    let (mut server, creds) = aiocoap_oscore_fileserver(
+        &aio,
+        dir.path(),
+        &files,
+        Some("ffeeddccbbaa99887766554433221100"),
+    );
     runtime().block_on(async {
         let c = Client::bind_with_credentials(
             "127.0.0.1:0".parse().unwrap(),
