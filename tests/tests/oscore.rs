@@ -41,6 +41,24 @@ fn context_dir(dir: &Path, sender: &str, recipient: &str, secret: &str) {
     .unwrap();
 }
 
+/// A scratch folder `name` with the context directories of our client (`client-ctx`:
+/// sender `client_kid`, master secret `client_secret`) and our server (`server-ctx`: sender
+/// "02", recipient "01", the shared secret).
+fn scratch_with_contexts(name: &str, client_kid: &str, client_secret: &str) -> PathBuf {
+    let dir = scratch(name);
+    context_dir(&dir.join("client-ctx"), client_kid, "02", client_secret);
+    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    dir
+}
+
+/// A GET of `uri` that may wait 30 s: the tests that use it expect an answer at once.
+async fn get_within_30s(c: &Client, uri: &str) -> Result<coap_tokio::Response, ClientError> {
+    c.request(Method::Get, uri)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+}
+
 fn credentials(dir: &Path, json: String) -> Credentials {
     let path = dir.join("credentials.json");
     fs::write(&path, json).unwrap();
@@ -107,9 +125,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn get_block2_block1_and_observe_under_oscore() {
-    let dir = scratch("e2e");
-    context_dir(&dir.join("client-ctx"), "01", "02", SECRET);
-    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    let dir = scratch_with_contexts("e2e", "01", SECRET);
     runtime().block_on(async {
         tokio::time::timeout(BOUND, async {
             let addr = server(&dir).await;
@@ -184,9 +200,7 @@ fn next_to_send(dir: &Path) -> u64 {
 
 #[test]
 fn restarts_never_reuse_sequence_numbers_and_recover_the_replay_window_with_echo() {
-    let dir = scratch("restart");
-    context_dir(&dir.join("client-ctx"), "01", "02", SECRET);
-    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    let dir = scratch_with_contexts("restart", "01", SECRET);
     let first = runtime();
     let addr = first.block_on(async {
         let addr = server(&dir).await;
@@ -236,14 +250,7 @@ fn restarts_never_reuse_sequence_numbers_and_recover_the_replay_window_with_echo
 
 #[test]
 fn a_wrong_key_gets_no_answer_in_clear_and_the_context_is_locked_per_process() {
-    let dir = scratch("wrong");
-    context_dir(
-        &dir.join("client-ctx"),
-        "01",
-        "02",
-        "ffeeddccbbaa99887766554433221100",
-    );
-    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    let dir = scratch_with_contexts("wrong", "01", "ffeeddccbbaa99887766554433221100");
     runtime().block_on(async {
         let addr = server(&dir).await;
         // A second user of the server's context directory is refused while it is in use.
@@ -265,11 +272,7 @@ fn a_wrong_key_gets_no_answer_in_clear_and_the_context_is_locked_per_process() {
         // (RFC 8613 §8.2 step 6). The client does not take it as the protected response
         // (no plaintext reaches the application) but ends the request with it at once: a
         // wait for the timer would end as `Timeout` after 30 s instead.
-        let r = c
-            .request(Method::Get, &format!("coap://{addr}/hello"))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
+        let r = get_within_30s(&c, &format!("coap://{addr}/hello")).await;
         assert_rejected(
             r,
             Code::BAD_REQUEST,
@@ -311,17 +314,11 @@ fn assert_rejected(
 /// reported as an unknown kid at once.
 #[test]
 fn an_unknown_kid_fails_at_once_naming_it() {
-    let dir = scratch("kid");
-    context_dir(&dir.join("client-ctx"), "05", "02", SECRET);
-    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    let dir = scratch_with_contexts("kid", "05", SECRET);
     runtime().block_on(async {
         let addr = server(&dir).await;
         let c = client(&dir, addr).await;
-        let r = c
-            .request(Method::Get, &format!("coap://{addr}/hello"))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
+        let r = get_within_30s(&c, &format!("coap://{addr}/hello")).await;
         assert_rejected(
             r,
             Code::UNAUTHORIZED,
@@ -337,9 +334,7 @@ fn an_unknown_kid_fails_at_once_naming_it() {
 /// Echo cannot mend; reported as the replay window at once.
 #[test]
 fn a_replayed_sequence_number_fails_at_once_naming_the_replay_window() {
-    let dir = scratch("replay");
-    context_dir(&dir.join("client-ctx"), "01", "02", SECRET);
-    context_dir(&dir.join("server-ctx"), "02", "01", SECRET);
+    let dir = scratch_with_contexts("replay", "01", SECRET);
     runtime().block_on(async {
         let addr = server(&dir).await;
         let uri = format!("coap://{addr}/hello");
@@ -375,11 +370,7 @@ fn a_replayed_sequence_number_fails_at_once_naming_the_replay_window() {
             }
         }
         let c = c.expect("the old client's context lock was released");
-        let r = c
-            .request(Method::Get, &uri)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
+        let r = get_within_30s(&c, &uri).await;
         assert_rejected(
             r,
             Code::UNAUTHORIZED,
