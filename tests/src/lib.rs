@@ -21,3 +21,23 @@ pub fn coap_binary() -> PathBuf {
     );
     bin
 }
+
+/// A multi-threaded tokio runtime with `workers` threads, I/O and timers enabled: the one
+/// the tests run their clients and servers on.
+pub fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// Runs `f` on a two-thread [`tokio_runtime`], failing the test if it takes longer than
+/// `bound` (every test scenario is bounded in time).
+pub fn block_on_bounded<F: std::future::Future>(bound: std::time::Duration, f: F) -> F::Output {
+    tokio_runtime(2).block_on(async {
+        tokio::time::timeout(bound, f)
+            .await
+            .unwrap_or_else(|_| panic!("the scenario did not finish within {bound:?}"))
+    })
+}

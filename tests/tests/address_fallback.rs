@@ -19,16 +19,7 @@ use coap_tokio::{Client, Code, Fallback, Server};
 const BOUND: Duration = Duration::from_secs(10);
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(BOUND, f)
-                .await
-                .expect("bounded: the fallback did not move on")
-        })
+    coap_tests::block_on_bounded(BOUND, f)
 }
 
 /// Serves GET /who (the requester's address as the server saw it) on `addr`; stops when

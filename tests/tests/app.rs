@@ -16,12 +16,7 @@ mod tokio_rt {
     use super::*;
 
     pub fn block_on<F: Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
+        coap_tests::tokio_runtime(2).block_on(f)
     }
     pub fn detach(f: impl Future<Output = ()> + Send + 'static) {
         tokio::spawn(f);

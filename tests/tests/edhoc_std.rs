@@ -324,10 +324,7 @@ fn std_client_answer_is_oscore_protected_after_edhoc() {
         );
         let creds = Credentials::load(&path).unwrap();
         let uri = format!("coap://{}/hello.txt", relay.addr);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = coap_tests::tokio_runtime(2);
         rt.block_on(async {
             let c = coap_tokio::Client::bind_with_credentials(
                 "127.0.0.1:0".parse().unwrap(),
@@ -531,11 +528,7 @@ fn malformed_edhoc_credentials_are_one_line_usage_errors() {
 /// its own (dropping it is the server's crash).
 fn in_process_server(addr: SocketAddr, creds: &Path) -> (tokio::runtime::Runtime, SocketAddr) {
     use coap_tokio::glue::oscore::{Protection, RequireOscore};
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = coap_tests::tokio_runtime(1);
     let creds = Credentials::load(creds).unwrap();
     let local = rt.block_on(async {
         let server = coap_tokio::Server::bind(addr)
@@ -557,11 +550,7 @@ fn a_server_that_lost_the_session_ends_it_and_the_next_request_runs_edhoc_again(
     let server_creds = write_creds(dir.path(), "srv", ":client", &entry(&server, &client, None));
     let (rt, addr) = in_process_server("127.0.0.1:0".parse().unwrap(), &server_creds);
     let mut server_rt = Some(rt);
-    let client_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let client_rt = coap_tests::tokio_runtime(1);
     let uri = format!("coap://{addr}/hello");
     for combined in [false, true] {
         let path = write_creds(
@@ -611,11 +600,7 @@ fn client_edhoc_establishes_a_session_without_credentials_naming_the_server() {
     let (dir, server, client) = parties("edhoc-std-call");
     let server_creds = write_creds(dir.path(), "srv", ":client", &entry(&server, &client, None));
     let (_server_rt, addr) = in_process_server("127.0.0.1:0".parse().unwrap(), &server_creds);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = coap_tests::tokio_runtime(1);
     let uri = format!("coap://{addr}/hello");
     for combined in [false, true] {
         // The entry only describes the session; the client is bound without credentials.

@@ -35,11 +35,7 @@ fn assert_port_unreachable(
 
 #[test]
 fn tokio_get_to_closed_port_is_unreachable() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = coap_tests::tokio_runtime(1);
     rt.block_on(async {
         for ip in ["127.0.0.1", "::1"] {
             let Some(to) = closed_port(ip) else { continue };
@@ -82,11 +78,7 @@ fn smol_get_to_closed_port_is_unreachable() {
 /// the request waiting for it.
 #[test]
 fn coaps_to_closed_port_is_unreachable() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = coap_tests::tokio_runtime(1);
     rt.block_on(async {
         let to = closed_port("127.0.0.1").unwrap();
         let client = coap_tokio::Client::bind_with_psk(
@@ -195,11 +187,7 @@ fn an_observation_whose_server_died_ends_as_unreachable() {
             Outcome::Respond
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = coap_tests::tokio_runtime(1);
     rt.block_on(async {
         let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), Config::default())
             .await

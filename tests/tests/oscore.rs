@@ -116,11 +116,7 @@ async fn client(dir: &Path, server: SocketAddr) -> Client {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    coap_tests::tokio_runtime(2)
 }
 
 #[test]

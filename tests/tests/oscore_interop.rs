@@ -49,11 +49,7 @@ fn write_json(path: &Path, json: String) -> &Path {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    coap_tests::tokio_runtime(2)
 }
 
 /// `aiocoap-fileserver --credentials` serving `files` under OSCORE (its context: sender

@@ -97,16 +97,7 @@ async fn scenario<R: Runtime>() {
 
 #[test]
 fn tokio_shards_share_a_port_and_notify_every_observer() {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            tokio::time::timeout(BOUND, scenario::<coap_tokio::Tokio>())
-                .await
-                .expect("within the bound")
-        });
+    coap_tests::block_on_bounded(BOUND, scenario::<coap_tokio::Tokio>());
 }
 
 #[test]
