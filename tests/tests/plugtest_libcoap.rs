@@ -140,6 +140,14 @@ fn libcoap(lib: &Libcoap, server: &InProcess, args: &[&str], path: &str) -> Run 
 
 /// CORE 01–08 at /test: the response code, its type (ACK with the request's MID for
 /// CON, NON for NON, RFC 7252 §4.2–4.3) and token.
+/// Runs libcoap's `coap-client` with `args` for `path` against a fresh in-process plugtest
+/// server; `None` when libcoap is not installed (the test then has nothing to check).
+fn run_td(args: &[&str], path: &str) -> Option<Run> {
+    let lib = support::libcoap()?;
+    let server = start();
+    Some(libcoap(&lib, &server, args, path))
+}
+
 fn basic(method: &str, non: bool, want: &[&str]) {
     let Some(lib) = support::libcoap() else {
         return;
@@ -250,21 +258,17 @@ fn check_separate(run: &Run) {
 
 #[test]
 fn td_coap_core_09_separate_response_con() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&[], "/separate") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &[], "/separate");
     check_separate(&run);
 }
 
 #[test]
 fn td_coap_core_10_get_with_token() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&["-T", "c0ffee"], "/test") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &["-T", "c0ffee"], "/test");
     let resp = run.last_response();
     assert_eq!(resp.code, "2.05", "{}", run.log);
     assert_eq!(resp.token, run.requests()[0].token, "{}", run.log);
@@ -273,21 +277,17 @@ fn td_coap_core_10_get_with_token() {
 
 #[test]
 fn td_coap_core_11_separate_response_with_token() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&["-T", "beef"], "/separate") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &["-T", "beef"], "/separate");
     check_separate(&run);
 }
 
 #[test]
 fn td_coap_core_13_several_uri_path_options() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&[], "/seg1/seg2/seg3") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &[], "/seg1/seg2/seg3");
     assert_eq!(
         run.requests()[0].option("Uri-Path"),
         ["seg1", "seg2", "seg3"],
@@ -300,11 +300,9 @@ fn td_coap_core_13_several_uri_path_options() {
 
 #[test]
 fn td_coap_core_14_several_uri_query_options() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&[], "/query?first=1&second=2&third=3") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &[], "/query?first=1&second=2&third=3");
     assert_eq!(
         run.requests()[0].option("Uri-Query"),
         ["first=1", "second=2", "third=3"],
@@ -319,11 +317,9 @@ fn td_coap_core_14_several_uri_query_options() {
 /// retransmits the CON (RFC 7252 §4.2) and gets the piggybacked response.
 #[test]
 fn td_coap_core_15_lossy_piggybacked() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&["-l", "1"], "/test") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &["-l", "1"], "/test");
     let resp = run.last_response();
     assert_eq!(
         (resp.ty.as_str(), resp.code.as_str()),
@@ -339,22 +335,18 @@ fn td_coap_core_15_lossy_piggybacked() {
 /// response (RFC 7252 §4.2, §5.2.2).
 #[test]
 fn td_coap_core_16_lossy_separate() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&["-l", "1"], "/separate") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &["-l", "1"], "/separate");
     assert!(run.log.contains("Packet 1 dropped"), "{}", run.log);
     check_separate(&run);
 }
 
 #[test]
 fn td_coap_core_17_separate_response_non() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&["-N"], "/separate") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &["-N"], "/separate");
     assert!(!run.msgs.iter().any(|m| m.ty == "ACK"), "{}", run.log);
     let resp = run.last_response();
     assert_eq!(
@@ -390,11 +382,9 @@ fn td_coap_core_18_post_location_path() {
 
 #[test]
 fn td_coap_core_19_post_location_query() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&["-m", "post", "-e", "x"], "/location-query") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &["-m", "post", "-e", "x"], "/location-query");
     let resp = run.last_response();
     assert_eq!(resp.code, "2.01", "{}", run.log);
     assert_eq!(
@@ -638,11 +628,9 @@ fn link_td(query: &str, want: &[&str]) {
 
 #[test]
 fn td_coap_link_01_well_known_core() {
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&[], "/.well-known/core") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &[], "/.well-known/core");
     let got = hrefs(&run.body);
     for p in [
         "/test", "/obs", "/large", "/link1", "/link2", "/link3", "/path",
@@ -693,11 +681,9 @@ fn td_coap_link_08_filter_href_prefix() {
 #[test]
 fn td_coap_link_09_hierarchical_links() {
     link_td("?ct=40", &["/path"]);
-    let Some(lib) = support::libcoap() else {
+    let Some(run) = run_td(&[], "/path") else {
         return;
     };
-    let server = start();
-    let run = libcoap(&lib, &server, &[], "/path");
     assert_eq!(
         hrefs(&run.body),
         ["/path/sub1", "/path/sub2", "/path/sub3"],
