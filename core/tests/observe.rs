@@ -568,3 +568,32 @@ fn an_observation_never_takes_the_last_slot() {
     });
     assert!(plain.is_ok(), "{plain:?}");
 }
+
+/// §3.6: a notification the server sent before it saw the deregistering GET (Observe=1)
+/// crosses that GET. It carries Observe and is not the GET's answer: the client drops it
+/// and waits for the answer, which has no Observe (the server served a plain GET).
+#[test]
+fn a_notification_crossing_the_deregistration_is_not_its_answer() {
+    let state = Rc::new(Cell::new(0));
+    let mut p: Pair<_> = Pair::new(5, Link::PERFECT, observable(state.clone()));
+    let id = observe(&mut p);
+    p.drive_until(p.now.add_millis(1000));
+    assert_eq!(p.server.observers(KEY), 1);
+    let before = p.events.len();
+    // Both in flight at once: the client's Observe=1 GET and the server's notification.
+    let now = p.now;
+    p.client.cancel_observe(now, id).unwrap();
+    state.set(4);
+    let sent = p.server.notify(now, KEY, |_peer, w| {
+        w.payload(b"crossing")?;
+        Ok(())
+    });
+    assert_eq!(sent, 1);
+    p.drive();
+    assert_eq!(p.server.observers(KEY), 0);
+    let after: Vec<_> = p.events[before..].iter().filter(|e| e.id() == id).collect();
+    assert!(
+        matches!(after.as_slice(), [Outcome::Response { code: Code::CONTENT, payload, .. }] if payload == b"4"),
+        "the deregistration's answer, and nothing else: {after:?}"
+    );
+}

@@ -300,6 +300,15 @@ where
         self.start_queued(now);
     }
 
+    /// Slot `i` holds an active cancel's request: a GET with Observe=1 (RFC 7641 §3.6).
+    fn deregistering(&self, i: usize) -> bool {
+        self.pool
+            .slots
+            .get(i)
+            .and_then(|s| Message::parse(s.bytes()).ok())
+            .is_some_and(|req| req.observe() == Some(1))
+    }
+
     pub(super) fn on_response(&mut self, now: Instant, peer: A, msg: &Message<'_>, bytes: &[u8]) {
         let mid = msg.message_id();
         let ty = msg.ty();
@@ -375,6 +384,18 @@ where
         if x.observe.is_some() && msg.observe().is_some() && msg.code().kind() == CodeClass::Success
         {
             return self.on_notification(now, peer, i, x, msg, bytes, lifetime);
+        }
+        if ty != MessageType::Ack
+            && msg.observe().is_some()
+            && msg.code().kind() == CodeClass::Success
+            && self.deregistering(i)
+        {
+            // RFC 7641 §3.6: the answer to the Observe=1 GET of an active cancel carries no
+            // Observe (the server serves it as a plain GET). A success with Observe is a
+            // notification the server sent before it saw that GET: acknowledged, dropped.
+            self.acknowledge_response(now, peer, msg, lifetime);
+            self.stats.stale_notifications += 1;
+            return;
         }
         let more = Block::of(msg, OptionNumber::BLOCK2)
             .filter(|b| b.more && msg.code().kind() == CodeClass::Success && x.observe.is_none());

@@ -169,7 +169,8 @@ pub struct Stats {
     pub malformed: u32,
     /// Control messages (ACK, RST, generated responses) dropped because their queue was full.
     pub control_drops: u32,
-    /// Notifications not delivered because they were older than the last one (RFC 7641 §3.4).
+    /// Notifications not delivered because they were older than the last one (RFC 7641
+    /// §3.4), or crossed the deregistering GET of an active cancel (§3.6).
     pub stale_notifications: u32,
     /// Notifications not sent, or not taken, for want of a free slot or event space.
     pub notification_drops: u32,
