@@ -23,7 +23,7 @@ if ! command -v qemu-system-arm >/dev/null || ! command -v arm-none-eabi-size >/
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-system-arm \
         binutils-arm-none-eabi libcoap3-bin iproute2 >/dev/null
 fi
-rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi
+rustup target add thumbv7em-none-eabihf thumbv7m-none-eabi thumbv6m-none-eabi
 
 stamp "coap-embassy for thumbv7em-none-eabihf and thumbv7m-none-eabi (no_std, no alloc)"
 # (Without defmt for thumbv7em: the firmwares below build it that way.)
@@ -114,6 +114,26 @@ read -r qo_flash qo_ram < <(sections "$bin/qemu-edhoc-without")
 printf '%-44s %8d %10d\n' "qemu-edhoc without EDHOC (pre-shared OSCORE)" "$qo_flash" "$qo_ram"
 printf '%-44s %8d %10d\n' "qemu-edhoc (EDHOC Initiator + Responder)" "$qe_flash" "$qe_ram"
 printf '%-44s %8d %10d\n' "EDHOC share, both roles (difference)" "$((qe_flash - qo_flash))" "$((qe_ram - qo_ram))"
+
+stamp "footprint on Cortex-M0+ (thumbv6m-none-eabi, no compare-and-swap): the same firmwares, built only"
+# The class of device the published anchors of issue 23 were measured on. Nothing boots
+# them (mps2-an386 is a Cortex-M4); their sizes are read from the ELF like the others.
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --target thumbv6m-none-eabi \
+    --no-default-features --bin footprint --bin footprint-baseline)
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --target thumbv6m-none-eabi \
+    --no-default-features --features oscore --bin footprint-bare --bin footprint-oscore)
+v6m="$fw_target/thumbv6m-none-eabi/release"
+read -r m0_flash m0_ram < <(sections "$v6m/footprint")
+read -r m0_base_flash m0_base_ram < <(sections "$v6m/footprint-baseline")
+read -r m0_bare_flash m0_bare_ram < <(sections "$v6m/footprint-bare")
+read -r m0_osc_flash m0_osc_ram < <(sections "$v6m/footprint-oscore")
+printf '%-44s %8s %10s\n' "firmware (thumbv6m-none-eabi)" "flash" "static RAM"
+printf '%-44s %8d %10d\n' "footprint (CoAP server + embassy-net)" "$m0_flash" "$m0_ram"
+printf '%-44s %8d %10d\n' "footprint-baseline (UDP echo + embassy-net)" "$m0_base_flash" "$m0_base_ram"
+printf '%-44s %8d %10d\n' "CoAP share (difference)" "$((m0_flash - m0_base_flash))" "$((m0_ram - m0_base_ram))"
+printf '%-44s %8d %10d\n' "OSCORE share (-oscore minus -bare)" \
+    "$((m0_osc_flash - m0_bare_flash))" "$((m0_osc_ram - m0_bare_ram))"
+
 goal=$((24 * 1024))
 if [ "$share_flash" -le "$goal" ]; then
     echo "CoAP flash share $share_flash B <= $goal B (24 KiB goal): met"
