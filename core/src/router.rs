@@ -6,7 +6,9 @@ use core::ops::DerefMut;
 
 use crate::code::{Code, Method};
 use crate::content_format::ContentFormat;
-use crate::link_format::{ByteCounter, Filter, HashWriter, Link, LinkWriter, WindowWriter};
+use crate::link_format::{ByteCounter, HashWriter, LinkWriter, WindowWriter};
+#[cfg(feature = "link-filter")]
+use crate::link_format::{Filter, Link};
 use crate::message::Message;
 use crate::multicast::Delivery;
 use crate::option::OptionNumber;
@@ -190,7 +192,8 @@ where
     }
 
     /// Writes one link per route (RFC 6690 §2) that passes every query filter of the
-    /// request (§4.1); routes whose attributes do not parse are listed only unfiltered.
+    /// request (§4.1, with the feature `link-filter`); routes whose attributes do not parse
+    /// are listed only unfiltered.
     fn write_links<A>(&self, query: &Message<'_>, out: impl core::fmt::Write) -> core::fmt::Result
     where
         R::Target: Resource<A>,
@@ -200,17 +203,8 @@ where
         for r in self.routes.as_ref() {
             let path = if r.path.is_empty() { "/" } else { r.path };
             let attributes = r.resource.deref().link_attributes();
-            if filtering {
-                let Ok(link) = Link::from_parts(path, attributes) else {
-                    continue;
-                };
-                // An unparseable query matches nothing rather than everything.
-                let pass = query
-                    .options_of(OptionNumber::URI_QUERY)
-                    .all(|q| Filter::parse(q).is_some_and(|f| f.matches(&link)));
-                if !pass {
-                    continue;
-                }
+            if filtering && !passes_query(query, path, attributes) {
+                continue;
             }
             links.link(path, attributes)?;
         }
@@ -255,6 +249,25 @@ where
         }
         Outcome::Respond
     }
+}
+
+/// RFC 6690 §4.1: does the link at `path` with `attributes` pass every filter of the
+/// request's query? An unparseable query, or link, matches nothing rather than everything.
+#[cfg(feature = "link-filter")]
+fn passes_query(query: &Message<'_>, path: &str, attributes: &str) -> bool {
+    let Ok(link) = Link::from_parts(path, attributes) else {
+        return false;
+    };
+    query
+        .options_of(OptionNumber::URI_QUERY)
+        .all(|q| Filter::parse(q).is_some_and(|f| f.matches(&link)))
+}
+
+/// Without the feature `link-filter` the query is not recognised as a filter (RFC 6690
+/// §4.1 leaves filtering to the server): every link passes.
+#[cfg(not(feature = "link-filter"))]
+fn passes_query(_query: &Message<'_>, _path: &str, _attributes: &str) -> bool {
+    true
 }
 
 impl<'p, A, R, S> Handler<A> for Router<R, S>
