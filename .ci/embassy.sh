@@ -29,9 +29,13 @@ stamp "coap-embassy for thumbv7em-none-eabihf and thumbv7m-none-eabi (no_std, no
 # (Without defmt for thumbv7em: the firmwares below build it that way.)
 cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features defmt,multicast
 cargo build -p coap-embassy --target thumbv7m-none-eabi --release --features proto-ipv6
+# The EDHOC Initiator and OSCORE client calls (features `edhoc`, `oscore`).
+cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features edhoc
 
 stamp "libcoap <-> coap-embassy over a TAP device (user+network namespace of the test's own)"
 cargo test -p coap-embassy --test libcoap_tap -- --ignored
+stamp "coap-embassy's EDHOC Initiator and OSCORE client against the core's Responder (host)"
+cargo test -p coap-embassy --features edhoc --test edhoc_oscore
 
 stamp "firmwares for QEMU mps2-an386 (opt-level s, LTO)"
 fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
@@ -47,12 +51,13 @@ fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
     --features edhoc --bin footprint-edhoc)
 bin="$fw_target/thumbv7em-none-eabihf/release"
 # The EDHOC test firmware, first without EDHOC (pre-shared OSCORE contexts, the same
-# requests): the two builds differ by EDHOC alone (lakers, P-256, Initiator, Responder and
-# the combined request), which the footprint table below reports.
-(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features oscore \
+# requests through coap-embassy's `Client::oscore`): the two builds differ by EDHOC alone
+# (lakers, P-256, `Client::edhoc`, the Responder and the combined request), which the
+# footprint table below reports.
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features oscore-client \
     --bin qemu-edhoc)
 cp "$bin/qemu-edhoc" "$bin/qemu-edhoc-without"
-(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features edhoc \
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features edhoc-client \
     --bin qemu-edhoc)
 
 # Boots firmware $1 in QEMU (extra QEMU arguments after it); its semihosting exit code
