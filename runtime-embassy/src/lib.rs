@@ -56,11 +56,9 @@
 //! responses. EDHOC (RFC 9528, feature `edhoc`): [`Client::edhoc`] runs the Initiator with
 //! a server's `/.well-known/edhoc` (plain flow, message_4 verified when sent, or the
 //! combined request of RFC 9668) and derives that context (Appendix A.1). The server side
-//! of both is the core's: [`coap_core::edhoc::transport::EdhocResource`] is a resource of
-//! any router, and [`coap_core::oscore::Layer`] with
-//! [`coap_core::edhoc::combined::incoming`] sits between a socket and a core endpoint
-//! over `Secured` peers (see `examples/qemu-mps2/src/bin/qemu-edhoc.rs`); this crate's
-//! runner does not do OSCORE itself.
+//! of both is [`OscoreServer`] ([`oscore_server`]): a runner of its own over `Secured`
+//! peers behind the core's OSCORE layer, with the EDHOC Responder at `/.well-known/edhoc`
+//! and the combined request in front of the layer.
 //!
 //! Logging goes through `defmt` with the `defmt` feature, and nowhere otherwise.
 #![no_std]
@@ -78,6 +76,8 @@ mod error;
 mod exchange;
 #[cfg(feature = "oscore")]
 mod oscore;
+#[cfg(feature = "oscore")]
+pub mod oscore_server;
 
 pub use client::{Client, Observation, Request, Response};
 #[cfg(feature = "edhoc")]
@@ -86,6 +86,8 @@ pub use endpoint::{now, Endpoint};
 pub use error::Error;
 #[cfg(feature = "oscore")]
 pub use oscore::{OscoreContext, Protected};
+#[cfg(feature = "oscore")]
+pub use oscore_server::OscoreServer;
 
 /// The core crate, re-exported so that applications name the same version.
 pub use coap_core;
