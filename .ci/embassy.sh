@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # coap-embassy on microcontrollers: builds the crate for Cortex-M4F and Cortex-M3 (with
 # and without defmt), runs its interop test against libcoap over a TAP device (in a
-# namespace the test creates), builds the mps2-an386 firmwares, boots the test firmware in
+# namespace the test creates) and its EDHOC + OSCORE client test (features `edhoc`, host),
+# builds the mps2-an386 firmwares, boots the test firmware in
 # QEMU (its semihosting exit code is the verdict: a failed check, a panic or a hang fails
 # CI), and prints the footprint of a minimal CoAP server against the same firmware without
 # CoAP; boots the EDHOC + OSCORE test firmware (Initiator and Responder on the device,
-# each role's time per message printed) and its twin on pre-shared OSCORE contexts, and
-# prints EDHOC's flash as the difference of the two. Runs on a fresh clone as root.
+# the Responder's time per message and each client call's printed) and its twin on
+# pre-shared OSCORE contexts, and prints EDHOC's flash as the difference of the two. Runs on a fresh clone as root.
 # BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC") explains the figures. (The
 # crate's other host tests run with the workspace's `cargo test`.)
 set -euo pipefail
