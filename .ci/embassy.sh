@@ -7,9 +7,10 @@
 # CI), and prints the footprint of a minimal CoAP server against the same firmware without
 # CoAP; boots the EDHOC + OSCORE test firmware (Initiator and Responder on the device,
 # the Responder's time per message and each client call's printed) and its twin on
-# pre-shared OSCORE contexts, and prints EDHOC's flash as the difference of the two. Runs on a fresh clone as root.
-# BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC") explains the figures. (The
-# crate's other host tests run with the workspace's `cargo test`.)
+# pre-shared OSCORE contexts, and prints EDHOC's flash as the difference of the two.
+# Runs on a fresh clone as root. BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC")
+# explains the figures. (The crate's other host tests run with the workspace's
+# `cargo test`.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)

@@ -16,7 +16,9 @@
 //! sequence numbers (fresh keys, never restored after a restart); pre-shared contexts
 //! added with [`OscoreServer::add_context`] keep their reservation, which the application
 //! persists between [`OscoreServer::step`]s ([`Layer::poll_persist`], RFC 8613 Appendix
-//! B.1.1).
+//! B.1.1). Deferred responses and notifications go through
+//! [`OscoreServer::endpoint_mut`] between steps; [`OscoreServer::run`] leaves no room for
+//! them (use `step` in a loop of the application's own).
 
 use core::future::pending;
 
@@ -119,6 +121,13 @@ impl<
     /// The core endpoint (statistics, slots in use).
     pub fn endpoint(&self) -> &coap_core::Endpoint<Peer, N, M, D, O> {
         &self.endpoint
+    }
+
+    /// The core endpoint, for calls between [`OscoreServer::step`]s: answering a deferred
+    /// request (`respond`, RFC 7252 §5.2.2) or notifying observers (`notify`, RFC 7641);
+    /// the next step protects and sends what they queue.
+    pub fn endpoint_mut(&mut self) -> &mut coap_core::Endpoint<Peer, N, M, D, O> {
+        &mut self.endpoint
     }
 
     /// Serves requests with `handler` over `socket`, forever.
