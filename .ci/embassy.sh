@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # coap-embassy on microcontrollers: builds the crate for Cortex-M4F and Cortex-M3 (with
 # and without defmt), runs its interop test against libcoap over a TAP device (in a
-# namespace the test creates), builds the mps2-an386 firmwares, boots the test firmware in
+# namespace the test creates) and its EDHOC + OSCORE client test (features `edhoc`, host),
+# builds the mps2-an386 firmwares, boots the test firmware in
 # QEMU (its semihosting exit code is the verdict: a failed check, a panic or a hang fails
 # CI), and prints the footprint of a minimal CoAP server against the same firmware without
 # CoAP; boots the EDHOC + OSCORE test firmware (Initiator and Responder on the device,
-# each role's time per message printed) and its twin on pre-shared OSCORE contexts, and
-# prints EDHOC's flash as the difference of the two. Runs on a fresh clone as root.
-# BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC") explains the figures. (The
-# crate's other host tests run with the workspace's `cargo test`.)
+# the Responder's time per message and each client call's printed) and its twin on
+# pre-shared OSCORE contexts, and prints EDHOC's flash as the difference of the two.
+# Runs on a fresh clone as root. BENCHMARKS.md ("Embassy on a microcontroller", "EDHOC")
+# explains the figures. (The crate's other host tests run with the workspace's
+# `cargo test`.)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -29,9 +31,13 @@ stamp "coap-embassy for thumbv7em-none-eabihf and thumbv7m-none-eabi (no_std, no
 # (Without defmt for thumbv7em: the firmwares below build it that way.)
 cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features defmt,multicast
 cargo build -p coap-embassy --target thumbv7m-none-eabi --release --features proto-ipv6
+# The EDHOC Initiator and OSCORE client calls (features `edhoc`, `oscore`).
+cargo build -p coap-embassy --target thumbv7em-none-eabihf --release --features edhoc
 
 stamp "libcoap <-> coap-embassy over a TAP device (user+network namespace of the test's own)"
 cargo test -p coap-embassy --test libcoap_tap -- --ignored
+stamp "coap-embassy's EDHOC Initiator and OSCORE client against the core's Responder (host)"
+cargo test -p coap-embassy --features edhoc --test edhoc_oscore
 
 stamp "firmwares for QEMU mps2-an386 (opt-level s, LTO)"
 fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
@@ -47,12 +53,13 @@ fw_target="${CARGO_TARGET_DIR:-$root/target}/qemu-mps2"
     --features edhoc --bin footprint-edhoc)
 bin="$fw_target/thumbv7em-none-eabihf/release"
 # The EDHOC test firmware, first without EDHOC (pre-shared OSCORE contexts, the same
-# requests): the two builds differ by EDHOC alone (lakers, P-256, Initiator, Responder and
-# the combined request), which the footprint table below reports.
-(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features oscore \
+# requests through coap-embassy's `Client::oscore`): the two builds differ by EDHOC alone
+# (lakers, P-256, `Client::edhoc`, the Responder and the combined request), which the
+# footprint table below reports.
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features oscore-client \
     --bin qemu-edhoc)
 cp "$bin/qemu-edhoc" "$bin/qemu-edhoc-without"
-(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features edhoc \
+(cd examples/qemu-mps2 && cargo build --release --target-dir "$fw_target" --features edhoc-client \
     --bin qemu-edhoc)
 
 # Boots firmware $1 in QEMU (extra QEMU arguments after it); its semihosting exit code

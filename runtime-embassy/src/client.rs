@@ -33,13 +33,13 @@ pub struct Response<'b> {
 /// A request to send with [`Client::send`].
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
-    code: Code,
-    uri: &'a str,
-    ty: MessageType,
+    pub(crate) code: Code,
+    pub(crate) uri: &'a str,
+    pub(crate) ty: MessageType,
     content_format: Option<ContentFormat>,
     accept: Option<ContentFormat>,
-    payload: &'a [u8],
-    timeout: Option<Duration>,
+    pub(crate) payload: &'a [u8],
+    pub(crate) timeout: Option<Duration>,
     observe: bool,
 }
 
@@ -105,7 +105,11 @@ impl<'a> Request<'a> {
     }
 
     /// The options (no payload: an upload sends it in blocks).
-    fn write_options(&self, uri: &Uri<'_>, b: &mut MessageBuilder<'_>) -> Result<(), BuildError> {
+    pub(crate) fn write_options(
+        &self,
+        uri: &Uri<'_>,
+        b: &mut MessageBuilder<'_>,
+    ) -> Result<(), BuildError> {
         if self.observe {
             // RFC 7641 §2: Observe=0 registers (an empty uint is 0).
             b.option(OptionNumber::OBSERVE, &[])?;
@@ -125,7 +129,7 @@ impl<'a> Request<'a> {
 }
 
 /// Where a URI says to send (RFC 7252 §6.4): an IP literal and port; no resolver here.
-fn peer_of(uri: &Uri<'_>) -> Result<IpEndpoint, Error> {
+pub(crate) fn peer_of(uri: &Uri<'_>) -> Result<IpEndpoint, Error> {
     if uri.scheme() != Scheme::Coap {
         return Err(Error::InvalidUri(UriError::UnsupportedScheme));
     }
@@ -266,6 +270,39 @@ impl<
         Ok(Observation { x })
     }
 
+    /// Claims an exchange and starts a request that `build` writes in full (options and
+    /// payload; no Block1 upload): the EDHOC and OSCORE requests, which this crate
+    /// builds itself.
+    #[cfg(feature = "oscore")]
+    pub(crate) fn start_raw(
+        &self,
+        peer: IpEndpoint,
+        params: RequestParams,
+        build: impl FnOnce(&mut MessageBuilder<'_>) -> Result<(), BuildError>,
+    ) -> Result<ExchangeRef<'e, N, M, D, O, K, B>, Error> {
+        let ep = self.endpoint;
+        let mut inner = ep.lock()?;
+        let Inner {
+            endpoint,
+            exchanges,
+        } = &mut *inner;
+        let (index, x) = exchanges
+            .iter_mut()
+            .enumerate()
+            .find(|(_, x)| x.use_ == Use::Free)
+            .ok_or(Error::Busy)?;
+        x.reset();
+        let id = endpoint.request(now(), peer, params, build)?;
+        x.use_ = Use::Request(id);
+        drop(inner);
+        ep.wake.signal(());
+        Ok(ExchangeRef {
+            endpoint: ep,
+            index,
+            id,
+        })
+    }
+
     /// Claims an exchange and starts the request in the core.
     fn start(&self, request: Request<'_>) -> Result<ExchangeRef<'e, N, M, D, O, K, B>, Error> {
         let uri = Uri::parse(request.uri)?;
@@ -321,7 +358,7 @@ impl<
 }
 
 /// A claimed exchange; dropping it cancels the core request and frees the exchange.
-struct ExchangeRef<
+pub(crate) struct ExchangeRef<
     'e,
     const N: usize,
     const M: usize,
@@ -330,8 +367,8 @@ struct ExchangeRef<
     const K: usize,
     const B: usize,
 > {
-    endpoint: &'e Endpoint<N, M, D, O, K, B>,
-    index: usize,
+    pub(crate) endpoint: &'e Endpoint<N, M, D, O, K, B>,
+    pub(crate) index: usize,
     id: RequestId,
 }
 
@@ -346,7 +383,7 @@ impl<
 {
     /// Waits for the next delivery (`None`: the exchange ended with nothing more),
     /// sending the blocks of an upload of `payload` as the server asks for them.
-    async fn next_delivery(&mut self, payload: Option<&[u8]>) -> Option<Delivery> {
+    pub(crate) async fn next_delivery(&mut self, payload: Option<&[u8]>) -> Option<Delivery> {
         poll_fn(|cx| {
             let Ok(mut inner) = self.endpoint.inner.try_borrow_mut() else {
                 // Polled from inside one of the endpoint's handlers: try again later.
@@ -384,7 +421,7 @@ impl<
     }
 
     /// Copies a delivery out into `buf`.
-    fn take<'b>(
+    pub(crate) fn take<'b>(
         &self,
         delivery: Option<Delivery>,
         buf: &'b mut [u8],

@@ -23,6 +23,57 @@ pub(crate) struct Head {
     pub code: Code,
     pub content_format: Option<u16>,
     pub observe: Option<u32>,
+    /// The outer OSCORE option of the response (RFC 8613 §6.1), for verifying it under
+    /// the request's context ([`crate::oscore`]).
+    #[cfg(feature = "oscore")]
+    pub oscore: OuterOscore,
+}
+
+/// The value of a response's OSCORE option, as the exchange keeps it (RFC 8613 §6.1: in
+/// a response at most flags, a Partial IV of up to 5 bytes and a kid of up to 7; a kid
+/// context is not allowed there, §5).
+#[cfg(feature = "oscore")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OuterOscore {
+    /// No OSCORE option: the response is not protected.
+    Absent,
+    /// The option's value.
+    Value {
+        bytes: [u8; OuterOscore::MAX],
+        len: u8,
+    },
+    /// Longer than any valid response option.
+    TooLong,
+}
+
+#[cfg(feature = "oscore")]
+impl OuterOscore {
+    const MAX: usize = 16;
+
+    fn of(message: &Message<'_>) -> Self {
+        let Some(o) = message.option(OptionNumber::OSCORE) else {
+            return OuterOscore::Absent;
+        };
+        let mut bytes = [0u8; OuterOscore::MAX];
+        match bytes.get_mut(..o.value.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(o.value);
+                OuterOscore::Value {
+                    bytes,
+                    len: o.value.len() as u8,
+                }
+            }
+            None => OuterOscore::TooLong,
+        }
+    }
+
+    /// The option value; `None` if there was none or it was too long.
+    pub fn value(&self) -> Option<&[u8]> {
+        match self {
+            OuterOscore::Value { bytes, len } => bytes.get(..usize::from(*len)),
+            _ => None,
+        }
+    }
 }
 
 /// What a client task is handed next.
@@ -109,6 +160,8 @@ impl<const B: usize> Exchange<B> {
                 code: message.code(),
                 content_format: message.content_format(),
                 observe: message.observe(),
+                #[cfg(feature = "oscore")]
+                oscore: OuterOscore::of(message),
             });
         } else if offset > self.len || self.head.is_none() {
             // A gap: a block of a transfer whose start we did not see.

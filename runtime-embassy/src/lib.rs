@@ -51,6 +51,15 @@
 //! requests that arrive on it are answered by the core's group rules (random leisure, no
 //! ACK or RST, errors suppressed unless asked for) from the unicast address.
 //!
+//! OSCORE (RFC 8613, feature `oscore`): [`Client::oscore`] sends requests protected under a
+//! security context the application keeps ([`OscoreContext`]) and verifies their
+//! responses. EDHOC (RFC 9528, feature `edhoc`): [`Client::edhoc`] runs the Initiator with
+//! a server's `/.well-known/edhoc` (plain flow, message_4 verified when sent, or the
+//! combined request of RFC 9668) and derives that context (Appendix A.1). The server side
+//! of both is [`OscoreServer`] ([`oscore_server`]): a runner of its own over `Secured`
+//! peers behind the core's OSCORE layer, with the EDHOC Responder at `/.well-known/edhoc`
+//! and the combined request in front of the layer.
+//!
 //! Logging goes through `defmt` with the `defmt` feature, and nowhere otherwise.
 #![no_std]
 #![forbid(unsafe_code)]
@@ -60,13 +69,25 @@
 mod log;
 
 mod client;
+#[cfg(feature = "edhoc")]
+mod edhoc;
 mod endpoint;
 mod error;
 mod exchange;
+#[cfg(feature = "oscore")]
+mod oscore;
+#[cfg(feature = "oscore")]
+pub mod oscore_server;
 
 pub use client::{Client, Observation, Request, Response};
+#[cfg(feature = "edhoc")]
+pub use edhoc::{EdhocConfig, Flow, Handshake};
 pub use endpoint::{now, Endpoint};
 pub use error::Error;
+#[cfg(feature = "oscore")]
+pub use oscore::{OscoreContext, Protected};
+#[cfg(feature = "oscore")]
+pub use oscore_server::OscoreServer;
 
 /// The core crate, re-exported so that applications name the same version.
 pub use coap_core;
