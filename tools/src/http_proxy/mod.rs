@@ -555,8 +555,13 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
             return error(StatusCode::FORBIDDEN, why);
         }
     };
-    // The body's memory comes out of the global budget before a byte is read.
-    let reserve = declared.unwrap_or(config.max_body as u64);
+    // The body's memory comes out of the global budget before a byte is read: its
+    // Content-Length, nothing for a request without a body (neither Content-Length nor
+    // Transfer-Encoding, RFC 9112 §6.3), `max_body` for a chunked one.
+    let reserve = hyper::body::Body::size_hint(&body)
+        .exact()
+        .or(declared)
+        .unwrap_or(config.max_body as u64);
     let _body_budget = if reserve == 0 {
         None
     } else {
