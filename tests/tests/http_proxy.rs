@@ -1192,6 +1192,22 @@ fn slow_headers_time_out_and_cannot_keep_a_client_out() {
             })
         })
     };
+    // Without any pressure on the table, a lone slow head is cut off by the header-read
+    // timeout (not evicted): the connection ends.
+    let lone = HttpSide::start(HttpProxyConfig {
+        header_read_timeout: Duration::from_secs(1),
+        ..local_default()
+    });
+    let mut slow = raw_http(lone.addr, "GET /hc/coap://127.0.0.1:9/x HTTP/1.1\r\nHo");
+    let (status, _) = response_of(&mut slow);
+    assert_eq!(status, 0, "closed on the timeout, without an answer");
+    let mut gone = [0u8; 16];
+    assert_eq!(
+        std::io::Read::read(&mut slow, &mut gone).unwrap_or(1),
+        0,
+        "the connection is closed"
+    );
+    assert_eq!(lone.stats.evicted_connections.load(Ordering::Relaxed), 0);
     // While the attack runs, the normal client is served each time.
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..5 {

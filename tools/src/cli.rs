@@ -132,6 +132,10 @@ pub enum Command {
     /// Run a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7) with a response cache
     /// and shared observations, a reverse map of local paths to upstream URIs, and with
     /// --http-bind an HTTP-to-CoAP cross-proxy (RFC 8075).
+    ///
+    /// Forwards to public and private unicast addresses; loopback, link-local, broadcast,
+    /// multicast and the proxy itself are refused (5.05 / 403, checked after name
+    /// resolution) unless --allow'ed.
     Proxy(ProxyArgs),
     /// Generate an EDHOC key file and print its CCS credential (like aiocoap-keygen).
     Keygen(crate::keygen::KeygenArgs),

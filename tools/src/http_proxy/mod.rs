@@ -81,8 +81,8 @@
 //! - request heads: hyper's limits, 431 beyond (at most [`MAX_HEADERS`] header fields and
 //!   [`MAX_HEAD_BYTES`] bytes), sent within [`HttpProxyConfig::header_read_timeout`]
 //!   (default [`HEADER_READ_TIMEOUT`]; a connection whose head is not complete by then is
-//!   answered 408 and closed, against slow-header clients), and [`BODY_READ_TIMEOUT`] for
-//!   the body (408 beyond).
+//!   closed without an answer, as hyper does, against slow-header clients), and
+//!   [`BODY_READ_TIMEOUT`] for the body (408 beyond).
 //!
 //! Errors the proxy makes itself carry a one-line `text/plain` body saying what failed; a
 //! CoAP diagnostic payload is copied into the body (§6.5.3).
@@ -126,9 +126,10 @@ pub const MAX_HEADERS: usize = 64;
 /// `max_header_size`: bounding only its read buffer (`max_buf_size`) instead leaves a
 /// client that sends a larger head without an answer (seen with hyper 1.12).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// How long a client may take to send a request head, by default: long enough for a
-/// person typing into telnet's first line to be cut short, short enough that slow-header
-/// clients at 100 connections per second hold at most ~500 connections.
+/// How long a client may take to send a request head, by default: ample for an HTTP
+/// client (which writes its head at once), short enough that slow-header clients at 100
+/// connections per second hold at most ~500 of the 1024 connection places (and a full
+/// table closes theirs first).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send a request body (408 beyond).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -154,7 +155,7 @@ pub struct HttpProxyConfig {
     pub upstream_queue: usize,
     /// How long a request waits for a permit of its CoAP endpoint; 504 beyond.
     pub upstream_wait: Duration,
-    /// How long a client may take to send a request head; 408 and closed beyond.
+    /// How long a client may take to send a request head; the connection is closed beyond.
     pub header_read_timeout: Duration,
     /// Largest request body in bytes; 413 beyond.
     pub max_body: usize,
