@@ -253,7 +253,8 @@ pub struct DestinationPolicy {
     pub deny: Vec<Rule>,
     /// The proxy's own listening sockets.
     pub own: Vec<SocketAddr>,
-    /// This host's addresses (for the wildcard-bound own sockets and directed broadcast).
+    /// This host's addresses (for the wildcard-bound own sockets and directed broadcast):
+    /// empty in `Default`, read from the system by [`DestinationPolicy::new`].
     pub interfaces: Interfaces,
 }
 
