@@ -1265,3 +1265,33 @@ fn forty_large_bodies_take_only_the_default_budget_and_bodyless_requests_pass() 
     }
     assert_eq!(refused, 36);
 }
+
+#[test]
+fn a_large_response_is_charged_to_the_body_budget() {
+    // A GET reserves nothing, but its Block2 response grows in the proxy's memory: it is
+    // charged as it arrives. With a 48 KiB budget a 100 KB response is cut off with 503
+    // and Retry-After (it used to be reassembled whatever the budget); a small one passes.
+    let dir = Scratch::new("hc-budget");
+    std::fs::write(dir.path().join("big.bin"), hundred_kb()).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"small").unwrap();
+    let files = file_server(dir.path());
+    let side = HttpSide::start(HttpProxyConfig {
+        max_body_memory: 48 << 10,
+        ..config()
+    });
+    let mut s = raw_http(
+        side.addr,
+        &format!(
+            "GET /hc/coap://{}/big.bin HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+            files.addr
+        ),
+    );
+    let mut head = [0u8; 1024];
+    let n = std::io::Read::read(&mut s, &mut head).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert_eq!(side.stats.busy.load(Ordering::Relaxed), 1);
+    let (status, body) = get(side.addr, &format!("/hc/coap://{}/small.txt", files.addr));
+    assert_eq!((status, body.as_str()), (200, "small"));
+}

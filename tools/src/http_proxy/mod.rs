@@ -64,10 +64,11 @@
 //!   a silent upstream fails its own requests with 504 (after the wait, or after
 //!   [`HttpProxyConfig::upstream_timeout`] for those sent) and 503 with `Retry-After` for
 //!   the excess (§8.1), while other upstreams are served;
-//! - request bodies held at once, all connections together:
+//! - bodies held at once, all connections together:
 //!   [`HttpProxyConfig::max_body_memory`] bytes, 64 MiB by default (each request reserves
-//!   its Content-Length, or [`HttpProxyConfig::max_body`] when it has none, before
-//!   reading). When the budget is spent: 503 with `Retry-After: 1` — the body is
+//!   its Content-Length, nothing without a body, or [`HttpProxyConfig::max_body`] when
+//!   chunked, before reading; a Block2 response is charged as it grows, beyond what its
+//!   request reserved). When the budget is spent: 503 with `Retry-After: 1` — the body is
 //!   acceptable, the proxy is momentarily out of room (RFC 9110 §15.6.4); 413 stays for a
 //!   body larger than `max_body` itself, which no retry can fix;
 //! - connections open at once: [`HttpProxyConfig::max_connections`] (beyond, the connection
@@ -646,30 +647,48 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
     }
     // The client reassembles Block2 without a size limit of its own: its progress
     // reports bound the response here (dropping the send cancels the exchange). An
-    // upload's own progress counts up to the request body, which is allowed.
+    // upload's own progress counts up to the request body, which is allowed. A response
+    // body comes out of the body-memory budget too, as it grows, beyond what the request
+    // reserved (so an exchange is charged the larger of its two bodies): 503 with
+    // Retry-After when the budget is spent.
     let (progress, reports) = async_channel::bounded(8);
     request = request.progress(progress);
     let limit = config.max_response.max(payload.len());
+    let reserved = kib(reserve);
+    let response_budget = std::sync::Mutex::new(Vec::new());
     let watch = async {
+        let mut held = 0u32;
         while let Ok(p) = reports.recv().await {
             if p.done > limit {
-                return;
+                return Cut::TooLarge;
+            }
+            let want = kib(p.done as u64).saturating_sub(reserved);
+            if want > held {
+                match state.body_memory.try_acquire_many(want - held) {
+                    Ok(more) => {
+                        held = want;
+                        if let Ok(mut v) = response_budget.lock() {
+                            v.push(more);
+                        }
+                    }
+                    Err(_) => return Cut::Budget,
+                }
             }
         }
-        std::future::pending::<()>().await
+        std::future::pending::<Cut>().await
     };
     state.stats.upstream.fetch_add(1, Ordering::Relaxed);
     state.stats.inflight.fetch_add(1, Ordering::AcqRel);
     let result = tokio::select! {
-        r = request.send() => Some(r),
-        () = watch => None,
+        r = request.send() => Ok(r),
+        cut = watch => Err(cut),
     };
     state.stats.inflight.fetch_sub(1, Ordering::AcqRel);
 
     let r = match result {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return upstream_error(&uri, e),
-        None => {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return upstream_error(&uri, e),
+        Err(Cut::TooLarge) => {
             return error(
                 StatusCode::BAD_GATEWAY,
                 format_args!(
@@ -677,6 +696,19 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
                     config.max_response
                 ),
             )
+        }
+        Err(Cut::Budget) => {
+            state.stats.busy.fetch_add(1, Ordering::Relaxed);
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format_args!(
+                    "proxy busy: bodies in progress use the {} bytes allowed",
+                    config.max_body_memory
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
         }
     };
     let has_payload = !r.payload.is_empty();
@@ -734,6 +766,14 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(r.payload.len()));
     }
     out
+}
+
+/// Why an upstream exchange was cut short by the proxy.
+enum Cut {
+    /// The response grew beyond `max_response`.
+    TooLarge,
+    /// The response's memory did not fit the body-memory budget.
+    Budget,
 }
 
 /// The HTTP answer to a failed upstream exchange (RFC 7252 §10.2).
