@@ -26,7 +26,7 @@
 //!   `upstream_timeout`, its queued requests with 5.04 after `upstream_wait`, the rest at
 //!   once with 5.03 and Max-Age; other upstreams are served meanwhile.
 //! - Destinations: checked after name resolution by a
-//!   [`DestinationPolicy`](crate::destination::DestinationPolicy) (the request then goes
+//!   [`DestinationPolicy`] (the request then goes
 //!   to the checked addresses only). A refused Proxy-Uri or Proxy-Scheme request gets 5.05
 //!   Proxying Not Supported with the reason as diagnostic payload: RFC 7252 §5.10.2 says an
 //!   endpoint "unwilling to act as a forward-proxy for the request MUST return" 5.05, and
