@@ -574,8 +574,8 @@ pub struct ProxyArgs {
           default_value_t = coap_tools::http_proxy::HttpProxyConfig::default().max_body)]
     pub http_max_body: usize,
 
-    /// With --http-bind: request bodies held at once, all clients together, in bytes
-    /// (503 with Retry-After beyond)
+    /// With --http-bind: request and response bodies held at once, all clients together,
+    /// in bytes (503 with Retry-After beyond)
     #[arg(long, value_name = "BYTES", requires = "http_bind",
           default_value_t = coap_tools::http_proxy::HttpProxyConfig::default().max_body_memory)]
     pub http_max_body_memory: usize,
