@@ -162,11 +162,15 @@ fn proxy() -> InProcess {
             let client = coap_tokio::Client::bind("127.0.0.1:0".parse().unwrap())
                 .await
                 .unwrap();
-            let proxy = coap_tools::proxy::Proxy::new(
-                client,
-                server.responder(),
-                coap_tools::proxy::ProxyConfig::default(),
-            );
+            // Loopback upstreams allowed (refused by default).
+            let config = coap_tools::proxy::ProxyConfig {
+                destinations: coap_tools::destination::DestinationPolicy {
+                    allow: vec!["127.0.0.0/8".parse().unwrap()],
+                    ..Default::default()
+                },
+                ..coap_tools::proxy::ProxyConfig::default()
+            };
+            let proxy = coap_tools::proxy::Proxy::new(client, server.responder(), config);
             let _ = server
                 .serve_with_shutdown(proxy, async move {
                     let _ = stop.recv().await;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use coap_tokio::{Client, Code, Method, OptionNumber, Route, Router};
 use coap_tools::demo::BoxedResource;
+use coap_tools::destination::DestinationPolicy;
 use coap_tools::files::{FileServer, FilesConfig};
 use coap_tools::http_proxy::{entity_tag, HttpProxy, HttpProxyConfig, HttpProxyStats};
 use support::{InProcess, PeerServer, Proc, Scratch, BOUND};
@@ -57,6 +58,9 @@ impl HttpSide {
                     .await
                     .unwrap();
                 let client = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                // As `coap proxy` does: its own socket is a refused destination.
+                let mut config = config;
+                config.destinations.own.push(listener.local_addr().unwrap());
                 let proxy = HttpProxy::new(client, config).expect("a valid configuration");
                 tx.send((listener.local_addr().unwrap(), proxy.stats()))
                     .unwrap();
@@ -239,10 +243,27 @@ fn direct(method: Method, uri: &str) -> coap_tokio::Response {
     })
 }
 
+/// The destination policy of a proxy in front of local servers: loopback allowed (it is
+/// refused by default).
+fn local() -> DestinationPolicy {
+    DestinationPolicy {
+        allow: vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+        ..Default::default()
+    }
+}
+
+/// The default configuration with loopback upstreams allowed.
+fn local_default() -> HttpProxyConfig {
+    HttpProxyConfig {
+        destinations: local(),
+        ..HttpProxyConfig::default()
+    }
+}
+
 fn config() -> HttpProxyConfig {
     HttpProxyConfig {
         upstream_timeout: Duration::from_secs(8),
-        ..HttpProxyConfig::default()
+        ..local_default()
     }
 }
 
@@ -667,7 +688,7 @@ fn the_proxy_s_own_errors() {
     let proxy = HttpSide::start(HttpProxyConfig {
         upstream_timeout: Duration::from_secs(1),
         max_body: 1000,
-        ..HttpProxyConfig::default()
+        ..local_default()
     });
 
     // Not a CoAP URI (RFC 8075 §5.3.1: no scheme), or not parseable: 400.
@@ -743,7 +764,7 @@ fn beyond_max_upstream_the_proxy_answers_503() {
     let proxy = HttpSide::start(HttpProxyConfig {
         upstream_timeout: Duration::from_secs(4),
         max_upstream: 1,
-        ..HttpProxyConfig::default()
+        ..local_default()
     });
     // One exchange that hangs until its timeout...
     let url = proxy.hc(&silent_uri);
@@ -832,6 +853,8 @@ fn coap_proxy_http_bind_on_the_command_line() {
             &format!("127.0.0.1:{port}"),
             "--upstream-timeout",
             "5",
+            "--allow",
+            "127.0.0.0/8",
         ]);
         let mut proc = Proc::spawn("coap proxy --http-bind", cmd);
         let deadline = Instant::now() + BOUND;
@@ -921,7 +944,7 @@ fn concurrent_large_bodies_share_one_memory_budget() {
     let side = HttpSide::start(HttpProxyConfig {
         max_body_memory: 1 << 20,
         upstream_timeout: Duration::from_millis(300),
-        ..HttpProxyConfig::default()
+        ..local_default()
     });
     let head = format!(
         "POST /hc/coap://{}/x HTTP/1.1\r\nHost: p\r\nContent-Length: 700000\r\n\r\n",
@@ -966,7 +989,7 @@ fn concurrent_large_bodies_share_one_memory_budget() {
 fn one_client_cannot_take_every_connection() {
     let side = HttpSide::start(HttpProxyConfig {
         max_connections_per_client: 2,
-        ..HttpProxyConfig::default()
+        ..local_default()
     });
     // Two idle connections (slow headers) from 127.0.0.1 ...
     let a = raw_http(side.addr, "GET /hc/");
@@ -994,32 +1017,281 @@ fn one_client_cannot_take_every_connection() {
     assert!(served, "a freed slot serves the client again");
 }
 
+/// The status and body of the one response on `s` (sent with `Connection: close`).
+fn response_of(s: &mut std::net::TcpStream) -> (u16, String) {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: the read timeout per read, and at most 64 KiB.
+    while all.len() < 65536 {
+        match std::io::Read::read(s, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    (status, body.unwrap_or_default())
+}
+
+/// A GET of `path` on a fresh connection: status and body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = raw_http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"),
+    );
+    response_of(&mut s)
+}
+
 #[test]
-fn link_local_and_the_proxys_own_socket_are_forbidden() {
+fn destination_policy_on_the_http_side() {
+    let ours = demo_server();
+    let port = ours.addr.port();
     let side = HttpSide::start(HttpProxyConfig::default());
-    let get = |path: String| {
-        let mut s = raw_http(
-            side.addr,
-            &format!("GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n"),
-        );
-        status_of(&mut s)
-    };
-    // RFC 8075 §7: the CoAP 4.03 of the destination policy is HTTP 403; nothing is sent.
-    assert_eq!(get("/hc/coap://169.254.169.254/latest".into()), 403);
-    assert_eq!(get("/hc/coap://[fe80::1]/x".into()), 403);
-    assert_eq!(side.stats.forbidden.load(Ordering::Relaxed), 2);
+    // The default policy: link-local, broadcast, loopback by address and by a name that
+    // resolves to it: 403 with the reason (RFC 9110 §15.5.4); nothing is sent.
+    for (target, why) in [
+        ("coap://169.254.169.254/latest".to_owned(), "link-local"),
+        ("coap://%5Bfe80::1%5D/x".to_owned(), "link-local"),
+        ("coap://255.255.255.255/x".to_owned(), "broadcast"),
+        (format!("coap://127.0.0.1:{port}/hello"), "loopback"),
+        (format!("coap://localhost:{port}/hello"), "loopback"),
+    ] {
+        let (status, body) = get(side.addr, &format!("/hc/{target}"));
+        assert_eq!(status, 403, "{target}: {body}");
+        assert!(body.contains(why), "{target}: {body}");
+    }
+    // The broadcast target is refused before the policy (RFC 8075 §8.4, with multicast).
+    assert_eq!(side.stats.forbidden.load(Ordering::Relaxed), 4);
     assert_eq!(side.stats.upstream.load(Ordering::Relaxed), 0);
-    // With --deny, loopback too.
-    let denied = HttpSide::start(HttpProxyConfig {
-        destinations: coap_tools::destination::DestinationPolicy {
-            deny: vec!["127.0.0.0/8".parse().unwrap()],
-            ..Default::default()
+
+    // Loopback allowed (and 10/8 denied): forwarded by address and by name; the proxy's
+    // own socket and the denied network are still refused.
+    let local_side = HttpSide::start(HttpProxyConfig {
+        destinations: DestinationPolicy {
+            deny: vec!["10.0.0.0/8".parse().unwrap()],
+            ..local()
         },
         ..HttpProxyConfig::default()
     });
-    let mut s = raw_http(
-        denied.addr,
-        "GET /hc/coap://127.0.0.1:9/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+    for target in [
+        format!("coap://127.0.0.1:{port}/hello"),
+        format!("coap://localhost:{port}/hello"),
+    ] {
+        let (status, body) = get(local_side.addr, &format!("/hc/{target}"));
+        assert_eq!(status, 200, "{target}: {body}");
+    }
+    for (target, why) in [
+        (format!("coap://{}/x", local_side.addr), "itself"),
+        ("coap://10.1.2.3/x".to_owned(), "denied"),
+    ] {
+        let (status, body) = get(local_side.addr, &format!("/hc/{target}"));
+        assert_eq!(status, 403, "{target}: {body}");
+        assert!(body.contains(why), "{target}: {body}");
+    }
+}
+
+#[test]
+fn a_silent_upstream_fails_its_own_requests_while_another_is_served() {
+    // 300 HTTP requests to a CoAP upstream that never answers used to hold every upstream
+    // permit for the whole timeout, so everyone got 503. Now: 8 go upstream (504 after
+    // the upstream timeout), 8 wait for their permits (504 after the bounded wait), the
+    // rest get 503 at once, and a request to a live upstream is served meanwhile.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ours = demo_server();
+    let side = HttpSide::start(HttpProxyConfig {
+        max_upstream: 16,
+        max_per_upstream: 8,
+        upstream_queue: 8,
+        upstream_wait: Duration::from_secs(3),
+        upstream_timeout: Duration::from_secs(4),
+        max_connections_per_client: 400,
+        ..local_default()
+    });
+    let head = format!(
+        "GET /hc/coap://{}/x HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+        silent.local_addr().unwrap()
     );
-    assert_eq!(status_of(&mut s), 403);
+    let mut flood: Vec<_> = (0..300).map(|_| raw_http(side.addr, &head)).collect();
+    let deadline = Instant::now() + BOUND;
+    while side.stats.busy.load(Ordering::Relaxed) < 284 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(side.stats.busy.load(Ordering::Relaxed) >= 284);
+    for i in 0..3 {
+        let (status, body) = get(side.addr, &format!("/hc/coap://{}/hello?n={i}", ours.addr));
+        assert_eq!(status, 200, "the live upstream is served: {body}");
+    }
+    let statuses: Vec<u16> = flood.iter_mut().map(status_of).collect();
+    let count = |c: u16| statuses.iter().filter(|s| **s == c).count();
+    assert_eq!(count(503) + count(504), 300, "{statuses:?}");
+    assert!(
+        count(504) >= 16,
+        "504 for the queued requests too: {statuses:?}"
+    );
+    assert!(side.stats.gave_up_waiting.load(Ordering::Relaxed) >= 8);
+    drop(silent);
+}
+
+#[test]
+fn slow_headers_time_out_and_cannot_keep_a_client_out() {
+    // Slow-header clients from many addresses open ~100 connections per second, each
+    // sending a partial head and then nothing. With 8 connection places, a normal client
+    // used to wait in the listen backlog behind them; now each newcomer takes the place of
+    // the connection that has waited longest for its head, and heads time out.
+    let side = HttpSide::start(HttpProxyConfig {
+        max_connections: 8,
+        max_connections_per_client: 4,
+        header_read_timeout: Duration::from_secs(2),
+        ..local_default()
+    });
+    let addr = side.addr;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut held = Vec::new();
+                // Bounded: 600 connections, about 6 s.
+                for i in 0..600u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let s = tokio::net::TcpSocket::new_v4().unwrap();
+                    s.bind(SocketAddr::from((
+                        coap_tests::spoof::source_addr(i % 50),
+                        0,
+                    )))
+                    .unwrap();
+                    if let Ok(Ok(mut c)) =
+                        tokio::time::timeout(Duration::from_secs(1), s.connect(addr)).await
+                    {
+                        let _ = c
+                            .write_all(b"GET /hc/coap://127.0.0.1:9/x HTTP/1.1\r\nHo")
+                            .await;
+                        held.push(c);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                // The first connection was closed by the proxy (evicted or timed out):
+                // its read ends.
+                let mut first = held.swap_remove(0);
+                let mut buf = [0u8; 256];
+                tokio::time::timeout(BOUND, first.read(&mut buf))
+                    .await
+                    .is_ok()
+            })
+        })
+    };
+    // Without any pressure on the table, a lone slow head is cut off by the header-read
+    // timeout (not evicted): the connection ends.
+    let lone = HttpSide::start(HttpProxyConfig {
+        header_read_timeout: Duration::from_secs(1),
+        ..local_default()
+    });
+    let mut slow = raw_http(lone.addr, "GET /hc/coap://127.0.0.1:9/x HTTP/1.1\r\nHo");
+    let (status, _) = response_of(&mut slow);
+    assert_eq!(status, 0, "closed on the timeout, without an answer");
+    let mut gone = [0u8; 16];
+    assert_eq!(
+        std::io::Read::read(&mut slow, &mut gone).unwrap_or(1),
+        0,
+        "the connection is closed"
+    );
+    assert_eq!(lone.stats.evicted_connections.load(Ordering::Relaxed), 0);
+    // While the attack runs, the normal client is served each time.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        let (status, _) = get(addr, "/.well-known/core");
+        assert_eq!(status, 200, "a normal client is served during the attack");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        attacker.join().unwrap(),
+        "a slow-header connection is closed by the proxy"
+    );
+    assert!(side.stats.evicted_connections.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn forty_large_bodies_take_only_the_default_budget_and_bodyless_requests_pass() {
+    // 40 concurrent uploads of 15 MiB used to be held at once (1.27 GB of RSS). With the
+    // default 64 MiB budget, 4 are taken (each reserves its Content-Length before a byte
+    // is read) and 36 get 503 with Retry-After at once. A request without a body reserves
+    // nothing: it is served while the budget is spent (it used to reserve max_body).
+    let ours = demo_server();
+    let side = HttpSide::start(HttpProxyConfig {
+        max_connections_per_client: 64,
+        ..local_default()
+    });
+    let head = format!(
+        "POST /hc/coap://{}/x HTTP/1.1\r\nHost: p\r\nContent-Length: {}\r\n\r\n",
+        ours.addr,
+        15 << 20
+    );
+    let mut uploads: Vec<_> = (0..40).map(|_| raw_http(side.addr, &head)).collect();
+    let deadline = Instant::now() + BOUND;
+    while side.stats.busy.load(Ordering::Relaxed) < 36 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        side.stats.busy.load(Ordering::Relaxed),
+        36,
+        "64 MiB / 15 MiB = 4 taken"
+    );
+    let (status, body) = get(side.addr, &format!("/hc/coap://{}/hello", ours.addr));
+    assert_eq!(status, 200, "a GET needs no body budget: {body}");
+    // The refused ones got 503 with Retry-After (RFC 9110 §15.6.4, §10.2.3).
+    let mut refused = 0;
+    for s in uploads.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = std::io::Read::read(s, &mut buf).unwrap_or(0);
+        let text = String::from_utf8_lossy(&buf[..n]);
+        if text.starts_with("HTTP/1.1 503") && text.contains("retry-after: 1") {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 36);
+}
+
+#[test]
+fn a_large_response_is_charged_to_the_body_budget() {
+    // A GET reserves nothing, but its Block2 response grows in the proxy's memory: it is
+    // charged as it arrives. With a 48 KiB budget a 100 KB response is cut off with 503
+    // and Retry-After (it used to be reassembled whatever the budget); a small one passes.
+    let dir = Scratch::new("hc-budget");
+    std::fs::write(dir.path().join("big.bin"), hundred_kb()).unwrap();
+    std::fs::write(dir.path().join("small.txt"), b"small").unwrap();
+    let files = file_server(dir.path());
+    let side = HttpSide::start(HttpProxyConfig {
+        max_body_memory: 48 << 10,
+        ..config()
+    });
+    let mut s = raw_http(
+        side.addr,
+        &format!(
+            "GET /hc/coap://{}/big.bin HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n",
+            files.addr
+        ),
+    );
+    let mut head = [0u8; 1024];
+    let n = std::io::Read::read(&mut s, &mut head).unwrap_or(0);
+    let text = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("retry-after: 1"), "{text}");
+    assert_eq!(side.stats.busy.load(Ordering::Relaxed), 1);
+    let (status, body) = get(side.addr, &format!("/hc/coap://{}/small.txt", files.addr));
+    assert_eq!((status, body.as_str()), (200, "small"));
 }

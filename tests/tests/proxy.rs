@@ -19,8 +19,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coap_tokio::{Client, Code, Method, OptionNumber};
+use coap_tools::destination::DestinationPolicy;
 use coap_tools::proxy::{Proxy, ProxyConfig, ProxyStats};
 use support::{InProcess, PeerServer, BOUND};
+
+/// The destination policy of a proxy in front of local servers: loopback allowed (it is
+/// refused by default).
+fn local() -> DestinationPolicy {
+    DestinationPolicy {
+        allow: vec!["127.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+        ..Default::default()
+    }
+}
+
+/// The default configuration with loopback upstreams allowed.
+fn local_config() -> ProxyConfig {
+    ProxyConfig {
+        destinations: local(),
+        ..ProxyConfig::default()
+    }
+}
 
 /// Our proxy in-process; its counters.
 fn proxy(config: ProxyConfig) -> (InProcess, Arc<ProxyStats>) {
@@ -97,7 +115,7 @@ fn libcoap_through_our_proxy_to_aiocoap_and_node_coap_with_the_cache() {
             .arg(port.to_string());
         cmd
     });
-    let (px, stats) = proxy(ProxyConfig::default());
+    let (px, stats) = proxy(local_config());
     for (server, want) in [
         (&aio_server, "Hello from aiocoap"),
         (&node_server, "Hello from node-coap"),
@@ -166,7 +184,7 @@ fn aiocoap_client_through_our_proxy_to_libcoap() {
         return;
     };
     let mut lib_server = libcoap_server(&lib);
-    let (px, stats) = proxy(ProxyConfig::default());
+    let (px, stats) = proxy(local_config());
     let mut cmd = Command::new(&aio.client);
     cmd.arg("--proxy")
         .arg(format!("coap://{}", px.addr))
@@ -193,7 +211,7 @@ fn proxy_errors_and_the_reverse_map() {
     let config = ProxyConfig {
         upstream_timeout: Duration::from_millis(800),
         reverse: vec![("/demo".into(), format!("coap://{}", ours.addr))],
-        ..ProxyConfig::default()
+        ..local_config()
     };
     let (px, _stats) = proxy(config);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -275,7 +293,7 @@ fn one_upstream_observation_for_many_downstream_observers() {
         return;
     };
     let mut lib_server = libcoap_server(&lib);
-    let (px, stats) = proxy(ProxyConfig::default());
+    let (px, stats) = proxy(local_config());
     let time = lib_server.uri("/time");
     // Two libcoap observers for 4 s each (libcoap's /time changes every second).
     let observers: Vec<_> = (0..2)
@@ -384,78 +402,139 @@ fn proxied_get(mid: u16, proxy_uri: &str) -> Vec<u8> {
     buf
 }
 
+/// A second client's GETs of a live upstream through the proxy while `flood` runs, each
+/// with its own query (so that none is a cache hit): their response codes.
+fn live_gets_during(
+    px: std::net::SocketAddr,
+    live: std::net::SocketAddr,
+    flood: impl FnOnce(),
+) -> Vec<Result<Code, String>> {
+    let (done, finished) = mpsc::channel::<()>();
+    let client = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let mut codes = Vec::new();
+            // Bounded: at most 200 requests, and it stops once the flood is over.
+            for i in 0..200 {
+                let r = c
+                    .request(Method::Get, &format!("coap://{px}/"))
+                    .option(
+                        OptionNumber::PROXY_URI,
+                        format!("coap://{live}/hello?n={i}").into_bytes(),
+                    )
+                    .timeout(BOUND)
+                    .send()
+                    .await;
+                codes.push(r.map(|r| r.code).map_err(|e| e.to_string()));
+                if finished.try_recv().is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            codes
+        })
+    });
+    flood();
+    let _ = done.send(());
+    client.join().unwrap()
+}
+
 #[test]
-fn a_silent_upstream_holds_only_its_own_permits() {
-    // 300 requests to one upstream that never answers (a bound socket nobody reads) used
-    // to take all 256 global permits for the whole upstream timeout: everyone got 5.03.
+fn a_silent_upstream_fails_its_own_requests_while_another_is_served() {
+    // 300 requests to one upstream that never answers (a bound socket nobody reads): the
+    // first 8 go upstream and end with 5.04 after the upstream timeout, the next 8 wait
+    // for one of those permits and end with 5.04 after the bounded wait, the rest get 5.03
+    // at once; a second client's requests to a live upstream are served all along.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let ours = demo_server();
-    let config = ProxyConfig {
+    let (px, stats) = proxy(ProxyConfig {
         max_per_upstream: 8,
-        ..ProxyConfig::default()
-    };
-    let (px, stats) = proxy(config);
-    let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        upstream_queue: 8,
+        upstream_wait: Duration::from_secs(3),
+        upstream_timeout: Duration::from_secs(4),
+        ..local_config()
+    });
     let uri = format!("coap://{}/x", silent.local_addr().unwrap());
-    // The excess is refused at once with 5.03 (piggybacked on the ACK). Sent in bursts of
-    // 20, reading the answers in between, so that no socket buffer overflows.
-    flood
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut buf = [0u8; 1500];
-    let mut refused = 0;
-    let mut read_answers = |until: usize| {
-        let deadline = std::time::Instant::now() + BOUND;
-        while refused < until && std::time::Instant::now() < deadline {
-            if let Ok(n) = flood.recv(&mut buf) {
-                if coap_core::Message::parse(&buf[..n])
-                    .is_ok_and(|m| m.code() == Code::SERVICE_UNAVAILABLE)
-                {
-                    refused += 1;
+    let mut finals: std::collections::HashMap<[u8; 2], Code> = Default::default();
+    let live = live_gets_during(px.addr, ours.addr, || {
+        let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        flood
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut buf = [0u8; 1500];
+        // Reads answers, ACKing separate (CON) responses; the final code per token.
+        let mut read = |finals: &mut std::collections::HashMap<[u8; 2], Code>| {
+            let Ok(n) = flood.recv(&mut buf) else {
+                return;
+            };
+            let Ok(m) = coap_core::Message::parse(&buf[..n]) else {
+                return;
+            };
+            if m.ty() == coap_core::MessageType::Con {
+                let mut ack = [0u8; 4];
+                ack[0] = 0x60;
+                ack[2..].copy_from_slice(&m.message_id().to_be_bytes());
+                let _ = flood.send_to(&ack, px.addr);
+            }
+            if m.code() != Code::EMPTY {
+                if let Ok(t) = <[u8; 2]>::try_from(m.token()) {
+                    finals.insert(t, m.code());
+                }
+            }
+        };
+        for mid in 0..300u16 {
+            flood.send_to(&proxied_get(mid, &uri), px.addr).unwrap();
+            if mid % 20 == 19 {
+                for _ in 0..20 {
+                    read(&mut finals);
                 }
             }
         }
-        refused
-    };
-    for mid in 0..300u16 {
-        flood.send_to(&proxied_get(mid, &uri), px.addr).unwrap();
-        if mid % 20 == 19 && mid >= 8 {
-            read_answers(usize::from(mid) + 1 - 8);
+        let deadline = std::time::Instant::now() + BOUND;
+        while finals.len() < 300 && std::time::Instant::now() < deadline {
+            read(&mut finals);
         }
-    }
-    let refused = read_answers(300 - 8);
-    assert_eq!(refused, 300 - 8, "requests beyond the per-upstream limit");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let r = c
-            .request(Method::Get, &format!("coap://{}/", px.addr))
-            .option(
-                OptionNumber::PROXY_URI,
-                format!("coap://{}/hello", ours.addr).into_bytes(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.code, Code::CONTENT, "a live upstream is still reached");
     });
-    assert!(stats.busy.load(Ordering::Relaxed) >= 300 - 8);
+    assert_eq!(
+        finals.len(),
+        300,
+        "every request to the silent upstream is answered"
+    );
+    let count = |c: Code| finals.values().filter(|v| **v == c).count();
+    let (timeouts, busy) = (
+        count(Code::GATEWAY_TIMEOUT),
+        count(Code::SERVICE_UNAVAILABLE),
+    );
+    assert_eq!(timeouts + busy, 300, "only 5.04 and 5.03: {finals:?}");
+    // 8 sent and 8 queued (more if a queue place came free while the flood still ran).
+    assert!(
+        timeouts >= 16,
+        "5.04 for the queued requests too: {timeouts}"
+    );
+    assert!(stats.gave_up_waiting.load(Ordering::Relaxed) >= 8);
+    assert!(!live.is_empty());
+    assert!(
+        live.iter().all(|c| c == &Ok(Code::CONTENT)),
+        "the live upstream is served throughout: {live:?}"
+    );
     drop(silent);
 }
 
 #[test]
-fn destination_policy_refuses_link_local_and_the_proxy_itself() {
+fn destination_policy_on_the_coap_side() {
     let ours = demo_server();
-    let (px, stats) = proxy(ProxyConfig::default());
-    // Loopback is allowed by default: every --allow-less setup of ours relies on it. And
-    // through an `--allow`, even the proxy's own socket is reached.
-    let (looping, _) = proxy(ProxyConfig {
-        destinations: coap_tools::destination::DestinationPolicy {
-            allow: vec!["127.0.0.0/8".parse().unwrap()],
-            ..Default::default()
+    let (px, stats) = proxy(ProxyConfig {
+        reverse: vec![("/demo".into(), format!("coap://{}", ours.addr))],
+        ..ProxyConfig::default()
+    });
+    let (local, local_stats) = proxy(ProxyConfig {
+        destinations: DestinationPolicy {
+            deny: vec!["10.0.0.0/8".parse().unwrap()],
+            ..local()
         },
         ..ProxyConfig::default()
     });
@@ -463,34 +542,79 @@ fn destination_policy_refuses_link_local_and_the_proxy_itself() {
         .enable_all()
         .build()
         .unwrap();
+    let port = ours.addr.port();
     rt.block_on(async {
         let c = Client::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let via = |px: std::net::SocketAddr, proxy_uri: String| {
             c.request(Method::Get, &format!("coap://{px}/"))
                 .option(OptionNumber::PROXY_URI, proxy_uri.into_bytes())
         };
-        // 4.03: the proxy understood and refuses (RFC 7252 §5.9.2.4); no packet leaves.
-        for target in [
-            "coap://169.254.169.254/latest/meta-data".to_owned(),
-            "coap://[::ffff:169.254.169.254]/".to_owned(),
-            "coap://255.255.255.255/".to_owned(),
-            format!("coap://{}/hello", px.addr),
+        // RFC 7252 §5.10.2: unwilling to forward there: 5.05, the reason as diagnostic
+        // payload; no packet leaves.
+        let refused = |r: coap_tokio::Response, target: &str, why: &str| {
+            assert_eq!(r.code, Code::PROXYING_NOT_SUPPORTED, "{target}");
+            let text = String::from_utf8_lossy(&r.payload).into_owned();
+            assert!(text.contains(why), "{target}: {text}");
+        };
+        // The default policy: link-local, broadcast, loopback (by address and by a name
+        // that resolves to it).
+        for (target, why) in [
+            (
+                "coap://169.254.169.254/latest/meta-data".to_owned(),
+                "link-local",
+            ),
+            ("coap://[::ffff:169.254.169.254]/".to_owned(), "link-local"),
+            ("coap://[fe80::1]/".to_owned(), "link-local"),
+            ("coap://255.255.255.255/".to_owned(), "broadcast"),
+            (format!("coap://127.0.0.1:{port}/hello"), "loopback"),
+            (format!("coap://localhost:{port}/hello"), "loopback"),
         ] {
-            let r = via(px.addr, target.clone()).send().await.unwrap();
-            assert_eq!(r.code, Code::FORBIDDEN, "{target}");
+            refused(
+                via(px.addr, target.clone()).send().await.unwrap(),
+                &target,
+                why,
+            );
         }
-        assert_eq!(stats.forbidden.load(Ordering::Relaxed), 4);
+        // Proxy-Scheme with Uri-Host is checked as Proxy-Uri is (RFC 7252 §5.7.2).
+        let r = c
+            .request(Method::Get, &format!("coap://{}/x", px.addr))
+            .option(OptionNumber::PROXY_SCHEME, b"coap".to_vec())
+            .option(OptionNumber::URI_HOST, b"169.254.169.254".to_vec())
+            .send()
+            .await
+            .unwrap();
+        refused(r, "Proxy-Scheme", "link-local");
+        assert_eq!(stats.forbidden.load(Ordering::Relaxed), 7);
         assert_eq!(upstream(&stats), 0, "nothing was sent upstream");
-        let r = via(px.addr, format!("coap://{}/hello", ours.addr))
+        // The reverse map's target is the operator's: forwarded, loopback or not.
+        let r = c
+            .request(Method::Get, &format!("coap://{}/demo/hello", px.addr))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.code, Code::CONTENT, "loopback is forwarded by default");
-        let r = via(looping.addr, format!("coap://{}/hello", looping.addr))
-            .send()
-            .await
-            .unwrap();
-        // Forwarded to itself: the proxy's own /hello is no proxy request there (4.04).
-        assert_eq!(r.code, Code::NOT_FOUND, "allowed: forwarded to itself");
+        assert_eq!(r.code, Code::CONTENT, "reverse map to loopback");
+
+        // Loopback allowed: forwarded by address and by name (pinned to the addresses
+        // checked); a --deny'd network and the proxy itself are still refused.
+        for target in [
+            format!("coap://127.0.0.1:{port}/hello"),
+            format!("coap://localhost:{port}/hello"),
+        ] {
+            let r = via(local.addr, target.clone()).send().await.unwrap();
+            assert_eq!(r.code, Code::CONTENT, "{target}");
+        }
+        let target = format!("coap://{}/hello", local.addr);
+        refused(
+            via(local.addr, target.clone()).send().await.unwrap(),
+            &target,
+            "itself",
+        );
+        let target = "coap://10.1.2.3/x".to_owned();
+        refused(
+            via(local.addr, target.clone()).send().await.unwrap(),
+            &target,
+            "denied",
+        );
+        assert_eq!(local_stats.forbidden.load(Ordering::Relaxed), 2);
     });
 }

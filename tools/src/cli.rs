@@ -132,6 +132,10 @@ pub enum Command {
     /// Run a forward proxy (Proxy-Uri / Proxy-Scheme, RFC 7252 §5.7) with a response cache
     /// and shared observations, a reverse map of local paths to upstream URIs, and with
     /// --http-bind an HTTP-to-CoAP cross-proxy (RFC 8075).
+    ///
+    /// Forwards to public and private unicast addresses; loopback, link-local, broadcast,
+    /// multicast and the proxy itself are refused (5.05 / 403, checked after name
+    /// resolution) unless --allow'ed.
     Proxy(ProxyArgs),
     /// Generate an EDHOC key file and print its CCS credential (like aiocoap-keygen).
     Keygen(crate::keygen::KeygenArgs),
@@ -528,18 +532,25 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_upstream: usize,
 
-    /// Upstream exchanges in flight to any one upstream host:port at most (5.03 beyond)
+    /// Upstream exchanges in flight to any one upstream host:port at most; as many more
+    /// wait up to --upstream-wait for one (5.04 / 504 then), the rest get 5.03 / 503
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub max_per_upstream: usize,
 
-    /// Forward to this destination even if denied or in the default-refused set
-    /// (link-local, broadcast, multicast, unspecified, the proxy's own sockets):
-    /// ADDR, ADDR:PORT, NET/LEN or a host pattern (name, *.name); repeatable
+    /// How long a request waits for one of its upstream's --max-per-upstream places, in
+    /// seconds (5.04 / 504 beyond)
+    #[arg(long, value_name = "S", value_parser = parse_seconds, default_value = "2")]
+    pub upstream_wait: std::time::Duration,
+
+    /// Forward to this destination although denied or refused by default (loopback,
+    /// link-local, broadcast, multicast, unspecified): ADDR, ADDR:PORT, NET/LEN or a host
+    /// pattern (name, *.name); repeatable. Local servers: --allow 127.0.0.0/8 --allow ::1.
+    /// The proxy's own sockets only by an exact ADDR:PORT
     #[arg(long, value_name = "RULE", value_parser = parse_destination)]
     pub allow: Vec<coap_tools::destination::Rule>,
 
-    /// Refuse this destination (4.03 / 403): ADDR, ADDR:PORT, NET/LEN or a host
-    /// pattern; repeatable; --allow wins
+    /// Refuse this destination (5.05 / 403, after name resolution): ADDR, ADDR:PORT,
+    /// NET/LEN or a host pattern; repeatable; --allow wins
     #[arg(long, value_name = "RULE", value_parser = parse_destination)]
     pub deny: Vec<coap_tools::destination::Rule>,
 
@@ -562,6 +573,22 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "BYTES", requires = "http_bind",
           default_value_t = coap_tools::http_proxy::HttpProxyConfig::default().max_body)]
     pub http_max_body: usize,
+
+    /// With --http-bind: request and response bodies held at once, all clients together,
+    /// in bytes (503 with Retry-After beyond)
+    #[arg(long, value_name = "BYTES", requires = "http_bind",
+          default_value_t = coap_tools::http_proxy::HttpProxyConfig::default().max_body_memory)]
+    pub http_max_body_memory: usize,
+
+    /// With --http-bind: HTTP connections one client address may hold (503 beyond)
+    #[arg(long, value_name = "N", requires = "http_bind",
+          default_value_t = coap_tools::http_proxy::HttpProxyConfig::default().max_connections_per_client)]
+    pub http_max_connections_per_client: usize,
+
+    /// With --http-bind: seconds a client may take to send a request head (then closed)
+    #[arg(long, value_name = "S", requires = "http_bind", value_parser = parse_seconds,
+          default_value = "5")]
+    pub http_header_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]

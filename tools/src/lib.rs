@@ -14,6 +14,7 @@ pub mod input;
 pub mod output;
 pub mod plugtest;
 pub mod proxy;
+pub mod proxy_permits;
 pub mod rd;
 pub mod shared;
 pub mod uploads;

@@ -19,13 +19,19 @@
 //!   is left (checked at each upstream notification) or it ends upstream.
 //! - Reverse: `--reverse /local=coap://host:port/base` forwards requests under `/local`
 //!   without any proxy option.
-//! - Bounded: at most `max_upstream` exchanges in flight, and at most `max_per_upstream` to
-//!   any one upstream endpoint (so a silent upstream holds only its own permits and fails
-//!   its own excess requests at once, not everyone's); beyond either, 5.03 with Max-Age.
+//! - Bounded ([`crate::proxy_permits`]): at most `max_upstream` exchanges in flight, at
+//!   most `max_per_upstream` to any one upstream endpoint, and for each upstream at most
+//!   `upstream_queue` requests waiting up to `upstream_wait` for one of its permits. So a
+//!   silent upstream holds only its own permits: its exchanges end with 5.04 after
+//!   `upstream_timeout`, its queued requests with 5.04 after `upstream_wait`, the rest at
+//!   once with 5.03 and Max-Age; other upstreams are served meanwhile.
 //! - Destinations: checked after name resolution by a
-//!   [`DestinationPolicy`](crate::destination::DestinationPolicy); a refused one gets 4.03
-//!   Forbidden (RFC 7252 §5.9.2.4: the proxy understood and will not do it — 5.05 would
-//!   claim proxying is unsupported, which is not the case).
+//!   [`DestinationPolicy`] (the request then goes
+//!   to the checked addresses only). A refused Proxy-Uri or Proxy-Scheme request gets 5.05
+//!   Proxying Not Supported with the reason as diagnostic payload: RFC 7252 §5.10.2 says an
+//!   endpoint "unwilling to act as a forward-proxy for the request MUST return" 5.05, and
+//!   §5.9.3.6 defines it as unable or unwilling for the URI given. Reverse-map targets are
+//!   the operator's and not checked.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::destination::DestinationPolicy;
+use crate::proxy_permits::{authority, NoPermit, Permit, PermitLimits, Permits};
 use coap_core::cache::{key_hash, same_key, Cache, Lookup, Meta, Storage, Stored};
 use coap_core::code::CodeClass;
 use coap_core::{Code, Message, MessageBuilder, MessageType, Method, OptionNumber, ResponseHandle};
@@ -58,6 +65,10 @@ pub struct ProxyConfig {
     pub upstream_timeout: Duration,
     /// Upstream exchanges in flight to one upstream endpoint (host and port) at most.
     pub max_per_upstream: usize,
+    /// Requests waiting for a permit of one upstream endpoint at most (5.03 beyond).
+    pub upstream_queue: usize,
+    /// How long a request waits for a permit of its upstream (5.04 beyond).
+    pub upstream_wait: Duration,
     /// Reverse-proxy map: local path prefix → upstream base URI.
     pub reverse: Vec<(String, String)>,
     /// Where requests may be forwarded to.
@@ -72,6 +83,8 @@ impl Default for ProxyConfig {
             max_upstream: 256,
             upstream_timeout: Duration::from_secs(30),
             max_per_upstream: 32,
+            upstream_queue: 32,
+            upstream_wait: Duration::from_secs(2),
             reverse: Vec::new(),
             destinations: DestinationPolicy::default(),
         }
@@ -90,6 +103,8 @@ pub struct ProxyStats {
     pub busy: AtomicU64,
     /// Requests refused by the destination policy.
     pub forbidden: AtomicU64,
+    /// Requests answered 5.04 because no permit of their upstream came free in time.
+    pub gave_up_waiting: AtomicU64,
     /// Upstream observations started (one per distinct observed request at a time).
     pub observations: AtomicU64,
     /// Upstream observations ended (no downstream observer left, or ended upstream).
@@ -172,48 +187,6 @@ struct Shared {
 
 type SharedMap = Arc<Mutex<HashMap<u32, Shared>>>;
 
-/// Upstream permits: a global count and one per upstream endpoint. A permit is released
-/// when dropped, so every path out of a spawned exchange gives it back.
-#[derive(Clone, Default)]
-struct Permits {
-    global: Arc<AtomicU64>,
-    per_upstream: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-struct Permit {
-    permits: Permits,
-    upstream: String,
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.permits.global.fetch_sub(1, Ordering::AcqRel);
-        let mut map = self
-            .permits
-            .per_upstream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.upstream) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.upstream);
-            }
-        }
-    }
-}
-
-/// The upstream endpoint of a URI (`host:port`, lower case), what per-upstream permits are
-/// counted by.
-fn authority(uri: &str) -> String {
-    match coap_core::Uri::parse(uri) {
-        Ok(u) => match u.host() {
-            coap_core::Host::Ip(ip) => std::net::SocketAddr::new(ip, u.port()).to_string(),
-            coap_core::Host::Name(n) => format!("{}:{}", n.to_ascii_lowercase(), u.port()),
-        },
-        Err(_) => uri.to_owned(),
-    }
-}
-
 /// The proxy's handler: answers from the cache or defers and forwards.
 pub struct Proxy {
     client: Client,
@@ -233,6 +206,12 @@ impl Proxy {
     /// (the server's), spawning upstream exchanges on the current tokio runtime.
     pub fn new(client: Client, responder: Responder, config: ProxyConfig) -> Proxy {
         let storage = VecStorage::new(config.cache_entries, config.cache_entry_bytes);
+        let limits = PermitLimits {
+            global: config.max_upstream,
+            per_upstream: config.max_per_upstream,
+            queue: config.upstream_queue,
+            wait: config.upstream_wait,
+        };
         Proxy {
             client,
             notifier: responder.notifier(),
@@ -240,7 +219,7 @@ impl Proxy {
             observed: Arc::new(Mutex::new(HashMap::new())),
             cache: Arc::new(Mutex::new(Cache::new(storage))),
             config,
-            permits: Permits::default(),
+            permits: Permits::new(limits),
             stats: Arc::new(ProxyStats::default()),
             start: std::time::Instant::now(),
             runtime: tokio::runtime::Handle::current(),
@@ -256,36 +235,24 @@ impl Proxy {
         coap_core::Instant::from_millis(self.start.elapsed().as_millis() as u64)
     }
 
-    /// Takes one of the `max_upstream` upstream places and one of the `max_per_upstream`
-    /// of `uri`'s upstream, or counts a refusal.
-    fn take_upstream_place(&self, uri: &str) -> Option<Permit> {
-        let limit = self.config.max_upstream as u64;
-        let refuse = || {
+    /// A place in the queue of `uri`'s upstream, or a counted refusal.
+    fn reserve(&self, uri: &str) -> Option<crate::proxy_permits::Reserved> {
+        let r = self.permits.reserve(&authority(uri)).ok();
+        if r.is_none() {
             self.stats.busy.fetch_add(1, Ordering::Relaxed);
-            None
-        };
-        let global = &self.permits.global;
-        if global.fetch_add(1, Ordering::AcqRel) >= limit {
-            global.fetch_sub(1, Ordering::AcqRel);
-            return refuse();
         }
-        let upstream = authority(uri);
-        let mut map = self
-            .permits
-            .per_upstream
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(upstream.clone()).or_insert(0);
-        if *n >= self.config.max_per_upstream.max(1) {
-            drop(map);
-            global.fetch_sub(1, Ordering::AcqRel);
-            return refuse();
-        }
-        *n += 1;
-        drop(map);
-        Some(Permit {
-            permits: self.permits.clone(),
-            upstream,
+        r
+    }
+
+    /// What a spawned exchange needs before it may go upstream.
+    fn gate(&self, uri: &str, checked: bool) -> Option<Gate> {
+        let reserved = self.reserve(uri)?;
+        Some(Gate {
+            reserved,
+            policy: checked.then(|| self.config.destinations.clone()),
+            uri: uri.to_owned(),
+            client: self.client.clone(),
+            stats: self.stats.clone(),
         })
     }
 
@@ -296,6 +263,7 @@ impl Proxy {
         &mut self,
         req: &IncomingRequest<'_, Peer>,
         uri: &str,
+        checked: bool,
         hops: u32,
         w: &mut ResponseWriter<'_>,
     ) -> Option<Outcome> {
@@ -325,7 +293,7 @@ impl Proxy {
             return Some(Outcome::Defer);
         }
         let request = copy_request(msg)?;
-        let Some(permit) = self.take_upstream_place(uri) else {
+        let Some(gate) = self.gate(uri, checked) else {
             return Some(busy(w));
         };
         observed.insert(
@@ -344,32 +312,35 @@ impl Proxy {
         } else {
             Method::Get
         };
-        let mut upstream = self
-            .client
-            .request(method, uri)
-            .timeout(self.config.upstream_timeout)
-            .option(OptionNumber::HOP_LIMIT, vec![(hops - 1) as u8])
-            .payload(msg.payload().to_vec());
-        for o in msg
+        let options: Vec<(OptionNumber, Vec<u8>)> = msg
             .options()
             .filter(|o| forwarded(o.number) && o.number != OptionNumber::ETAG)
-        {
-            upstream = upstream.option(o.number, o.value.to_vec());
-        }
+            .map(|o| (o.number, o.value.to_vec()))
+            .collect();
+        let payload = msg.payload().to_vec();
+        let timeout = self.config.upstream_timeout;
         let relay = Relay {
             key,
             observed: self.observed.clone(),
             responder: self.responder.clone(),
             notifier: self.notifier.clone(),
-            permit: Mutex::new(Some(permit)),
+            permit: Mutex::new(None),
             stats: self.stats.clone(),
         };
-        let policy = self.config.destinations.clone();
         let uri = uri.to_owned();
         self.runtime.spawn(async move {
-            if policy.check_uri(&uri).await.is_err() {
-                relay.stats.forbidden.fetch_add(1, Ordering::Relaxed);
-                return relay.end(Reply::new(Code::FORBIDDEN)).await;
+            let (client, permit) = match gate.pass().await {
+                Ok(passed) => passed,
+                Err(refusal) => return relay.end(refusal).await,
+            };
+            *relay.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+            let mut upstream = client
+                .request(method, &uri)
+                .timeout(timeout)
+                .option(OptionNumber::HOP_LIMIT, vec![(hops - 1) as u8])
+                .payload(payload);
+            for (n, v) in options {
+                upstream = upstream.option(n, v);
             }
             match upstream.observe().await {
                 Ok(observation) => relay.run(observation).await,
@@ -492,6 +463,51 @@ fn busy(w: &mut ResponseWriter<'_>) -> Outcome {
     Outcome::Respond
 }
 
+/// What stands between a deferred request and its upstream: the destination policy (for
+/// Proxy-Uri / Proxy-Scheme targets) and a permit of its upstream.
+struct Gate {
+    reserved: crate::proxy_permits::Reserved,
+    /// `None` for a reverse-map target (the operator's own).
+    policy: Option<DestinationPolicy>,
+    uri: String,
+    client: Client,
+    stats: Arc<ProxyStats>,
+}
+
+impl Gate {
+    /// The client to send with (pinned to the checked addresses) and the permit, or the
+    /// reply that refuses the request.
+    async fn pass(self) -> Result<(Client, Permit), Reply> {
+        let client = match &self.policy {
+            None => self.client.clone(),
+            Some(policy) => match policy.check_uri(&self.uri).await {
+                Ok(checked) => checked.pin(&self.client),
+                Err(why) => {
+                    // RFC 7252 §5.10.2, §5.9.3.6: unwilling to forward to this URI: 5.05,
+                    // the reason as diagnostic payload (§5.5.2).
+                    self.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+                    return Err(Reply::new(Code::PROXYING_NOT_SUPPORTED)
+                        .payload(why.to_string().into_bytes()));
+                }
+            },
+        };
+        match self.reserved.acquire().await {
+            Ok(permit) => Ok((client, permit)),
+            Err(NoPermit::Timeout) => {
+                // §5.9.3.5: the upstream has not answered the earlier requests in time.
+                self.stats.gave_up_waiting.fetch_add(1, Ordering::Relaxed);
+                Err(Reply::new(Code::GATEWAY_TIMEOUT).payload(
+                    format!("upstream {} is not answering", authority(&self.uri)).into_bytes(),
+                ))
+            }
+            Err(NoPermit::Busy) => {
+                self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                Err(with_max_age(Reply::new(Code::SERVICE_UNAVAILABLE), 1))
+            }
+        }
+    }
+}
+
 /// §5.7.2: no answer in time → 5.04 Gateway Timeout; anything else that kept the upstream
 /// exchange from completing → 5.02 Bad Gateway.
 fn error_reply(e: &ClientError) -> Reply {
@@ -556,7 +572,9 @@ fn copy_request(msg: &Message<'_>) -> Option<Vec<u8>> {
 
 /// Where a request goes upstream, or why it cannot.
 enum Target {
-    Upstream(String),
+    /// Forwarded: the URI, and whether the destination policy applies (not for the
+    /// reverse map's targets).
+    Upstream(String, bool),
     Unsupported,
     /// A Proxy-Uri that is no absolute URI (RFC 7252 §5.10.2): the client's error, 4.00.
     Malformed,
@@ -571,7 +589,7 @@ fn target(msg: &Message<'_>, reverse: &[(String, String)]) -> Target {
         // bad authority) is a malformed request: 4.00 (§5.9.2.1).
         let uri = String::from_utf8_lossy(o.value).into_owned();
         return match coap_core::Uri::parse(&uri) {
-            Ok(u) if u.scheme() == coap_core::Scheme::Coap => Target::Upstream(uri),
+            Ok(u) if u.scheme() == coap_core::Scheme::Coap => Target::Upstream(uri, true),
             Ok(_) | Err(coap_core::UriError::UnsupportedScheme) => Target::Unsupported,
             Err(_) => Target::Malformed,
         };
@@ -592,13 +610,13 @@ fn target(msg: &Message<'_>, reverse: &[(String, String)]) -> Target {
             host
         };
         let port = msg.uint_option(OptionNumber::URI_PORT).unwrap_or(5683);
-        return Target::Upstream(format!("coap://{host}:{port}{}", path_and_query(msg)));
+        return Target::Upstream(format!("coap://{host}:{port}{}", path_and_query(msg)), true);
     }
     let path = path_and_query(msg);
     for (prefix, base) in reverse {
         if let Some(rest) = path.strip_prefix(prefix.as_str()) {
             if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
-                return Target::Upstream(format!("{}{rest}", base.trim_end_matches('/')));
+                return Target::Upstream(format!("{}{rest}", base.trim_end_matches('/')), false);
             }
         }
     }
@@ -695,8 +713,8 @@ fn write(reply: &Reply, w: &mut ResponseWriter<'_>) -> Outcome {
 impl Handler<Peer> for Proxy {
     fn handle(&mut self, req: &IncomingRequest<'_, Peer>, w: &mut ResponseWriter<'_>) -> Outcome {
         let msg = req.message();
-        let uri = match target(msg, &self.config.reverse) {
-            Target::Upstream(u) => u,
+        let (uri, checked) = match target(msg, &self.config.reverse) {
+            Target::Upstream(u, checked) => (u, checked),
             Target::Unsupported => {
                 w.set_code(Code::PROXYING_NOT_SUPPORTED);
                 return Outcome::Respond;
@@ -724,7 +742,7 @@ impl Handler<Peer> for Proxy {
             return Outcome::Respond;
         };
         if msg.observe() == Some(0) && matches!(method, Method::Get | Method::Fetch) {
-            if let Some(outcome) = self.observe(req, &uri, hops, w) {
+            if let Some(outcome) = self.observe(req, &uri, checked, hops, w) {
                 return outcome;
             }
         }
@@ -754,38 +772,42 @@ impl Handler<Peer> for Proxy {
             w.set_code(Code::INTERNAL_SERVER_ERROR);
             return Outcome::Respond;
         };
-        let Some(permit) = self.take_upstream_place(&uri) else {
+        let Some(gate) = self.gate(&uri, checked) else {
             return busy(w);
         };
-        let mut upstream = self
-            .client
-            .request(method, &uri)
-            .timeout(self.config.upstream_timeout)
-            .option(OptionNumber::HOP_LIMIT, vec![(hops - 1) as u8])
-            .payload(msg.payload().to_vec());
-        for o in msg.options().filter(|o| forwarded(o.number)) {
-            if o.number == OptionNumber::ETAG && validate.is_some() {
-                continue;
-            }
-            upstream = upstream.option(o.number, o.value.to_vec());
+        let mut options: Vec<(OptionNumber, Vec<u8>)> = msg
+            .options()
+            .filter(|o| forwarded(o.number))
+            .filter(|o| o.number != OptionNumber::ETAG || validate.is_none())
+            .map(|o| (o.number, o.value.to_vec()))
+            .collect();
+        if let Some(etag) = validate {
+            options.push((OptionNumber::ETAG, etag));
         }
-        if let Some(etag) = &validate {
-            upstream = upstream.option(OptionNumber::ETAG, etag.clone());
-        }
+        let payload = msg.payload().to_vec();
+        let timeout = self.config.upstream_timeout;
         let handle = req.handle();
         let responder = self.responder.clone();
         let cache = self.cache.clone();
         let start = self.start;
-        let policy = self.config.destinations.clone();
         let stats = self.stats.clone();
         self.runtime.spawn(async move {
-            if policy.check_uri(&uri).await.is_err() {
-                drop(permit);
-                stats.forbidden.fetch_add(1, Ordering::Relaxed);
-                let _ = responder.respond(handle, Reply::new(Code::FORBIDDEN)).await;
-                return;
-            }
+            let (client, permit) = match gate.pass().await {
+                Ok(passed) => passed,
+                Err(refusal) => {
+                    let _ = responder.respond(handle, refusal).await;
+                    return;
+                }
+            };
             stats.upstream.fetch_add(1, Ordering::Relaxed);
+            let mut upstream = client
+                .request(method, &uri)
+                .timeout(timeout)
+                .option(OptionNumber::HOP_LIMIT, vec![(hops - 1) as u8])
+                .payload(payload);
+            for (n, v) in options {
+                upstream = upstream.option(n, v);
+            }
             let result = upstream.send().await;
             drop(permit);
             let now = coap_core::Instant::from_millis(start.elapsed().as_millis() as u64);

@@ -29,11 +29,8 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
     let server =
         crate::serve::bind_or_default_with(args.bind, coap_tools::proxy::server_config()).await?;
     let local = server.local_addr();
-    let mut destinations = DestinationPolicy {
-        allow: args.allow.clone(),
-        deny: args.deny.clone(),
-        own: vec![local],
-    };
+    let mut destinations =
+        DestinationPolicy::new(args.allow.clone(), args.deny.clone(), vec![local]);
     if let Some(http) = args.http_bind {
         destinations.own.push(http);
     }
@@ -42,6 +39,8 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
         cache_entries: args.cache_entries,
         max_upstream: args.max_upstream.max(1),
         max_per_upstream: args.max_per_upstream.max(1),
+        upstream_queue: args.max_per_upstream.max(1),
+        upstream_wait: args.upstream_wait,
         upstream_timeout: args.upstream_timeout.unwrap_or(defaults.upstream_timeout),
         reverse,
         destinations: destinations.clone(),
@@ -63,7 +62,13 @@ pub async fn run(args: ProxyArgs) -> Result<Exit, Fail> {
             let http_config = HttpProxyConfig {
                 base: args.http_base.clone(),
                 max_upstream: args.max_upstream.max(1),
+                max_per_upstream: args.max_per_upstream.max(1),
+                upstream_queue: args.max_per_upstream.max(1),
+                upstream_wait: args.upstream_wait,
                 max_body: args.http_max_body,
+                max_body_memory: args.http_max_body_memory,
+                max_connections_per_client: args.http_max_connections_per_client.max(1),
+                header_read_timeout: args.http_header_timeout,
                 upstream_timeout: args
                     .upstream_timeout
                     .unwrap_or(http_defaults.upstream_timeout),

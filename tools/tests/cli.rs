@@ -999,6 +999,8 @@ fn serve_plugtest_and_proxy_commands() {
         "127.0.0.1:0",
         "--reverse",
         &format!("/demo=coap://{}", demo.addr),
+        "--allow",
+        "127.0.0.0/8",
     ]);
     let r = coap(
         &[

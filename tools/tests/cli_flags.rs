@@ -604,7 +604,7 @@ fn ping_our_server_and_libcoaps() {
 #[test]
 fn proxy_through_ours_and_aiocoaps() {
     let s = Server::start();
-    let ours = Server::start_with(&["proxy", "--bind", "127.0.0.1:0"]);
+    let ours = Server::start_with(&["proxy", "--bind", "127.0.0.1:0", "--allow", "127.0.0.0/8"]);
     let r = coap(&["get", &s.uri("/hello"), "--proxy", &ours.uri("")], None);
     assert_eq!(
         (r.code(), r.stdout.as_str()),
@@ -745,6 +745,8 @@ fn http_proxy_takes_curls_default_form_type_as_bytes() {
         "127.0.0.1:0",
         "--http-bind",
         &format!("127.0.0.1:{http_port}"),
+        "--allow",
+        "127.0.0.0/8",
     ]);
     let _ = proxy.stderr.recv_timeout(WAIT);
     let url = format!("http://127.0.0.1:{http_port}/hc/{}", s.uri("/echo"));

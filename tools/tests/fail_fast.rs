@@ -46,7 +46,7 @@ fn proxy_answers_5_02_for_a_closed_upstream() {
     let proxy = port.to_string();
     let _child = Kill(
         std::process::Command::new(BIN)
-            .args(["proxy", "-b", &proxy])
+            .args(["proxy", "-b", &proxy, "--allow", "127.0.0.0/8"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -224,7 +224,15 @@ fn an_ipv4_bound_proxy_forwards_to_an_ipv6_upstream() {
         return; // no IPv6 loopback on this machine
     }
     let upstream = Server::start_with(&["serve", "--bind", "[::1]:0"]);
-    let proxy = Server::start_with(&["proxy", "-b", "127.0.0.1:0", "--http-bind", "127.0.0.1:0"]);
+    let proxy = Server::start_with(&[
+        "proxy",
+        "-b",
+        "127.0.0.1:0",
+        "--http-bind",
+        "127.0.0.1:0",
+        "--allow",
+        "::1",
+    ]);
     assert!(proxy.addr.is_ipv4());
     let target = upstream.uri("/hello");
     let via = format!("coap://{}", proxy.addr);

@@ -57,19 +57,32 @@
 //! - request bodies: [`HttpProxyConfig::max_body`] bytes (413 beyond);
 //! - response bodies: [`HttpProxyConfig::max_response`] bytes (502 beyond; the exchange is
 //!   cancelled);
-//! - upstream exchanges in flight: [`HttpProxyConfig::max_upstream`] (503 with
-//!   `Retry-After` beyond, §8.1);
-//! - request bodies held at once, all connections together:
-//!   [`HttpProxyConfig::max_body_memory`] bytes (each request reserves its Content-Length,
-//!   or [`HttpProxyConfig::max_body`] when it has none, before reading; 503 with
-//!   `Retry-After` when the budget is spent);
-//! - connections served at once: [`HttpProxyConfig::max_connections`] (further ones wait in
-//!   the listen backlog), and per client address
-//!   [`HttpProxyConfig::max_connections_per_client`] (further ones get 503 and are closed);
-//! - destinations: [`HttpProxyConfig::destinations`], checked after name resolution (403,
-//!   see [`crate::destination`]);
+//! - upstream exchanges in flight: [`HttpProxyConfig::max_upstream`] in all, and
+//!   [`HttpProxyConfig::max_per_upstream`] to one CoAP endpoint, with at most
+//!   [`HttpProxyConfig::upstream_queue`] requests waiting up to
+//!   [`HttpProxyConfig::upstream_wait`] for one of its permits ([`crate::proxy_permits`]):
+//!   a silent upstream fails its own requests with 504 (after the wait, or after
+//!   [`HttpProxyConfig::upstream_timeout`] for those sent) and 503 with `Retry-After` for
+//!   the excess (§8.1), while other upstreams are served;
+//! - bodies held at once, all connections together:
+//!   [`HttpProxyConfig::max_body_memory`] bytes, 64 MiB by default (each request reserves
+//!   its Content-Length, nothing without a body, or [`HttpProxyConfig::max_body`] when
+//!   chunked, before reading; a Block2 response is charged as it grows, beyond what its
+//!   request reserved). When the budget is spent: 503 with `Retry-After: 1` — the body is
+//!   acceptable, the proxy is momentarily out of room (RFC 9110 §15.6.4); 413 stays for a
+//!   body larger than `max_body` itself, which no retry can fix;
+//! - connections open at once: [`HttpProxyConfig::max_connections`] (beyond, the connection
+//!   waiting longest for a request head makes room; 503 when all are mid-request), and per
+//!   client address [`HttpProxyConfig::max_connections_per_client`] (further ones get 503
+//!   and are closed);
+//! - destinations: [`HttpProxyConfig::destinations`], checked after name resolution (403
+//!   Forbidden with the reason in the body: the HC proxy understood the request and refuses
+//!   it, RFC 9110 §15.5.4; see [`crate::destination`]), the request then sent to the
+//!   checked addresses only;
 //! - request heads: hyper's limits, 431 beyond (at most [`MAX_HEADERS`] header fields and
-//!   [`MAX_HEAD_BYTES`] bytes, sent within [`HEADER_READ_TIMEOUT`]), and
+//!   [`MAX_HEAD_BYTES`] bytes), sent within [`HttpProxyConfig::header_read_timeout`]
+//!   (default [`HEADER_READ_TIMEOUT`]; a connection whose head is not complete by then is
+//!   closed without an answer, as hyper does, against slow-header clients), and
 //!   [`BODY_READ_TIMEOUT`] for the body (408 beyond).
 //!
 //! Errors the proxy makes itself carry a one-line `text/plain` body saying what failed; a
@@ -78,10 +91,8 @@
 //! Not done: the cache (every request goes upstream), loose media type mapping (§6.3, an
 //! OPTIONAL feature), content transcoding (§6.5), Observe, and TLS on the HTTP side.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +108,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+mod connections;
 mod headers;
 mod status;
 mod target;
@@ -115,8 +127,11 @@ pub const MAX_HEADERS: usize = 64;
 /// `max_header_size`: bounding only its read buffer (`max_buf_size`) instead leaves a
 /// client that sends a larger head without an answer (seen with hyper 1.12).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// How long a client may take to send a request head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request head, by default: ample for an HTTP
+/// client (which writes its head at once), short enough that slow-header clients at 100
+/// connections per second hold at most ~500 of the 1024 connection places (and a full
+/// table closes theirs first).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send a request body (408 beyond).
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Max-Age when the CoAP response has none (RFC 7252 §5.10.5).
@@ -135,13 +150,22 @@ pub struct HttpProxyConfig {
     pub base: Option<String>,
     /// Upstream exchanges in flight at most; 503 beyond (RFC 8075 §8.1).
     pub max_upstream: usize,
+    /// Upstream exchanges in flight to one CoAP endpoint (host and port) at most.
+    pub max_per_upstream: usize,
+    /// Requests waiting for a permit of one CoAP endpoint at most; 503 beyond.
+    pub upstream_queue: usize,
+    /// How long a request waits for a permit of its CoAP endpoint; 504 beyond.
+    pub upstream_wait: Duration,
+    /// How long a client may take to send a request head; the connection is closed beyond.
+    pub header_read_timeout: Duration,
     /// Largest request body in bytes; 413 beyond.
     pub max_body: usize,
     /// Largest response body taken from upstream (Block2 reassembled); 502 beyond.
     pub max_response: usize,
     /// How long one upstream exchange (all its blocks) may take; 504 beyond.
     pub upstream_timeout: Duration,
-    /// HTTP connections served at once; more wait to be accepted.
+    /// HTTP connections open at once; beyond, the one waiting longest for a request head
+    /// is closed for the newcomer (503 when every one is serving a request).
     pub max_connections: usize,
     /// HTTP connections served at once from one client IP address; more get 503.
     pub max_connections_per_client: usize,
@@ -156,6 +180,10 @@ impl Default for HttpProxyConfig {
         HttpProxyConfig {
             base: None,
             max_upstream: 256,
+            max_per_upstream: 32,
+            upstream_queue: 32,
+            upstream_wait: Duration::from_secs(2),
+            header_read_timeout: HEADER_READ_TIMEOUT,
             max_body: 16 << 20,
             max_response: 64 << 20,
             // RFC 8075 §8.5: at least MAX_RTT (202 s) + MAX_SERVER_RESPONSE_DELAY is what
@@ -190,16 +218,21 @@ pub struct HttpProxyStats {
     /// Requests refused with 503 because `max_upstream` exchanges were in flight, or the
     /// body-memory budget was spent.
     pub busy: AtomicU64,
-    /// Connections refused because their client had `max_connections_per_client` open.
+    /// Connections refused (503) because their client had `max_connections_per_client`
+    /// open, or every connection was serving a request.
     pub refused_connections: AtomicU64,
+    /// Connections closed while waiting for a request head, to make room for a newer one.
+    pub evicted_connections: AtomicU64,
     /// Requests refused by the destination policy.
     pub forbidden: AtomicU64,
+    /// Requests answered 504 because no permit of their upstream came free in time.
+    pub gave_up_waiting: AtomicU64,
 }
 
 struct State {
     client: Client,
     config: HttpProxyConfig,
-    upstream: Semaphore,
+    upstream: crate::proxy_permits::Permits,
     /// The body-memory budget, in KiB (`acquire_many` counts in `u32`).
     body_memory: Semaphore,
     stats: Arc<HttpProxyStats>,
@@ -226,11 +259,16 @@ impl HttpProxy {
                 return Err(HttpProxyConfigError::InvalidBase(base.clone()));
             }
         }
-        let permits = config.max_upstream.clamp(1, Semaphore::MAX_PERMITS);
+        let permits = crate::proxy_permits::Permits::new(crate::proxy_permits::PermitLimits {
+            global: config.max_upstream,
+            per_upstream: config.max_per_upstream,
+            queue: config.upstream_queue,
+            wait: config.upstream_wait,
+        });
         Ok(HttpProxy {
             state: Arc::new(State {
                 client,
-                upstream: Semaphore::new(permits),
+                upstream: permits,
                 body_memory: Semaphore::new(
                     (kib(config.max_body_memory as u64) as usize).clamp(1, Semaphore::MAX_PERMITS),
                 ),
@@ -252,25 +290,13 @@ impl HttpProxy {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let connections = Arc::new(Semaphore::new(
-            self.state
-                .config
-                .max_connections
-                .clamp(1, Semaphore::MAX_PERMITS),
-        ));
+        let connections = connections::Connections::new(
+            self.state.config.max_connections,
+            self.state.config.max_connections_per_client,
+        );
         let mut tasks = tokio::task::JoinSet::new();
-        let per_client: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>> = Arc::default();
-        let per_client_limit = self.state.config.max_connections_per_client.max(1);
         tokio::pin!(shutdown);
         loop {
-            // A permit first: beyond the limit, connections wait in the backlog.
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = connections.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-            };
             let (mut stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 a = listener.accept() => match a {
@@ -284,74 +310,57 @@ impl HttpProxy {
             };
             // Reap finished connection tasks so the set does not grow.
             while tasks.try_join_next().is_some() {}
-            // One client (address) may hold only its share of the connections: slow
-            // senders from one host cannot keep everyone else waiting in the backlog.
-            let admitted = {
-                let mut map = per_client.lock().unwrap_or_else(|e| e.into_inner());
-                let n = map.entry(peer.ip()).or_insert(0);
-                if *n >= per_client_limit {
-                    false
-                } else {
-                    *n += 1;
-                    true
+            let stats = &self.state.stats;
+            let slot = match connections.admit(peer.ip()) {
+                connections::Admission::Admitted(slot) => slot,
+                connections::Admission::ClientFull | connections::Admission::Full => {
+                    stats.refused_connections.fetch_add(1, Ordering::Relaxed);
+                    tasks.spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let refusal = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+                            Content-Length: 0\r\nConnection: close\r\n\r\n";
+                        let _ =
+                            tokio::time::timeout(Duration::from_secs(1), stream.write_all(refusal))
+                                .await;
+                    });
+                    continue;
                 }
             };
-            if !admitted {
-                self.state
-                    .stats
-                    .refused_connections
-                    .fetch_add(1, Ordering::Relaxed);
-                drop(permit);
-                tasks.spawn(async move {
-                    use tokio::io::AsyncWriteExt;
-                    let refusal = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
-                        Content-Length: 0\r\nConnection: close\r\n\r\n";
-                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(refusal))
-                        .await;
-                });
-                continue;
-            }
-            let client_slot = ClientSlot {
-                map: per_client.clone(),
-                ip: peer.ip(),
-            };
+            let slot = Arc::new(slot);
             let state = self.state.clone();
+            let stats = self.state.stats.clone();
+            let header_read_timeout = self.state.config.header_read_timeout;
             tasks.spawn(async move {
-                let _client_slot = client_slot;
+                let evict = slot.evict.clone();
+                let serving = slot.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    let slot = serving.clone();
+                    async move {
+                        slot.set_active(true);
+                        let r = handle(&state, req).await;
+                        slot.set_active(false);
+                        Ok::<_, Infallible>(r)
+                    }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .header_read_timeout(header_read_timeout)
                     .max_headers(MAX_HEADERS)
                     .max_header_size(MAX_HEAD_BYTES)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                drop(permit);
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::select! {
+                    _ = conn => {}
+                    // Its place went to a newer connection while it waited for a head.
+                    () = evict.notified() => {
+                        stats.evicted_connections.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                drop(slot);
             });
         }
         tasks.shutdown().await;
         Ok(())
-    }
-}
-
-/// One connection's place in the per-client count, given back when dropped.
-struct ClientSlot {
-    map: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
-}
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ip);
-            }
-        }
     }
 }
 
@@ -541,12 +550,20 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
         return too_large();
     }
     // Destination policy after name resolution, before the body is read (403).
-    if let Err(why) = config.destinations.check_uri(&uri).await {
-        state.stats.forbidden.fetch_add(1, Ordering::Relaxed);
-        return error(StatusCode::FORBIDDEN, why);
-    }
-    // The body's memory comes out of the global budget before a byte is read.
-    let reserve = declared.unwrap_or(config.max_body as u64);
+    let client = match config.destinations.check_uri(&uri).await {
+        Ok(checked) => checked.pin(&state.client),
+        Err(why) => {
+            state.stats.forbidden.fetch_add(1, Ordering::Relaxed);
+            return error(StatusCode::FORBIDDEN, why);
+        }
+    };
+    // The body's memory comes out of the global budget before a byte is read: its
+    // Content-Length, nothing for a request without a body (neither Content-Length nor
+    // Transfer-Encoding, RFC 9112 §6.3), `max_body` for a chunked one.
+    let reserve = hyper::body::Body::size_hint(&body)
+        .exact()
+        .or(declared)
+        .unwrap_or(config.max_body as u64);
     let _body_budget = if reserve == 0 {
         None
     } else {
@@ -586,21 +603,36 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
         };
 
     // RFC 8075 §8.1: a bound on concurrent upstream exchanges; 503 beyond.
-    let Ok(_permit) = state.upstream.try_acquire() else {
-        state.stats.busy.fetch_add(1, Ordering::Relaxed);
-        let mut r = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format_args!(
-                "proxy busy: {} upstream exchanges in flight",
-                config.max_upstream
-            ),
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return r;
+    let upstream = crate::proxy_permits::authority(&uri);
+    let _permit = match state.upstream.acquire(&upstream).await {
+        Ok(p) => p,
+        Err(crate::proxy_permits::NoPermit::Timeout) => {
+            state.stats.gave_up_waiting.fetch_add(1, Ordering::Relaxed);
+            return error(
+                StatusCode::GATEWAY_TIMEOUT,
+                format_args!(
+                    "upstream {upstream} is not answering: its {} exchanges in flight \
+                     did not end within {:?}",
+                    config.max_per_upstream, config.upstream_wait
+                ),
+            );
+        }
+        Err(crate::proxy_permits::NoPermit::Busy) => {
+            state.stats.busy.fetch_add(1, Ordering::Relaxed);
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format_args!(
+                    "proxy busy: upstream exchanges in flight to {upstream} or in all \
+                     at their limits ({} per upstream, {} in all)",
+                    config.max_per_upstream, config.max_upstream
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
+        }
     };
-    let mut request = state
-        .client
+    let mut request = client
         .request(method, &uri)
         .timeout(config.upstream_timeout)
         .payload(payload.to_vec());
@@ -615,30 +647,48 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
     }
     // The client reassembles Block2 without a size limit of its own: its progress
     // reports bound the response here (dropping the send cancels the exchange). An
-    // upload's own progress counts up to the request body, which is allowed.
+    // upload's own progress counts up to the request body, which is allowed. A response
+    // body comes out of the body-memory budget too, as it grows, beyond what the request
+    // reserved (so an exchange is charged the larger of its two bodies): 503 with
+    // Retry-After when the budget is spent.
     let (progress, reports) = async_channel::bounded(8);
     request = request.progress(progress);
     let limit = config.max_response.max(payload.len());
+    let reserved = kib(reserve);
+    let response_budget = std::sync::Mutex::new(Vec::new());
     let watch = async {
+        let mut held = 0u32;
         while let Ok(p) = reports.recv().await {
             if p.done > limit {
-                return;
+                return Cut::TooLarge;
+            }
+            let want = kib(p.done as u64).saturating_sub(reserved);
+            if want > held {
+                match state.body_memory.try_acquire_many(want - held) {
+                    Ok(more) => {
+                        held = want;
+                        if let Ok(mut v) = response_budget.lock() {
+                            v.push(more);
+                        }
+                    }
+                    Err(_) => return Cut::Budget,
+                }
             }
         }
-        std::future::pending::<()>().await
+        std::future::pending::<Cut>().await
     };
     state.stats.upstream.fetch_add(1, Ordering::Relaxed);
     state.stats.inflight.fetch_add(1, Ordering::AcqRel);
     let result = tokio::select! {
-        r = request.send() => Some(r),
-        () = watch => None,
+        r = request.send() => Ok(r),
+        cut = watch => Err(cut),
     };
     state.stats.inflight.fetch_sub(1, Ordering::AcqRel);
 
     let r = match result {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => return upstream_error(&uri, e),
-        None => {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return upstream_error(&uri, e),
+        Err(Cut::TooLarge) => {
             return error(
                 StatusCode::BAD_GATEWAY,
                 format_args!(
@@ -646,6 +696,19 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
                     config.max_response
                 ),
             )
+        }
+        Err(Cut::Budget) => {
+            state.stats.busy.fetch_add(1, Ordering::Relaxed);
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format_args!(
+                    "proxy busy: bodies in progress use the {} bytes allowed",
+                    config.max_body_memory
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
         }
     };
     let has_payload = !r.payload.is_empty();
@@ -705,6 +768,14 @@ async fn handle_inner(state: &State, req: Request<Incoming>) -> HttpResponse {
     out
 }
 
+/// Why an upstream exchange was cut short by the proxy.
+enum Cut {
+    /// The response grew beyond `max_response`.
+    TooLarge,
+    /// The response's memory did not fit the body-memory budget.
+    Budget,
+}
+
 /// The HTTP answer to a failed upstream exchange (RFC 7252 §10.2).
 fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
     let status = match &e {
@@ -738,245 +809,4 @@ fn is_form_urlencoded(content_type: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::target::percent_decode;
-    use super::*;
-    use coap_core::ContentFormat;
-    use coap_tokio::Response as CoapResponse;
-
-    fn target(s: &str, base: Option<&str>) -> Target {
-        target_of(&s.parse::<hyper::Uri>().unwrap(), base)
-    }
-
-    fn coap(uri: &str, via_hc: bool) -> Target {
-        Target::Coap {
-            uri: uri.to_owned(),
-            via_hc,
-        }
-    }
-
-    #[test]
-    fn default_mapping_of_rfc8075_section_5_3() {
-        assert_eq!(
-            target("/hc/coap://s.example.com/light", None),
-            coap("coap://s.example.com/light", true)
-        );
-        // §5.3.2's example: bracket percent-encoded, decoded by the proxy.
-        assert_eq!(
-            target("/hc/coap://%5B2001:db8::1%5D/light?on", None),
-            coap("coap://[2001:db8::1]/light?on", true)
-        );
-        // The path's own encodings stay.
-        assert_eq!(
-            target("/hc/coap://h:5684/a%5Bb?x=%26", None),
-            coap("coap://h:5684/a%5Bb?x=%26", true)
-        );
-        assert_eq!(
-            target("/hc/coap%3A%2F%2Fh%3A1234%2Fa%2Fb", None),
-            coap("coap://h:1234/a/b", true)
-        );
-        assert_eq!(
-            target("/hc/?target_uri=coap://s.example.com/light", None),
-            coap("coap://s.example.com/light", true)
-        );
-        assert_eq!(
-            target("coap://s.example.com/light", None),
-            coap("coap://s.example.com/light", true)
-        );
-    }
-
-    #[test]
-    fn bad_targets_are_refused_with_the_rfc_status() {
-        let status = |s: &str| match target(s, None) {
-            Target::Refused(st, _) => st,
-            t => panic!("{s} gave {t:?}"),
-        };
-        // §5.3.1: no scheme is a client error.
-        assert_eq!(status("/hc/s.example.com/light"), StatusCode::BAD_REQUEST);
-        assert_eq!(status("/hc/http://example.com/"), StatusCode::BAD_REQUEST);
-        assert_eq!(status("/hc/coap://"), StatusCode::BAD_REQUEST);
-        assert_eq!(status("/hc/coap://h:99999/"), StatusCode::BAD_REQUEST);
-        assert_eq!(status("/hc/coap+tcp://h/x"), StatusCode::NOT_IMPLEMENTED);
-        assert_eq!(status("/hc/coap://224.0.1.187/x"), StatusCode::FORBIDDEN);
-        assert_eq!(status("/other"), StatusCode::NOT_FOUND);
-        assert_eq!(
-            target("/.well-known/core?rt=core.hc", None),
-            Target::Discovery
-        );
-    }
-
-    #[test]
-    fn null_mapping_onto_the_base() {
-        assert_eq!(
-            target("/a/b?c=d", Some("coap://h:5683/base/")),
-            coap("coap://h:5683/base/a/b?c=d", false)
-        );
-        // /hc/ still takes precedence.
-        assert_eq!(
-            target("/hc/coap://x/y", Some("coap://h/base")),
-            coap("coap://x/y", true)
-        );
-    }
-
-    #[test]
-    fn methods_of_rfc7252_section_10_2() {
-        let m = |s: &str| method_for(&hyper::Method::from_bytes(s.as_bytes()).unwrap());
-        assert_eq!(m("GET"), Some((Method::Get, false)));
-        assert_eq!(m("HEAD"), Some((Method::Get, true)));
-        assert_eq!(m("PUT"), Some((Method::Put, false)));
-        assert_eq!(m("POST"), Some((Method::Post, false)));
-        assert_eq!(m("DELETE"), Some((Method::Delete, false)));
-        assert_eq!(m("PATCH"), Some((Method::Patch, false)));
-        assert_eq!(m("FETCH"), Some((Method::Fetch, false)));
-        assert_eq!(m("iPATCH"), Some((Method::IPatch, false)));
-        for other in ["OPTIONS", "TRACE", "CONNECT", "BREW"] {
-            assert_eq!(m(other), None, "{other}");
-        }
-    }
-
-    #[test]
-    fn status_table_of_rfc8075_section_7() {
-        let s = |c: Code| status_for(c, false, false).map(|s| s.as_u16());
-        assert_eq!(s(Code::CREATED), Some(201));
-        assert_eq!(s(Code::DELETED), Some(204));
-        assert_eq!(status_for(Code::DELETED, true, false), Some(StatusCode::OK));
-        assert_eq!(s(Code::CHANGED), Some(204));
-        assert_eq!(status_for(Code::CHANGED, true, false), Some(StatusCode::OK));
-        assert_eq!(
-            status_for(Code::VALID, false, true),
-            Some(StatusCode::NOT_MODIFIED)
-        );
-        assert_eq!(s(Code::VALID), None);
-        assert_eq!(s(Code::CONTENT), Some(200));
-        assert_eq!(s(Code::CONTINUE), None);
-        assert_eq!(s(Code::BAD_REQUEST), Some(400));
-        assert_eq!(s(Code::UNAUTHORIZED), Some(403));
-        assert_eq!(s(Code::BAD_OPTION), Some(500));
-        assert_eq!(s(Code::FORBIDDEN), Some(403));
-        assert_eq!(s(Code::NOT_FOUND), Some(404));
-        assert_eq!(s(Code::METHOD_NOT_ALLOWED), Some(400));
-        assert_eq!(s(Code::NOT_ACCEPTABLE), Some(406));
-        assert_eq!(s(Code::REQUEST_ENTITY_INCOMPLETE), None);
-        assert_eq!(s(Code::PRECONDITION_FAILED), Some(412));
-        assert_eq!(s(Code::REQUEST_ENTITY_TOO_LARGE), Some(413));
-        assert_eq!(s(Code::UNSUPPORTED_CONTENT_FORMAT), Some(415));
-        assert_eq!(s(Code::INTERNAL_SERVER_ERROR), Some(500));
-        assert_eq!(s(Code::NOT_IMPLEMENTED), Some(501));
-        assert_eq!(s(Code::BAD_GATEWAY), Some(502));
-        assert_eq!(s(Code::SERVICE_UNAVAILABLE), Some(503));
-        assert_eq!(s(Code::GATEWAY_TIMEOUT), Some(504));
-        assert_eq!(s(Code::PROXYING_NOT_SUPPORTED), Some(502));
-    }
-
-    #[test]
-    fn media_types_and_content_formats() {
-        assert_eq!(content_format_for("text/plain"), Some(ContentFormat(0)));
-        assert_eq!(
-            content_format_for("text/plain; charset=UTF-8"),
-            Some(ContentFormat(0))
-        );
-        assert_eq!(content_format_for("text/plain; charset=latin1"), None);
-        assert_eq!(
-            content_format_for("application/json"),
-            Some(ContentFormat(50))
-        );
-        assert_eq!(
-            content_format_for("Application/JSON; charset=utf-8"),
-            Some(ContentFormat(50))
-        );
-        assert_eq!(
-            content_format_for("application/cbor"),
-            Some(ContentFormat(60))
-        );
-        assert_eq!(
-            content_format_for("application/cose; cose-type=\"cose-sign1\""),
-            Some(ContentFormat(18))
-        );
-        assert_eq!(content_format_for("application/cose"), None);
-        assert_eq!(content_format_for("image/png"), None);
-        assert_eq!(content_format_for("application/coap-payload;cf=60"), None);
-        assert_eq!(media_type_for(50), "application/json");
-        assert_eq!(media_type_for(0), "text/plain;charset=utf-8");
-        assert_eq!(media_type_for(65000), "application/coap-payload;cf=65000");
-    }
-
-    #[test]
-    fn accept_picks_the_most_preferred_mappable_type() {
-        assert_eq!(accept_for("*/*"), None);
-        assert_eq!(accept_for("application/json"), Some(ContentFormat(50)));
-        assert_eq!(
-            accept_for("text/html, application/cbor;q=0.5, application/json;q=0.9"),
-            Some(ContentFormat(50))
-        );
-        assert_eq!(accept_for("image/png"), None);
-        assert_eq!(accept_for("application/json;q=0"), None);
-        assert_eq!(
-            accept_for("application/cbor;q=0.8, */*;q=0.1"),
-            Some(ContentFormat(60))
-        );
-    }
-
-    #[test]
-    fn entity_tags_round_trip() {
-        assert_eq!(entity_tag(&[0xab, 0x01]), "\"ab01\"");
-        assert_eq!(etag_of("\"ab01\""), Some(vec![0xab, 0x01]));
-        assert_eq!(etag_of(" \"00\" "), Some(vec![0]));
-        assert_eq!(etag_of("W/\"ab01\""), None);
-        assert_eq!(etag_of("\"abc\""), None);
-        assert_eq!(etag_of("\"\""), None);
-        assert_eq!(etag_of("\"zz\""), None);
-        assert_eq!(etag_of("\"000102030405060708\""), None);
-    }
-
-    fn created(location: &[(OptionNumber, &str)]) -> CoapResponse {
-        CoapResponse {
-            code: Code::CREATED,
-            options: location
-                .iter()
-                .map(|(n, v)| (*n, v.as_bytes().to_vec()))
-                .collect(),
-            payload: Vec::new(),
-            peer: "127.0.0.1:5683".parse().unwrap(),
-            security: coap_tokio::Security::Plain,
-        }
-    }
-
-    #[test]
-    fn location_options_become_a_hosting_http_uri() {
-        let r = created(&[
-            (OptionNumber::LOCATION_PATH, "rd"),
-            (OptionNumber::LOCATION_PATH, "a b"),
-            (OptionNumber::LOCATION_QUERY, "x=1"),
-            (OptionNumber::LOCATION_QUERY, "y=&"),
-        ]);
-        // RFC 7252 §10.2.4 with the default mapping of RFC 8075 §5.3 (brackets encoded,
-        // §5.3.2).
-        assert_eq!(
-            location_of(&r, "coap://[::1]:5683/rd?ep=n", true, None).as_deref(),
-            Some("/hc/coap://%5B::1%5D:5683/rd/a%20b?x=1&y=%26")
-        );
-        // Under the base: a local path.
-        let r = created(&[
-            (OptionNumber::LOCATION_PATH, "base"),
-            (OptionNumber::LOCATION_PATH, "7"),
-        ]);
-        assert_eq!(
-            location_of(&r, "coap://h/base/new", false, Some("coap://h/base")).as_deref(),
-            Some("/7")
-        );
-        // Outside the base: the default mapping.
-        let r = created(&[(OptionNumber::LOCATION_PATH, "other")]);
-        assert_eq!(
-            location_of(&r, "coap://h/base/new", false, Some("coap://h/base")).as_deref(),
-            Some("/hc/coap://h/other")
-        );
-        assert_eq!(location_of(&created(&[]), "coap://h/x", true, None), None);
-    }
-
-    #[test]
-    fn percent_decoding_keeps_invalid_escapes() {
-        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
-        assert_eq!(percent_decode("a%zz%2").as_deref(), Some("a%zz%2"));
-        assert_eq!(percent_decode("%ff"), None);
-    }
-}
+mod tests;

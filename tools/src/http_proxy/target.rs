@@ -95,7 +95,7 @@ fn check_target(uri: String, via_hc: bool) -> Target {
                 // RFC 8075 §8.4: without multicast support, 403.
                 return Target::Refused(
                     StatusCode::FORBIDDEN,
-                    "multicast targets are not supported".to_owned(),
+                    "multicast and broadcast targets are not supported".to_owned(),
                 );
             }
         }
