@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use coap_core::RequestId;
 use coap_dtls::{Client as ClientRole, Config, Event, Server as ServerRole, SessionId, Sessions};
 
-pub use coap_dtls::{Config as DtlsConfig, PskStore};
+pub use coap_dtls::{Config as DtlsConfig, PskStore, WhenFull as DtlsWhenFull};
 
 /// Set in the serial of sessions this endpoint started as a DTLS client.
 pub const CLIENT_SERIAL: u64 = 1 << 63;
