@@ -272,3 +272,32 @@ fn refuse_closes_a_handshake_that_completes_after_the_table_filled() {
     );
     assert!(net.clients[a].1.is_empty());
 }
+
+#[test]
+fn close_all_tells_every_established_peer_and_keeps_nothing() {
+    let mut net = Net::new(Config::default());
+    let mut client_ids = Vec::new();
+    for port in [42501, 42502] {
+        let c = net.add_client(port, Config::default());
+        client_ids.push(net.connect(c, KEY));
+        net.run();
+    }
+    half_open(&mut net, host(7));
+    assert_eq!(net.server.len(), 3);
+    net.server_events();
+    let now = net.now;
+    net.server.close_all(now);
+    net.run();
+    assert!(net.server.is_empty());
+    assert!(net.server_events().is_empty(), "no events, as for close()");
+    for (i, sid) in client_ids.into_iter().enumerate() {
+        assert_eq!(
+            net.client_events(i).last(),
+            Some(&Event::Closed {
+                session: sid,
+                reason: CloseReason::PeerClosed
+            }),
+            "client {i} was told with close_notify"
+        );
+    }
+}

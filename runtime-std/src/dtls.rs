@@ -164,6 +164,15 @@ impl Dtls {
         Ok((id, self.client.is_established(id)))
     }
 
+    /// Ends every session of both tables with close_notify, as the endpoint stops.
+    pub(super) fn close_all(&mut self) {
+        let now = std::time::Instant::now();
+        self.client.close_all(now);
+        if let Some(s) = self.server.as_mut() {
+            s.close_all(now);
+        }
+    }
+
     /// The next record to send on the coaps socket: one held back first.
     pub(super) fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         if let Some(t) = self.held.take() {

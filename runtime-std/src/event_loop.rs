@@ -110,6 +110,11 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
         })
         .await;
         if let ControlFlow::Break(result) = driver.step(input, &group_buf, &commands) {
+            if let Some(coaps) = &coaps {
+                // The close_notify records go out best-effort (no waiting for room).
+                driver.close_dtls_sessions();
+                let _ = dtls_send(&mut driver, coaps);
+            }
             return result;
         }
     }

@@ -632,6 +632,18 @@ impl<R: Role> Sessions<R> {
         }
     }
 
+    /// Ends every session, sending close_notify on the established ones (RFC 5246 §7.2.1):
+    /// for an endpoint that stops, so that its peers free their places at once rather than
+    /// after their idle timeout. Like [`Sessions::close`], no events.
+    pub fn close_all(&mut self, now: Instant) {
+        let events = self.out.events.len();
+        let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+        for addr in addrs {
+            self.finish(now, addr, Finish::Closed(CloseReason::Local), true);
+        }
+        self.out.events.truncate(events);
+    }
+
     /// Output: the next record to send, with its destination.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.out.transmits.pop_front()

@@ -43,6 +43,15 @@ impl<H: Handler<Peer>> Driver<H> {
         self.dispatch_events();
     }
 
+    /// The endpoint stops: every DTLS session ends with close_notify (RFC 5246 §7.2.1), so
+    /// that servers free the place at once (a full table refuses newcomers) rather than
+    /// after their idle timeout, as libcoap's client does on exit. Flush afterwards.
+    pub fn close_dtls_sessions(&mut self) {
+        if let Some(dtls) = self.dtls.as_mut() {
+            dtls.close_all();
+        }
+    }
+
     /// Hands every record the sessions have to `send` (the coaps socket). A record it
     /// refuses is dropped (counted), except on `WouldBlock`: that one is held and the
     /// flush stops, returning [`Wait::Writable`] (flush again once the socket is).

@@ -248,13 +248,13 @@ fn key_holders_filling_the_table_are_refused_and_the_observer_stays() {
             refused
         });
         let refused = refused.await.unwrap();
+        still_notified(&mut obs, 2).await;
+        assert_eq!(get_serial(&client, &hello).await, serial, "never evicted");
         assert_eq!(
             refused,
             vec![HandshakeError::Alert(coap_dtls::AlertDescription(80)); 20],
             "each newcomer refused with internal_error"
         );
-        still_notified(&mut obs, 2).await;
-        assert_eq!(get_serial(&client, &hello).await, serial, "never evicted");
     });
 }
 
@@ -330,6 +330,41 @@ fn an_idle_session_gets_close_notify_and_our_client_reconnects() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let second = get_serial(&client, &hello).await;
         assert_ne!(second, first, "a new session after the close_notify");
+    });
+}
+
+#[test]
+fn a_client_that_goes_away_frees_its_place_at_once() {
+    let rt = runtime();
+    rt.block_on(async {
+        // One place, refused when taken (the default policy): only A's close_notify on
+        // exit lets B in before the 300 s idle timeout.
+        let coaps = our_server_with(DtlsConfig {
+            max_sessions: 1,
+            ..DtlsConfig::default()
+        })
+        .await;
+        let hello = format!("coaps://{coaps}/hello");
+        let a = our_client().await;
+        get_serial(&a, &hello).await;
+        drop(a);
+        let b = our_client().await;
+        // A's loop ends asynchronously: a few tries (bounded), each refused at once while
+        // A's session is still there.
+        let mut last = None;
+        for _ in 0..20 {
+            match tokio::time::timeout(BOUND, b.get(&hello)).await.unwrap() {
+                Ok(r) => {
+                    last = Some(Ok(r.code));
+                    break;
+                }
+                Err(e) => {
+                    last = Some(Err(e.to_string()));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        assert_eq!(last, Some(Ok(Code::CONTENT)), "B never got in");
     });
 }
 
