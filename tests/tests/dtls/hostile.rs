@@ -6,7 +6,8 @@
 //! - attackers that hold the key and fill the table are refused (the default policy), not
 //!   allowed to push the observer out;
 //! - a session evicted by policy is told with close_notify, its observation ends with
-//!   `ClientError::SessionClosed`, and our client's next request handshakes again;
+//!   `ClientError::SessionClosed`, our client's next request handshakes again, and the
+//!   server forgets the observers the session registered;
 //! - libcoap's `coap-client` sees the close_notify and the refusal as such.
 
 use std::io::Read;
@@ -311,6 +312,65 @@ fn an_evicted_session_gets_close_notify_and_our_client_reconnects() {
         // A's next request handshakes again and succeeds (evicting B in turn).
         let second = get_serial(&a, &format!("{a_base}/hello")).await;
         assert_ne!(second, first, "a new session");
+    });
+}
+
+#[test]
+fn a_server_forgets_the_observers_of_a_closed_session() {
+    let rt = runtime();
+    rt.block_on(async {
+        let dtls = DtlsConfig {
+            max_sessions: 1,
+            when_full: DtlsWhenFull::EvictLeastRecent,
+            ..DtlsConfig::default()
+        };
+        let server = coap_tokio::Server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+            .with_dtls("127.0.0.1:0".parse().unwrap(), super::psk_store(), dtls)
+            .await
+            .unwrap();
+        let coaps = server.dtls_local_addr().unwrap();
+        // Notifications only when the test says so.
+        let notifier = server.notifier();
+        tokio::spawn(server.serve(coap_tools::demo::router()));
+        let notify = || {
+            notifier.notify(
+                coap_tools::demo::TIME_KEY,
+                coap_tools::demo::time_notification(),
+            )
+        };
+        let a = our_client().await;
+        let mut obs = tokio::time::timeout(
+            BOUND,
+            a.request(Method::Get, &format!("coaps://{coaps}/time"))
+                .observe(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(matches!(obs.next().await, Some(Ok(_))), "registered");
+        assert_eq!(notify().await.unwrap(), 1, "one observer");
+        // B takes the only place: A's session is evicted, and with it A's observer.
+        let b = our_client().await;
+        get_serial(&b, &format!("coaps://{coaps}/hello")).await;
+        for _ in 0..100 {
+            match tokio::time::timeout(BOUND, obs.next()).await.unwrap() {
+                Some(Ok(_)) => continue,
+                other => {
+                    assert!(
+                        matches!(other, Some(Err(ClientError::SessionClosed(_)))),
+                        "{other:?}"
+                    );
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            notify().await.unwrap(),
+            0,
+            "no notification for a session that is gone"
+        );
     });
 }
 
