@@ -41,7 +41,8 @@
 //! `aws-lc-rs` (no C toolchain in CI). What it lacks for CoAP: the certificate-mode suite
 //! RFC 7252 §9.1.3.2/§9.1.3.3 mandate (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; dimpl has the
 //! GCM and ChaCha20 variants only) and raw public keys (RFC 7250), so only PSK is offered
-//! here; it sends no alerts itself, so a peer with a wrong key sees a timeout; and its
+//! here; it sends no alerts itself, so a peer with a wrong key sees a timeout (the one alert
+//! this crate sends on its own is the refusal of a handshake on a full table); and its
 //! cookie secret lives inside each server instance, which [`Server`] works around to stay
 //! stateless until the cookie exchange is done.
 //!

@@ -54,7 +54,8 @@ impl<H: Handler<Peer>> Driver<H> {
 
     /// Hands every record the sessions have to `send` (the coaps socket). A record it
     /// refuses is dropped (counted), except on `WouldBlock`: that one is held and the
-    /// flush stops, returning [`Wait::Writable`] (flush again once the socket is).
+    /// flush stops, returning [`crate::wait::Wait::Writable`] (flush again once the socket
+    /// is).
     pub fn flush_dtls(
         &mut self,
         mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>,
