@@ -14,6 +14,10 @@ pub enum HandshakeError {
     /// what a wrong key looks like from the server side: the peer's Finished does not
     /// decrypt, is discarded like any forged record, and the peer eventually gives up.
     Timeout,
+    /// Server: the half-open budget ([`crate::Config::max_handshakes`], or
+    /// [`crate::Config::max_handshakes_per_host`] for its host) was full and this was the
+    /// oldest handshake in progress, so it was dropped to make room.
+    Dropped,
     /// The handshake engine refused the peer's messages.
     Protocol(String),
 }
@@ -28,6 +32,9 @@ impl fmt::Display for HandshakeError {
             HandshakeError::Timeout => f.write_str(
                 "handshake failed: timed out without a verified Finished \
                  (wrong PSK or unknown identity, or the peer is unreachable)",
+            ),
+            HandshakeError::Dropped => f.write_str(
+                "handshake dropped: too many handshakes in progress (in all, or from this host)",
             ),
             HandshakeError::Protocol(e) => write!(f, "handshake failed: {e}"),
         }
@@ -69,7 +76,10 @@ impl fmt::Display for AlertDescription {
             50 => ("decode_error", ""),
             51 => ("decrypt_error", " (wrong PSK?)"),
             70 => ("protocol_version", ""),
-            80 => ("internal_error", ""),
+            80 => (
+                "internal_error",
+                " (the server may have no room for another session)",
+            ),
             115 => ("unknown_psk_identity", " (identity not known to the peer)"),
             _ => ("unknown alert", ""),
         };
@@ -84,7 +94,9 @@ pub enum CloseReason {
     PeerClosed,
     /// No application data in either direction for the configured idle timeout.
     IdleTimeout,
-    /// The session table was full and this was the least recently active session.
+    /// The session table was full: this was the least recently active session and a new
+    /// one took its place ([`crate::WhenFull::EvictLeastRecent`]), or it completed its
+    /// handshake after the table had filled up ([`crate::WhenFull::Refuse`]).
     Evicted,
     /// The same address completed a cookie exchange for a new handshake (RFC 6347 §4.2.8:
     /// the old association is dropped once the client proved reachability).

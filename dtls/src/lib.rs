@@ -14,12 +14,16 @@
 //!   HelloVerifyRequest (RFC 6347 §4.2.1) and creates per-peer state only once the client
 //!   echoed a valid cookie, i.e. proved it receives at its address. [`Server`] explains
 //!   how this is done on top of dimpl, and the replay guard it requires.
-//! - The session table is bounded: established sessions by [`Config::max_sessions`] (the
-//!   least recently active is evicted with close_notify), half-open ones by their own
-//!   [`Config::max_handshakes`] so that a flood of cookie-verified handshakes never evicts an
-//!   established session; idle sessions expire ([`Config::idle_timeout`]), plaintext queued during a client
-//!   handshake is bounded ([`Config::max_queued_plaintext`]), and so is the outgoing record
-//!   queue.
+//! - The session table has two budgets. Half-open handshakes: at most
+//!   [`Config::max_handshakes`] in all and [`Config::max_handshakes_per_host`] per source
+//!   host (the oldest dropped beyond either), each failing [`Config::handshake_timeout`]
+//!   after it began; they never displace an established session. Established sessions: at
+//!   most [`Config::max_sessions`]; a new handshake on a full table is refused with a fatal
+//!   alert, or evicts the least recently active session with close_notify (RFC 5246
+//!   §7.2.1) so its client can reconnect, as [`Config::when_full`] says ([`WhenFull`]).
+//!   Idle sessions expire with close_notify ([`Config::idle_timeout`]), plaintext queued
+//!   during a client handshake is bounded ([`Config::max_queued_plaintext`]), and so is the
+//!   outgoing record queue.
 //! - The CoAP endpoint should use [`SessionId`] as its peer type: a session id names one
 //!   association, so a response can only leave through the session its request came in on
 //!   (RFC 7252 §9.1: "the response MUST be sent over the same session"); after a session is
@@ -37,7 +41,8 @@
 //! `aws-lc-rs` (no C toolchain in CI). What it lacks for CoAP: the certificate-mode suite
 //! RFC 7252 §9.1.3.2/§9.1.3.3 mandate (TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8; dimpl has the
 //! GCM and ChaCha20 variants only) and raw public keys (RFC 7250), so only PSK is offered
-//! here; it sends no alerts itself, so a peer with a wrong key sees a timeout; and its
+//! here; it sends no alerts itself, so a peer with a wrong key sees a timeout (the one alert
+//! this crate sends on its own is the refusal of a handshake on a full table); and its
 //! cookie secret lives inside each server instance, which [`Server`] works around to stay
 //! stateless until the cookie exchange is done.
 //!
@@ -101,6 +106,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod config;
 mod cookie;
 mod error;
 mod psk;
@@ -108,9 +114,10 @@ mod record;
 mod session_id;
 mod sessions;
 
+pub use config::{Config, WhenFull};
 pub use error::{AlertDescription, CloseReason, HandshakeError, SendError, SetupError};
 pub use psk::PskStore;
-pub use sessions::{Client, Config, Event, Role, Server, SessionId, Sessions, Stats};
+pub use sessions::{Client, Event, Role, Server, SessionId, Sessions, Stats};
 
 /// The DTLS engine, re-exported for callers that want its error types.
 pub use dimpl;

@@ -147,6 +147,39 @@ pub(crate) fn set_record_seq(packet: &mut [u8], seq: u64) {
     }
 }
 
+/// `ContentType.alert` (RFC 5246 §6.2.1).
+const CONTENT_ALERT: u8 = 21;
+/// `AlertLevel.fatal` (RFC 5246 §7.2).
+const ALERT_FATAL: u8 = 2;
+/// `AlertDescription.internal_error` (RFC 5246 §7.2.2): "an internal error unrelated to the
+/// peer or the correctness of the protocol ... makes it impossible to continue", the
+/// nearest TLS has to "no room for another session".
+pub(crate) const INTERNAL_ERROR: u8 = 80;
+
+/// A plaintext epoch-0 fatal alert record (RFC 6347 §4.1 header, RFC 5246 §7.2 body) with
+/// record sequence number `seq`: how a server refuses a handshake before any keys exist.
+/// 15 bytes, less than the ClientHello it answers.
+pub(crate) fn fatal_alert(seq: u64, description: u8) -> [u8; 15] {
+    let s = seq.to_be_bytes();
+    [
+        CONTENT_ALERT,
+        0xfe,
+        0xfd,
+        0,
+        0,
+        s[2],
+        s[3],
+        s[4],
+        s[5],
+        s[6],
+        s[7],
+        0,
+        2,
+        ALERT_FATAL,
+        description,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,136 +1,14 @@
 //! Client ↔ server in memory: no sockets, a virtual clock, every loop bounded.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coap_dtls::{
-    Client, CloseReason, Config, Event, HandshakeError, SendError, Server, SessionId, Sessions,
+    CloseReason, Config, Event, HandshakeError, SendError, SessionId, Sessions, WhenFull,
 };
 
-const ID: &[u8] = b"client-1";
-const KEY: &[u8] = b"secretPSK";
-
-fn server_addr() -> SocketAddr {
-    "127.0.0.1:5684".parse().unwrap()
-}
-
-fn client_addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn store(identity: &[u8]) -> Option<Vec<u8>> {
-    (identity == ID).then(|| KEY.to_vec())
-}
-
-/// One server, any number of clients, a virtual clock, and the plaintext each side got.
-struct Net {
-    now: Instant,
-    server: Sessions<Server>,
-    clients: Vec<(SocketAddr, Sessions<Client>)>,
-    at_server: Vec<(SessionId, Vec<u8>)>,
-    at_client: Vec<(SocketAddr, Vec<u8>)>,
-    /// Every record a client sent, in order (for replay tests).
-    client_records: Vec<(SocketAddr, Vec<u8>)>,
-}
-
-impl Net {
-    fn new(config: Config) -> Self {
-        let now = Instant::now();
-        Net {
-            now,
-            server: Sessions::server_at(now, config, store).unwrap(),
-            clients: Vec::new(),
-            at_server: Vec::new(),
-            at_client: Vec::new(),
-            client_records: Vec::new(),
-        }
-    }
-
-    fn add_client(&mut self, port: u16, config: Config) -> usize {
-        self.clients
-            .push((client_addr(port), Sessions::client(config).unwrap()));
-        self.clients.len() - 1
-    }
-
-    fn connect(&mut self, i: usize, key: &[u8]) -> SessionId {
-        let now = self.now;
-        self.clients[i]
-            .1
-            .connect(now, server_addr(), ID, key)
-            .unwrap()
-    }
-
-    /// Delivers everything queued, both ways, until quiet (bounded).
-    fn run(&mut self) {
-        for _ in 0..50 {
-            let mut moved = false;
-            for (addr, c) in &mut self.clients {
-                while let Some((to, rec)) = c.poll_transmit() {
-                    assert_eq!(to, server_addr());
-                    moved = true;
-                    self.client_records.push((*addr, rec.clone()));
-                    let at_server = &mut self.at_server;
-                    self.server.handle_datagram(self.now, *addr, &rec, |s, p| {
-                        at_server.push((s, p.to_vec()))
-                    });
-                }
-            }
-            while let Some((to, rec)) = self.server.poll_transmit() {
-                moved = true;
-                if let Some((addr, c)) = self.clients.iter_mut().find(|(a, _)| *a == to) {
-                    let at_client = &mut self.at_client;
-                    c.handle_datagram(self.now, server_addr(), &rec, |_, p| {
-                        at_client.push((*addr, p.to_vec()))
-                    });
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("no quiescence after 50 rounds");
-    }
-
-    /// Jumps the clock to the earliest deadline and fires it everywhere; false if none.
-    fn step_time(&mut self) -> bool {
-        let next = self
-            .clients
-            .iter()
-            .filter_map(|(_, c)| c.poll_timeout())
-            .chain(self.server.poll_timeout())
-            .min();
-        let Some(t) = next else { return false };
-        self.now = self.now.max(t);
-        self.server.handle_timeout(self.now);
-        for (_, c) in &mut self.clients {
-            c.handle_timeout(self.now);
-        }
-        self.run();
-        true
-    }
-
-    fn server_events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.server.poll_event()).collect()
-    }
-
-    fn client_events(&mut self, i: usize) -> Vec<Event> {
-        let c = &mut self.clients[i].1;
-        std::iter::from_fn(|| c.poll_event()).collect()
-    }
-}
-
-fn connected(events: &[Event]) -> Vec<SessionId> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let Event::Connected { session, .. } = e {
-                Some(*session)
-            } else {
-                None
-            }
-        })
-        .collect()
-}
+mod support;
+use support::*;
 
 /// Deterministic bytes for garbage (xorshift).
 fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
@@ -438,9 +316,10 @@ fn idle_sessions_expire_with_close_notify() {
 }
 
 #[test]
-fn session_limit_evicts_the_least_recently_active() {
+fn session_limit_evicts_the_least_recently_active_when_allowed() {
     let config = Config {
         max_sessions: 2,
+        when_full: WhenFull::EvictLeastRecent,
         ..Config::default()
     };
     let mut net = Net::new(config);
@@ -623,75 +502,4 @@ fn handshake_survives_loss_by_retransmission() {
     }
     assert_eq!(net.server.stats().handshakes_completed, 1);
     assert_eq!(connected(&net.client_events(c)).len(), 1);
-}
-
-/// Drives one attacker to the point where the server holds a half-open session: it completes
-/// the cookie exchange (so it receives at its address) and then goes silent.
-fn half_open(net: &mut Net, port: u16) {
-    let addr = client_addr(port);
-    let mut attacker = Sessions::client(Config::default()).unwrap();
-    attacker.connect(net.now, server_addr(), ID, KEY).unwrap();
-    let (_, ch1) = attacker.poll_transmit().unwrap();
-    net.server.handle_datagram(net.now, addr, &ch1, |_, _| {});
-    let (to, hvr) = net.server.poll_transmit().unwrap();
-    assert_eq!(to, addr);
-    attacker.handle_datagram(net.now, server_addr(), &hvr, |_, _| {});
-    let (_, ch2) = attacker.poll_transmit().unwrap();
-    net.server.handle_datagram(net.now, addr, &ch2, |_, _| {});
-    // The ServerHello flight is never answered.
-    while net.server.poll_transmit().is_some() {}
-}
-
-#[test]
-fn half_open_handshakes_never_evict_an_established_session() {
-    let config = Config {
-        max_sessions: 4,
-        max_handshakes: 8,
-        ..Config::default()
-    };
-    let mut net = Net::new(config);
-    let c = net.add_client(42000, Config::default());
-    let sid = net.connect(c, KEY);
-    net.run();
-    let server_sid = connected(&net.server_events())[0];
-    assert_eq!(connected(&net.client_events(c)), vec![sid]);
-    net.now += Duration::from_secs(1);
-    // 300 handshakes that pass the cookie exchange, all newer than the established session.
-    for i in 0..300u16 {
-        half_open(&mut net, 43000 + i);
-    }
-    assert!(
-        net.server.is_established(server_sid),
-        "the established session survived"
-    );
-    assert!(
-        net.server.len() <= 1 + 8,
-        "half-open budget: {}",
-        net.server.len()
-    );
-    assert_eq!(net.server.stats().evicted, 300 - 8);
-    // Only half-open sessions were dropped: no Closed event for the established one.
-    assert!(net
-        .server_events()
-        .iter()
-        .all(|e| matches!(e, Event::HandshakeFailed { .. })));
-    assert!(
-        net.client_events(c).is_empty(),
-        "the client was not disturbed"
-    );
-    net.clients[c]
-        .1
-        .send(net.now, sid, b"still observing")
-        .unwrap();
-    net.run();
-    assert_eq!(
-        net.at_server.last().map(|(s, d)| (*s, d.as_slice())),
-        Some((server_sid, &b"still observing"[..]))
-    );
-    // A legitimate newcomer can still complete its handshake despite the flood.
-    let d = net.add_client(42001, Config::default());
-    net.connect(d, KEY);
-    net.run();
-    assert_eq!(connected(&net.server_events()).len(), 1);
-    assert!(net.server.is_established(server_sid));
 }

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use coap_core::RequestId;
 use coap_dtls::{Client as ClientRole, Config, Event, Server as ServerRole, SessionId, Sessions};
 
-pub use coap_dtls::{Config as DtlsConfig, PskStore};
+pub use coap_dtls::{Config as DtlsConfig, PskStore, WhenFull as DtlsWhenFull};
 
 /// Set in the serial of sessions this endpoint started as a DTLS client.
 pub const CLIENT_SERIAL: u64 = 1 << 63;
@@ -162,6 +162,15 @@ impl Dtls {
                 .map_err(|e| e.to_string())?,
         };
         Ok((id, self.client.is_established(id)))
+    }
+
+    /// Ends every session of both tables with close_notify, as the endpoint stops.
+    pub(super) fn close_all(&mut self) {
+        let now = std::time::Instant::now();
+        self.client.close_all(now);
+        if let Some(s) = self.server.as_mut() {
+            s.close_all(now);
+        }
     }
 
     /// The next record to send on the coaps socket: one held back first.

@@ -36,7 +36,7 @@ const BRANCHES: usize = 6;
 /// Runs the endpoint until the shutdown, a socket error or (for a client) the last handle.
 pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
     sockets: Sockets<R::Socket>,
-    mut driver: Driver<H>,
+    driver: Driver<H>,
     commands: CommandReceiver,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -45,6 +45,8 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
         groups,
         coaps,
     } = sockets;
+    let mut ending = CloseOnExit { driver, coaps };
+    let CloseOnExit { driver, coaps } = &mut ending;
     let mut io = BatchIo::new();
     let mut shutdown = pin!(shutdown);
     let mut group_buf = vec![0u8; MAX_DATAGRAM];
@@ -55,19 +57,19 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
     let mut turn = 0usize;
     loop {
         let mut coaps_wait = Wait::Input;
-        let mut wait = match pump(&mut driver, &mut io, &main, &commands) {
+        let mut wait = match pump(driver, &mut io, &main, &commands) {
             ControlFlow::Break(result) => return result,
             ControlFlow::Continue(wait) => wait,
         };
         if let Some(coaps) = &coaps {
             // Records in (their plaintext into the endpoint), the endpoint's answers into
             // the sessions (the second pump), then the records out.
-            dtls_recv(&mut driver, coaps, &mut dtls_buf);
-            wait = match pump(&mut driver, &mut io, &main, &commands) {
+            dtls_recv(driver, coaps, &mut dtls_buf);
+            wait = match pump(driver, &mut io, &main, &commands) {
                 ControlFlow::Break(result) => return result,
                 ControlFlow::Continue(wait) => wait,
             };
-            coaps_wait = dtls_send(&mut driver, coaps);
+            coaps_wait = dtls_send(driver, coaps);
         }
         let mut sleep = pin!(driver.deadline().map(R::sleep_until));
         let mut command = pin!(driver.accepts_commands().then(|| commands.recv()));
@@ -111,6 +113,25 @@ pub(crate) async fn run<R: Runtime, H: Handler<Peer>>(
         .await;
         if let ControlFlow::Break(result) = driver.step(input, &group_buf, &commands) {
             return result;
+        }
+    }
+}
+
+/// The driver and the coaps socket, which end the DTLS sessions with close_notify (RFC 5246
+/// §7.2.1) however the loop ends: returning (shutdown, last handle gone), or dropped with
+/// its runtime, as when a CLI exits after its request. Servers then free the place at once
+/// rather than after their idle timeout. Best-effort: what the socket takes without
+/// waiting.
+struct CloseOnExit<H: Handler<Peer>, S: AsyncUdpSocket> {
+    driver: Driver<H>,
+    coaps: Option<S>,
+}
+
+impl<H: Handler<Peer>, S: AsyncUdpSocket> Drop for CloseOnExit<H, S> {
+    fn drop(&mut self) {
+        if let Some(coaps) = &self.coaps {
+            self.driver.close_dtls_sessions();
+            let _ = dtls_send(&mut self.driver, coaps);
         }
     }
 }

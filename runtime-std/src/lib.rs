@@ -237,7 +237,7 @@ pub use coap_core::{
     Resource, ResponseHandle, ResponseWriter, Route, Router,
 };
 pub use credentials::{Credentials, CredentialsError};
-pub use dtls::{DtlsConfig, Psk, PskStore};
+pub use dtls::{DtlsConfig, DtlsWhenFull, Psk, PskStore};
 /// The `Stream` trait that [`Observation`] and [`GroupResponses`] implement.
 pub use futures_core::Stream;
 pub use multicast::{Group, Interface};

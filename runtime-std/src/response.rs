@@ -27,6 +27,13 @@ pub enum ClientError {
     /// within the handshake deadline); nothing was sent in clear.
     #[error("DTLS {0}")]
     Handshake(String),
+    /// The DTLS session the request or observation ran over ended before its answer: the
+    /// server closed it with close_notify (RFC 5246 §7.2.1: evicted from a full session
+    /// table, idle timeout, restart) or it expired here. Nothing more arrives over it; the
+    /// next `coaps://` request starts a new handshake, and an observation has to be
+    /// registered again.
+    #[error("DTLS session closed ({0}); the next request starts a new one")]
+    SessionClosed(String),
     /// The host name could not be resolved to an address the socket can reach.
     #[error("cannot resolve the host: {0}")]
     Resolve(io::Error),

@@ -40,17 +40,21 @@ fn psk_store() -> std::collections::HashMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
+#[path = "dtls/hostile.rs"]
+mod hostile;
+
 /// Our demo server with plain CoAP and coaps on ephemeral loopback ports, plus the
 /// `/time` notifier loop; runs until the runtime is dropped. Returns the coaps address.
 async fn our_server() -> SocketAddr {
+    our_server_with(DtlsConfig::default()).await
+}
+
+/// [`our_server`] with these DTLS session limits.
+async fn our_server_with(dtls: DtlsConfig) -> SocketAddr {
     let server = Server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-        .with_dtls(
-            "127.0.0.1:0".parse().unwrap(),
-            psk_store(),
-            DtlsConfig::default(),
-        )
+        .with_dtls("127.0.0.1:0".parse().unwrap(), psk_store(), dtls)
         .await
         .unwrap();
     let coaps = server.dtls_local_addr().unwrap();
@@ -252,6 +256,8 @@ fn our_client_gets_from_libcoap_openssl_server() {
 struct Relay {
     addr: SocketAddr,
     seen: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// Every datagram the server sent back.
+    seen_back: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -266,8 +272,9 @@ impl Relay {
             .unwrap();
         let addr = front.local_addr().unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_back = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
+        let (seen2, back2, stop2) = (seen.clone(), seen_back.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut client = None;
             let mut buf = vec![0u8; 65535];
@@ -279,11 +286,17 @@ impl Relay {
                     let _ = back.send_to(&buf[..n], server);
                 }
                 if let (Ok((n, _)), Some(c)) = (back.recv_from(&mut buf), client) {
+                    back2.lock().unwrap().push(buf[..n].to_vec());
                     let _ = front.send_to(&buf[..n], c);
                 }
             }
         });
-        Relay { addr, seen, stop }
+        Relay {
+            addr,
+            seen,
+            seen_back,
+            stop,
+        }
     }
 }
 

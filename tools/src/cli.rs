@@ -504,6 +504,31 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", requires = "psk_file", value_parser = parse_bind)]
     pub dtls_bind: Option<SocketAddr>,
 
+    /// With --psk-file: most established DTLS sessions at once [default: 256]
+    #[arg(long, value_name = "N", requires = "psk_file", value_parser = clap::value_parser!(u32).range(1..))]
+    pub dtls_max_sessions: Option<u32>,
+
+    /// With --psk-file: what a new handshake gets while --dtls-max-sessions are established:
+    /// `refuse` (a fatal alert; nobody is displaced) or `evict` (the least recently active
+    /// session is closed with close_notify so its client can reconnect) [default: refuse]
+    #[arg(long, value_name = "POLICY", requires = "psk_file")]
+    pub dtls_when_full: Option<coap_tokio::glue::DtlsWhenFull>,
+
+    /// With --psk-file: most DTLS handshakes in progress at once (past the cookie exchange),
+    /// apart from the established sessions; beyond it the oldest is dropped [default: 64]
+    #[arg(long, value_name = "N", requires = "psk_file", value_parser = clap::value_parser!(u32).range(1..))]
+    pub dtls_max_handshakes: Option<u32>,
+
+    /// With --psk-file: most DTLS handshakes in progress from one host (IPv4 address or
+    /// IPv6 /64) [default: 8]
+    #[arg(long, value_name = "N", requires = "psk_file", value_parser = clap::value_parser!(u32).range(1..))]
+    pub dtls_max_handshakes_per_host: Option<u32>,
+
+    /// With --psk-file: seconds a DTLS session may stay without traffic before it is
+    /// closed with close_notify [default: 300]
+    #[arg(long, value_name = "S", requires = "psk_file", value_parser = parse_seconds)]
+    pub dtls_idle_timeout: Option<std::time::Duration>,
+
     /// Endpoints serving the port, one per core (SO_REUSEPORT: the kernel keeps each client
     /// on one, with its exchanges and observations) [default: the available cores; 1 with
     /// --plugtest, --join, --leisure, --psk-file or --credentials, whose state belongs to

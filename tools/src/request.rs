@@ -119,6 +119,7 @@ pub fn client_error(e: &ClientError, uri: &str, timeout: Option<Duration>) -> Fa
         | ClientError::Closed
         | ClientError::RepresentationChanged
         | ClientError::Handshake(_)
+        | ClientError::SessionClosed(_)
         | ClientError::Edhoc(_)
         | ClientError::EdhocPeer { .. }
         | ClientError::EdhocStatus(_)

@@ -101,7 +101,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
                 Some(a) => a,
                 None => SocketAddr::new(server.local_addr().ip(), coaps_port(args.bind)?),
             };
-            let config = coap_tokio::DtlsConfig::default();
+            let config = dtls_config(&args);
             server.with_dtls(addr, psks, config).await.map_err(|e| {
                 Fail::failure(format_args!(
                     "cannot listen for coaps on {addr}: {}",
@@ -425,4 +425,25 @@ impl Signals {
         let _ = tokio::signal::ctrl_c().await;
         "interrupted"
     }
+}
+
+/// The DTLS session limits from `--dtls-*` (coap-dtls's defaults for the rest).
+fn dtls_config(args: &ServeArgs) -> coap_tokio::DtlsConfig {
+    let mut config = coap_tokio::DtlsConfig::default();
+    if let Some(n) = args.dtls_max_sessions {
+        config.max_sessions = n as usize;
+    }
+    if let Some(p) = args.dtls_when_full {
+        config.when_full = p;
+    }
+    if let Some(n) = args.dtls_max_handshakes {
+        config.max_handshakes = n as usize;
+    }
+    if let Some(n) = args.dtls_max_handshakes_per_host {
+        config.max_handshakes_per_host = n as usize;
+    }
+    if let Some(t) = args.dtls_idle_timeout {
+        config.idle_timeout = t;
+    }
+    config
 }

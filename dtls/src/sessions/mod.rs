@@ -5,107 +5,20 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use dimpl::crypto::Dtls12CipherSuite;
 use dimpl::{Dtls, Output};
 
 use crate::cookie::{CookieKeys, ReplayGuard};
 use crate::error::{CloseReason, HandshakeError, SendError, SetupError};
-use crate::psk::{psk_provider, ClientResolver, IdentitySlot, PskStore};
+use crate::psk::{ClientResolver, IdentitySlot, PskStore};
 use crate::record;
 
+mod budget;
 mod server;
 
+use crate::config::{Config, WhenFull};
 pub use crate::session_id::SessionId;
-
-/// DTLS 1.2 record header (13) + AES-CCM explicit nonce (8) + CCM_8 tag (8): what a
-/// record adds to a CoAP datagram (RFC 7252 §9.1.3.1 suite; RFC 6347 §4.1).
-pub const RECORD_OVERHEAD: usize = 13 + 8 + 8;
-
-/// Limits and timers of a [`Sessions`] table.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Most established sessions kept at once. When a handshake completes on a full table
-    /// the least recently active established session is evicted with
-    /// [`CloseReason::Evicted`] and told with close_notify, so its client can reconnect.
-    /// Default 256.
-    pub max_sessions: usize,
-    /// Most half-open (handshaking) sessions kept at once, a budget of their own: a server
-    /// creates one per cookie-verified ClientHello, which anyone able to receive at an
-    /// address can produce cheaply, so they must never push out an established session.
-    /// Beyond it the oldest half-open session is dropped. Default 64.
-    pub max_handshakes: usize,
-    /// An established session without application data in either direction for this long
-    /// is closed with close_notify. Default 300 s (libcoap's session idle default).
-    pub idle_timeout: Duration,
-    /// Datagrams a client may queue per session while its handshake runs; more are refused
-    /// with [`SendError::QueueFull`]. Default 16.
-    pub max_queued_plaintext: usize,
-    /// Records waiting in [`Sessions::poll_transmit`]; beyond this new records are dropped
-    /// (as a full socket buffer would) and counted in [`Stats::transmit_dropped`]. Default 1024.
-    pub max_transmit_queue: usize,
-    /// Whole-handshake deadline. Default 20 s.
-    pub handshake_timeout: Duration,
-    /// First flight retransmission timeout, doubled per retry (RFC 6347 §4.2.4.1: 1 s).
-    pub flight_start_rto: Duration,
-    /// Retransmissions per flight. Default 4.
-    pub flight_retries: usize,
-    /// Largest datagram produced. Default 1232 = IPv6 minimum MTU 1280 − 40 − 8, which
-    /// leaves 1203 bytes of plaintext: enough for RFC 7252 §4.6's 1152-byte messages.
-    pub mtu: usize,
-    /// Server only: how long one cookie key generation is used; a cookie stays valid for
-    /// between one and two lifetimes. Default 60 s.
-    pub cookie_key_lifetime: Duration,
-    /// Server only: PSK identity hint sent in ServerKeyExchange (RFC 4279 §2). Default none.
-    pub psk_identity_hint: Option<Vec<u8>>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_sessions: 256,
-            max_handshakes: 64,
-            idle_timeout: Duration::from_secs(300),
-            max_queued_plaintext: 16,
-            max_transmit_queue: 1024,
-            handshake_timeout: Duration::from_secs(20),
-            flight_start_rto: Duration::from_secs(1),
-            flight_retries: 4,
-            mtu: 1232,
-            cookie_key_lifetime: Duration::from_secs(60),
-            psk_identity_hint: None,
-        }
-    }
-}
-
-impl Config {
-    /// Largest CoAP datagram [`Sessions::send`] accepts.
-    pub fn max_plaintext(&self) -> usize {
-        self.mtu.saturating_sub(RECORD_OVERHEAD)
-    }
-
-    /// Surfaces what the engine would reject (e.g. an MTU below 64 bytes) at construction.
-    fn validate(&self) -> Result<(), SetupError> {
-        self.dimpl_builder()
-            .with_psk_client(Vec::new(), Arc::new(ClientResolver(Vec::new())))
-            .build()
-            .map(|_| ())
-            .map_err(|e| SetupError::Config(e.to_string()))
-    }
-
-    fn dimpl_builder(&self) -> dimpl::ConfigBuilder {
-        dimpl::Config::builder()
-            .with_crypto_provider(psk_provider())
-            .dtls12_cipher_suites(&[Dtls12CipherSuite::PSK_AES128_CCM_8])
-            .dtls13_cipher_suites(&[])
-            .kx_groups(&[])
-            .mtu(self.mtu)
-            .handshake_timeout(self.handshake_timeout)
-            .flight_start_rto(self.flight_start_rto)
-            .flight_retries(self.flight_retries)
-    }
-}
 
 /// What happened to a session; drain with [`Sessions::poll_event`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +61,17 @@ pub struct Stats {
     pub handshakes_failed: u64,
     /// Datagrams dropped without reaching a session (no session and not a ClientHello).
     pub datagrams_dropped: u64,
-    /// Sessions evicted because the table was full.
+    /// Established sessions closed (with close_notify) to keep the table within
+    /// [`Config::max_sessions`] ([`Config::when_full`]).
     pub evicted: u64,
+    /// Half-open sessions dropped to stay within [`Config::max_handshakes`] or
+    /// [`Config::max_handshakes_per_host`].
+    pub half_open_dropped: u64,
+    /// Server: cookie-verified handshakes refused with a fatal alert because the
+    /// established table was full ([`WhenFull::Refuse`]).
+    pub handshakes_refused: u64,
+    /// Handshakes failed because [`Config::handshake_timeout`] passed.
+    pub handshakes_expired: u64,
     /// Records dropped because the transmit queue was full.
     pub transmit_dropped: u64,
     /// Panics caught from the DTLS engine (each one ends its session).
@@ -164,6 +86,9 @@ mod sealed {
 
 /// The role of a [`Sessions`] table: [`Server`] or [`Client`].
 pub trait Role: sealed::Sealed + Sized {
+    /// Whether this role accepts handshakes (per-host budgets apply to servers only).
+    #[doc(hidden)]
+    const SERVER: bool;
     #[doc(hidden)]
     fn server(&mut self) -> Option<&mut Server>;
     /// A ClientHello that no session takes: the server starts the cookie exchange, the
@@ -195,6 +120,7 @@ pub struct Server {
 }
 
 impl Role for Server {
+    const SERVER: bool = true;
     fn server(&mut self) -> Option<&mut Server> {
         Some(self)
     }
@@ -218,6 +144,7 @@ pub struct Client {
 }
 
 impl Role for Client {
+    const SERVER: bool = false;
     fn server(&mut self) -> Option<&mut Server> {
         None
     }
@@ -238,6 +165,9 @@ struct Session {
     id: SessionId,
     dtls: Dtls,
     state: State,
+    /// When the session was created: the half-open budget drops the oldest first and the
+    /// handshake deadline counts from here.
+    started: Instant,
     last_activity: Instant,
     /// The engine's next timer (retransmission or handshake deadline).
     engine_deadline: Option<Instant>,
@@ -246,12 +176,14 @@ struct Session {
 }
 
 impl Session {
-    fn deadline(&self, idle: Duration) -> Option<Instant> {
-        let idle_at = match self.state {
-            State::Established => self.last_activity.checked_add(idle),
-            State::Handshaking { .. } => None,
+    /// The next timer: the engine's, the idle timeout once established, the handshake
+    /// deadline before.
+    fn deadline(&self, config: &Config) -> Option<Instant> {
+        let own = match self.state {
+            State::Established => self.last_activity.checked_add(config.idle_timeout),
+            State::Handshaking { .. } => self.handshake_deadline(config),
         };
-        match (self.engine_deadline, idle_at) {
+        match (self.engine_deadline, own) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -489,19 +421,7 @@ impl<R: Role> Sessions<R> {
     ) -> SessionId {
         // Half-open sessions only displace half-open ones; the established budget is
         // enforced when a handshake completes (`enforce_established_limit`).
-        while self.handshaking() >= self.config.max_handshakes.max(1) {
-            let Some(victim) = self
-                .sessions
-                .values()
-                .filter(|s| matches!(s.state, State::Handshaking { .. }))
-                .min_by_key(|s| s.last_activity)
-                .map(|s| s.id.addr)
-            else {
-                break;
-            };
-            self.out.stats.evicted += 1;
-            self.finish(now, victim, Finish::Closed(CloseReason::Evicted), true);
-        }
+        self.make_room_for_handshake(now, addr);
         let id = SessionId {
             addr,
             serial: self.next_serial,
@@ -511,6 +431,7 @@ impl<R: Role> Sessions<R> {
             id,
             dtls,
             state,
+            started: now,
             last_activity: now,
             engine_deadline: None,
             identity_slot,
@@ -518,36 +439,6 @@ impl<R: Role> Sessions<R> {
         };
         self.sessions.insert(addr, session);
         id
-    }
-
-    fn handshaking(&self) -> usize {
-        self.sessions
-            .values()
-            .filter(|s| matches!(s.state, State::Handshaking { .. }))
-            .count()
-    }
-
-    /// After `keep` may have completed its handshake: evicts the least recently active
-    /// other established sessions beyond [`Config::max_sessions`], with close_notify.
-    fn enforce_established_limit(&mut self, now: Instant, keep: SocketAddr) {
-        loop {
-            let established = self
-                .sessions
-                .values()
-                .filter(|s| matches!(s.state, State::Established));
-            if established.clone().count() <= self.config.max_sessions.max(1) {
-                return;
-            }
-            let Some(victim) = established
-                .filter(|s| s.id.addr != keep)
-                .min_by_key(|s| s.last_activity)
-                .map(|s| s.id.addr)
-            else {
-                return;
-            };
-            self.out.stats.evicted += 1;
-            self.finish(now, victim, Finish::Closed(CloseReason::Evicted), true);
-        }
     }
 
     /// Removes a session, telling the peer with close_notify where that makes sense.
@@ -660,11 +551,13 @@ impl<R: Role> Sessions<R> {
         if let Some(server) = self.role.server() {
             server.keys.maybe_rotate(now, &mut server.replay);
         }
+        self.expire_handshakes(now);
         let idle = self.config.idle_timeout;
+        let config = &self.config;
         let due: Vec<SocketAddr> = self
             .sessions
             .values()
-            .filter(|s| s.deadline(idle).is_some_and(|d| d <= now))
+            .filter(|s| s.deadline(config).is_some_and(|d| d <= now))
             .map(|s| s.id.addr)
             .collect();
         for addr in due {
@@ -739,6 +632,18 @@ impl<R: Role> Sessions<R> {
         }
     }
 
+    /// Ends every session, sending close_notify on the established ones (RFC 5246 §7.2.1):
+    /// for an endpoint that stops, so that its peers free their places at once rather than
+    /// after their idle timeout. Like [`Sessions::close`], no events.
+    pub fn close_all(&mut self, now: Instant) {
+        let events = self.out.events.len();
+        let addrs: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+        for addr in addrs {
+            self.finish(now, addr, Finish::Closed(CloseReason::Local), true);
+        }
+        self.out.events.truncate(events);
+    }
+
     /// Output: the next record to send, with its destination.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.out.transmits.pop_front()
@@ -752,10 +657,9 @@ impl<R: Role> Sessions<R> {
     /// When to call [`Sessions::handle_timeout`] next; `None` when no session needs a timer.
     /// A linear scan: the table is bounded by [`Config::max_sessions`].
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let idle = self.config.idle_timeout;
         self.sessions
             .values()
-            .filter_map(|s| s.deadline(idle))
+            .filter_map(|s| s.deadline(&self.config))
             .min()
     }
 
@@ -782,6 +686,11 @@ impl<R: Role> Sessions<R> {
     /// Number of sessions, handshaking or established.
     pub fn len(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Number of sessions still handshaking (half-open, on a server).
+    pub fn handshakes(&self) -> usize {
+        self.handshaking()
     }
 
     /// Whether there are no sessions.

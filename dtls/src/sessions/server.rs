@@ -1,5 +1,6 @@
 //! The server side of the session table: handshakes from clients (behind a stateless
-//! cookie exchange, RFC 6347 §4.2.1), the half-open budget, and sessions by peer.
+//! cookie exchange, RFC 6347 §4.2.1), refused with a fatal alert when the established
+//! table is full and the policy says so, and sessions by peer.
 
 use crate::cookie::{Candidate, CookieKeys, ReplayGuard};
 use crate::error::{CloseReason, SetupError};
@@ -146,6 +147,14 @@ impl Sessions<Server> {
                 }
             }
             server.replay.insert(c.generation, &random);
+            // The client proved its address: it may learn that there is no room for it
+            // (a 15-byte answer, no amplification), rather than time out.
+            if self.refuses_new_session(from) {
+                self.out.stats.handshakes_refused += 1;
+                let alert = record::fatal_alert(ch.record_seq, record::INTERNAL_ERROR);
+                self.out.transmit(from, &alert);
+                return;
+            }
             if let Some(old) = self.sessions.remove(&from) {
                 self.out.events.push_back(Event::Closed {
                     session: old.id,

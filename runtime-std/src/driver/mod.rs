@@ -15,11 +15,12 @@ use coap_core::{
 };
 
 mod admission;
+mod dtls;
 mod path_mtu;
 mod queue;
 
 use crate::command::{Cmd, Command, CommandReceiver, Progress};
-use crate::dtls::{client_serial, Dtls, Psk, UNRESOLVED};
+use crate::dtls::{client_serial, Dtls};
 use crate::edhoc::server::StdResponder;
 use crate::edhoc::session::{refusal, ClientSessions, Refusal};
 use crate::oscore::{plain, Oscore, Peer, Security};
@@ -123,6 +124,9 @@ pub struct Driver<H> {
     /// The address an ICMP error is being handled for (what `FailReason::Unreachable`
     /// events name).
     unreachable: Option<SocketAddr>,
+    /// Why the DTLS session whose requests are being failed ended (what
+    /// `FailReason::Unreachable` events mean while `dtls_session_closed` runs).
+    closed_session: Option<String>,
     /// Requests sent while every slot was in use, in order.
     admission: Admission,
 }
@@ -153,6 +157,7 @@ impl<H: Handler<Peer>> Driver<H> {
             edhoc: None,
             combining: ClientSessions::default(),
             unreachable: None,
+            closed_session: None,
             admission: Admission::new(config.max_queued_requests),
         })
     }
@@ -171,87 +176,6 @@ impl<H: Handler<Peer>> Driver<H> {
         self.dtls.as_deref()
     }
 
-    /// Feeds a datagram received on the coaps socket: records for a session (or a new
-    /// handshake), whose plaintext reaches the endpoint from `Peer { addr, Dtls(serial) }`.
-    pub fn handle_dtls_datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
-        let now = self.now();
-        let Some(dtls) = self.dtls.as_mut() else {
-            return;
-        };
-        let wall = std::time::Instant::now();
-        let (endpoint, handler) = (&mut self.endpoint, &mut self.handler);
-        let mut deliver = |serial: u64, plain: &[u8]| {
-            let peer = Secured {
-                addr: from,
-                security: Security::Dtls(serial),
-            };
-            endpoint.handle_datagram(now, peer, plain, handler);
-        };
-        // A datagram from a server this endpoint has a client session with belongs to it;
-        // anything else is for the server table (a handshake or a client's session).
-        if dtls.client.session(from).is_some() || dtls.server.is_none() {
-            dtls.client
-                .handle_datagram(wall, from, bytes, |id, p| deliver(client_serial(id), p));
-        } else if let Some(server) = dtls.server.as_mut() {
-            server.handle_datagram(wall, from, bytes, |id, p| deliver(id.serial, p));
-        }
-        self.dtls_events();
-        self.dispatch_events();
-    }
-
-    /// Hands every record the sessions have to `send` (the coaps socket). A record it
-    /// refuses is dropped (counted), except on `WouldBlock`: that one is held and the
-    /// flush stops, returning [`Wait::Writable`] (flush again once the socket is).
-    pub fn flush_dtls(
-        &mut self,
-        mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<()>,
-    ) -> crate::wait::Wait {
-        let Some(dtls) = self.dtls.as_mut() else {
-            return crate::wait::Wait::Input;
-        };
-        while let Some((to, record)) = dtls.poll_transmit() {
-            match send(to, &record) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    dtls.held = Some((to, record));
-                    return crate::wait::Wait::Writable;
-                }
-                Err(_) => dtls.send_errors += 1,
-            }
-        }
-        crate::wait::Wait::Input
-    }
-
-    /// Session events: a client handshake that failed fails the requests waiting for it
-    /// with [`ClientError::Handshake`] (rather than letting them time out).
-    fn dtls_events(&mut self) {
-        let Some(dtls) = self.dtls.as_mut() else {
-            return;
-        };
-        let mut failed = Vec::new();
-        while let Some((client, event)) = dtls.poll_event() {
-            if !client {
-                continue;
-            }
-            match event {
-                coap_dtls::Event::HandshakeFailed { session, error } => {
-                    if let Some(ids) = dtls.pending.remove(&session) {
-                        failed.push((ids, error.to_string()));
-                    }
-                }
-                coap_dtls::Event::Connected { session, .. }
-                | coap_dtls::Event::Closed { session, .. } => {
-                    dtls.pending.remove(&session);
-                }
-            }
-        }
-        for (ids, error) in failed {
-            for id in ids {
-                self.fail(id, ClientError::Handshake(error.clone()));
-            }
-        }
-    }
-
     /// Ends request `id` with `error`, wherever its outcome is awaited.
     fn fail(&mut self, id: RequestId, error: ClientError) {
         self.endpoint.cancel(id);
@@ -266,38 +190,6 @@ impl<H: Handler<Peer>> Driver<H> {
             let _ = reply.try_send(Err(error));
         } else if let Some(g) = self.groups.remove(&id) {
             let _ = g.sink.try_send(Err(error));
-        }
-    }
-
-    /// For a `coaps://` request (serial [`UNRESOLVED`]): the client session with the
-    /// address, started with the request's PSK if there is none. Also whether the
-    /// handshake is still running.
-    fn resolve_peer(
-        &mut self,
-        peer: Peer,
-        psk: Option<&Psk>,
-    ) -> Result<(Peer, Option<coap_dtls::SessionId>), ClientError> {
-        if peer.security != Security::Dtls(UNRESOLVED) {
-            return Ok((peer, None));
-        }
-        let Some(dtls) = self.dtls.as_mut() else {
-            return Err(ClientError::NoCredentials);
-        };
-        let psk = psk.ok_or(ClientError::NoCredentials)?;
-        let (id, established) = dtls
-            .client_session(std::time::Instant::now(), peer.addr, psk)
-            .map_err(ClientError::Handshake)?;
-        let resolved = Secured {
-            addr: peer.addr,
-            security: Security::Dtls(client_serial(id)),
-        };
-        Ok((resolved, (!established).then_some(id)))
-    }
-
-    /// Remembers that request `id` waits for the handshake of `session`.
-    fn await_handshake(&mut self, session: Option<coap_dtls::SessionId>, id: RequestId) {
-        if let (Some(s), Some(dtls)) = (session, self.dtls.as_mut()) {
-            dtls.pending.entry(s).or_default().push(id);
         }
     }
 
@@ -756,7 +648,12 @@ impl<H: Handler<Peer>> Driver<H> {
                         None => (id, Ok(response)),
                     }
                 }
-                Event::Failed { id, reason } => (id, Err(failure(reason, self.unreachable))),
+                Event::Failed { id, reason } => match (&self.closed_session, reason) {
+                    (Some(why), FailReason::Unreachable(_)) => {
+                        (id, Err(ClientError::SessionClosed(why.clone())))
+                    }
+                    _ => (id, Err(failure(reason, self.unreachable))),
+                },
                 // The request asked for no response (RFC 7967) and none came.
                 Event::NoResponse { id } => (id, Err(ClientError::NoResponse)),
                 // The server took a block of an upload: send the next one.

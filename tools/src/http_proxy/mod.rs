@@ -784,6 +784,7 @@ fn upstream_error(uri: &str, e: ClientError) -> HttpResponse {
         ClientError::UnsupportedScheme | ClientError::NoCredentials => StatusCode::NOT_IMPLEMENTED,
         ClientError::Busy | ClientError::Closed => StatusCode::SERVICE_UNAVAILABLE,
         ClientError::Handshake(_)
+        | ClientError::SessionClosed(_)
         | ClientError::Edhoc(_)
         | ClientError::EdhocPeer { .. }
         | ClientError::EdhocStatus(_)
