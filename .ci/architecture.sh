@@ -37,7 +37,7 @@ else
     echo "$out"
     status=1
 fi
-python3 .ci/import-cycles.py core/src runtime-std/src runtime-tokio/src runtime-smol/src dtls/src \
+python3 .ci/import-cycles.py core/src runtime-std/src runtime-tokio/src runtime-smol/src dtls/src tools/src \
     runtime-embassy/src || status=1
 
 exit "$status"

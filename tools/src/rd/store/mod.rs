@@ -14,11 +14,13 @@
 
 pub mod memory;
 pub mod redis;
+mod spec;
 pub mod sqlite;
+
+pub use spec::StoreSpec;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -76,56 +78,6 @@ pub trait Store: Send + Sync {
     /// for a store of one instance. Taken once.
     fn changes(&self) -> Option<tokio::sync::mpsc::Receiver<Change>> {
         None
-    }
-}
-
-/// The `--store` argument: which store, where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StoreSpec {
-    /// `memory`.
-    Memory,
-    /// `sqlite:PATH`.
-    Sqlite(PathBuf),
-    /// `redis://host:port/db` (the URL as given).
-    Redis(String),
-}
-
-impl StoreSpec {
-    /// Parses `memory`, `sqlite:PATH` or `redis://...`.
-    pub fn parse(s: &str) -> Result<StoreSpec, String> {
-        if s == "memory" {
-            Ok(StoreSpec::Memory)
-        } else if let Some(p) = s.strip_prefix("sqlite:") {
-            if p.is_empty() {
-                return Err("sqlite: needs a path (sqlite:PATH)".into());
-            }
-            Ok(StoreSpec::Sqlite(PathBuf::from(p)))
-        } else if s.starts_with("redis://") {
-            Ok(StoreSpec::Redis(s.to_owned()))
-        } else {
-            Err(format!(
-                "{s}: not a store (memory, sqlite:PATH or redis://host:port/db)"
-            ))
-        }
-    }
-
-    /// The default: `coap-rd.sqlite3` under `$XDG_STATE_HOME/coap` when that is set, else
-    /// in the working directory.
-    pub fn default_sqlite() -> StoreSpec {
-        let dir = match std::env::var_os("XDG_STATE_HOME") {
-            Some(d) if !d.is_empty() => PathBuf::from(d).join("coap"),
-            _ => PathBuf::from("."),
-        };
-        StoreSpec::Sqlite(dir.join("coap-rd.sqlite3"))
-    }
-
-    /// Opens (connects to) the store; an unreachable or unusable store is an error.
-    pub async fn open(&self) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-        Ok(match self {
-            StoreSpec::Memory => std::sync::Arc::new(memory::MemoryStore::new()),
-            StoreSpec::Sqlite(p) => std::sync::Arc::new(sqlite::SqliteStore::open(p).await?),
-            StoreSpec::Redis(url) => std::sync::Arc::new(redis::RedisStore::connect(url).await?),
-        })
     }
 }
 
