@@ -41,3 +41,30 @@ pub fn block_on_bounded<F: std::future::Future>(bound: std::time::Duration, f: F
             .unwrap_or_else(|_| panic!("the scenario did not finish within {bound:?}"))
     })
 }
+
+/// [`coap_binary`], refusing a build older than any file in `tools_dirs` (folders under
+/// `tools/src`, `""` for `tools/src` itself): `cargo test -p coap-tests` does not rebuild
+/// the binary, and a test of an old build would test old code.
+pub fn fresh_coap_binary(tools_dirs: &[&str]) -> PathBuf {
+    let bin = coap_binary();
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .expect("the binary's modification time");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/src");
+    for dir in tools_dirs {
+        let entries = std::fs::read_dir(src.join(dir)).expect("a folder of tools/src");
+        for e in entries.flatten() {
+            let newer = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t > built);
+            assert!(
+                !newer,
+                "{} is older than {}: rebuild it (`cargo build -p coap-tools --bin coap`)",
+                bin.display(),
+                e.path().display()
+            );
+        }
+    }
+    bin
+}

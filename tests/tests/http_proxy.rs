@@ -14,7 +14,7 @@ mod support;
 mod wire;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdTcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -785,41 +785,6 @@ fn beyond_max_upstream_the_proxy_answers_503() {
     assert_eq!(first.join().unwrap().status, 504);
 }
 
-/// The `coap` binary of this workspace: next to the test executable's `deps` folder.
-fn coap_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("coap"))
-        .unwrap();
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it first (`cargo build -p coap-tools --bin coap`; \
-         `cargo test --workspace` does)",
-        bin.display()
-    );
-    // `cargo test -p coap-tests` does not rebuild it: refuse to test an old build.
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap();
-    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/src");
-    let newer: Vec<PathBuf> = std::fs::read_dir(&sources)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t > built)
-        })
-        .collect();
-    assert!(
-        newer.is_empty(),
-        "{} is older than {newer:?}: rebuild it (`cargo build -p coap-tools --bin coap`)",
-        bin.display()
-    );
-    bin
-}
-
 /// A TCP port free on loopback right now.
 fn free_tcp_port() -> u16 {
     StdTcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -839,7 +804,7 @@ fn coap_proxy_http_bind_on_the_command_line() {
     let body = hundred_kb();
     std::fs::write(dir.path().join("big.bin"), &body).unwrap();
     let ours = file_server(dir.path());
-    let bin = coap_binary();
+    let bin = coap_tests::fresh_coap_binary(&["", "http_proxy"]);
     // The port may be taken between the probe and the bind: a few tries.
     let mut last = String::new();
     for _ in 0..3 {
@@ -898,7 +863,7 @@ fn coap_proxy_http_bind_on_the_command_line() {
 
 #[test]
 fn a_bad_http_base_is_a_usage_error() {
-    let bin = coap_binary();
+    let bin = coap_tests::fresh_coap_binary(&["", "http_proxy"]);
     let mut cmd = Command::new(&bin);
     cmd.args([
         "proxy",

@@ -9,7 +9,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -119,32 +119,9 @@ impl RedisServer {
     }
 }
 
-/// The `coap` binary of this workspace, next to the test executable's `deps` folder, and
-/// not older than the RD's sources.
-fn coap_binary() -> PathBuf {
-    let bin = coap_tests::coap_binary();
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/src");
-    for dir in [src.clone(), src.join("rd"), src.join("rd/store")] {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let newer = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t > built);
-            assert!(
-                !newer,
-                "{} is older than {}: rebuild it (`cargo build -p coap-tools --bin coap`)",
-                bin.display(),
-                e.path().display()
-            );
-        }
-    }
-    bin
-}
-
 /// `coap rd --store STORE` on a free port, answering.
 fn coap_rd(store: &str) -> PeerServer {
-    let bin = coap_binary();
+    let bin = coap_tests::fresh_coap_binary(&["", "rd", "rd/store"]);
     PeerServer::start("coap rd", |port| {
         let mut cmd = Command::new(&bin);
         cmd.args([
