@@ -137,7 +137,10 @@ pub fn operation_fingerprint(request: &Message<'_>) -> u64 {
     for number in OPERATION_OPTIONS {
         for value in request.options_of(number) {
             number.0.to_be_bytes().into_iter().for_each(&mut eat);
-            (value.len() as u16).to_be_bytes().into_iter().for_each(&mut eat);
+            (value.len() as u16)
+                .to_be_bytes()
+                .into_iter()
+                .for_each(&mut eat);
             value.iter().copied().for_each(&mut eat);
         }
     }
@@ -311,9 +314,10 @@ impl<P: PartialEq + Clone, const CAP: usize> Reassembly<P, CAP> {
     /// A complete or refused request of the peer that owns the transfer, for the same
     /// operation, replaces it (the client has given up on it).
     fn drop_if_owned(&mut self, peer: &P, request: &Message<'_>) {
-        let owned = self.transfer.as_ref().is_some_and(|t| {
-            t.peer == *peer && t.operation == operation_fingerprint(request)
-        });
+        let owned = self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.peer == *peer && t.operation == operation_fingerprint(request));
         if owned {
             self.abort();
         }
@@ -377,7 +381,13 @@ mod tests {
     fn another_peers_blocks_never_touch_a_transfer() {
         let mut r: Reassembly<u8, 64> = Reassembly::new();
         let (mut b0, mut b1, mut b2) = ([0u8; 128], [0u8; 128], [0u8; 128]);
-        let first = put(&mut b0, "up", None, Some(Block::new(0, true, 0)), &[b'a'; 16]);
+        let first = put(
+            &mut b0,
+            "up",
+            None,
+            Some(Block::new(0, true, 0)),
+            &[b'a'; 16],
+        );
         assert_eq!(
             r.accept(T0, &A, &first),
             Ok(Progress::Continue(Block::new(0, true, 0)))
@@ -386,12 +396,21 @@ mod tests {
         let spoof = put(&mut b1, "up", None, Some(Block::new(1, false, 0)), b"bbb");
         assert_eq!(r.accept(T0, &B, &spoof), Err(BlockError::Incomplete));
         // B's block 0 while A's transfer is active: 5.03 with the time left, not a restart.
-        let start = put(&mut b1, "up", None, Some(Block::new(0, true, 0)), &[b'b'; 16]);
+        let start = put(
+            &mut b1,
+            "up",
+            None,
+            Some(Block::new(0, true, 0)),
+            &[b'b'; 16],
+        );
         assert_eq!(
             r.accept(Instant::from_millis(10_000), &B, &start),
             Err(BlockError::Busy { retry_after: 50 })
         );
-        assert_eq!(BlockError::Busy { retry_after: 1 }.code(), Code::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            BlockError::Busy { retry_after: 1 }.code(),
+            Code::SERVICE_UNAVAILABLE
+        );
         // B's body in one message is complete at once and leaves A's transfer alone.
         let whole = put(&mut b1, "up", None, None, b"B whole");
         assert_eq!(
@@ -412,24 +431,56 @@ mod tests {
     fn request_tag_and_resource_are_part_of_the_key() {
         let mut r: Reassembly<u8, 64> = Reassembly::new();
         let (mut b0, mut b1) = ([0u8; 128], [0u8; 128]);
-        let first = put(&mut b0, "up", Some(b"t1"), Some(Block::new(0, true, 0)), &[1; 16]);
+        let first = put(
+            &mut b0,
+            "up",
+            Some(b"t1"),
+            Some(Block::new(0, true, 0)),
+            &[1; 16],
+        );
         assert!(r.accept(T0, &A, &first).is_ok());
         // Same peer, another Request-Tag, an absent one, or another resource: not this
         // transfer (RFC 9175 §3.3).
-        for (path, tag) in [("up", Some(&b"t2"[..])), ("up", None), ("other", Some(b"t1"))] {
+        for (path, tag) in [
+            ("up", Some(&b"t2"[..])),
+            ("up", None),
+            ("other", Some(b"t1")),
+        ] {
             let next = put(&mut b1, path, tag, Some(Block::new(1, true, 0)), &[2; 16]);
-            assert_eq!(r.accept(T0, &A, &next), Err(BlockError::Incomplete), "{path} {tag:?}");
+            assert_eq!(
+                r.accept(T0, &A, &next),
+                Err(BlockError::Incomplete),
+                "{path} {tag:?}"
+            );
             let start = put(&mut b1, path, tag, Some(Block::new(0, true, 0)), &[2; 16]);
-            assert!(matches!(r.accept(T0, &A, &start), Err(BlockError::Busy { .. })));
+            assert!(matches!(
+                r.accept(T0, &A, &start),
+                Err(BlockError::Busy { .. })
+            ));
         }
         // An empty Request-Tag is not an absent one.
         let empty = put(&mut b1, "up", Some(b""), None, b"");
         let absent = put(&mut b0, "up", None, None, b"");
-        assert_ne!(operation_fingerprint(&empty), operation_fingerprint(&absent));
+        assert_ne!(
+            operation_fingerprint(&empty),
+            operation_fingerprint(&absent)
+        );
         // The owner, with its tag, goes on.
-        let first = put(&mut b0, "up", Some(b"t1"), Some(Block::new(0, true, 0)), &[1; 16]);
+        let first = put(
+            &mut b0,
+            "up",
+            Some(b"t1"),
+            Some(Block::new(0, true, 0)),
+            &[1; 16],
+        );
         assert!(r.accept(T0, &A, &first).is_ok());
-        let next = put(&mut b1, "up", Some(b"t1"), Some(Block::new(1, false, 0)), &[2; 3]);
+        let next = put(
+            &mut b1,
+            "up",
+            Some(b"t1"),
+            Some(Block::new(1, false, 0)),
+            &[2; 3],
+        );
         assert!(matches!(
             r.accept(T0, &A, &next),
             Ok(Progress::Complete(body, _)) if body.len() == 19

@@ -248,7 +248,10 @@ fn block1_reassembly_rules() {
     // Restart, then a block with another Request-Tag: 4.08.
     assert!(r.accept(T0, &1u8, &parse(&m0)).is_ok());
     let other = upload(Block::new(1, true, 1), b"u", None, &body[32..64]);
-    assert_eq!(r.accept(T0, &1u8, &parse(&other)), Err(BlockError::Incomplete));
+    assert_eq!(
+        r.accept(T0, &1u8, &parse(&other)),
+        Err(BlockError::Incomplete)
+    );
     assert!(r.accept(T0, &1u8, &parse(&m0)).is_ok());
     for (n, chunk) in body.chunks(32).enumerate() {
         let more = (n + 1) * 32 < body.len();

@@ -75,7 +75,10 @@ impl Resource<IpEndpoint> for Upload {
         req: &IncomingRequest<'_, IpEndpoint>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
-        match self.reassembly.accept(req.now(), &req.peer(), req.message()) {
+        match self
+            .reassembly
+            .accept(req.now(), &req.peer(), req.message())
+        {
             Ok(Progress::Continue(b)) => {
                 w.set_code(Code::CONTINUE);
                 w.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();

@@ -194,12 +194,18 @@ impl Client {
     fn get(&mut self, path: &[&str]) -> Vec<u8> {
         let mut body = Vec::new();
         for num in 0..1000 {
-            let a = self.ask(Code::GET, path, vec![uint(OptionNumber::BLOCK2, Block::new(num, false, 6).encode())], b"");
+            let a = self.ask(
+                Code::GET,
+                path,
+                vec![uint(
+                    OptionNumber::BLOCK2,
+                    Block::new(num, false, 6).encode(),
+                )],
+                b"",
+            );
             assert_eq!(a.code, Code::CONTENT);
             body.extend_from_slice(&a.payload);
-            let more = a
-                .uint(OptionNumber::BLOCK2)
-                .is_some_and(|v| v & 8 != 0);
+            let more = a.uint(OptionNumber::BLOCK2).is_some_and(|v| v & 8 != 0);
             if !more {
                 return body;
             }
@@ -228,7 +234,13 @@ impl Flood {
     /// One first block from every source.
     fn round(&mut self, path: &[&str]) {
         self.round += 1;
-        let req = request(self.round, Code::PUT, path, &vec![block1(0, true, 6)], &[b'x'; 1024]);
+        let req = request(
+            self.round,
+            Code::PUT,
+            path,
+            &vec![block1(0, true, 6)],
+            &[b'x'; 1024],
+        );
         for s in &self.sockets {
             s.send_to(&req, self.server).unwrap();
         }
@@ -264,7 +276,9 @@ fn writable(dir: &TempDir, tune: impl FnOnce(&mut FilesConfig)) -> FileServer {
 
 /// Body `seed` of `len` bytes.
 fn body(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
 }
 
 /// Block `num` (1024 bytes) of `body` as a PUT to `path`, with `extra` options.
@@ -284,17 +298,30 @@ fn interleaved_uploads_of_two_peers_to_demo_upload_each_get_their_own_body() {
     let mut b = Client::new(1, server.addr);
     let (body_a, body_b) = (body(1, 3000), body(2, 3000));
     for num in 0..3 {
-        let want = if num < 2 { Code::CONTINUE } else { Code::CHANGED };
-        assert_eq!(put_block(&mut a, &["upload"], &body_a, num, vec![]).code, want);
+        let want = if num < 2 {
+            Code::CONTINUE
+        } else {
+            Code::CHANGED
+        };
+        assert_eq!(
+            put_block(&mut a, &["upload"], &body_a, num, vec![]).code,
+            want
+        );
         if num == 2 {
             assert_eq!(a.get(&["upload"]), body_a, "A's body is A's");
         }
-        assert_eq!(put_block(&mut b, &["upload"], &body_b, num, vec![]).code, want);
+        assert_eq!(
+            put_block(&mut b, &["upload"], &body_b, num, vec![]).code,
+            want
+        );
     }
     assert_eq!(b.get(&["upload"]), body_b, "B's body is B's");
     // A third address sending the continuation of A's next upload completes nothing.
     let mut spoofer = Client::new(2, server.addr);
-    assert_eq!(put_block(&mut a, &["upload"], &body_a, 0, vec![]).code, Code::CONTINUE);
+    assert_eq!(
+        put_block(&mut a, &["upload"], &body_a, 0, vec![]).code,
+        Code::CONTINUE
+    );
     let c = put_block(&mut spoofer, &["upload"], &body_b, 2, vec![]);
     assert_eq!(c.code, Code::REQUEST_ENTITY_INCOMPLETE);
     assert_eq!(a.get(&["upload"]), body_b);
@@ -313,7 +340,11 @@ fn spoofed_first_block_floods_do_not_stop_a_file_server_upload() {
     for num in 0..21 {
         flood.round(&["target.bin"]);
         let a = put_block(&mut legit, &["target.bin"], &content, num, vec![]);
-        let want = if num < 20 { Code::CONTINUE } else { Code::CREATED };
+        let want = if num < 20 {
+            Code::CONTINUE
+        } else {
+            Code::CREATED
+        };
         assert_eq!(a.code, want, "block {num}");
     }
     assert_eq!(std::fs::read(dir.0.join("target.bin")).unwrap(), content);
@@ -331,7 +362,10 @@ fn partial_uploads_expire_and_their_memory_is_freed() {
     let mut clients: Vec<Client> = (0..16).map(|i| Client::new(i, server.addr)).collect();
     for c in &mut clients {
         for num in 0..4 {
-            assert_eq!(put_block(c, &["big.bin"], &content, num, vec![]).code, Code::CONTINUE);
+            assert_eq!(
+                put_block(c, &["big.bin"], &content, num, vec![]).code,
+                Code::CONTINUE
+            );
         }
     }
     assert_eq!(files.uploads_in_progress(), (16, 16 * 4 * 1024));
@@ -353,14 +387,28 @@ fn lost_update(server: SocketAddr, path: &[&str], on_disk: Option<PathBuf>) {
     let mut a = Client::new(0, server);
     let mut b = Client::new(1, server);
     let first = a.ask(Code::PUT, path, vec![], b"version 1");
-    assert!(matches!(first.code, Code::CHANGED | Code::CREATED), "{:?}", first.code);
-    let etag = a.ask(Code::GET, path, vec![], b"").option(OptionNumber::ETAG).unwrap().to_vec();
+    assert!(
+        matches!(first.code, Code::CHANGED | Code::CREATED),
+        "{:?}",
+        first.code
+    );
+    let etag = a
+        .ask(Code::GET, path, vec![], b"")
+        .option(OptionNumber::ETAG)
+        .unwrap()
+        .to_vec();
     let content = body(5, 3000);
     let if_match = (OptionNumber::IF_MATCH, etag.clone());
     let r = put_block(&mut a, path, &content, 0, vec![if_match.clone()]);
     assert_eq!(r.code, Code::CONTINUE);
-    assert_eq!(b.ask(Code::PUT, path, vec![if_match], b"B's update").code, Code::CHANGED);
-    assert_eq!(put_block(&mut a, path, &content, 1, vec![]).code, Code::CONTINUE);
+    assert_eq!(
+        b.ask(Code::PUT, path, vec![if_match], b"B's update").code,
+        Code::CHANGED
+    );
+    assert_eq!(
+        put_block(&mut a, path, &content, 1, vec![]).code,
+        Code::CONTINUE
+    );
     let last = put_block(&mut a, path, &content, 2, vec![]);
     assert_eq!(last.code, Code::PRECONDITION_FAILED);
     assert_eq!(a.get(path), b"B's update");
@@ -388,7 +436,12 @@ fn demo_resources_are_bounded() {
     let mut refused = 0;
     for i in 0..100 {
         let patch = format!(r#"{{"k{i}":"{}"}}"#, "v".repeat(200));
-        let a = c.ask(Code::IPATCH, &["config"], vec![cf.clone()], patch.as_bytes());
+        let a = c.ask(
+            Code::IPATCH,
+            &["config"],
+            vec![cf.clone()],
+            patch.as_bytes(),
+        );
         match a.code {
             Code::CHANGED => assert_eq!(refused, 0),
             Code::REQUEST_ENTITY_TOO_LARGE => {
@@ -403,7 +456,13 @@ fn demo_resources_are_bounded() {
     assert!(config.payload.len() <= demo::CONFIG_CAP);
     // /upload: beyond 64 KiB, 4.13 with Size1, by Size1 or by the blocks themselves.
     let too_big = body(6, demo::UPLOAD_CAP + 1);
-    let a = put_block(&mut c, &["upload"], &too_big, 0, vec![uint(OptionNumber::SIZE1, too_big.len() as u32)]);
+    let a = put_block(
+        &mut c,
+        &["upload"],
+        &too_big,
+        0,
+        vec![uint(OptionNumber::SIZE1, too_big.len() as u32)],
+    );
     assert_eq!(a.code, Code::REQUEST_ENTITY_TOO_LARGE);
     assert_eq!(a.uint(OptionNumber::SIZE1), Some(demo::UPLOAD_CAP as u32));
     let blocks = too_big.len().div_ceil(1024) as u32;
@@ -431,19 +490,41 @@ fn file_server_write_quotas() {
     let mut c = Client::new(0, server.addr);
     // File size: 4.13 with Size1 (RFC 7959 §2.9.3), announced or found out.
     let big = body(7, 5000);
-    let a = put_block(&mut c, &["big.bin"], &big, 0, vec![uint(OptionNumber::SIZE1, 5000)]);
-    assert_eq!((a.code, a.uint(OptionNumber::SIZE1)), (Code::REQUEST_ENTITY_TOO_LARGE, Some(4096)));
+    let a = put_block(
+        &mut c,
+        &["big.bin"],
+        &big,
+        0,
+        vec![uint(OptionNumber::SIZE1, 5000)],
+    );
+    assert_eq!(
+        (a.code, a.uint(OptionNumber::SIZE1)),
+        (Code::REQUEST_ENTITY_TOO_LARGE, Some(4096))
+    );
     for num in 0..5 {
         let a = put_block(&mut c, &["big.bin"], &big, num, vec![]);
-        let want = if num < 4 { Code::CONTINUE } else { Code::REQUEST_ENTITY_TOO_LARGE };
+        let want = if num < 4 {
+            Code::CONTINUE
+        } else {
+            Code::REQUEST_ENTITY_TOO_LARGE
+        };
         assert_eq!(a.code, want, "block {num}");
     }
     // Path depth: 4.00, nothing created.
-    assert_eq!(c.ask(Code::PUT, &["a", "b", "c.txt"], vec![], b"deep").code, Code::BAD_REQUEST);
+    assert_eq!(
+        c.ask(Code::PUT, &["a", "b", "c.txt"], vec![], b"deep").code,
+        Code::BAD_REQUEST
+    );
     assert!(!dir.0.join("a").exists());
-    assert_eq!(c.ask(Code::PUT, &["a", "c.txt"], vec![], b"ok").code, Code::CREATED);
+    assert_eq!(
+        c.ask(Code::PUT, &["a", "c.txt"], vec![], b"ok").code,
+        Code::CREATED
+    );
     // Total bytes: 5.03 once the tree would pass it.
-    assert_eq!(c.ask(Code::PUT, &["more.bin"], vec![], &[1; 1000]).code, Code::CREATED);
+    assert_eq!(
+        c.ask(Code::PUT, &["more.bin"], vec![], &[1; 1000]).code,
+        Code::CREATED
+    );
     let full = put_block(&mut c, &["full.bin"], &body(8, 3000), 0, vec![]);
     assert_eq!(full.code, Code::CONTINUE);
     let _ = put_block(&mut c, &["full.bin"], &body(8, 3000), 1, vec![]);
@@ -451,5 +532,8 @@ fn file_server_write_quotas() {
     assert_eq!(last.code, Code::SERVICE_UNAVAILABLE);
     assert!(!dir.0.join("full.bin").exists());
     // Traversal: 4.03.
-    assert_eq!(c.ask(Code::PUT, &[".."], vec![], b"x").code, Code::FORBIDDEN);
+    assert_eq!(
+        c.ask(Code::PUT, &[".."], vec![], b"x").code,
+        Code::FORBIDDEN
+    );
 }

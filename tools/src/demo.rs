@@ -39,7 +39,10 @@ pub fn routes_with(uploads: UploadLimits) -> Vec<Route<'static, BoxedResource>> 
         Route::new("/time", Box::new(Time) as BoxedResource),
         Route::new("/echo", Box::new(Echo) as BoxedResource),
         Route::new("/large", Box::new(Large::new()) as BoxedResource),
-        Route::new("/upload", Box::new(Upload::with_limits(uploads)) as BoxedResource),
+        Route::new(
+            "/upload",
+            Box::new(Upload::with_limits(uploads)) as BoxedResource,
+        ),
         Route::new("/config", Box::new(Config::new()) as BoxedResource),
     ]
 }

@@ -48,8 +48,8 @@ const MAX_WALK: usize = 100_000;
 pub const OBSERVE_LIMIT: u64 = 8 * 1024 * 1024;
 /// Most files observed at once.
 pub const MAX_WATCHED: usize = 256;
-/// Most uploads in progress at once ([`crate::uploads`]: a new one never pushes out one that
-/// is under way).
+/// Most uploads under way (past their first block) at once; first blocks have a pool 16
+/// times as large, and a new one never pushes out an upload under way ([`crate::uploads`]).
 pub const MAX_UPLOADS: usize = 16;
 /// Most uploads in progress at once from one client address.
 pub const MAX_UPLOADS_PER_CLIENT: usize = 4;
@@ -149,8 +149,12 @@ struct Shared {
     /// Uploads in progress, each with the file's version its first block's If-Match /
     /// If-None-Match was checked against (`None`: unconditional). The last block replaces
     /// the file only if it is still that version, so no concurrent PUT is overwritten.
-    uploads: Mutex<Uploads<(SocketAddr, PathBuf), Option<Option<Stamp>>>>,
+    uploads: Mutex<Uploads<(SocketAddr, PathBuf), Checked>>,
 }
+
+/// What a file upload keeps from its first block: the file's version (`None`: absent) its
+/// If-Match / If-None-Match held against, or `None` for an unconditional PUT.
+type Checked = Option<Option<Stamp>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves plain data behind: keep serving.
@@ -558,12 +562,9 @@ impl FileServer {
         let key = (req.peer().addr, target.path.clone());
         let conditional = msg.option(OptionNumber::IF_MATCH).is_some()
             || msg.option(OptionNumber::IF_NONE_MATCH).is_some();
-        let (step, checked) = lock(&self.shared.uploads).accept_with(
-            key,
-            msg,
-            Instant::now(),
-            || conditional.then_some(stamp),
-        );
+        let (step, checked) =
+            lock(&self.shared.uploads)
+                .accept_with(key, msg, Instant::now(), || conditional.then_some(stamp));
         let (body, block, checked) = match (step, checked) {
             (Step::Complete(body, block), Some(checked)) => (body, block, checked),
             (other, _) => {

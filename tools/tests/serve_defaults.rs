@@ -1,7 +1,6 @@
 //! `coap serve` defaults an operator meets: the notice when it listens on all interfaces
 //! (the default bind) and `--upload-idle`.
 
-#[allow(dead_code)]
 mod support;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -37,7 +36,10 @@ fn listening_on_all_interfaces_is_said_once_on_stderr() {
     let r = coap(&["get", &s.uri("/hello")], None);
     assert_eq!(r.code(), 0, "{}", r.stderr);
     let lines: Vec<String> = s.stderr.try_iter().collect();
-    assert!(!lines.iter().any(|l| l.contains("all interfaces")), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("all interfaces")),
+        "{lines:?}"
+    );
 }
 
 /// Block `num` of a two-block PUT to /upload; the response code.
@@ -76,6 +78,9 @@ fn upload_idle_drops_a_partial_upload() {
     ]);
     assert_eq!(put_block(&socket, s.addr, 0), Code::CONTINUE);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(put_block(&socket, s.addr, 1), Code::REQUEST_ENTITY_INCOMPLETE);
+    assert_eq!(
+        put_block(&socket, s.addr, 1),
+        Code::REQUEST_ENTITY_INCOMPLETE
+    );
     coap(&["serve", "--upload-idle", "0"], None).assert_fails(2, "--upload-idle");
 }

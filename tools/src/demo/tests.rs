@@ -52,8 +52,7 @@ impl Exchange {
     ) -> Vec<u8> {
         let mut buf = [0u8; 1300];
         self.mid += 1;
-        let mut b =
-            MessageBuilder::new(&mut buf, MessageType::Con, code, self.mid, &[7]).unwrap();
+        let mut b = MessageBuilder::new(&mut buf, MessageType::Con, code, self.mid, &[7]).unwrap();
         b.option_str(OptionNumber::URI_PATH, path).unwrap();
         for &(n, v) in options {
             b.option_uint(n, v).unwrap();
@@ -248,9 +247,16 @@ fn upload_keeps_each_clients_blocks_apart() {
     assert_eq!(put_block(&mut x, B, 0, &b, &[]), Code::CONTINUE);
     let tag = |t: u32| [(OptionNumber::REQUEST_TAG, t)];
     for t in 1..=3 {
-        assert_eq!(put_block(&mut x, A, 0, &a, &tag(t)), Code::CONTINUE, "tag {t}");
+        assert_eq!(
+            put_block(&mut x, A, 0, &a, &tag(t)),
+            Code::CONTINUE,
+            "tag {t}"
+        );
     }
-    assert_eq!(put_block(&mut x, A, 1, &a, &tag(1)), Code::REQUEST_ENTITY_INCOMPLETE);
+    assert_eq!(
+        put_block(&mut x, A, 1, &a, &tag(1)),
+        Code::REQUEST_ENTITY_INCOMPLETE
+    );
     assert_eq!(put_block(&mut x, A, 1, &a, &tag(3)), Code::CHANGED);
     assert_eq!(put_block(&mut x, B, 1, &b, &[]), Code::CHANGED);
 }
@@ -263,9 +269,17 @@ fn upload_if_match_holds_until_the_last_block() {
     let first: Vec<u8> = vec![b'0'; 300];
     assert_eq!(put_block(&mut x, A, 0, &first, &if_none), Code::CONTINUE);
     assert_eq!(put_block(&mut x, A, 1, &first, &[]), Code::CHANGED);
-    assert_eq!(put_block(&mut x, B, 0, &first, &if_none), Code::PRECONDITION_FAILED);
+    assert_eq!(
+        put_block(&mut x, B, 0, &first, &if_none),
+        Code::PRECONDITION_FAILED
+    );
     let r = x.ask(Code::GET, "upload", &[], b"");
-    let etag = Message::parse(&r).unwrap().option(OptionNumber::ETAG).unwrap().value.to_vec();
+    let etag = Message::parse(&r)
+        .unwrap()
+        .option(OptionNumber::ETAG)
+        .unwrap()
+        .value
+        .to_vec();
     assert_eq!(etag, etag_of(&first));
     // A's block 0 passes If-Match; B's PUT then succeeds; A's last block must not
     // overwrite B's body: 4.12 (the lost update of issue 26).
@@ -277,7 +291,8 @@ fn upload_if_match_holds_until_the_last_block() {
     let mut m = MessageBuilder::new(&mut buf, MessageType::Con, Code::PUT, x.mid, &[7]).unwrap();
     m.option_str(OptionNumber::URI_PATH, "upload").unwrap();
     m.option(OptionNumber::IF_MATCH, &if_match).unwrap();
-    m.option_uint(OptionNumber::BLOCK1, Block::new(0, true, 4).encode()).unwrap();
+    m.option_uint(OptionNumber::BLOCK1, Block::new(0, true, 4).encode())
+        .unwrap();
     m.payload(&a_body[..256]).unwrap();
     let req = m.into_bytes().to_vec();
     let r = x.raw(&req);
@@ -285,7 +300,10 @@ fn upload_if_match_holds_until_the_last_block() {
     x.ip = B;
     let r = x.ask(Code::PUT, "upload", &[], b"B's update");
     assert_eq!(Message::parse(&r).unwrap().code(), Code::CHANGED);
-    assert_eq!(put_block(&mut x, A, 1, &a_body, &[]), Code::PRECONDITION_FAILED);
+    assert_eq!(
+        put_block(&mut x, A, 1, &a_body, &[]),
+        Code::PRECONDITION_FAILED
+    );
     let r = x.ask(Code::GET, "upload", &[], b"");
     assert_eq!(Message::parse(&r).unwrap().payload(), b"B's update");
 }

@@ -38,7 +38,13 @@ fn block(
     now: Instant,
 ) -> Step {
     let mut buf = [0u8; 128];
-    let n = req(path, None, Some(Block::new(num, more, 0)), &[num as u8; 16], &mut buf);
+    let n = req(
+        path,
+        None,
+        Some(Block::new(num, more, 0)),
+        &[num as u8; 16],
+        &mut buf,
+    );
     u.accept(key, &Message::parse(&buf[..n]).unwrap(), now)
 }
 
@@ -69,7 +75,10 @@ fn reassembles_in_order_and_refuses_gaps_and_excess() {
     );
     // Over the limit in the third block.
     for num in 0..2 {
-        assert!(matches!(block(&mut u, k, "up", num, true, now), Step::Continue(_)));
+        assert!(matches!(
+            block(&mut u, k, "up", num, true, now),
+            Step::Continue(_)
+        ));
     }
     assert_eq!(
         block(&mut u, k, "up", 2, true, now),
@@ -87,11 +96,24 @@ fn request_tag_and_resource_keep_one_clients_uploads_apart() {
     // Two uploads of one client, to one resource with two Request-Tags and to another
     // resource, interleaved (RFC 9175 §3.3).
     for (path, tag) in [("up", Some(&b"1"[..])), ("up", Some(b"2")), ("other", None)] {
-        let n = req(path, tag, Some(Block::new(0, true, 0)), path.as_bytes().repeat(8).get(..16).unwrap(), &mut buf);
+        let n = req(
+            path,
+            tag,
+            Some(Block::new(0, true, 0)),
+            path.as_bytes().repeat(8).get(..16).unwrap(),
+            &mut buf,
+        );
         let m = Message::parse(&buf[..n]).unwrap();
-        assert!(matches!(u.accept(k, &m, now), Step::Continue(_)), "{path} {tag:?}");
+        assert!(
+            matches!(u.accept(k, &m, now), Step::Continue(_)),
+            "{path} {tag:?}"
+        );
     }
-    assert_eq!(u.in_progress(), 2, "a client holds its share (2 of 8) at most");
+    assert_eq!(
+        u.in_progress(),
+        2,
+        "a client holds its share (2 of 8) at most"
+    );
     for (path, tag) in [("up", Some(&b"2"[..])), ("other", None)] {
         let n = req(path, tag, Some(Block::new(1, false, 0)), b"end", &mut buf);
         let m = Message::parse(&buf[..n]).unwrap();
@@ -101,9 +123,18 @@ fn request_tag_and_resource_keep_one_clients_uploads_apart() {
         }
     }
     // The first (tag 1) was the client's oldest when its third began: dropped.
-    let n = req("up", Some(b"1"), Some(Block::new(1, false, 0)), b"end", &mut buf);
+    let n = req(
+        "up",
+        Some(b"1"),
+        Some(Block::new(1, false, 0)),
+        b"end",
+        &mut buf,
+    );
     let m = Message::parse(&buf[..n]).unwrap();
-    assert_eq!(u.accept(k, &m, now), Step::Refused(Code::REQUEST_ENTITY_INCOMPLETE));
+    assert_eq!(
+        u.accept(k, &m, now),
+        Step::Refused(Code::REQUEST_ENTITY_INCOMPLETE)
+    );
 }
 
 #[test]
@@ -127,22 +158,41 @@ fn a_flood_of_first_blocks_cannot_push_out_an_upload_under_way() {
         let more = num < 7;
         let step = block(&mut u, legit, "f.bin", num, more, now);
         if more {
-            assert_eq!(step, Step::Continue(Block::new(num, true, 0)), "block {num}");
+            assert_eq!(
+                step,
+                Step::Continue(Block::new(num, true, 0)),
+                "block {num}"
+            );
         } else {
-            assert!(matches!(step, Step::Complete(ref b, _) if b.len() == 128), "{step:?}");
+            assert!(
+                matches!(step, Step::Complete(ref b, _) if b.len() == 128),
+                "{step:?}"
+            );
         }
         now += Duration::from_millis(50);
     }
     assert_eq!(u.in_progress(), 64);
     // Once under way, no number of other first blocks pushes it out ...
-    assert!(matches!(block(&mut u, legit, "g.bin", 0, true, now), Step::Continue(_)));
-    assert!(matches!(block(&mut u, legit, "g.bin", 1, true, now), Step::Continue(_)));
+    assert!(matches!(
+        block(&mut u, legit, "g.bin", 0, true, now),
+        Step::Continue(_)
+    ));
+    assert!(matches!(
+        block(&mut u, legit, "g.bin", 1, true, now),
+        Step::Continue(_)
+    ));
     flood(&mut u, 1000, now);
-    assert!(matches!(block(&mut u, legit, "g.bin", 2, false, now), Step::Complete(..)));
+    assert!(matches!(
+        block(&mut u, legit, "g.bin", 2, false, now),
+        Step::Complete(..)
+    ));
     // ... while a first block is lost to more new first blocks than their pool holds
     // (256) within one round trip: the limit of what a table can do against spoofed
     // sources, documented in the module.
-    assert!(matches!(block(&mut u, legit, "h.bin", 0, true, now), Step::Continue(_)));
+    assert!(matches!(
+        block(&mut u, legit, "h.bin", 0, true, now),
+        Step::Continue(_)
+    ));
     flood(&mut u, 1000, now);
     assert_eq!(
         block(&mut u, legit, "h.bin", 1, true, now),
@@ -157,12 +207,21 @@ fn uploads_under_way_are_bounded_and_first_blocks_keep_their_place() {
     let t0 = Instant::now();
     let mut u: Uploads<SocketAddr> = Uploads::new(4096, 2);
     for i in 0..2 {
-        assert!(matches!(block(&mut u, client(i), "a", 0, true, t0), Step::Continue(_)));
-        assert!(matches!(block(&mut u, client(i), "a", 1, true, t0), Step::Continue(_)));
+        assert!(matches!(
+            block(&mut u, client(i), "a", 0, true, t0),
+            Step::Continue(_)
+        ));
+        assert!(matches!(
+            block(&mut u, client(i), "a", 1, true, t0),
+            Step::Continue(_)
+        ));
     }
     // A third upload's second block finds no place under way: 5.03 with Max-Age (the
     // stalest upload under way expires in 60 s), and it is dropped.
-    assert!(matches!(block(&mut u, client(2), "a", 0, true, t0), Step::Continue(_)));
+    assert!(matches!(
+        block(&mut u, client(2), "a", 0, true, t0),
+        Step::Continue(_)
+    ));
     assert_eq!(
         block(&mut u, client(2), "a", 1, true, t0),
         Step::Busy { retry_after: 60 }
@@ -177,15 +236,30 @@ fn uploads_under_way_are_bounded_and_first_blocks_keep_their_place() {
         max_first_blocks: 2,
         ..UploadLimits::new(4096, 2)
     });
-    assert!(matches!(block(&mut u, client(3), "a", 0, true, t0), Step::Continue(_)));
-    assert!(matches!(block(&mut u, client(4), "a", 0, true, t0), Step::Continue(_)));
-    assert!(matches!(block(&mut u, client(3), "a", 0, true, t0), Step::Continue(_)));
-    assert!(matches!(block(&mut u, client(5), "a", 0, true, t0), Step::Continue(_)));
+    assert!(matches!(
+        block(&mut u, client(3), "a", 0, true, t0),
+        Step::Continue(_)
+    ));
+    assert!(matches!(
+        block(&mut u, client(4), "a", 0, true, t0),
+        Step::Continue(_)
+    ));
+    assert!(matches!(
+        block(&mut u, client(3), "a", 0, true, t0),
+        Step::Continue(_)
+    ));
+    assert!(matches!(
+        block(&mut u, client(5), "a", 0, true, t0),
+        Step::Continue(_)
+    ));
     assert_eq!(
         block(&mut u, client(3), "a", 1, true, t0),
         Step::Refused(Code::REQUEST_ENTITY_INCOMPLETE)
     );
-    assert!(matches!(block(&mut u, client(4), "a", 1, true, t0), Step::Continue(_)));
+    assert!(matches!(
+        block(&mut u, client(4), "a", 1, true, t0),
+        Step::Continue(_)
+    ));
 }
 
 #[test]
@@ -198,13 +272,19 @@ fn idle_uploads_expire_and_free_their_memory() {
     let t0 = Instant::now();
     for i in 0..16 {
         for num in 0..4 {
-            assert!(matches!(block(&mut u, client(i), "big", num, true, t0), Step::Continue(_)));
+            assert!(matches!(
+                block(&mut u, client(i), "big", num, true, t0),
+                Step::Continue(_)
+            ));
         }
     }
     assert_eq!((u.in_progress(), u.held_bytes()), (16, 16 * 64));
     // One keeps going; the others stop.
     let half = t0 + idle / 2;
-    assert!(matches!(block(&mut u, client(0), "big", 4, true, half), Step::Continue(_)));
+    assert!(matches!(
+        block(&mut u, client(0), "big", 4, true, half),
+        Step::Continue(_)
+    ));
     assert_eq!(u.expire(t0 + idle - Duration::from_millis(1)), 0);
     // No request needed: the timer's expire frees the idle ones.
     assert_eq!(u.expire(t0 + idle), 15);
@@ -214,7 +294,10 @@ fn idle_uploads_expire_and_free_their_memory() {
         block(&mut u, client(1), "big", 4, true, t0 + idle),
         Step::Refused(Code::REQUEST_ENTITY_INCOMPLETE)
     );
-    assert!(matches!(block(&mut u, client(0), "big", 5, false, t0 + idle), Step::Complete(..)));
+    assert!(matches!(
+        block(&mut u, client(0), "big", 5, false, t0 + idle),
+        Step::Complete(..)
+    ));
     assert_eq!((u.in_progress(), u.held_bytes()), (0, 0));
 }
 
@@ -228,7 +311,10 @@ fn partial_bodies_together_stay_within_their_budget() {
     // Two continued uploads take 96 bytes; a third block of either would pass 100.
     for i in 0..2 {
         for num in 0..3 {
-            assert!(matches!(block(&mut u, client(i), "x", num, true, t0), Step::Continue(_)));
+            assert!(matches!(
+                block(&mut u, client(i), "x", num, true, t0),
+                Step::Continue(_)
+            ));
         }
     }
     assert_eq!(u.held_bytes(), 96);
@@ -238,7 +324,10 @@ fn partial_bodies_together_stay_within_their_budget() {
     );
     // That upload was dropped (its memory freed); the other goes on within the budget.
     assert_eq!(u.held_bytes(), 48);
-    assert!(matches!(block(&mut u, client(1), "x", 3, false, t0), Step::Complete(..)));
+    assert!(matches!(
+        block(&mut u, client(1), "x", 3, false, t0),
+        Step::Complete(..)
+    ));
     assert_eq!(u.held_bytes(), 0);
 }
 
