@@ -212,7 +212,9 @@ fn aiocoap_client_puts_upload_blockwise() {
         return;
     };
     let server = OurServer::start();
-    let body: String = (0..5000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let body: String = (0..5000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let mut put = Command::new(&aio.client);
     put.args(["--no-color", "-m", "PUT", "--payload", &body])
         .arg(server.uri("/upload"));
