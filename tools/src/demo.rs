@@ -13,6 +13,7 @@
 //! Add a resource by implementing [`Resource`] and pushing a [`Route`] in [`routes`].
 
 use coap_tokio::Peer;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::uploads::{Step, UploadLimits, Uploads};
@@ -29,20 +30,18 @@ pub type DemoRouter = Router<BoxedResource, Vec<Route<'static, BoxedResource>>>;
 
 /// The demo routes, in the order `/.well-known/core` lists them.
 pub fn routes() -> Vec<Route<'static, BoxedResource>> {
-    routes_with(upload_limits(crate::uploads::IDLE))
+    routes_with(&Upload::with_limits(upload_limits(crate::uploads::IDLE)))
 }
 
-/// The demo routes with `/upload`'s uploads in progress bounded by `uploads`.
-pub fn routes_with(uploads: UploadLimits) -> Vec<Route<'static, BoxedResource>> {
+/// The demo routes with `upload` as `/upload` (it shares its uploads in progress with
+/// every clone, e.g. the one whose [`Upload::expire`] a timer calls).
+pub fn routes_with(upload: &Upload) -> Vec<Route<'static, BoxedResource>> {
     vec![
         Route::new("/hello", Box::new(Hello) as BoxedResource),
         Route::new("/time", Box::new(Time) as BoxedResource),
         Route::new("/echo", Box::new(Echo) as BoxedResource),
         Route::new("/large", Box::new(Large::new()) as BoxedResource),
-        Route::new(
-            "/upload",
-            Box::new(Upload::with_limits(uploads)) as BoxedResource,
-        ),
+        Route::new("/upload", Box::new(upload.clone()) as BoxedResource),
         Route::new("/config", Box::new(Config::new()) as BoxedResource),
     ]
 }
@@ -269,9 +268,10 @@ struct Pending {
 /// and resource; [`crate::uploads`]), within [`upload_limits`]. If-Match and If-None-Match
 /// (RFC 7252 §5.10.8, §5.10.9) are checked on the first block and again, against the same
 /// version, on the last: a PUT completed meanwhile makes it 4.12, never a lost update.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Upload {
-    uploads: Uploads<Peer, Pending>,
+    /// Shared with the clones: the routers of every shard, and the timer's handle.
+    uploads: Arc<Mutex<Uploads<Peer, Pending>>>,
     body: Vec<u8>,
     format: Option<u16>,
     /// Completed PUTs so far; 0: nothing was ever put (the resource does not exist for
@@ -289,7 +289,7 @@ impl Upload {
     /// Empty, with uploads in progress bounded by `limits` (see [`upload_limits`]).
     pub fn with_limits(limits: UploadLimits) -> Upload {
         Upload {
-            uploads: Uploads::with_limits(limits),
+            uploads: Arc::new(Mutex::new(Uploads::with_limits(limits))),
             body: Vec::new(),
             format: None,
             version: 0,
@@ -298,7 +298,20 @@ impl Upload {
 
     /// Uploads in progress and the bytes they hold.
     pub fn in_progress(&self) -> (usize, usize) {
-        (self.uploads.in_progress(), self.uploads.held_bytes())
+        let u = self.lock();
+        (u.in_progress(), u.held_bytes())
+    }
+
+    /// Drops the uploads idle for the idle time at `now`, freeing their memory; how many.
+    /// `coap serve` calls it every second, so that an abandoned upload does not wait for
+    /// the next request to go.
+    pub fn expire(&self, now: Instant) -> usize {
+        self.lock().expire(now)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Uploads<Peer, Pending>> {
+        // A panic elsewhere while holding the lock leaves plain data behind: keep serving.
+        self.uploads.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// RFC 7252 §5.10.8, §5.10.9: `false` means 4.12 Precondition Failed.
@@ -341,7 +354,7 @@ impl Resource<Peer> for Upload {
             checked: conditional.then_some(version),
         };
         let (step, pending) = self
-            .uploads
+            .lock()
             .accept_with(req.peer(), msg, Instant::now(), pending);
         let (body, echo, pending) = match (step, pending) {
             (Step::Complete(body, echo), Some(p)) => (body, echo, p),

@@ -149,8 +149,9 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
 }
 
 /// What `coap serve` serves: the files of `--dir` (observed files polled for changes) or
-/// the demo resources (`/time` notified every second, RFC 7641 §4.2), with the task that
-/// notifies their observers through `notifier` (one endpoint's or every shard's).
+/// the demo resources (`/time` notified every second, RFC 7641 §4.2; idle uploads to
+/// `/upload` expired on the same tick), with the task that notifies their observers through
+/// `notifier` (one endpoint's or every shard's).
 fn resources(
     files: Option<FileServer>,
     notifier: impl Into<coap_tokio::ShardedNotifier>,
@@ -167,17 +168,21 @@ fn resources(
             (routes, watcher)
         }
         None => {
+            let upload = demo::Upload::with_limits(demo::upload_limits(upload_idle));
+            let routes = demo::routes_with(&upload);
             let ticker = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
                 loop {
                     tick.tick().await;
+                    // Abandoned uploads free their memory without waiting for a request.
+                    upload.expire(std::time::Instant::now());
                     let reply = demo::time_notification();
                     if notifier.notify(demo::TIME_KEY, reply).await.is_err() {
                         break;
                     }
                 }
             });
-            (demo::routes_with(demo::upload_limits(upload_idle)), ticker)
+            (routes, ticker)
         }
     }
 }

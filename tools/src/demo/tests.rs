@@ -352,3 +352,26 @@ fn block1_is_refused_where_not_supported() {
     );
     assert_eq!(Message::parse(&r).unwrap().code(), Code::BAD_OPTION);
 }
+
+#[test]
+fn upload_counts_partial_uploads_and_a_timer_frees_them() {
+    let upload = Upload::new();
+    let mut x = Exchange::new();
+    x.router = Router::new(routes_with(&upload));
+    let body: Vec<u8> = vec![b'p'; 300];
+    for c in 0..4u8 {
+        assert_eq!(
+            put_block(&mut x, [127, 79, 0, c + 1], 0, &body, &[]),
+            Code::CONTINUE
+        );
+    }
+    assert_eq!(upload.in_progress(), (4, 4 * 256));
+    assert_eq!(upload.expire(std::time::Instant::now()), 0);
+    let later = std::time::Instant::now() + crate::uploads::IDLE;
+    assert_eq!(upload.expire(later), 4);
+    assert_eq!(upload.in_progress(), (0, 0));
+    assert_eq!(
+        put_block(&mut x, [127, 79, 0, 1], 1, &body, &[]),
+        Code::REQUEST_ENTITY_INCOMPLETE
+    );
+}
