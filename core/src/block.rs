@@ -153,12 +153,15 @@ struct Transfer<P> {
     peer: P,
     operation: u64,
     last: Instant,
+    /// Blocks stored: 1 until the peer continues after the 2.31.
+    blocks: u32,
 }
 
 /// Bounded reassembly of a Block1 upload on the server (RFC 7959 §2.5). A transfer is
 /// keyed by the peer, the Request-Tag and the target resource (RFC 9175 §3): blocks must
-/// come in order from that peer for that operation; a block from anyone else never
-/// touches it (4.08 for a later block, 5.03 for a first block while it is active). A
+/// come in order from that peer for that operation; a later block from anyone else never
+/// touches it (4.08), nor does a first block once the transfer got past its own first
+/// block (5.03 with the time left; before that, a new first block takes the storage). A
 /// transfer that gets no block for the idle time ([`DEFAULT_IDLE`]) expires: its next block
 /// gets 4.08 and the storage is free for another client. The body becomes available only
 /// when the last block arrived (atomic semantics). Storage is the caller's: `CAP` bytes.
@@ -263,7 +266,12 @@ impl<P: PartialEq + Clone, const CAP: usize> Reassembly<P, CAP> {
             .as_ref()
             .is_some_and(|t| t.peer == *peer && t.operation == operation);
         if block.num == 0 {
-            if let Some(t) = self.transfer.as_ref().filter(|_| !owned) {
+            // Another's transfer that got past its first block (its peer saw the 2.31 and
+            // went on) is protected; one with its first block alone is not, or a single
+            // first block (which a spoofer can send blind) would hold the storage for the
+            // whole idle time.
+            let protected = self.transfer.as_ref().filter(|t| !owned && t.blocks > 1);
+            if let Some(t) = protected {
                 let left = self.idle.saturating_sub(now.saturating_since(t.last));
                 let retry_after = u32::try_from(left.as_secs().max(1)).unwrap_or(u32::MAX);
                 return Err(BlockError::Busy { retry_after });
@@ -274,6 +282,7 @@ impl<P: PartialEq + Clone, const CAP: usize> Reassembly<P, CAP> {
                 peer: peer.clone(),
                 operation,
                 last: now,
+                blocks: 0,
             });
         } else if !owned {
             // Nobody's start, or somebody else's transfer: that one is not touched.
@@ -300,6 +309,7 @@ impl<P: PartialEq + Clone, const CAP: usize> Reassembly<P, CAP> {
         if block.more {
             if let Some(t) = self.transfer.as_mut() {
                 t.last = now;
+                t.blocks = t.blocks.saturating_add(1);
             }
             Ok(Progress::Continue(Block::new(block.num, true, block.szx)))
         } else {
@@ -380,29 +390,20 @@ mod tests {
     #[test]
     fn another_peers_blocks_never_touch_a_transfer() {
         let mut r: Reassembly<u8, 64> = Reassembly::new();
-        let (mut b0, mut b1, mut b2) = ([0u8; 128], [0u8; 128], [0u8; 128]);
-        let first = put(
-            &mut b0,
-            "up",
-            None,
-            Some(Block::new(0, true, 0)),
-            &[b'a'; 16],
-        );
-        assert_eq!(
-            r.accept(T0, &A, &first),
-            Ok(Progress::Continue(Block::new(0, true, 0)))
-        );
-        // B's block 1 (the continuation A would send) is not A's: 4.08, A's data stays.
-        let spoof = put(&mut b1, "up", None, Some(Block::new(1, false, 0)), b"bbb");
+        let mut b = [[0u8; 128]; 3];
+        let [b0, b1, b2] = &mut b;
+        for num in 0..2 {
+            let m = put(b0, "up", None, Some(Block::new(num, true, 0)), &[b'a'; 16]);
+            assert_eq!(
+                r.accept(T0, &A, &m),
+                Ok(Progress::Continue(Block::new(num, true, 0)))
+            );
+        }
+        // B's block 2 (the continuation A would send) is not A's: 4.08, A's data stays.
+        let spoof = put(b1, "up", None, Some(Block::new(2, false, 0)), b"bbb");
         assert_eq!(r.accept(T0, &B, &spoof), Err(BlockError::Incomplete));
-        // B's block 0 while A's transfer is active: 5.03 with the time left, not a restart.
-        let start = put(
-            &mut b1,
-            "up",
-            None,
-            Some(Block::new(0, true, 0)),
-            &[b'b'; 16],
-        );
+        // B's block 0 while A's transfer is under way: 5.03 with the time left.
+        let start = put(b1, "up", None, Some(Block::new(0, true, 0)), &[b'b'; 16]);
         assert_eq!(
             r.accept(Instant::from_millis(10_000), &B, &start),
             Err(BlockError::Busy { retry_after: 50 })
@@ -412,33 +413,57 @@ mod tests {
             Code::SERVICE_UNAVAILABLE
         );
         // B's body in one message is complete at once and leaves A's transfer alone.
-        let whole = put(&mut b1, "up", None, None, b"B whole");
+        let whole = put(b1, "up", None, None, b"B whole");
         assert_eq!(
             r.accept(T0, &B, &whole),
             Ok(Progress::Complete(&b"B whole"[..], None))
         );
-        let last = put(&mut b2, "up", None, Some(Block::new(1, false, 0)), b"end");
-        let mut want = [b'a'; 19];
-        want[16..].copy_from_slice(b"end");
+        let last = put(b2, "up", None, Some(Block::new(2, false, 0)), b"end");
+        let mut want = [b'a'; 35];
+        want[32..].copy_from_slice(b"end");
         assert_eq!(
             r.accept(T0, &A, &last),
-            Ok(Progress::Complete(&want[..], Some(Block::new(1, false, 0))))
+            Ok(Progress::Complete(&want[..], Some(Block::new(2, false, 0))))
         );
         assert!(!r.in_progress(T0));
     }
 
     #[test]
+    fn a_first_block_alone_does_not_hold_the_storage() {
+        let mut r: Reassembly<u8, 64> = Reassembly::new();
+        let mut b = [[0u8; 128]; 2];
+        let [b0, b1] = &mut b;
+        // A spoofer's first block, then B's: B's takes the storage (the spoofer never
+        // sees the 2.31, so its transfer would never go on).
+        let first = put(b0, "up", None, Some(Block::new(0, true, 0)), &[b'a'; 16]);
+        assert!(r.accept(T0, &A, &first).is_ok());
+        let first = put(b0, "up", None, Some(Block::new(0, true, 0)), &[b'b'; 16]);
+        assert!(r.accept(T0, &B, &first).is_ok());
+        let next = put(b1, "up", None, Some(Block::new(1, false, 0)), b"!");
+        assert_eq!(r.accept(T0, &A, &next), Err(BlockError::Incomplete));
+        let mut want = [b'b'; 17];
+        want[16] = b'!';
+        assert_eq!(
+            r.accept(T0, &B, &next),
+            Ok(Progress::Complete(&want[..], Some(Block::new(1, false, 0))))
+        );
+    }
+
+    #[test]
     fn request_tag_and_resource_are_part_of_the_key() {
         let mut r: Reassembly<u8, 64> = Reassembly::new();
-        let (mut b0, mut b1) = ([0u8; 128], [0u8; 128]);
-        let first = put(
-            &mut b0,
-            "up",
-            Some(b"t1"),
-            Some(Block::new(0, true, 0)),
-            &[1; 16],
-        );
-        assert!(r.accept(T0, &A, &first).is_ok());
+        let mut b = [[0u8; 128]; 2];
+        let [b0, b1] = &mut b;
+        for num in 0..2 {
+            let m = put(
+                b0,
+                "up",
+                Some(b"t1"),
+                Some(Block::new(num, true, 0)),
+                &[1; 16],
+            );
+            assert!(r.accept(T0, &A, &m).is_ok());
+        }
         // Same peer, another Request-Tag, an absent one, or another resource: not this
         // transfer (RFC 9175 §3.3).
         for (path, tag) in [
@@ -446,44 +471,34 @@ mod tests {
             ("up", None),
             ("other", Some(b"t1")),
         ] {
-            let next = put(&mut b1, path, tag, Some(Block::new(1, true, 0)), &[2; 16]);
+            let next = put(b1, path, tag, Some(Block::new(2, true, 0)), &[2; 16]);
             assert_eq!(
                 r.accept(T0, &A, &next),
                 Err(BlockError::Incomplete),
                 "{path} {tag:?}"
             );
-            let start = put(&mut b1, path, tag, Some(Block::new(0, true, 0)), &[2; 16]);
+            let start = put(b1, path, tag, Some(Block::new(0, true, 0)), &[2; 16]);
             assert!(matches!(
                 r.accept(T0, &A, &start),
                 Err(BlockError::Busy { .. })
             ));
         }
         // An empty Request-Tag is not an absent one.
-        let empty = put(&mut b1, "up", Some(b""), None, b"");
-        let absent = put(&mut b0, "up", None, None, b"");
-        assert_ne!(
-            operation_fingerprint(&empty),
-            operation_fingerprint(&absent)
-        );
+        let empty = put(b1, "up", Some(b""), None, b"");
+        let empty = operation_fingerprint(&empty);
+        let absent = put(b0, "up", None, None, b"");
+        assert_ne!(empty, operation_fingerprint(&absent));
         // The owner, with its tag, goes on.
-        let first = put(
-            &mut b0,
-            "up",
-            Some(b"t1"),
-            Some(Block::new(0, true, 0)),
-            &[1; 16],
-        );
-        assert!(r.accept(T0, &A, &first).is_ok());
         let next = put(
-            &mut b1,
+            b1,
             "up",
             Some(b"t1"),
-            Some(Block::new(1, false, 0)),
+            Some(Block::new(2, false, 0)),
             &[2; 3],
         );
         assert!(matches!(
             r.accept(T0, &A, &next),
-            Ok(Progress::Complete(body, _)) if body.len() == 19
+            Ok(Progress::Complete(body, _)) if body.len() == 35
         ));
     }
 
