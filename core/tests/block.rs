@@ -230,29 +230,33 @@ fn block1_reassembly_rules() {
         b.payload(payload).unwrap();
         b.into_bytes().to_vec()
     }
+    const T0: Instant = Instant::ZERO;
     let body = representation(100, 5);
-    let mut r: Reassembly<256> = Reassembly::new();
+    let mut r: Reassembly<u8, 256> = Reassembly::new();
     let m0 = upload(Block::new(0, true, 1), b"t", None, &body[0..32]);
     assert_eq!(
-        r.accept(&parse(&m0)),
+        r.accept(T0, &1u8, &parse(&m0)),
         Ok(Progress::Continue(Block::new(0, true, 1)))
     );
     // Block 2 before block 1: 4.08.
     let m2 = upload(Block::new(2, true, 1), b"t", None, &body[64..96]);
-    assert_eq!(r.accept(&parse(&m2)), Err(BlockError::Incomplete));
+    assert_eq!(r.accept(T0, &1u8, &parse(&m2)), Err(BlockError::Incomplete));
     assert_eq!(
         BlockError::Incomplete.code(),
         Code::REQUEST_ENTITY_INCOMPLETE
     );
     // Restart, then a block with another Request-Tag: 4.08.
-    assert!(r.accept(&parse(&m0)).is_ok());
+    assert!(r.accept(T0, &1u8, &parse(&m0)).is_ok());
     let other = upload(Block::new(1, true, 1), b"u", None, &body[32..64]);
-    assert_eq!(r.accept(&parse(&other)), Err(BlockError::Incomplete));
-    assert!(r.accept(&parse(&m0)).is_ok());
+    assert_eq!(
+        r.accept(T0, &1u8, &parse(&other)),
+        Err(BlockError::Incomplete)
+    );
+    assert!(r.accept(T0, &1u8, &parse(&m0)).is_ok());
     for (n, chunk) in body.chunks(32).enumerate() {
         let more = (n + 1) * 32 < body.len();
         let m = upload(Block::new(n as u32, more, 1), b"t", None, chunk);
-        match r.accept(&parse(&m)).unwrap() {
+        match r.accept(T0, &1u8, &parse(&m)).unwrap() {
             Progress::Continue(b) => assert!(more && b.num == n as u32),
             Progress::Complete(all, echo) => {
                 assert!(!more);
@@ -264,14 +268,14 @@ fn block1_reassembly_rules() {
     // Too large: by Size1 up front, or by running past the storage.
     let big = upload(Block::new(0, true, 1), b"t", Some(1000), &body[0..32]);
     assert_eq!(
-        r.accept(&parse(&big)),
+        r.accept(T0, &1u8, &parse(&big)),
         Err(BlockError::TooLarge { limit: 256 })
     );
-    let mut small: Reassembly<40> = Reassembly::new();
-    assert!(small.accept(&parse(&m0)).is_ok());
+    let mut small: Reassembly<u8, 40> = Reassembly::new();
+    assert!(small.accept(T0, &1u8, &parse(&m0)).is_ok());
     let m1 = upload(Block::new(1, true, 1), b"t", None, &body[32..64]);
     assert_eq!(
-        small.accept(&parse(&m1)),
+        small.accept(T0, &1u8, &parse(&m1)),
         Err(BlockError::TooLarge { limit: 40 })
     );
     let _ = Duration::ZERO;
@@ -363,9 +367,9 @@ mod upload {
         szx: u8,
         stored: Rc<RefCell<Vec<u8>>>,
     ) -> impl FnMut(&IncomingRequest<'_, u32>, &mut ResponseWriter<'_>) -> Handled {
-        let mut r: Box<Reassembly<16384>> = Box::default();
+        let mut r: Box<Reassembly<_, 16384>> = Box::default();
         move |req, resp| {
-            match r.accept(req.message()) {
+            match r.accept(req.now(), &req.peer(), req.message()) {
                 Ok(Progress::Continue(b)) => {
                     resp.set_code(Code::CONTINUE);
                     let b = Block::new(b.num, true, b.szx.min(szx));
@@ -523,7 +527,7 @@ mod upload {
 #[test]
 fn block1_then_block2_in_one_exchange() {
     let body = representation(5000, 9);
-    let mut r: Box<Reassembly<8192>> = Box::default();
+    let mut r: Box<Reassembly<_, 8192>> = Box::default();
     let mut later_requests_without_body = true;
     let handler = move |req: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>| {
         if Block::of(req.message(), OptionNumber::BLOCK2).is_some_and(|b| b.num > 0) {
@@ -540,7 +544,7 @@ fn block1_then_block2_in_one_exchange() {
             resp.payload_blockwise(&upper).unwrap();
             return Handled::Respond;
         }
-        match r.accept(req.message()) {
+        match r.accept(req.now(), &req.peer(), req.message()) {
             Ok(Progress::Continue(b)) => {
                 resp.set_code(Code::CONTINUE);
                 resp.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();

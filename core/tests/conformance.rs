@@ -43,11 +43,11 @@ impl Resource<u32> for Big {
 }
 
 /// Takes Block1 uploads of up to 256 bytes.
-struct Upload(Box<Reassembly<256>>);
+struct Upload(Box<Reassembly<u32, 256>>);
 
 impl Resource<u32> for Upload {
     fn post(&mut self, req: &IncomingRequest<'_, u32>, resp: &mut ResponseWriter<'_>) -> Outcome {
-        match self.0.accept(req.message()) {
+        match self.0.accept(req.now(), &req.peer(), req.message()) {
             Ok(Progress::Continue(b)) => {
                 resp.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();
                 resp.set_code(Code::CONTINUE);

@@ -345,7 +345,7 @@ fn representation(len: usize) -> Vec<u8> {
 /// The demo server: answers only requests that came protected (an application's
 /// authorisation check), and serves /hello, /echo, /obs, /large and /upload.
 fn server(state: Rc<State>) -> impl Handler<Peer> {
-    let mut upload: Box<Reassembly<8192>> = Box::default();
+    let mut upload: Box<Reassembly<_, 8192>> = Box::default();
     let large = representation(3000);
     Understanding::new(
         move |req: &IncomingRequest<'_, Peer>, resp: &mut ResponseWriter<'_>| {
@@ -367,7 +367,7 @@ fn server(state: Rc<State>) -> impl Handler<Peer> {
                     resp.respond(Code::CONTENT, None, v.as_bytes()).unwrap()
                 }
                 b"large" => resp.payload_blockwise(&large).unwrap(),
-                b"upload" => match upload.accept(req.message()) {
+                b"upload" => match upload.accept(req.now(), &req.peer(), req.message()) {
                     Ok(Progress::Continue(b)) => {
                         resp.set_code(Code::CONTINUE);
                         resp.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();

@@ -98,9 +98,9 @@ fn sink(
 ) -> coap_core::server::Understanding<
     impl FnMut(&IncomingRequest<'_, u32>, &mut ResponseWriter<'_>) -> Handled,
 > {
-    let mut r: Box<Reassembly<16384>> = Box::default();
+    let mut r: Box<Reassembly<_, 16384>> = Box::default();
     let h = move |req: &IncomingRequest<'_, u32>, w: &mut ResponseWriter<'_>| {
-        match r.accept(req.message()) {
+        match r.accept(req.now(), &req.peer(), req.message()) {
             Ok(Progress::Continue(b)) => {
                 w.set_code(Code::CONTINUE);
                 w.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();

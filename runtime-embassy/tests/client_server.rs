@@ -103,7 +103,7 @@ impl Resource<IpEndpoint> for Slow {
 
 /// Takes Block1 uploads into bounded storage and serves what it holds.
 struct Upload {
-    reassembly: Box<Reassembly<4096>>,
+    reassembly: Box<Reassembly<IpEndpoint, 4096>>,
     stored: Vec<u8>,
     probe: &'static Probe,
 }
@@ -117,7 +117,10 @@ impl Resource<IpEndpoint> for Upload {
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
         self.probe.puts.set(self.probe.puts.get() + 1);
-        match self.reassembly.accept(req.message()) {
+        match self
+            .reassembly
+            .accept(req.now(), &req.peer(), req.message())
+        {
             Ok(Progress::Continue(b)) => {
                 w.set_code(Code::CONTINUE);
                 w.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();

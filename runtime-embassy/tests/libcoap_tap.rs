@@ -63,7 +63,7 @@ impl Resource<IpEndpoint> for Large {
 }
 
 struct Upload {
-    reassembly: Box<Reassembly<8192>>,
+    reassembly: Box<Reassembly<IpEndpoint, 8192>>,
     stored: Vec<u8>,
 }
 impl Resource<IpEndpoint> for Upload {
@@ -75,7 +75,10 @@ impl Resource<IpEndpoint> for Upload {
         req: &IncomingRequest<'_, IpEndpoint>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
-        match self.reassembly.accept(req.message()) {
+        match self
+            .reassembly
+            .accept(req.now(), &req.peer(), req.message())
+        {
             Ok(Progress::Continue(b)) => {
                 w.set_code(Code::CONTINUE);
                 w.option_uint(OptionNumber::BLOCK1, b.encode()).unwrap();

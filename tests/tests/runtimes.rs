@@ -770,7 +770,7 @@ macro_rules! runtime_suite {
                 run(async {
                     for ip in LOOPBACKS {
                         let store = Arc::new(Mutex::new(Box::new((
-                            coap_core::block::Reassembly::<65536>::new(),
+                            coap_core::block::Reassembly::<Peer, 65536>::new(),
                             Vec::new(),
                         ))));
                         let (addr, _stop) = serve(ip, Config::default(), move |_| {
@@ -787,7 +787,7 @@ macro_rules! runtime_suite {
                                     w.payload_blockwise(result).unwrap();
                                     return Outcome::Respond;
                                 }
-                                match reassembly.accept(req.message()) {
+                                match reassembly.accept(req.now(), &req.peer(), req.message()) {
                                     Ok(Progress::Continue(b)) => {
                                         w.set_code(Code::CONTINUE);
                                         w.option_uint(coap_core::OptionNumber::BLOCK1, b.encode())

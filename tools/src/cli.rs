@@ -27,14 +27,20 @@ Resources:
                       a notification every second
   /echo               POST: 2.04 with the request's payload and Content-Format
   /large              GET: 10 KiB of text, block-wise (Block2, Size2, ETag; RFC 7959)
-  /upload             PUT: store a body up to 64 KiB (Block1); GET: return it
-  /config             GET/FETCH/PATCH/iPATCH: a JSON object (RFC 8132; merge patches,
-                      4.09, 4.12 with If-Match, 4.15)
+  /upload             PUT: store a body up to 64 KiB (Block1, each client's apart; 4.13
+                      + Size1 beyond; If-Match / If-None-Match, 4.12); GET: return it
+  /config             GET/FETCH/PATCH/iPATCH: a JSON object of at most 1024 bytes
+                      (RFC 8132; merge patches, 4.09, 4.12 with If-Match, 4.13, 4.15)
   /.well-known/core   GET: the resources in link format (RFC 6690)
 
 With --dir DIR, the files of DIR instead (GET block-wise with ETag and a Content-Format
 from the extension, directories as link format, Observe notifies changes; with --write
 also PUT with Block1, If-Match / If-None-Match, and DELETE). Paths cannot leave DIR.
+
+Without --bind it listens on all interfaces ([::]:5683, or 0.0.0.0:5683 without IPv6),
+as a CoAP server is meant to be reachable, and says so on stderr: anyone who can reach
+the port can PUT to /upload and patch /config (bounded in size and count, but writable).
+Give --bind 127.0.0.1:5683 to serve this host only.
 
 Prints \"listening on ADDR\" on stderr once the socket is bound. Ctrl-C (SIGINT) or
 SIGTERM stops it with exit code 0; exit code 1 if the address cannot be bound.";
@@ -468,6 +474,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", requires = "write",
           default_value_t = coap_tools::files::DEFAULT_MAX_DEPTH)]
     pub max_depth: usize,
+
+    /// Drop a partial Block1 upload (to /upload, or with --write to a file) after S
+    /// seconds without a block, freeing its memory; its next block gets 4.08 [default: 60]
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub upload_idle: Option<std::time::Duration>,
 
     /// Accept OSCORE (RFC 8613) with the contexts of this credentials file (aiocoap's
     /// format; one ":label": {"oscore": {"basedir": "DIR"}} entry per client). With

@@ -29,7 +29,7 @@ use coap_core::server::{IncomingRequest, Outcome, ResponseWriter};
 use coap_core::{Code, ContentFormat, Message, OptionNumber};
 use coap_tokio::{Reply, ShardedNotifier};
 
-use crate::uploads::{Step, Uploads};
+use crate::uploads::{Step, UploadLimits, Uploads};
 
 /// Default largest upload (`--max-upload`).
 pub const DEFAULT_MAX_UPLOAD: usize = 16 * 1024 * 1024;
@@ -48,8 +48,13 @@ const MAX_WALK: usize = 100_000;
 pub const OBSERVE_LIMIT: u64 = 8 * 1024 * 1024;
 /// Most files observed at once.
 pub const MAX_WATCHED: usize = 256;
-/// Most uploads in progress at once (the oldest is dropped for a new one).
+/// Most uploads under way (past their first block) at once; first blocks have a pool 16
+/// times as large, and a new one never pushes out an upload under way ([`crate::uploads`]).
 pub const MAX_UPLOADS: usize = 16;
+/// Most uploads in progress at once from one client address.
+pub const MAX_UPLOADS_PER_CLIENT: usize = 4;
+/// Default bytes of all partial uploads together, in memory until their last block.
+pub const DEFAULT_MAX_HELD: usize = 64 * 1024 * 1024;
 
 /// How the file server is set up.
 #[derive(Clone, Debug)]
@@ -65,6 +70,12 @@ pub struct FilesConfig {
     pub max_total: u64,
     /// The deepest path a PUT may write (segments below the root; 4.00 beyond).
     pub max_depth: usize,
+    /// Bytes all partial uploads may hold together (at least `max_upload`; 5.03 for a
+    /// block beyond).
+    pub max_held: usize,
+    /// A partial upload without a block for this long is dropped and its memory freed
+    /// (its next block gets 4.08, RFC 7959 §2.9.2).
+    pub upload_idle: Duration,
 }
 
 impl FilesConfig {
@@ -76,6 +87,8 @@ impl FilesConfig {
             max_upload: DEFAULT_MAX_UPLOAD,
             max_total: DEFAULT_MAX_TOTAL,
             max_depth: DEFAULT_MAX_DEPTH,
+            max_held: DEFAULT_MAX_HELD,
+            upload_idle: crate::uploads::IDLE,
         }
     }
 }
@@ -133,12 +146,15 @@ struct Shared {
     root: PathBuf,
     config: FilesConfig,
     watch: Mutex<Watch>,
-    uploads: Mutex<Uploads<(SocketAddr, PathBuf)>>,
-    /// For block-wise uploads whose first block carried If-Match / If-None-Match: the
-    /// file's version that first block was checked against. The last block replaces the
-    /// file only if it is still that version, so no concurrent PUT is overwritten.
-    versions: Mutex<HashMap<(SocketAddr, PathBuf), Option<Stamp>>>,
+    /// Uploads in progress, each with the file's version its first block's If-Match /
+    /// If-None-Match was checked against (`None`: unconditional). The last block replaces
+    /// the file only if it is still that version, so no concurrent PUT is overwritten.
+    uploads: Mutex<Uploads<(SocketAddr, PathBuf), Checked>>,
 }
+
+/// What a file upload keeps from its first block: the file's version (`None`: absent) its
+/// If-Match / If-None-Match held against, or `None` for an unconditional PUT.
+type Checked = Option<Option<Stamp>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere while holding the lock leaves plain data behind: keep serving.
@@ -240,8 +256,12 @@ impl FileServer {
                 root,
                 config: config.clone(),
                 watch: Mutex::default(),
-                uploads: Mutex::new(Uploads::new(config.max_upload, MAX_UPLOADS)),
-                versions: Mutex::default(),
+                uploads: Mutex::new(Uploads::with_limits(UploadLimits {
+                    max_per_client: MAX_UPLOADS_PER_CLIENT,
+                    max_held: config.max_held.max(config.max_upload),
+                    idle: config.upload_idle,
+                    ..UploadLimits::new(config.max_upload, MAX_UPLOADS)
+                })),
             }),
         })
     }
@@ -331,20 +351,35 @@ impl FileServer {
         Some(key)
     }
 
+    /// Partial uploads held and the bytes they take (what [`FileServer::expire_uploads`]
+    /// frees).
+    pub fn uploads_in_progress(&self) -> (usize, usize) {
+        let u = lock(&self.shared.uploads);
+        (u.in_progress(), u.held_bytes())
+    }
+
+    /// Drops the partial uploads idle for [`FilesConfig::upload_idle`] at `now`, freeing
+    /// their memory; how many. [`FileServer::watch`] calls it on every tick.
+    pub fn expire_uploads(&self, now: Instant) -> usize {
+        lock(&self.shared.uploads).expire(now)
+    }
+
     /// Number of files the watcher polls.
     pub fn watched(&self) -> usize {
         lock(&self.shared.watch).by_key.len()
     }
 
     /// Polls the observed files every `interval` and notifies their observers of changes
-    /// (RFC 7641 §4.2); a removed file gets 4.04, which ends its observations. Runs until
-    /// the endpoints behind `notifier` (one, or every shard) close.
+    /// (RFC 7641 §4.2); a removed file gets 4.04, which ends its observations. Expires idle
+    /// uploads on the same tick. Runs until the endpoints behind `notifier` (one, or every
+    /// shard) close.
     pub async fn watch(self, notifier: impl Into<ShardedNotifier>, interval: Duration) {
         let notifier = notifier.into();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            self.expire_uploads(Instant::now());
             let changed: Vec<(u32, PathBuf, Option<Stamp>)> = {
                 let mut w = lock(&self.shared.watch);
                 let mut out = Vec::new();
@@ -527,31 +562,15 @@ impl FileServer {
         let key = (req.peer().addr, target.path.clone());
         let conditional = msg.option(OptionNumber::IF_MATCH).is_some()
             || msg.option(OptionNumber::IF_NONE_MATCH).is_some();
-        let checked = {
-            let mut uploads = lock(&self.shared.uploads);
-            let step = uploads.accept(key.clone(), msg, Instant::now());
-            let mut versions = lock(&self.shared.versions);
-            if first && conditional && matches!(step, Step::Continue(_)) {
-                versions.insert(key.clone(), stamp);
+        let (step, checked) =
+            lock(&self.shared.uploads)
+                .accept_with(key, msg, Instant::now(), || conditional.then_some(stamp));
+        let (body, block, checked) = match (step, checked) {
+            (Step::Complete(body, block), Some(checked)) => (body, block, checked),
+            (other, _) => {
+                other.respond(resp, max);
+                return Outcome::Respond;
             }
-            let checked = versions.remove(&key);
-            if matches!(step, Step::Continue(_)) {
-                if let Some(v) = checked {
-                    versions.insert(key.clone(), v);
-                }
-            }
-            // Versions of uploads that ended or were dropped go with them.
-            versions.retain(|k, _| uploads.contains(k));
-            match step {
-                Step::Complete(body, block) => Some((body, block, checked)),
-                other => {
-                    other.respond(resp, max);
-                    None
-                }
-            }
-        };
-        let Some((body, block, checked)) = checked else {
-            return Outcome::Respond;
         };
         let stamp_now = fs::metadata(&target.path).ok().map(|m| Stamp::of(&m));
         // RFC 7252 §5.10.8 with RFC 7959 §2.5: the conditions of the first block hold for

@@ -49,6 +49,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
             config.max_upload = args.max_upload;
             config.max_total = args.max_total;
             config.max_depth = args.max_depth;
+            config.upload_idle = upload_idle(&args);
             Some(FileServer::new(config).map_err(|e| {
                 Fail::usage(format_args!(
                     "cannot serve {}: {}",
@@ -62,8 +63,9 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     // The key file too: a bad line fails before anything is bound.
     let psks = args.psk_file.as_deref().map(read_psk_file).transpose()?;
     let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
+    let idle = upload_idle(&args);
     if threads > 1 {
-        return serve_sharded(args.bind, files, threads).await;
+        return serve_sharded(args.bind, files, threads, idle).await;
     }
     let server = if args.join.is_empty() && args.leisure.is_none() {
         bind_or_default(args.bind).await?
@@ -123,6 +125,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     stderr_line(&format!(
         "coap serve: listening on {local} (Ctrl-C to stop)"
     ));
+    all_interfaces_notice(local);
     if let Some(coaps) = server.dtls_local_addr() {
         stderr_line(&format!("coap serve: coaps (DTLS) on {coaps}"));
     }
@@ -137,7 +140,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
             .finish("coap serve", "server", local, None, result)
             .await;
     }
-    let (routes, ticker) = resources(files, server.notifier());
+    let (routes, ticker) = resources(files, server.notifier(), idle);
     let router = Router::new(routes);
     let handler = RequireOscore::new(router, protection);
     let result = server.serve_with_shutdown(handler, signal).await;
@@ -146,11 +149,13 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
 }
 
 /// What `coap serve` serves: the files of `--dir` (observed files polled for changes) or
-/// the demo resources (`/time` notified every second, RFC 7641 §4.2), with the task that
-/// notifies their observers through `notifier` (one endpoint's or every shard's).
+/// the demo resources (`/time` notified every second, RFC 7641 §4.2; idle uploads to
+/// `/upload` expired on the same tick), with the task that notifies their observers through
+/// `notifier` (one endpoint's or every shard's).
 fn resources(
     files: Option<FileServer>,
     notifier: impl Into<coap_tokio::ShardedNotifier>,
+    upload_idle: std::time::Duration,
 ) -> (
     Vec<Route<'static, demo::BoxedResource>>,
     tokio::task::JoinHandle<()>,
@@ -163,17 +168,21 @@ fn resources(
             (routes, watcher)
         }
         None => {
+            let upload = demo::Upload::with_limits(demo::upload_limits(upload_idle));
+            let routes = demo::routes_with(&upload);
             let ticker = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
                 loop {
                     tick.tick().await;
+                    // Abandoned uploads free their memory without waiting for a request.
+                    upload.expire(std::time::Instant::now());
                     let reply = demo::time_notification();
                     if notifier.notify(demo::TIME_KEY, reply).await.is_err() {
                         break;
                     }
                 }
             });
-            (demo::routes(), ticker)
+            (routes, ticker)
         }
     }
 }
@@ -185,6 +194,7 @@ async fn serve_sharded(
     bind: Option<SocketAddr>,
     files: Option<FileServer>,
     threads: usize,
+    upload_idle: std::time::Duration,
 ) -> Result<Exit, Fail> {
     let config = coap_tokio::Config::default();
     let attempt = |addr: SocketAddr| async move {
@@ -217,13 +227,31 @@ async fn serve_sharded(
     stderr_line(&format!(
         "coap serve: {threads} endpoints on the port (--threads), one per core"
     ));
-    let (routes, ticker) = resources(files, server.notifier());
+    all_interfaces_notice(local);
+    let (routes, ticker) = resources(files, server.notifier(), upload_idle);
     let shared = coap_tools::shared::SharedRoutes::new(routes);
     let result = server
         .serve_with_shutdown(|_| shared.router(), signal)
         .await;
     stop.finish("coap serve", "server", local, Some(ticker), result)
         .await
+}
+
+/// `--upload-idle`, or the default idle time of a partial upload.
+fn upload_idle(args: &ServeArgs) -> std::time::Duration {
+    args.upload_idle.unwrap_or(coap_tools::uploads::IDLE)
+}
+
+/// One stderr line when the socket is bound to a wildcard address (the default): the
+/// server is reachable from every interface, and what it serves may be writable.
+fn all_interfaces_notice(local: SocketAddr) {
+    if local.ip().is_unspecified() {
+        stderr_line(&format!(
+            "coap serve: listening on all interfaces ({local}): anyone who can reach the \
+             port may use the writable resources; --bind 127.0.0.1:{} for this host only",
+            local.port()
+        ));
+    }
 }
 
 /// The coaps port beside a coap port, as libcoap's server picks it: port + 1 (RFC 7252

@@ -7,6 +7,8 @@ type FsRouter = Router<crate::demo::BoxedResource, Vec<Route<'static, crate::dem
 
 struct Fixture {
     dir: PathBuf,
+    /// The file server the router holds (shared state: the same uploads).
+    files: FileServer,
     server: Endpoint<coap_tokio::Peer>,
     router: FsRouter,
     mid: u16,
@@ -44,10 +46,11 @@ fn fixture_with(write: bool, max_upload: usize, tune: impl FnOnce(&mut FilesConf
     let files = FileServer::new(config).unwrap();
     let router = Router::new(vec![Route::prefix(
         "/",
-        Box::new(files) as crate::demo::BoxedResource,
+        Box::new(files.clone()) as crate::demo::BoxedResource,
     )]);
     Fixture {
         dir,
+        files,
         server: Endpoint::new(Config::default(), 3),
         router,
         mid: 0,
@@ -461,4 +464,57 @@ fn write_quotas_bound_total_bytes_and_path_depth() {
     let m = Message::parse(&r).unwrap();
     assert_eq!(m.code(), Code::REQUEST_ENTITY_TOO_LARGE);
     assert_eq!(m.uint_option(OptionNumber::SIZE1), Some(4096));
+}
+
+#[test]
+fn a_blockwise_create_with_if_none_match_cannot_overwrite_a_concurrent_create() {
+    let mut f = fixture(true, 4096);
+    let block = |n: u32, more: bool| uint(OptionNumber::BLOCK1, Block::new(n, more, 6).encode());
+    let if_none = (OptionNumber::IF_NONE_MATCH, Vec::new());
+    // A: block 0 with If-None-Match, the file does not exist yet ...
+    f.port = 40001;
+    let opts = [block(0, true), if_none.clone()];
+    assert_eq!(
+        f.code(Code::PUT, &["new.txt"], &opts, &[b'a'; 1024]),
+        Code::CONTINUE
+    );
+    // ... B creates it meanwhile ...
+    f.port = 40002;
+    assert_eq!(
+        f.code(Code::PUT, &["new.txt"], &[if_none], b"B"),
+        Code::CREATED
+    );
+    // ... and A's last block fails (RFC 7252 §5.10.9 for the whole body, RFC 7959 §2.5).
+    f.port = 40001;
+    assert_eq!(
+        f.code(Code::PUT, &["new.txt"], &[block(1, false)], b"tail"),
+        Code::PRECONDITION_FAILED
+    );
+    assert_eq!(fs::read(f.dir.join("root/new.txt")).unwrap(), b"B");
+}
+
+#[test]
+fn partial_uploads_are_counted_and_expired_by_the_server() {
+    let mut f = fixture(true, 1 << 20);
+    let block = |n: u32| uint(OptionNumber::BLOCK1, Block::new(n, true, 6).encode());
+    for port in 0..4 {
+        f.port = 41000 + port;
+        for n in 0..3 {
+            assert_eq!(
+                f.code(Code::PUT, &["part.bin"], &[block(n)], &[1; 1024]),
+                Code::CONTINUE
+            );
+        }
+    }
+    let files = f.files.clone();
+    assert_eq!(files.uploads_in_progress(), (4, 4 * 3 * 1024));
+    assert_eq!(files.expire_uploads(Instant::now()), 0);
+    let later = Instant::now() + crate::uploads::IDLE;
+    assert_eq!(files.expire_uploads(later), 4);
+    assert_eq!(files.uploads_in_progress(), (0, 0));
+    f.port = 41000;
+    assert_eq!(
+        f.code(Code::PUT, &["part.bin"], &[block(3)], &[1; 1024]),
+        Code::REQUEST_ENTITY_INCOMPLETE
+    );
 }

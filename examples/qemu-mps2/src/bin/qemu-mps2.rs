@@ -70,7 +70,7 @@ impl Resource<IpEndpoint> for Large {
 
 /// Takes Block1 uploads (RFC 7959 §2.5) and serves the last one back.
 struct Upload {
-    reassembly: Reassembly<2048>,
+    reassembly: Reassembly<IpEndpoint, 2048>,
     stored: [u8; 2048],
     len: usize,
 }
@@ -83,7 +83,7 @@ impl Resource<IpEndpoint> for Upload {
         req: &IncomingRequest<'_, IpEndpoint>,
         w: &mut ResponseWriter<'_>,
     ) -> Outcome {
-        let r = match self.reassembly.accept(req.message()) {
+        let r = match self.reassembly.accept(req.now(), &req.peer(), req.message()) {
             Ok(Progress::Continue(b)) => {
                 w.set_code(Code::CONTINUE);
                 w.option_uint(OptionNumber::BLOCK1, b.encode()).map(|_| ())
@@ -102,6 +102,10 @@ impl Resource<IpEndpoint> for Upload {
                 match e {
                     BlockError::TooLarge { limit } => {
                         w.option_uint(OptionNumber::SIZE1, limit as u32).map(|_| ())
+                    }
+                    // RFC 7252 §5.9.3.4: when to try again.
+                    BlockError::Busy { retry_after } => {
+                        w.option_uint(OptionNumber::MAX_AGE, retry_after).map(|_| ())
                     }
                     BlockError::Incomplete => Ok(()),
                 }
