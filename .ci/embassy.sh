@@ -141,12 +141,18 @@ printf '%-44s %8d %10d\n' "CoAP share (difference)" "$((m0_flash - m0_base_flash
 printf '%-44s %8d %10d\n' "OSCORE share (-oscore minus -bare)" \
     "$((m0_osc_flash - m0_bare_flash))" "$((m0_osc_ram - m0_bare_ram))"
 
-goal=$((24 * 1024))
-if [ "$share_flash" -le "$goal" ]; then
-    echo "CoAP flash share $share_flash B <= $goal B (24 KiB goal): met"
-else
-    echo "CoAP flash share $share_flash B > $goal B (24 KiB goal): NOT met"
-fi
+# Issue 23's ceilings, reported (not yet enforced: the minimal server still carries
+# observe, block-wise and multicast; CI would fail on every run until they are layers).
+ceiling() { # name figure limit
+    if [ "$2" -le "$3" ]; then verdict="met"; else verdict="NOT met"; fi
+    printf '%-44s %8d <= %6d: %s\n' "$1" "$2" "$3" "$verdict"
+}
+# `footprint` is the server with observe, block-wise and multicast (no link-format
+# filtering); there is no build without them yet, so it stands for the minimal one too.
+ceiling "ceiling: server with observe + block-wise" "$share_flash" 20480
+ceiling "ceiling: minimal server (same build)" "$share_flash" 12288
+ceiling "ceiling: OSCORE share, thumbv7em" "$((osc_flash - bare_flash))" 16384
+ceiling "ceiling: CoAP share, thumbv6m" "$((m0_flash - m0_base_flash))" 12288
 
 stamp "flash by crate (symbol names; LTO inlines across crates, so this is indicative)"
 for f in footprint footprint-baseline; do
