@@ -183,16 +183,9 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
             .position(|p| matches!(p, Some(p) if p.addr == addr))
     }
 
-    /// Slots `addr`'s long-held exchanges occupy (0 for a peer without an entry).
-    pub fn held(&self, addr: A) -> u8 {
-        self.index(addr)
-            .and_then(|i| self.held.get(i).copied())
-            .unwrap_or(0)
-    }
-
-    /// Whether `addr` has an entry.
-    pub fn contains(&self, addr: A) -> bool {
-        self.index(addr).is_some()
+    /// Slots `addr`'s long-held exchanges occupy; `None` for a peer without an entry.
+    pub fn held(&self, addr: A) -> Option<u8> {
+        self.index(addr).and_then(|i| self.held.get(i).copied())
     }
 
     /// Counts one more long-held slot for `addr`, creating its entry if needed; false when
@@ -356,7 +349,7 @@ mod tests {
         // An entry holding slots is not evicted, however old; with every entry holding
         // slots a new peer gets none.
         assert!(t.hold(Instant::from_millis(4500), 2, &mut rng));
-        assert_eq!(t.held(2), 1);
+        assert_eq!(t.held(2), Some(1));
         t.next_mid(Instant::from_millis(5000), 4, &mut rng); // evicts 3, not 2
         assert!(t.get(2).is_some() && t.get(3).is_none());
         assert!(t.hold(Instant::from_millis(5500), 4, &mut rng));
@@ -365,9 +358,9 @@ mod tests {
         assert!(t.get(2).is_some() && t.get(4).is_some());
         // Released, the entry is evictable again, and a new peer starts at zero.
         t.release(2);
-        assert_eq!(t.held(2), 0);
+        assert_eq!(t.held(2), Some(0));
         assert!(t.hold(Instant::from_millis(7000), 5, &mut rng));
         assert!(t.get(2).is_none());
-        assert_eq!(t.held(5), 1);
+        assert_eq!(t.held(5), Some(1));
     }
 }

@@ -392,3 +392,112 @@ fn dead_observers_are_reaped_within_the_share_and_requests_still_served() {
         "the freed entry serves the next client"
     );
 }
+
+/// The counts never leak and the shares always hold: a random mix of deferred requests,
+/// late answers (some to stale handles), registrations, notifications, plain requests,
+/// and peers that acknowledge, reset or stay silent, over simulated time; at every step
+/// the shares bound what is held, and once everything has ended nothing is held.
+#[test]
+fn counts_stay_within_the_shares_and_return_to_zero() {
+    for seed in 1..=20u64 {
+        let handles = Handles::default();
+        let mut h = handler(handles.clone());
+        let config = Config {
+            peer_slot_share_percent: 25,
+            held_slot_share_percent: 50,
+            observe_con_every: 2,
+            // Half the runs answer quickly enough for a late answer to be piggybacked.
+            separate_ack_delay: Duration::from_millis(if seed % 2 == 0 { 300 } else { 0 }),
+            ..Config::default()
+        };
+        let mut server: Server = Endpoint::new(config, seed);
+        let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut now = Instant::ZERO;
+        let mut mid = 0u16;
+        let mut out = [0u8; 1152];
+        for _ in 0..400 {
+            let peer = 300 + next(12) as u32;
+            mid = mid.wrapping_add(1);
+            let token = (mid & 0xff) as u8;
+            match next(5) {
+                0 | 1 => {
+                    // Some NON (answered NON later, RFC 7252 §5.2.3).
+                    let ty = if next(3) == 0 {
+                        MessageType::Non
+                    } else {
+                        MessageType::Con
+                    };
+                    let req = request(ty, mid, token, "sep", false);
+                    server.handle_datagram(now, peer, &req, &mut h);
+                }
+                2 => {
+                    let req = request(MessageType::Con, mid, token, "obs", true);
+                    server.handle_datagram(now, peer, &req, &mut h);
+                }
+                3 => {
+                    let pending = handles.borrow().len() as u64;
+                    if pending > 0 {
+                        let handle = handles.borrow_mut().remove(next(pending) as usize);
+                        let _ =
+                            server.respond(now, handle, |w| w.respond(Code::CONTENT, None, b"l"));
+                    }
+                }
+                _ => {
+                    server.notify(now, KEY, |_, w| w.payload(b"v").map(|_| ()));
+                }
+            }
+            // Peers 300–305 acknowledge CON messages, 306–308 reset them, the rest are
+            // silent (spoofed).
+            while let Some(t) = server.poll_transmit(now, &mut out) {
+                let m = Message::parse(&out[..t.len]).unwrap();
+                if m.ty() != MessageType::Con || t.peer >= 309 {
+                    continue;
+                }
+                let ty = if t.peer < 306 {
+                    MessageType::Ack
+                } else {
+                    MessageType::Rst
+                };
+                let mut reply = [0u8; 4];
+                coap_core::message::write_empty(&mut reply, ty, m.message_id()).unwrap();
+                server.handle_datagram(now, t.peer, &reply, &mut h);
+            }
+            assert!(
+                server.slots_held() <= 8,
+                "seed {seed}: {}",
+                server.slots_held()
+            );
+            for p in 300..312 {
+                assert!(server.slots_held_by(p) <= 4, "seed {seed}, peer {p}");
+            }
+            now = now.add_millis(next(400));
+            server.handle_timeout(now);
+        }
+        // Everything ends: the application answers what is left, observers are told the
+        // resource is gone (4.04 ends the observations, RFC 7641 §4.2), and the clock runs
+        // past every retransmission and lifetime.
+        for handle in handles.borrow_mut().drain(..) {
+            let _ = server.respond(now, handle, |w| w.respond(Code::CONTENT, None, b"e"));
+        }
+        server.notify(now, KEY, |_, w| {
+            w.set_code(Code::NOT_FOUND);
+            Ok(())
+        });
+        for _ in 0..400 {
+            while server.poll_transmit(now, &mut out).is_some() {}
+            now = now.add_millis(1000);
+            server.handle_timeout(now);
+        }
+        assert_eq!(server.slots_held(), 0, "seed {seed}");
+        for p in 300..312 {
+            assert_eq!(server.slots_held_by(p), 0, "seed {seed}, peer {p}");
+        }
+        assert_eq!(server.slots_in_use(), 0, "seed {seed}");
+    }
+}

@@ -51,7 +51,7 @@ where
 
     /// Slots `peer`'s long-held exchanges occupy now.
     pub fn slots_held_by(&self, peer: A) -> usize {
-        usize::from(self.peers.held(peer))
+        usize::from(self.peers.held(peer).unwrap_or(0))
     }
 
     /// Slots all long-held exchanges occupy now.
@@ -62,8 +62,9 @@ where
     /// Whether `peer` may take one more long-held slot now, without giving anything up
     /// (and has a peer entry to count it in, so that [`Endpoint::hold`] then succeeds).
     pub(super) fn may_hold(&self, peer: A) -> bool {
-        self.peers.contains(peer)
-            && u16::from(self.peers.held(peer)) < self.peer_slot_limit()
+        self.peers
+            .held(peer)
+            .is_some_and(|own| u16::from(own) < self.peer_slot_limit())
             && self.pool.held < self.held_slot_limit()
     }
 
@@ -73,7 +74,7 @@ where
     /// a long-held state (`Slot::is_held`), and frees it with [`Endpoint::free_slot`] or
     /// takes it out of that state with [`Endpoint::unhold`].
     pub(super) fn hold(&mut self, now: Instant, peer: A, reclaim: Reclaim) -> bool {
-        let own = u16::from(self.peers.held(peer));
+        let own = u16::from(self.peers.held(peer).unwrap_or(0));
         if own >= self.peer_slot_limit()
             && !(reclaim == Reclaim::Allowed && self.reclaim(Some(peer)))
         {
