@@ -4,8 +4,11 @@
 //! A slot is long-held when it waits on someone else: a deferred request waits for the
 //! application's separate response (RFC 7252 §5.2.2), a CON response or notification waits
 //! for its ACK (§4.2, RFC 7641 §4.5). Such a slot is charged to its peer from the moment
-//! it becomes long-held until it is freed; the count lives in the peer's entry of the peer
-//! table (`Peer::held`) and the pool's total in `SlotPool::held`, so every check is O(1).
+//! it becomes long-held until it is freed; the count lives beside the peer's entry in the
+//! peer table (`PeerTable::held`, one byte a peer) and the pool's total in
+//! `SlotPool::held`, so a check costs the one peer lookup the endpoint already makes for
+//! Message IDs and never a scan of the slots (only giving a response up, when a share or
+//! the pool is used up, looks through them).
 //! A peer beyond its share gets 5.03 with Max-Age (§5.9.3.4) for its next deferred request
 //! and NON for its next CON notification, and nobody else is refused for it. Many
 //! (spoofed) peers within their shares are bounded by the share of all long-held
