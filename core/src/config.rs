@@ -52,6 +52,22 @@ pub struct Config {
     /// Observers one peer may hold (default 32): registrations beyond are answered without
     /// Observe (RFC 7641 §4.1), so that one address cannot fill the table.
     pub max_observers_per_peer: u16,
+    /// Share of the message slots, in percent of the pool (at least one slot), that one
+    /// peer's long-held exchanges may take together: its deferred requests awaiting a
+    /// separate response and its CON responses and notifications awaiting their ACK
+    /// (default 25). Beyond it that peer's next deferred request is answered 5.03 with
+    /// Max-Age (RFC 7252 §5.9.3.4) and its next CON notification goes NON (RFC 7641 §4.5
+    /// leaves the type to the server), so that one address cannot take the whole table.
+    pub peer_slot_share_percent: u8,
+    /// Share of the message slots, in percent (at least one slot), that long-held exchanges
+    /// of all peers together may take (default 75): the rest stays for requests answered at
+    /// once and for the client role, so that many sources (spoofed ones included) holding
+    /// deferred exchanges cannot deny service to everyone. When the share is used up, or the
+    /// pool is full, the unacknowledged separate CON response that has been retransmitted
+    /// most (sent at least once) is given up to make room: a real client acknowledges
+    /// within a round trip, a spoofed address never does (RFC 7252 §4.2 lets a sender give
+    /// up on a CON; the client, which has its empty ACK, then times out).
+    pub held_slot_share_percent: u8,
     /// Largest block size served and requested, as SZX (block size `16 << szx`; 6 = 1024
     /// bytes, RFC 7959 §2.2). Smaller blocks asked for by a peer are honoured.
     pub max_block_szx: u8,
@@ -80,6 +96,8 @@ impl Default for Config {
             observe_con_every: 16,
             observe_max_retransmit: 2,
             max_observers_per_peer: 32,
+            peer_slot_share_percent: 25,
+            held_slot_share_percent: 75,
             max_block_szx: 6,
             max_queued_requests: u16::MAX,
         }

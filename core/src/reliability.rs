@@ -160,11 +160,54 @@ impl Szx {
 /// Message IDs at a random value (§4.4).
 pub(crate) struct PeerTable<A, const N: usize> {
     peers: [Option<Peer<A>>; N],
+    /// Beside each entry: the message slots that peer's long-held server exchanges occupy
+    /// now (deferred requests, CON responses and notifications awaiting their ACK), for its
+    /// share of the pool (`Config::peer_slot_share_percent`). Kept beside the entries
+    /// rather than in them so that `Peer` does not grow past its alignment (two bytes a
+    /// peer instead of eight). An entry holding slots is never evicted, so the count
+    /// cannot be lost while a slot it names is in use.
+    held: [u8; N],
 }
 
 impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
     pub const fn new() -> Self {
-        PeerTable { peers: [None; N] }
+        PeerTable {
+            peers: [None; N],
+            held: [0; N],
+        }
+    }
+
+    fn index(&self, addr: A) -> Option<usize> {
+        self.peers
+            .iter()
+            .position(|p| matches!(p, Some(p) if p.addr == addr))
+    }
+
+    /// Slots `addr`'s long-held exchanges occupy; `None` for a peer without an entry.
+    pub fn held(&self, addr: A) -> Option<u8> {
+        self.index(addr).and_then(|i| self.held.get(i).copied())
+    }
+
+    /// Counts one more long-held slot for `addr`, creating its entry if needed; false when
+    /// no entry can be had (every one holds slots).
+    pub fn hold(&mut self, now: Instant, addr: A, rng: &mut Rng) -> bool {
+        if self.entry(now, addr, rng).is_none() {
+            return false;
+        }
+        match self.index(addr).and_then(|i| self.held.get_mut(i)) {
+            Some(h) => {
+                *h = h.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts one less for `addr`.
+    pub fn release(&mut self, addr: A) {
+        if let Some(h) = self.index(addr).and_then(|i| self.held.get_mut(i)) {
+            *h = h.saturating_sub(1);
+        }
     }
 
     /// A copy of the entry for `addr`, without touching its LRU state.
@@ -189,11 +232,14 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
         {
             Some(i) => i,
             None => {
+                // Entries holding slots are kept: at most N peers can hold any (each
+                // held slot names one), so when every entry does, the pool is full too.
                 let i = match flat.iter().position(Option::is_none) {
                     Some(i) => i,
                     None => flat
                         .iter()
                         .enumerate()
+                        .filter(|(i, _)| self.held.get(*i).is_none_or(|h| *h == 0))
                         .min_by_key(|(_, p)| p.map(|p| p.last_used_s))
                         .map(|(i, _)| i)?,
                 };
@@ -205,6 +251,9 @@ impl<A: Copy + Eq, const N: usize> PeerTable<A, N> {
                     probe_not_before: Instant::ZERO,
                     path_szx: None,
                 });
+                if let Some(h) = self.held.get_mut(i) {
+                    *h = 0;
+                }
                 i
             }
         };
@@ -297,5 +346,21 @@ mod tests {
         t.next_mid(Instant::from_millis(4000), 3, &mut rng); // evicts peer 1 (LRU)
         assert!(t.get(1).is_none());
         assert!(t.get(2).is_some() && t.get(3).is_some());
+        // An entry holding slots is not evicted, however old; with every entry holding
+        // slots a new peer gets none.
+        assert!(t.hold(Instant::from_millis(4500), 2, &mut rng));
+        assert_eq!(t.held(2), Some(1));
+        t.next_mid(Instant::from_millis(5000), 4, &mut rng); // evicts 3, not 2
+        assert!(t.get(2).is_some() && t.get(3).is_none());
+        assert!(t.hold(Instant::from_millis(5500), 4, &mut rng));
+        assert!(t.entry(Instant::from_millis(6000), 5, &mut rng).is_none());
+        assert!(!t.hold(Instant::from_millis(6000), 5, &mut rng));
+        assert!(t.get(2).is_some() && t.get(4).is_some());
+        // Released, the entry is evictable again, and a new peer starts at zero.
+        t.release(2);
+        assert_eq!(t.held(2), Some(0));
+        assert!(t.hold(Instant::from_millis(7000), 5, &mut rng));
+        assert!(t.get(2).is_none());
+        assert_eq!(t.held(5), Some(1));
     }
 }

@@ -501,13 +501,20 @@ fn responses_matched_by_token_and_peer() {
 #[test]
 fn full_tables_answer_5_03_with_max_age() {
     let handler = |_: &IncomingRequest<'_, u32>, _: &mut ResponseWriter<'_>| Handled::Defer;
-    let mut server: Endpoint<u32, 2> = Endpoint::new(Config::default(), 1);
+    // Three peers, each within its share, and every slot allowed to be long-held: the
+    // pool itself is what runs out (the shares are core/tests/fairness.rs's subject).
+    let config = Config {
+        held_slot_share_percent: 100,
+        ..Config::default()
+    };
+    let mut server: Endpoint<u32, 2> = Endpoint::new(config, 1);
     let mut h = handler;
     let mut buf = [0u8; 64];
     let mut out = Vec::new();
     for mid in 0..3u16 {
         let m = mid.to_be_bytes();
-        server.handle_datagram(Instant::ZERO, 9, &[0x41, 0x01, m[0], m[1], 0xaa], &mut h);
+        let peer = 9 + u32::from(mid);
+        server.handle_datagram(Instant::ZERO, peer, &[0x41, 0x01, m[0], m[1], 0xaa], &mut h);
         while let Some(t) = server.poll_transmit(Instant::ZERO, &mut buf) {
             out.push(buf[..t.len].to_vec());
         }
@@ -553,7 +560,9 @@ fn cancel_suppresses_events() {
     assert_eq!(p.client.slots_in_use(), 0);
 }
 
-/// The endpoint's size with 8 slots of 1152 bytes (goal ≤ 12 KiB), recorded in BENCHMARKS.md.
+/// The endpoint's size with 8 slots of 1152 bytes (goal ≤ 12 KiB plus 64 bytes for the
+/// fairness counters of issue 26: a byte per peer entry, the pool's total, three Stats
+/// counters), recorded in BENCHMARKS.md.
 #[test]
 fn endpoint_size() {
     let n = core::mem::size_of::<Endpoint<std::net::SocketAddr, 8, 1152>>();
@@ -561,7 +570,10 @@ fn endpoint_size() {
     println!(
         "size_of::<Endpoint<SocketAddr, 8, 1152>>() = {n} bytes; with a 4-byte address: {n32}"
     );
-    assert!(n <= 12 * 1024, "{n} bytes exceeds the 12 KiB goal");
+    assert!(
+        n <= 12 * 1024 + 64,
+        "{n} bytes exceeds the 12 KiB + 64 B goal"
+    );
 }
 
 /// Event borrowing: a Response borrows the slot until the next poll_event.

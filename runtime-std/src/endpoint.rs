@@ -300,7 +300,13 @@ impl<R: Runtime> Server<R> {
         Self::bind_with(addr, Config::default()).await
     }
 
-    /// Binds a server endpoint with `config`.
+    /// Binds a server endpoint with `config`. A public server tunes there what keeps
+    /// vanished or hostile clients from locking others out (issue 26): the CON cadence of
+    /// notifications and the retransmissions before a silent observer is dropped
+    /// (`observe_con_every`, `observe_con_interval`, `observe_max_retransmit`; RFC 7641
+    /// §4.5), the observers one address may hold (`max_observers_per_peer`, §4.1), and the
+    /// shares of the slot pool that waiting exchanges of one address and of all may take
+    /// (`peer_slot_share_percent`, `held_slot_share_percent`).
     pub async fn bind_with(addr: SocketAddr, config: Config) -> io::Result<Self> {
         Self::new(bind::<R>(addr)?, Vec::new(), config)
     }

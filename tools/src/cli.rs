@@ -546,6 +546,43 @@ pub struct ServeArgs {
     /// one endpoint]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+
+    /// Send each observer a CON notification at least every N notifications, so that one
+    /// that vanished is found out and dropped when the CON goes unacknowledged (RFC 7641
+    /// §4.5); 1 makes every notification CON
+    #[arg(long, value_name = "N",
+          default_value_t = coap_tokio::Config::default().observe_con_every,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub observe_con_every: u16,
+
+    /// And at least every S seconds (RFC 7641 §4.5 allows at most 24 hours; with the
+    /// defaults a vanished observer of a resource that changes every second is dropped
+    /// within about a minute) [default: 20]
+    #[arg(long, value_name = "S", value_parser = parse_con_interval)]
+    pub observe_con_interval: Option<std::time::Duration>,
+
+    /// Observers one client address may hold; its registrations beyond are answered
+    /// without Observe (RFC 7641 §4.1), so that one address cannot fill the table of 256
+    #[arg(long, value_name = "N",
+          default_value_t = coap_tokio::Config::default().max_observers_per_peer,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_observers_per_peer: u16,
+
+    /// Percent of the message slots one client address may hold with exchanges that wait
+    /// (deferred requests, CON responses and notifications awaiting their ACK); beyond it
+    /// that client alone gets 5.03 with Max-Age (RFC 7252 §5.9.3.4)
+    #[arg(long, value_name = "PERCENT",
+          default_value_t = coap_tokio::Config::default().peer_slot_share_percent,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub peer_slot_share: u8,
+
+    /// Percent of the message slots all such waiting exchanges may hold together; the rest
+    /// stays for requests answered at once, however many sources (spoofed ones included)
+    /// hold their share
+    #[arg(long, value_name = "PERCENT",
+          default_value_t = coap_tokio::Config::default().held_slot_share_percent,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub held_slot_share: u8,
 }
 
 #[derive(Args, Debug)]
@@ -721,6 +758,17 @@ fn parse_destination(s: &str) -> Result<coap_tools::destination::Rule, String> {
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
     coap_tools::input::seconds(s)
+}
+
+/// `--observe-con-interval`: seconds, at most 24 hours (RFC 7641 §4.5).
+fn parse_con_interval(s: &str) -> Result<std::time::Duration, String> {
+    let t = coap_tools::input::seconds(s)?;
+    if t > std::time::Duration::from_secs(24 * 3600) {
+        return Err(format!(
+            "{s} s is more than RFC 7641 §4.5's 24 hours (86400 s)"
+        ));
+    }
+    Ok(t)
 }
 
 /// `-t`: seconds; a content format name gets a pointer to `-c` (coap-client's `-t TYPE`).

@@ -40,6 +40,25 @@ pub fn threads(args: &ServeArgs) -> Result<usize, Fail> {
     }
 }
 
+/// The endpoint configuration of `coap serve`: the defaults of [`coap_tokio::Config`] with
+/// the observe liveness (RFC 7641 §4.5) and fairness flags (issue 26) applied.
+fn endpoint_config(args: &ServeArgs) -> coap_tokio::Config {
+    let mut config = coap_tokio::Config {
+        observe_con_every: args.observe_con_every,
+        max_observers_per_peer: args.max_observers_per_peer,
+        peer_slot_share_percent: args.peer_slot_share,
+        held_slot_share_percent: args.held_slot_share,
+        ..coap_tokio::Config::default()
+    };
+    if let Some(t) = args.observe_con_interval {
+        config.observe_con_interval = t;
+    }
+    if let Some(l) = args.leisure {
+        config.default_leisure = l;
+    }
+    config
+}
+
 pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     // The directory is checked before the socket is bound: a typo fails fast.
     let files = match &args.dir {
@@ -64,11 +83,12 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     let psks = args.psk_file.as_deref().map(read_psk_file).transpose()?;
     let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
     let idle = upload_idle(&args);
+    let config = endpoint_config(&args);
     if threads > 1 {
-        return serve_sharded(args.bind, files, threads, idle).await;
+        return serve_sharded(args.bind, files, threads, config, idle).await;
     }
     let server = if args.join.is_empty() && args.leisure.is_none() {
-        bind_or_default(args.bind).await?
+        bind_or_default_with(args.bind, config).await?
     } else {
         let addr = args.bind.unwrap_or(DEFAULT_V6);
         if addr.ip().is_loopback() && !args.join.is_empty() {
@@ -77,10 +97,6 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
                  from other hosts cannot reach it (bind a wildcard or an interface's address)",
                 addr.ip()
             ));
-        }
-        let mut config = coap_tokio::Config::default();
-        if let Some(l) = args.leisure {
-            config.default_leisure = l;
         }
         Server::bind_multicast(addr, config, &args.join)
             .await
@@ -194,9 +210,9 @@ async fn serve_sharded(
     bind: Option<SocketAddr>,
     files: Option<FileServer>,
     threads: usize,
+    config: coap_tokio::Config,
     upload_idle: std::time::Duration,
 ) -> Result<Exit, Fail> {
-    let config = coap_tokio::Config::default();
     let attempt = |addr: SocketAddr| async move {
         coap_tokio::Sharded::bind(addr, config, threads)
             .await
@@ -323,13 +339,8 @@ fn read_psk_file(path: &std::path::Path) -> Result<HashMap<Vec<u8>, Vec<u8>>, Fa
     Ok(keys)
 }
 
-/// A server on `addr`, or on the default port of the IPv6 wildcard (which also takes IPv4
-/// where the system allows dual-stack sockets), else of IPv4.
-pub(crate) async fn bind_or_default(addr: Option<SocketAddr>) -> Result<Server, Fail> {
-    bind_or_default_with(addr, coap_tokio::Config::default()).await
-}
-
-/// [`bind_or_default`] with an endpoint configuration.
+/// A server with `config` on `addr`, or on the default port of the IPv6 wildcard (which
+/// also takes IPv4 where the system allows dual-stack sockets), else of IPv4.
 pub(crate) async fn bind_or_default_with(
     addr: Option<SocketAddr>,
     config: coap_tokio::Config,

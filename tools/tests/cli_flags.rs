@@ -860,3 +860,30 @@ fn color_only_where_asked_and_never_in_raw_bytes() {
     assert!(!r.stdout.contains('\x1b') && !r.stderr.contains('\x1b'));
     coap(&["get", &s.uri("/"), "--color", "sometimes"], None).assert_fails(2, "sometimes");
 }
+
+/// The liveness and fairness flags of `coap serve` (issue 26) refuse values outside their
+/// range with one line and exit code 2, before anything is bound.
+#[test]
+fn serve_liveness_and_fairness_flags_are_checked() {
+    let serve =
+        |flag: &str, value: &str| coap(&["serve", "--bind", "127.0.0.1:0", flag, value], None);
+    // RFC 7641 §4.5: a CON notification at least every 24 hours.
+    serve("--observe-con-interval", "86401").assert_fails(2, "24 hours");
+    serve("--observe-con-every", "0").assert_fails(2, "--observe-con-every");
+    serve("--max-observers-per-peer", "0").assert_fails(2, "--max-observers-per-peer");
+    serve("--peer-slot-share", "101").assert_fails(2, "--peer-slot-share");
+    serve("--held-slot-share", "0").assert_fails(2, "--held-slot-share");
+    let help = coap(&["help", "serve"], None);
+    assert_eq!(help.code(), 0, "{}", help.stderr);
+    // Wrapped to the terminal's width: compare with single spaces.
+    let text = help.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    for default in [
+        "[default: 16]",
+        "[default: 20]",
+        "[default: 32]",
+        "[default: 25]",
+        "[default: 75]",
+    ] {
+        assert!(text.contains(default), "help lacks {default}");
+    }
+}

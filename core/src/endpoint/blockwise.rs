@@ -141,7 +141,7 @@ where
         x.phase = ClientPhase::Queued;
         x.deadline = now + self.config.request_timeout;
         sj.state = SlotState::Request(x);
-        self.pool.free(i);
+        self.free_slot(i);
         self.start_queued(now);
         Ok(())
     }

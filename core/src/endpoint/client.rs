@@ -94,7 +94,7 @@ where
         // another while it waits for `poll_event`: it may not take the last free slot, or
         // its own first answer would find none (and go unheard until it times out).
         if observe.is_some() && self.pool.in_use() + 1 >= N {
-            self.pool.free(i);
+            self.free_slot(i);
             return Err(Error::Busy);
         }
         let Some(slot) = self.pool.slots.get_mut(i) else {
@@ -167,7 +167,7 @@ where
             .iter()
             .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id));
         if let Some(i) = found {
-            self.pool.free(i);
+            self.free_slot(i);
             removed = true;
             // A notification's remaining blocks may be in flight under the same id.
             while let Some(k) = self
@@ -176,7 +176,7 @@ where
                 .iter()
                 .position(|s| matches!(&s.state, SlotState::Request(x) if x.id == id))
             {
-                self.pool.free(k);
+                self.free_slot(k);
             }
         }
         // Outcomes (and notifications) may already wait in the event queue: drop them.
@@ -196,7 +196,7 @@ where
                     .get(i)
                     .is_some_and(|s| s.generation == generation)
                 {
-                    self.pool.free(i);
+                    self.free_slot(i);
                 }
             }
         }
@@ -290,12 +290,12 @@ where
         if follow_up && !matches!(record, EventRecord::Response { .. }) {
             // One responder of a group request failed to finish its Block2 transfer: its
             // answer is dropped; the group request goes on (it ends with its window).
-            self.pool.free(i);
+            self.free_slot(i);
             return self.start_queued(now);
         }
         let _ = self.events.push_back(record);
         if !matches!(record, EventRecord::Response { .. }) {
-            self.pool.free(i);
+            self.free_slot(i);
         }
         self.start_queued(now);
     }
@@ -525,7 +525,7 @@ where
             ..x
         });
         self.acknowledge_response(now, peer, msg, lifetime);
-        self.pool.free(i);
+        self.free_slot(i);
         self.start_queued(now);
         true
     }

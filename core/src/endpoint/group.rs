@@ -72,7 +72,7 @@ where
         sj.state = SlotState::Received { peer };
         if let Some(block) = more {
             let Some(k) = self.alloc_slot(now) else {
-                self.pool.free(j);
+                self.free_slot(j);
                 self.stats.group_response_drops += 1;
                 return;
             };
@@ -98,8 +98,8 @@ where
                     )
                 });
             let Ok(len) = built else {
-                self.pool.free(k);
-                self.pool.free(j);
+                self.free_slot(k);
+                self.free_slot(j);
                 return;
             };
             let etag = Token::new(

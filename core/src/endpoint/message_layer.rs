@@ -151,7 +151,7 @@ where
                         && r.mid == mid
                         && matches!(r.phase, ResponsePhase::AwaitAck(_)) =>
                 {
-                    self.pool.free(i);
+                    self.free_slot(i);
                     return;
                 }
                 _ => {}
@@ -179,7 +179,7 @@ where
                     if r.notification {
                         self.drop_observer_of_slot(i);
                     }
-                    return self.pool.free(i);
+                    return self.free_slot(i);
                 }
                 _ => {}
             }
@@ -367,7 +367,7 @@ where
                     phase: ResponsePhase::SendOnce,
                     ..
                 }) => {
-                    self.pool.free(i);
+                    self.free_slot(i);
                 }
                 // RFC 7967: a NON that wants no response at all is done once sent.
                 SlotState::Request(x) if !x.confirmable && x.no_response.suppresses_all() => {

@@ -13,6 +13,7 @@
 //! | `path_mtu` | path-MTU errors: smaller blocks for the peer (RFC 7959 §2.2) |
 //! | `timers` | deadlines: `handle_timeout`, `poll_timeout` |
 //! | `slots` | the message slot pool, transmit and control queues |
+//! | `share` | fairness: each peer's share of the slots, and that of long-held exchanges |
 //! | `events` | the application's event queue |
 //!
 //! The state they share is the [`Endpoint`] struct below; the rules each applies live in
@@ -57,6 +58,7 @@ mod message_layer;
 mod observe;
 mod path_mtu;
 mod server;
+mod share;
 mod slot;
 mod timers;
 mod unreachable;
@@ -182,6 +184,14 @@ pub struct Stats {
     /// Non-idempotent requests answered 5.03 because duplicate detection had no room
     /// without forgetting an earlier non-idempotent request (RFC 7252 §4.5, at most once).
     pub at_most_once_rejections: u32,
+    /// Deferred requests answered 5.03 because their peer, or all long-held exchanges
+    /// together, had used up their share of the slots (`Config::peer_slot_share_percent`,
+    /// `Config::held_slot_share_percent`).
+    pub share_rejections: u32,
+    /// CON notifications sent NON instead for the same reason (RFC 7641 §4.5).
+    pub share_demotions: u32,
+    /// Unacknowledged separate CON responses given up to make room for another exchange.
+    pub unacknowledged_reclaimed: u32,
 }
 
 /// A CoAP endpoint: client and server roles over one transport address.
@@ -290,7 +300,12 @@ where
 
     /// A free slot (see [`SlotPool::alloc`]), counting early evictions of cached responses.
     fn alloc_slot(&mut self, now: Instant) -> Option<usize> {
-        let (i, evicted_early) = self.pool.alloc(now)?;
+        // A full pool first gives up an unacknowledged separate response (see `share`).
+        let (i, evicted_early) = match self.pool.alloc(now) {
+            Some(x) => x,
+            None if self.reclaim(None) => self.pool.alloc(now)?,
+            None => return None,
+        };
         if evicted_early {
             self.stats.cache_evictions += 1;
         }
@@ -307,7 +322,7 @@ where
                 .get(i)
                 .is_some_and(|s| s.generation == generation)
             {
-                self.pool.free(i);
+                self.free_slot(i);
             }
         }
         loop {

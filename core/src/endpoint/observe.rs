@@ -4,6 +4,7 @@
 
 use super::event::EventRecord;
 use super::follow_up::rewrite_request;
+use super::share::Reclaim;
 use super::slot::{OutgoingResponse, ResponsePhase, SlotState};
 use super::{len16, Endpoint, Error, REREGISTER_SLACK_MS};
 use crate::block::Block;
@@ -117,6 +118,11 @@ where
                 || obs.since_con.saturating_add(1) >= self.config.observe_con_every;
             let mid = self.peers.next_mid(now, obs.peer, &mut self.rng);
             let seq = self.observe_seq;
+            // Issue 26: a new CON notification holds its slot until acknowledged; beyond
+            // the observer's share of the pool, or that of all long-held exchanges, it
+            // goes NON (RFC 7641 §4.5 leaves the type to the server) and the next one
+            // tries CON again (`since_con` keeps counting).
+            let may_hold = in_flight.is_some() || self.may_hold(obs.peer);
             let Some(slot) = self.pool.slots.get_mut(i) else {
                 continue;
             };
@@ -142,13 +148,25 @@ where
                 // Could not render: leave the slot as it was (a replaced notification
                 // keeps going) or free it.
                 if in_flight.is_none() {
-                    self.pool.free(i);
+                    self.free_slot(i);
                 }
                 self.stats.notification_drops += 1;
                 continue;
             }
-            let con = w.builder.message_type() == MessageType::Con;
+            let mut con = w.builder.message_type() == MessageType::Con;
+            if con && !may_hold {
+                self.stats.share_demotions += 1;
+                w.builder.set_type(MessageType::Non);
+                con = false;
+            }
             slot.len = len16(w.builder.finish());
+            if con && in_flight.is_none() {
+                // Cannot fail after `may_hold`, which checked the same.
+                let _ = self.hold(now, obs.peer, Reclaim::Never);
+            }
+            let Some(slot) = self.pool.slots.get_mut(i) else {
+                continue;
+            };
             let phase = if con {
                 ResponsePhase::AwaitAck(match in_flight {
                     Some((_, r)) => r,
@@ -333,7 +351,7 @@ where
             req.payload(),
         );
         let Ok(len) = built else {
-            self.pool.free(k);
+            self.free_slot(k);
             return;
         };
         sk.len = len16(len);
@@ -386,7 +404,7 @@ where
         x.phase = ClientPhase::Queued;
         x.deadline = now + self.config.request_timeout;
         sj.state = SlotState::Request(x);
-        self.pool.free(i);
+        self.free_slot(i);
         self.start_queued(now);
         Ok(())
     }

@@ -157,10 +157,10 @@ where
             return;
         };
         let SlotState::Request(mut x) = si.state else {
-            return self.pool.free(j);
+            return self.free_slot(j);
         };
         let Ok(req) = Message::parse(si.bytes()) else {
-            return self.pool.free(j);
+            return self.free_slot(j);
         };
         let size = 16usize << szx;
         let payload = req.payload();
@@ -176,11 +176,11 @@ where
             payload.get(..size).unwrap_or(payload),
         );
         let Ok(len) = built else {
-            return self.pool.free(j);
+            return self.free_slot(j);
         };
         sj.len = len16(len);
         x.phase = ClientPhase::Queued;
         sj.state = SlotState::Request(x);
-        self.pool.free(i);
+        self.free_slot(i);
     }
 }

@@ -3,6 +3,7 @@
 //! later through [`Endpoint::respond`] (empty ACK, then a separate response, RFC 7252 §5.2.2).
 
 use super::observe::{register_observer, wants_observe};
+use super::share::Reclaim;
 use super::slot::{AckState, DeferredRequest, OutgoingResponse, ResponsePhase, Slot, SlotState};
 use super::{len16, Endpoint, Error};
 use crate::block::Block;
@@ -76,6 +77,10 @@ where
         let max_szx =
             self.block_szx_to(d.peer, self.config.max_block_szx.min(crate::block::MAX_SZX));
         let path_block = self.path_block_to(d.peer);
+        if !matches!(phase, ResponsePhase::AwaitAck(_)) {
+            // Piggybacked after all (kept only for duplicates) or NON: no longer long-held.
+            self.unhold(i);
+        }
         let Some(slot) = self.pool.slots.get_mut(i) else {
             return Err(Error::UnknownHandle);
         };
@@ -340,6 +345,29 @@ where
                 );
             }
             Outcome::Defer => {
+                // Issue 26: a deferred exchange holds its slot until the application
+                // answers; beyond the peer's share, or that of all long-held exchanges,
+                // this peer is told to come back later (RFC 7252 §5.9.3.4) rather than
+                // everyone being refused once the pool is full. The application's later
+                // answer then finds no exchange (`Error::UnknownHandle`).
+                if !self.hold(now, peer, Reclaim::Allowed) {
+                    self.stats.share_rejections += 1;
+                    self.free_slot(i);
+                    let code = Code::SERVICE_UNAVAILABLE;
+                    self.dedup.remember(
+                        now,
+                        peer,
+                        mid,
+                        lifetime,
+                        DupAction::Control(code),
+                        retention,
+                    );
+                    let max_age = Some(self.config.busy_max_age);
+                    return self.control_response(now, peer, msg, code, max_age);
+                }
+                let Some(slot) = self.pool.slots.get_mut(i) else {
+                    return;
+                };
                 let ack = if !con {
                     AckState::NotNeeded
                 } else if self.config.separate_ack_delay.is_zero() {
@@ -387,7 +415,7 @@ where
         con: bool,
         request: Remembered,
     ) {
-        self.pool.free(i);
+        self.free_slot(i);
         let action = if con {
             DupAction::EmptyAck
         } else {

@@ -99,6 +99,31 @@ impl<A: Copy, const M: usize> Slot<A, M> {
         }
     }
 
+    /// Whether the slot is long-held (see `endpoint::share`): a deferred request, or a CON
+    /// response or notification awaiting its ACK. Such a slot is charged to its peer from
+    /// the moment it enters one of these states until it leaves them.
+    pub(super) fn is_held(&self) -> bool {
+        matches!(
+            self.state,
+            SlotState::Deferred(_)
+                | SlotState::Response(OutgoingResponse {
+                    phase: ResponsePhase::AwaitAck(_),
+                    ..
+                })
+        )
+    }
+
+    /// The peer the slot's message is to or from.
+    pub(super) fn peer(&self) -> Option<A> {
+        match self.state {
+            SlotState::Free => None,
+            SlotState::Request(x) => Some(x.peer),
+            SlotState::Response(r) => Some(r.peer),
+            SlotState::Deferred(d) => Some(d.peer),
+            SlotState::Received { peer } => Some(peer),
+        }
+    }
+
     pub(super) fn bytes(&self) -> &[u8] {
         self.buf.get(..usize::from(self.len)).unwrap_or_default()
     }
@@ -111,6 +136,9 @@ pub(super) struct SlotPool<A, const N: usize, const M: usize> {
     pub(super) tx: Deque<u16, N>,
     /// Where the next slot search starts (round robin, see `alloc`).
     cursor: u16,
+    /// Slots long-held now (`Slot::is_held`), kept as a count so that the share check is
+    /// O(1).
+    pub(super) held: u16,
 }
 
 impl<A: Copy, const N: usize, const M: usize> SlotPool<A, N, M> {
@@ -119,9 +147,12 @@ impl<A: Copy, const N: usize, const M: usize> SlotPool<A, N, M> {
             slots: core::array::from_fn(|_| Slot::new()),
             tx: Deque::new(),
             cursor: 0,
+            held: 0,
         }
     }
 
+    /// Frees slot `i`. A long-held slot is freed through `Endpoint::free_slot`, which
+    /// keeps the counts of `share`.
     pub(super) fn free(&mut self, i: usize) {
         if let Some(s) = self.slots.get_mut(i) {
             s.state = SlotState::Free;
@@ -167,6 +198,40 @@ impl<A: Copy, const N: usize, const M: usize> SlotPool<A, N, M> {
         }
         self.cursor = ((i + 1) % N.max(1)) as u16;
         Some((i, expires.is_some_and(|e| e > now)))
+    }
+
+    /// Counts one more long-held slot.
+    pub(super) fn charge(&mut self) {
+        self.held = self.held.saturating_add(1);
+    }
+
+    /// Counts one less.
+    pub(super) fn discharge(&mut self) {
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// The separate CON response to give up when room is needed (of `only` this peer, if
+    /// given): one sent at least once and still unacknowledged, the most retransmitted
+    /// first. Notifications are not taken: their failure is what reaps a vanished observer
+    /// (RFC 7641 §4.5). A scan of the pool, made only when it is full or a share is used up.
+    pub(super) fn reclaimable(&self, only: Option<A>) -> Option<usize>
+    where
+        A: Eq,
+    {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.state {
+                SlotState::Response(OutgoingResponse {
+                    peer,
+                    phase: ResponsePhase::AwaitAck(r),
+                    notification: false,
+                    ..
+                }) if !s.want_tx && only.is_none_or(|p| p == peer) => Some((i, r.count)),
+                _ => None,
+            })
+            .max_by_key(|&(_, count)| count)
+            .map(|(i, _)| i)
     }
 
     pub(super) fn queue_tx(&mut self, i: usize) {

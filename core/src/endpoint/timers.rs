@@ -86,12 +86,12 @@ where
                                 if r.notification {
                                     self.drop_observer_of_slot(i);
                                 }
-                                self.pool.free(i)
+                                self.free_slot(i)
                             }
                         }
                     }
                     ResponsePhase::Cached { expires } if now >= *expires && !s.want_tx => {
-                        self.pool.free(i)
+                        self.free_slot(i)
                     }
                     ResponsePhase::Leisure { until } if now >= *until => {
                         r.phase = ResponsePhase::SendOnce;

@@ -50,7 +50,7 @@ where
                     if notification {
                         self.drop_observer_of_slot(i);
                     }
-                    self.pool.free(i);
+                    self.free_slot(i);
                 }
                 _ => {}
             }
