@@ -154,7 +154,10 @@ impl<R: Runtime> Client<R> {
         }
         let mut handle = Handle::new(commands, local, R::resolve)
             .with_timer(crate::runtime::timer::<R>)
-            .with_security(security);
+            .with_security(security)
+            .with_reliable(crate::reliable::client::Pool::new::<R>(
+                config.request_timeout,
+            ));
         // The coaps socket exists only when there are DTLS credentials to use it with.
         let mut coaps = None;
         if wants_dtls {

@@ -35,6 +35,45 @@ pub trait Runtime: fmt::Debug + Send + Sync + 'static {
     /// Resolves a host name from a URI (`coap://example.net/`) to socket addresses,
     /// without blocking the loop.
     fn resolve(host: String, port: u16) -> ResolveFuture;
+
+    /// The runtime's TCP stream (CoAP over TCP and TLS, RFC 8323).
+    type TcpStream: AsyncTcpStream;
+    /// The runtime's TCP listener.
+    type TcpListener: AsyncTcpListener<Stream = Self::TcpStream>;
+
+    /// Registers a bound, listening std listener with the runtime's reactor.
+    fn listen_tcp(listener: std::net::TcpListener) -> io::Result<Self::TcpListener>;
+
+    /// Opens a TCP connection to `addr` without blocking the loop.
+    fn connect_tcp(addr: SocketAddr) -> ConnectFuture<Self::TcpStream>;
+}
+
+/// The future [`Runtime::connect_tcp`] returns.
+pub type ConnectFuture<S> = std::pin::Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
+
+/// A connected TCP stream of a [`Runtime`], read and written through `&self` (one task
+/// owns it; nothing is split). `Ok(0)` from a read is the end of the stream.
+pub trait AsyncTcpStream: fmt::Debug + Send + Sync + 'static {
+    /// Reads what has arrived into `buf`, waiting for something if nothing has.
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Writes some of `buf`, waiting for room if there is none.
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// The peer's address.
+    fn peer_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// A listening TCP socket of a [`Runtime`].
+pub trait AsyncTcpListener: fmt::Debug + Send + Sync + 'static {
+    /// The accepted connections' type.
+    type Stream: AsyncTcpStream;
+
+    /// The next connection, with the peer's address.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
+
+    /// The address the listener is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 /// A UDP socket of a [`Runtime`]: the non-blocking calls [`crate::pump`] makes, plus

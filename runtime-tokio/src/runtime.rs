@@ -9,7 +9,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use coap_std::{AsyncUdpSocket, NonBlockingSocket, ResolveFuture, Runtime};
+use coap_std::{
+    AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, ConnectFuture, NonBlockingSocket,
+    ResolveFuture, Runtime,
+};
 #[cfg(target_os = "linux")]
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -47,6 +50,72 @@ impl Runtime for Tokio {
                 .await?
                 .collect())
         })
+    }
+
+    type TcpStream = TcpStream;
+    type TcpListener = TcpListener;
+
+    fn listen_tcp(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(listener).map(TcpListener)
+    }
+
+    fn connect_tcp(addr: SocketAddr) -> ConnectFuture<TcpStream> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            // Small messages (RFC 8323): no waiting for more bytes to fill a segment.
+            s.set_nodelay(true)?;
+            Ok(TcpStream(s))
+        })
+    }
+}
+
+/// A tokio TCP stream as CoAP over TCP uses it (RFC 8323).
+#[derive(Debug)]
+pub struct TcpStream(tokio::net::TcpStream);
+
+impl AsyncTcpStream for TcpStream {
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            // tokio clears the readiness on `WouldBlock`: the next poll waits.
+            match self.0.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
+/// A tokio TCP listener.
+#[derive(Debug)]
+pub struct TcpListener(tokio::net::TcpListener);
+
+impl AsyncTcpListener for TcpListener {
+    type Stream = TcpStream;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (s, peer) = std::task::ready!(self.0.poll_accept(cx))?;
+        s.set_nodelay(true)?;
+        Poll::Ready(Ok((TcpStream(s), peer)))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
     }
 }
 

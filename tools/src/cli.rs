@@ -506,6 +506,11 @@ pub struct ServeArgs {
     /// one endpoint]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+
+    /// Also serve coap+tcp:// (CoAP over TCP, RFC 8323) on ADDR (IP:PORT, HOST:PORT or a
+    /// bare PORT), with the same resources
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, conflicts_with = "plugtest")]
+    pub tcp_bind: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]

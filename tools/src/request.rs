@@ -40,7 +40,7 @@ pub async fn target_in(
     hosts: &[input::HostEntry],
 ) -> Result<Target, Fail> {
     let supported = if secure {
-        "coap:// and coaps:// are"
+        "coap://, coaps:// and coap+tcp:// are"
     } else {
         "coap:// is"
     };
@@ -50,7 +50,10 @@ pub async fn target_in(
         )),
         e => Fail::usage(format_args!("invalid URI '{text}': {e}")),
     })?;
-    let ok = uri.scheme() == Scheme::Coap || (secure && uri.scheme() == Scheme::Coaps);
+    // coap+tcp (RFC 8323) goes where the request commands send (`secure`), not to the
+    // UDP-only commands (ping, rd, proxy upstreams) that call this without it.
+    let ok = uri.scheme() == Scheme::Coap
+        || (secure && matches!(uri.scheme(), Scheme::Coaps | Scheme::CoapTcp));
     if !ok {
         return Err(Fail::usage(format_args!(
             "unsupported URI scheme '{}' in '{text}': only {supported} supported",
