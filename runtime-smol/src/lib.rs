@@ -51,6 +51,7 @@ pub use coap_std::{
     NotifyError, Observation, OptionNumber, OscoreRejection, Outcome, Peer, Progress, Psk,
     PskStore, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
     ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError, TcpConfig,
+    TlsClientConfig, TlsServerConfig,
 };
 
 /// A CoAP client on smol: a handle on an endpoint whose loop runs on a thread of its own

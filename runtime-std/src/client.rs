@@ -77,6 +77,14 @@ impl Handle {
         self
     }
 
+    /// Verifies `coaps+tcp://` servers with `tls` (RFC 8323 §9).
+    pub(crate) fn with_tls(mut self, tls: crate::reliable::TlsClientConfig) -> Handle {
+        if let Some(pool) = &self.reliable {
+            self.reliable = Some(std::sync::Arc::new(pool.with_tls(tls)));
+        }
+        self
+    }
+
     /// For a URI of a reliable transport (`coap+tcp://`): the command channel of the
     /// connection to its origin (opened if needed) and the peer; `None` for other URIs.
     async fn reliable_route(
@@ -114,7 +122,14 @@ impl Handle {
                 })?
             }
         };
-        let commands = pool.commands(scheme, addr)?;
+        let host = match parsed.host() {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(_) => match Target::named(&parsed)? {
+                Target::Name(name, _) => name,
+                Target::Addr(a) => a.ip().to_string(),
+            },
+        };
+        let commands = pool.commands(scheme, addr, &host)?;
         let peer = coap_core::oscore::Secured {
             addr,
             security: Security::Plain,

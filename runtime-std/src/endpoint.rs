@@ -192,6 +192,13 @@ impl<R: Runtime> Client<R> {
         self.handle.local_addr()
     }
 
+    /// Trusts the CAs of `tls` for `coaps+tcp://` servers (CoAP over TLS, RFC 8323 §9);
+    /// without it such requests fail.
+    pub fn with_tls(mut self, tls: crate::reliable::TlsClientConfig) -> Self {
+        self.handle = self.handle.with_tls(tls);
+        self
+    }
+
     /// Resolves `host` (with `port`) to `addrs` instead of asking the system resolver,
     /// like a hosts file entry (or curl's `--resolve`). Requests to the name try the
     /// addresses in turn as for any name ([`crate::happy_eyeballs`]).

@@ -262,7 +262,7 @@ pub use driver::{
 };
 pub use endpoint::{Client, Server};
 pub use happy_eyeballs::Fallback;
-pub use reliable::{TcpConfig, TcpServer};
+pub use reliable::{TcpConfig, TcpServer, TlsClientConfig, TlsServerConfig};
 pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, NotifyError, Responder};
 pub use response::{ClientError, OscoreRejection, Response, StatusError};

@@ -29,11 +29,12 @@ pub fn threads(args: &ServeArgs) -> Result<usize, Fail> {
         || args.leisure.is_some()
         || args.psk_file.is_some()
         || args.credentials.is_some()
-        || args.tcp_bind.is_some();
+        || args.tcp_bind.is_some()
+        || args.tls_bind.is_some();
     match args.threads {
         Some(n) if n > 1 && single => Err(Fail::usage(
             "--threads above 1 cannot be combined with --plugtest, --join, --leisure, \
-             --psk-file, --credentials or --tcp-bind (their state belongs to one endpoint)",
+             --psk-file, --credentials, --tcp-bind or --tls-bind (their state belongs to one endpoint)",
         )),
         Some(n) => Ok(usize::from(n)),
         None if single => Ok(1),
@@ -138,18 +139,23 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
             .finish("coap serve", "server", local, None, result)
             .await;
     }
-    if let Some(addr) = args.tcp_bind {
-        // The same resources over TCP (RFC 8323), notified with the UDP observers.
-        let tcp = crate::serve_tcp::bind(addr).await?;
-        let notifier = coap_tokio::ShardedNotifier::from(server.notifier()).and(tcp.notifier());
+    let reliable = crate::serve_tcp::bind_all(&args).await?;
+    if !reliable.is_empty() {
+        // The same resources over TCP and TLS (RFC 8323), notified with the UDP observers.
+        let notifier = reliable.iter().fold(
+            coap_tokio::ShardedNotifier::from(server.notifier()),
+            |n, s| n.and(s.notifier()),
+        );
         let (routes, ticker) = resources(files, notifier);
         let shared = coap_tools::shared::SharedRoutes::new(routes);
-        let tcp_protection = if args.require_oscore {
-            Protection::Required
-        } else {
-            Protection::Optional
-        };
-        crate::serve_tcp::spawn(tcp, RequireOscore::new(shared.router(), tcp_protection));
+        for tcp in reliable {
+            let protection = if args.require_oscore {
+                Protection::Required
+            } else {
+                Protection::Optional
+            };
+            crate::serve_tcp::spawn(tcp, RequireOscore::new(shared.router(), protection));
+        }
         let handler = RequireOscore::new(shared.router(), protection);
         let result = server.serve_with_shutdown(handler, signal).await;
         return stop

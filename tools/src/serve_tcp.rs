@@ -1,25 +1,47 @@
-//! `coap serve --tcp-bind`: the resources of `coap serve` over CoAP over TCP (RFC 8323),
-//! beside the UDP endpoint.
+//! `coap serve --tcp-bind` / `--tls-bind`: the resources of `coap serve` over CoAP over TCP
+//! and TLS (RFC 8323), beside the UDP endpoint; and the TLS trust of the request commands
+//! (`--ca`).
 
-use std::net::SocketAddr;
+use std::path::Path;
 
-use coap_tokio::{Handler, Peer, TcpServer};
+use coap_tokio::{Handler, Peer, TcpConfig, TcpServer, TlsClientConfig, TlsServerConfig};
 use coap_tools::exit::Fail;
 use coap_tools::input::io_reason;
 
+use crate::cli::ServeArgs;
 use crate::stderr_line;
 
-/// Listens for `coap+tcp` connections on `addr`.
-pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpServer, Fail> {
-    let server = TcpServer::bind(addr).await.map_err(|e| {
-        Fail::failure(format_args!(
-            "cannot listen for coap+tcp on {addr}: {}",
-            io_reason(&e)
-        ))
-    })?;
-    let local = server.local_addr().unwrap_or(addr);
-    stderr_line(&format!("coap serve: coap+tcp on {local}"));
-    Ok(server)
+/// The listeners `args` asks for: `--tcp-bind` (coap+tcp) and `--tls-bind` (coaps+tcp).
+/// Certificate problems and busy ports fail before anything is served.
+pub(crate) async fn bind_all(args: &ServeArgs) -> Result<Vec<TcpServer>, Fail> {
+    let mut servers = Vec::new();
+    if let Some(addr) = args.tcp_bind {
+        let server = TcpServer::bind(addr).await.map_err(|e| {
+            Fail::failure(format_args!(
+                "cannot listen for coap+tcp on {addr}: {}",
+                io_reason(&e)
+            ))
+        })?;
+        let local = server.local_addr().unwrap_or(addr);
+        stderr_line(&format!("coap serve: coap+tcp on {local}"));
+        servers.push(server);
+    }
+    if let (Some(addr), Some(cert), Some(key)) = (args.tls_bind, &args.cert, &args.key) {
+        let tls = TlsServerConfig::from_pem_files(cert, key)
+            .map_err(|e| Fail::usage(format_args!("--cert/--key: {e}")))?;
+        let server = TcpServer::bind_tls(addr, TcpConfig::default(), tls)
+            .await
+            .map_err(|e| {
+                Fail::failure(format_args!(
+                    "cannot listen for coaps+tcp on {addr}: {}",
+                    io_reason(&e)
+                ))
+            })?;
+        let local = server.local_addr().unwrap_or(addr);
+        stderr_line(&format!("coap serve: coaps+tcp on {local}"));
+        servers.push(server);
+    }
+    Ok(servers)
 }
 
 /// Serves `handler` on `server` in a task of its own until the process ends; a failed
@@ -30,4 +52,9 @@ pub(crate) fn spawn(server: TcpServer, handler: impl Handler<Peer> + Send + 'sta
             stderr_line(&format!("coap serve: coap+tcp failed: {}", io_reason(&e)));
         }
     });
+}
+
+/// `--ca FILE`: the CAs a `coaps+tcp://` server is verified against.
+pub(crate) fn client_tls(ca: &Path) -> Result<TlsClientConfig, Fail> {
+    TlsClientConfig::with_ca_file(ca).map_err(|e| Fail::usage(format_args!("--ca: {e}")))
 }

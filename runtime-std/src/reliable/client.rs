@@ -24,6 +24,7 @@ use coap_core::reliable::{
 use coap_core::{Block, BuildError, Code, OptionNumber, Scheme, Token};
 
 use super::io::{wait, write_all, Plain, Sleep, Transport, Wake};
+use super::tls::{server_name, Tls, TlsClientConfig};
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
 use crate::client::Timer;
 use crate::command::OutgoingRequest;
@@ -32,9 +33,10 @@ use crate::oscore::{Peer, Security};
 use crate::response::{ClientError, Response};
 use crate::runtime::Runtime;
 
+/// A connection being opened.
+type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<dyn Transport>>> + Send>>;
 /// How a connection is opened (plain TCP, or TLS on top).
-type Connect =
-    fn(SocketAddr) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Transport>>> + Send>>;
+type Connect = fn(SocketAddr) -> Connecting;
 /// How a connection's task is started.
 type Spawn = fn(Pin<Box<dyn Future<Output = ()> + Send>>) -> io::Result<()>;
 
@@ -50,8 +52,13 @@ pub(crate) struct Pool {
     spawn: Spawn,
     timer: Timer,
     request_timeout: Duration,
-    conns: Arc<Mutex<HashMap<(Scheme, SocketAddr), CommandSender>>>,
+    /// The CAs `coaps+tcp://` servers are verified against.
+    tls: Option<TlsClientConfig>,
+    conns: Arc<Mutex<HashMap<Origin, CommandSender>>>,
 }
+
+/// A connection's origin: scheme, address and (for TLS) the name verified.
+type Origin = (Scheme, SocketAddr, String);
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,9 +68,7 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-fn connect_plain<R: Runtime>(
-    addr: SocketAddr,
-) -> Pin<Box<dyn Future<Output = io::Result<Box<dyn Transport>>> + Send>> {
+fn connect_plain<R: Runtime>(addr: SocketAddr) -> Connecting {
     Box::pin(async move {
         let s = R::connect_tcp(addr).await?;
         Ok(Box::new(Plain(s)) as Box<dyn Transport>)
@@ -83,6 +88,19 @@ impl Pool {
             spawn: spawn::<R>,
             timer: crate::runtime::timer::<R>,
             request_timeout,
+            tls: None,
+            conns: Default::default(),
+        }
+    }
+
+    /// This pool's settings with `tls` for `coaps+tcp://` (and no connections yet).
+    pub(crate) fn with_tls(&self, tls: TlsClientConfig) -> Pool {
+        Pool {
+            connect: self.connect,
+            spawn: self.spawn,
+            timer: self.timer,
+            request_timeout: self.request_timeout,
+            tls: Some(tls),
             conns: Default::default(),
         }
     }
@@ -93,25 +111,46 @@ impl Pool {
         &self,
         scheme: Scheme,
         addr: SocketAddr,
+        host: &str,
     ) -> Result<CommandSender, ClientError> {
-        if scheme != Scheme::CoapTcp {
-            return Err(ClientError::UnsupportedScheme);
-        }
-        let key = (scheme, addr);
+        // Plain connections by address; TLS ones by the name verified too.
+        let name = match scheme {
+            Scheme::CoapsTcp => host.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        let key = (scheme, addr, name);
         let mut conns = self.conns.lock().map_err(|_| ClientError::Closed)?;
         if let Some(c) = conns.get(&key).filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
+        let connecting = match scheme {
+            Scheme::CoapTcp => (self.connect)(addr),
+            Scheme::CoapsTcp => {
+                let tls = self.tls.clone().ok_or_else(|| {
+                    ClientError::Io(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "coaps+tcp:// needs the CA certificates to trust the server by",
+                    ))
+                })?;
+                let name = server_name(host)?;
+                let plain = (self.connect)(addr);
+                Box::pin(async move {
+                    let t = plain.await?;
+                    Ok(Box::new(Tls::client(t, &tls, name)?) as Box<dyn Transport>)
+                })
+            }
+            _ => return Err(ClientError::UnsupportedScheme),
+        };
         let (tx, rx) = command_channel();
         let task = ClientConn {
             addr,
-            key,
+            key: key.clone(),
             pool: Arc::downgrade(&self.conns),
             tx: tx.clone(),
             timer: self.timer,
             request_timeout: self.request_timeout,
         }
-        .run((self.connect)(addr), rx);
+        .run(connecting, rx);
         (self.spawn)(Box::pin(task))?;
         conns.insert(key, tx.clone());
         Ok(tx)
@@ -136,8 +175,8 @@ struct Exchange {
 /// What a connection's task knows besides its connection.
 struct ClientConn {
     addr: SocketAddr,
-    key: (Scheme, SocketAddr),
-    pool: std::sync::Weak<Mutex<HashMap<(Scheme, SocketAddr), CommandSender>>>,
+    key: Origin,
+    pool: std::sync::Weak<Mutex<HashMap<Origin, CommandSender>>>,
     tx: CommandSender,
     timer: Timer,
     request_timeout: Duration,
@@ -166,11 +205,7 @@ impl ClientConn {
         }
     }
 
-    async fn run(
-        self,
-        connect: Pin<Box<dyn Future<Output = io::Result<Box<dyn Transport>>> + Send>>,
-        inbox: CommandReceiver,
-    ) {
+    async fn run(self, connect: Connecting, inbox: CommandReceiver) {
         let mut t = match connect.await {
             Ok(t) => t,
             Err(e) => {
@@ -205,6 +240,7 @@ impl ClientConn {
                 security: Security::Plain,
             },
             request_timeout: self.request_timeout,
+            token_seq: 0,
         };
         let mut rx = vec![0u8; MAX_MESSAGE_SIZE as usize];
         let mut framer = Framer::new(&mut rx, MAX_MESSAGE_SIZE as usize);
@@ -368,6 +404,7 @@ struct State {
     exchanges: HashMap<Token, Exchange>,
     peer: Peer,
     request_timeout: Duration,
+    token_seq: u32,
 }
 
 impl State {
@@ -385,9 +422,11 @@ impl State {
     }
 
     /// A token no exchange on this connection uses (random, RFC 7252 §5.3.1).
-    fn fresh_token(&self) -> Token {
+    fn fresh_token(&mut self) -> Token {
         loop {
-            let v = getrandom::u32().unwrap_or_else(|_| self.exchanges.len() as u32);
+            // Without an OS RNG a counter still gives distinct tokens.
+            self.token_seq = self.token_seq.wrapping_add(1);
+            let v = getrandom::u32().unwrap_or(self.token_seq);
             if let Some(t) = Token::new(&v.to_be_bytes()) {
                 if !self.exchanges.contains_key(&t) {
                     return t;

@@ -10,6 +10,8 @@
 //!   with it), deferred answers through a [`crate::Responder`].
 //! - The client half ([`client`]): `coap+tcp://` URIs in [`crate::Client`], one connection
 //!   per origin, reused and reopened when lost; CSM first, Ping for liveness.
+//! - TLS (`coaps+tcp`, [`TlsServerConfig`], [`TlsClientConfig`]): rustls's sans-IO
+//!   connection between the TCP stream and the framer, on any runtime.
 //!
 //! Each connection runs in a task of its own (spawned with [`Runtime::spawn`]) that owns
 //! the stream, the framer and the core connection: no locks on the message path, the
@@ -18,8 +20,10 @@
 pub(crate) mod client;
 mod io;
 mod server;
+mod tls;
 
 pub use server::{TcpConfig, TcpServer};
+pub use tls::{TlsClientConfig, TlsServerConfig, ALPN};
 
 /// The largest message this side accepts and announces in its CSM (RFC 8323 §5.3.1): a
 /// whole 1024-byte block with its options, as over UDP (RFC 7252 §4.6).

@@ -18,6 +18,7 @@ use coap_core::reliable::{
 use coap_core::{Handler, Token};
 
 use super::io::{wait, write_all, Plain, Sleep, Transport, Wake};
+use super::tls::{Tls, TlsServerConfig};
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
 use crate::command::{command_channel, Cmd, CommandReceiver, CommandSender};
 use crate::oscore::{Peer, Security};
@@ -59,6 +60,8 @@ pub struct TcpServer<R: Runtime> {
     config: TcpConfig,
     commands: CommandSender,
     inbox: CommandReceiver,
+    /// `coaps+tcp`: TLS on every connection (RFC 8323 §9).
+    tls: Option<TlsServerConfig>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -106,8 +109,21 @@ impl<R: Runtime> TcpServer<R> {
             config,
             commands,
             inbox,
+            tls: None,
             runtime: PhantomData,
         })
+    }
+
+    /// Listens on `addr` for CoAP over TLS (`coaps+tcp`, RFC 8323 §8.2: TLS 1.3 or 1.2,
+    /// ALPN "coap") with the certificate of `tls`.
+    pub async fn bind_tls(
+        addr: SocketAddr,
+        config: TcpConfig,
+        tls: TlsServerConfig,
+    ) -> io::Result<Self> {
+        let mut server = Self::bind_with(addr, config).await?;
+        server.tls = Some(tls);
+        Ok(server)
     }
 
     /// The address the listener is bound to.
@@ -184,6 +200,13 @@ impl<R: Runtime> TcpServer<R> {
                         drop(stream);
                         continue;
                     }
+                    let transport: Box<dyn Transport> = match &self.tls {
+                        None => Box::new(Plain(stream)),
+                        Some(tls) => match Tls::server(Box::new(Plain(stream)), tls) {
+                            Ok(t) => Box::new(t),
+                            Err(_) => continue,
+                        },
+                    };
                     let (tx, rx) = async_channel::bounded(64);
                     let observed = Arc::new(Mutex::new(Vec::new()));
                     let id = next_id;
@@ -196,7 +219,7 @@ impl<R: Runtime> TcpServer<R> {
                         },
                     );
                     let task = serve_connection(
-                        Box::new(Plain(stream)),
+                        transport,
                         peer,
                         id,
                         shared.clone(),
