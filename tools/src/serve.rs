@@ -63,6 +63,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     };
     // The key file too: a bad line fails before anything is bound.
     let psks = args.psk_file.as_deref().map(read_psk_file).transpose()?;
+    let tls = crate::serve_tcp::tls_config(&args)?;
     let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
     if threads > 1 {
         return serve_sharded(args.bind, files, threads).await;
@@ -139,7 +140,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
             .finish("coap serve", "server", local, None, result)
             .await;
     }
-    let reliable = crate::serve_tcp::bind_all(&args).await?;
+    let reliable = crate::serve_tcp::bind_all(&args, tls).await?;
     if !reliable.is_empty() {
         // The same resources over TCP and TLS (RFC 8323), notified with the UDP observers.
         let notifier = reliable.iter().fold(

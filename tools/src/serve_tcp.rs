@@ -11,9 +11,23 @@ use coap_tools::input::io_reason;
 use crate::cli::ServeArgs;
 use crate::stderr_line;
 
-/// The listeners `args` asks for: `--tcp-bind` (coap+tcp) and `--tls-bind` (coaps+tcp).
-/// Certificate problems and busy ports fail before anything is served.
-pub(crate) async fn bind_all(args: &ServeArgs) -> Result<Vec<TcpServer>, Fail> {
+/// The certificate and key of `--tls-bind`, read before anything is bound (a bad file
+/// fails fast, as a usage error).
+pub(crate) fn tls_config(args: &ServeArgs) -> Result<Option<TlsServerConfig>, Fail> {
+    match (args.tls_bind, &args.cert, &args.key) {
+        (Some(_), Some(cert), Some(key)) => TlsServerConfig::from_pem_files(cert, key)
+            .map(Some)
+            .map_err(|e| Fail::usage(format_args!("--cert/--key: {e}"))),
+        _ => Ok(None),
+    }
+}
+
+/// The listeners `args` asks for: `--tcp-bind` (coap+tcp) and `--tls-bind` (coaps+tcp,
+/// with `tls` from [`tls_config`]).
+pub(crate) async fn bind_all(
+    args: &ServeArgs,
+    tls: Option<TlsServerConfig>,
+) -> Result<Vec<TcpServer>, Fail> {
     let mut servers = Vec::new();
     if let Some(addr) = args.tcp_bind {
         let server = TcpServer::bind(addr).await.map_err(|e| {
@@ -26,9 +40,7 @@ pub(crate) async fn bind_all(args: &ServeArgs) -> Result<Vec<TcpServer>, Fail> {
         stderr_line(&format!("coap serve: coap+tcp on {local}"));
         servers.push(server);
     }
-    if let (Some(addr), Some(cert), Some(key)) = (args.tls_bind, &args.cert, &args.key) {
-        let tls = TlsServerConfig::from_pem_files(cert, key)
-            .map_err(|e| Fail::usage(format_args!("--cert/--key: {e}")))?;
+    if let (Some(addr), Some(tls)) = (args.tls_bind, tls) {
         let server = TcpServer::bind_tls(addr, TcpConfig::default(), tls)
             .await
             .map_err(|e| {
