@@ -422,8 +422,8 @@ pub struct RequestArgs {
     #[arg(long, value_name = "KEY|0xHEX|@FILE", requires = "psk_identity")]
     pub psk: Option<String>,
 
-    /// For coaps+tcp:// URIs (CoAP over TLS, RFC 8323): trust the CA certificates of FILE
-    /// (PEM) to verify the server
+    /// For coaps+tcp:// and coaps+ws:// URIs (CoAP over TLS, RFC 8323): trust the CA
+    /// certificates of FILE (PEM) to verify the server
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
 
@@ -523,12 +523,22 @@ pub struct ServeArgs {
           conflicts_with = "plugtest")]
     pub tls_bind: Option<SocketAddr>,
 
-    /// With --tls-bind: the server's certificate chain (PEM, leaf first)
-    #[arg(long, value_name = "FILE", requires = "tls_bind")]
+    /// Also serve coap+ws:// (CoAP over WebSockets, RFC 8323 §4: subprotocol "coap" at
+    /// /.well-known/coap) on ADDR
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, conflicts_with = "plugtest")]
+    pub ws_bind: Option<SocketAddr>,
+
+    /// Also serve coaps+ws:// (CoAP over secure WebSockets) on ADDR, with --cert and --key
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, requires_all = ["cert", "key"],
+          conflicts_with = "plugtest")]
+    pub wss_bind: Option<SocketAddr>,
+
+    /// With --tls-bind or --wss-bind: the server's certificate chain (PEM, leaf first)
+    #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
 
-    /// With --tls-bind: the server's private key (PEM)
-    #[arg(long, value_name = "FILE", requires = "tls_bind")]
+    /// With --tls-bind or --wss-bind: the server's private key (PEM)
+    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
 }
 

@@ -40,7 +40,7 @@ pub async fn target_in(
     hosts: &[input::HostEntry],
 ) -> Result<Target, Fail> {
     let supported = if secure {
-        "coap://, coaps://, coap+tcp:// and coaps+tcp:// are"
+        "coap://, coaps://, coap+tcp://, coaps+tcp://, coap+ws:// and coaps+ws:// are"
     } else {
         "coap:// is"
     };
@@ -56,7 +56,11 @@ pub async fn target_in(
         || (secure
             && matches!(
                 uri.scheme(),
-                Scheme::Coaps | Scheme::CoapTcp | Scheme::CoapsTcp
+                Scheme::Coaps
+                    | Scheme::CoapTcp
+                    | Scheme::CoapsTcp
+                    | Scheme::CoapWs
+                    | Scheme::CoapsWs
             ));
     if !ok {
         return Err(Fail::usage(format_args!(

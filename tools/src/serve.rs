@@ -30,11 +30,13 @@ pub fn threads(args: &ServeArgs) -> Result<usize, Fail> {
         || args.psk_file.is_some()
         || args.credentials.is_some()
         || args.tcp_bind.is_some()
-        || args.tls_bind.is_some();
+        || args.tls_bind.is_some()
+        || args.ws_bind.is_some()
+        || args.wss_bind.is_some();
     match args.threads {
         Some(n) if n > 1 && single => Err(Fail::usage(
             "--threads above 1 cannot be combined with --plugtest, --join, --leisure, \
-             --psk-file, --credentials, --tcp-bind or --tls-bind (their state belongs to one endpoint)",
+             --psk-file, --credentials, --tcp-bind, --tls-bind, --ws-bind or --wss-bind (their state belongs to one endpoint)",
         )),
         Some(n) => Ok(usize::from(n)),
         None if single => Ok(1),

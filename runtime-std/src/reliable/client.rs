@@ -25,6 +25,7 @@ use coap_core::{Block, BuildError, Code, OptionNumber, Scheme, Token};
 
 use super::io::{wait, write_all, Plain, Sleep, Transport, Wake};
 use super::tls::{server_name, Tls, TlsClientConfig};
+use super::ws::Ws;
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
 use crate::client::Timer;
 use crate::command::OutgoingRequest;
@@ -115,8 +116,8 @@ impl Pool {
     ) -> Result<CommandSender, ClientError> {
         // Plain connections by address; TLS ones by the name verified too.
         let name = match scheme {
-            Scheme::CoapsTcp => host.to_ascii_lowercase(),
-            _ => String::new(),
+            Scheme::CoapTcp => String::new(),
+            _ => host.to_ascii_lowercase(),
         };
         let key = (scheme, addr, name);
         let mut conns = self.conns.lock().map_err(|_| ClientError::Closed)?;
@@ -125,18 +126,34 @@ impl Pool {
         }
         let connecting = match scheme {
             Scheme::CoapTcp => (self.connect)(addr),
-            Scheme::CoapsTcp => {
+            Scheme::CoapsTcp | Scheme::CoapsWs => {
                 let tls = self.tls.clone().ok_or_else(|| {
                     ClientError::Io(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        "coaps+tcp:// needs the CA certificates to trust the server by",
+                        format!(
+                            "{}:// needs the CA certificates to trust the server by",
+                            scheme.as_str()
+                        ),
                     ))
                 })?;
                 let name = server_name(host)?;
                 let plain = (self.connect)(addr);
+                let ws = (scheme == Scheme::CoapsWs).then(|| http_host(host, addr));
                 Box::pin(async move {
                     let t = plain.await?;
-                    Ok(Box::new(Tls::client(t, &tls, name)?) as Box<dyn Transport>)
+                    let t: Box<dyn Transport> = Box::new(Tls::client(t, &tls, name)?);
+                    match ws {
+                        Some(h) => Ok(Box::new(Ws::connect(t, &h).await?) as Box<dyn Transport>),
+                        None => Ok(t),
+                    }
+                })
+            }
+            Scheme::CoapWs => {
+                let plain = (self.connect)(addr);
+                let h = http_host(host, addr);
+                Box::pin(async move {
+                    let t = plain.await?;
+                    Ok(Box::new(Ws::connect(t, &h).await?) as Box<dyn Transport>)
                 })
             }
             _ => return Err(ClientError::UnsupportedScheme),
@@ -154,6 +171,15 @@ impl Pool {
         (self.spawn)(Box::pin(task))?;
         conns.insert(key, tx.clone());
         Ok(tx)
+    }
+}
+
+/// The Host header of a WebSocket handshake (RFC 6455 §4.1): the URI's host and port.
+fn http_host(host: &str, addr: SocketAddr) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{}", addr.port())
+    } else {
+        format!("{host}:{}", addr.port())
     }
 }
 
@@ -274,6 +300,7 @@ impl ClientConn {
         let mut heard = Instant::now();
         let mut pinged = false;
         let mut idle_since = Instant::now();
+        let mut released = false;
         let mut sleep: Option<(Instant, Sleep)> = None;
         loop {
             let now = Instant::now();
@@ -325,8 +352,12 @@ impl ClientConn {
                                 let _ = s.flush(t).await;
                                 return closed(&reason);
                             }
-                            // Release: no new requests here (§5.5); what runs finishes.
-                            Some(Event::Released { .. }) => self.leave_pool(),
+                            // Release: no new requests here (§5.5); what runs finishes,
+                            // then the connection closes.
+                            Some(Event::Released { .. }) => {
+                                self.leave_pool();
+                                released = true;
+                            }
                             // Either side may send requests (RFC 8323 §3.3); a client
                             // that serves nothing answers 5.01 Not Implemented.
                             Some(Event::Request(req)) => {
@@ -378,6 +409,9 @@ impl ClientConn {
             }
             if s.conn.is_closed() {
                 return "connection closed".into();
+            }
+            if released && s.exchanges.is_empty() {
+                return "the server released the connection".into();
             }
         }
     }

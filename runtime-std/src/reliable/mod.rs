@@ -12,6 +12,8 @@
 //!   per origin, reused and reopened when lost; CSM first, Ping for liveness.
 //! - TLS (`coaps+tcp`, [`TlsServerConfig`], [`TlsClientConfig`]): rustls's sans-IO
 //!   connection between the TCP stream and the framer, on any runtime.
+//! - WebSockets (`coap+ws`, `coaps+ws`, §4): tungstenite's protocol over in-memory
+//!   buffers between the stream (or TLS) and the framer, on any runtime.
 //!
 //! Each connection runs in a task of its own (spawned with [`Runtime::spawn`]) that owns
 //! the stream, the framer and the core connection: no locks on the message path, the
@@ -21,9 +23,11 @@ pub(crate) mod client;
 mod io;
 mod server;
 mod tls;
+mod ws;
 
 pub use server::{TcpConfig, TcpServer};
 pub use tls::{TlsClientConfig, TlsServerConfig, ALPN};
+pub use ws::{PATH as WS_PATH, SUBPROTOCOL as WS_SUBPROTOCOL};
 
 /// The largest message this side accepts and announces in its CSM (RFC 8323 §5.3.1): a
 /// whole 1024-byte block with its options, as over UDP (RFC 7252 §4.6).

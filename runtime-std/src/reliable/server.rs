@@ -19,6 +19,7 @@ use coap_core::{Handler, Token};
 
 use super::io::{wait, write_all, Plain, Sleep, Transport, Wake};
 use super::tls::{Tls, TlsServerConfig};
+use super::ws::Ws;
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
 use crate::command::{command_channel, Cmd, CommandReceiver, CommandSender};
 use crate::oscore::{Peer, Security};
@@ -60,8 +61,8 @@ pub struct TcpServer<R: Runtime> {
     config: TcpConfig,
     commands: CommandSender,
     inbox: CommandReceiver,
-    /// `coaps+tcp`: TLS on every connection (RFC 8323 §9).
-    tls: Option<TlsServerConfig>,
+    /// What runs on the accepted streams.
+    kind: Kind,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -109,7 +110,7 @@ impl<R: Runtime> TcpServer<R> {
             config,
             commands,
             inbox,
-            tls: None,
+            kind: Kind::Tcp,
             runtime: PhantomData,
         })
     }
@@ -122,7 +123,26 @@ impl<R: Runtime> TcpServer<R> {
         tls: TlsServerConfig,
     ) -> io::Result<Self> {
         let mut server = Self::bind_with(addr, config).await?;
-        server.tls = Some(tls);
+        server.kind = Kind::Tls(tls);
+        Ok(server)
+    }
+
+    /// Listens on `addr` for CoAP over WebSockets (`coap+ws`, RFC 8323 §4: subprotocol
+    /// "coap" at `/.well-known/coap`).
+    pub async fn bind_ws(addr: SocketAddr, config: TcpConfig) -> io::Result<Self> {
+        let mut server = Self::bind_with(addr, config).await?;
+        server.kind = Kind::Ws;
+        Ok(server)
+    }
+
+    /// Listens on `addr` for CoAP over secure WebSockets (`coaps+ws`, RFC 8323 §4, §9).
+    pub async fn bind_wss(
+        addr: SocketAddr,
+        config: TcpConfig,
+        tls: TlsServerConfig,
+    ) -> io::Result<Self> {
+        let mut server = Self::bind_with(addr, config).await?;
+        server.kind = Kind::Wss(tls);
         Ok(server)
     }
 
@@ -200,13 +220,15 @@ impl<R: Runtime> TcpServer<R> {
                         drop(stream);
                         continue;
                     }
-                    let transport: Box<dyn Transport> = match &self.tls {
-                        None => Box::new(Plain(stream)),
-                        Some(tls) => match Tls::server(Box::new(Plain(stream)), tls) {
+                    let plain: Box<dyn Transport> = Box::new(Plain(stream));
+                    let transport: Box<dyn Transport> = match &self.kind {
+                        Kind::Tcp | Kind::Ws => plain,
+                        Kind::Tls(tls) | Kind::Wss(tls) => match Tls::server(plain, tls) {
                             Ok(t) => Box::new(t),
                             Err(_) => continue,
                         },
                     };
+                    let websocket = matches!(self.kind, Kind::Ws | Kind::Wss(_));
                     let (tx, rx) = async_channel::bounded(64);
                     let observed = Arc::new(Mutex::new(Vec::new()));
                     let id = next_id;
@@ -220,6 +242,7 @@ impl<R: Runtime> TcpServer<R> {
                     );
                     let task = serve_connection(
                         transport,
+                        websocket,
                         peer,
                         id,
                         shared.clone(),
@@ -234,6 +257,19 @@ impl<R: Runtime> TcpServer<R> {
             }
         }
     }
+}
+
+/// What a listener's connections carry (RFC 8323 §8: the four URI schemes).
+#[derive(Clone, Debug)]
+enum Kind {
+    /// `coap+tcp`.
+    Tcp,
+    /// `coaps+tcp`.
+    Tls(TlsServerConfig),
+    /// `coap+ws`.
+    Ws,
+    /// `coaps+ws`.
+    Wss(TlsServerConfig),
 }
 
 /// What woke the accept loop.
@@ -313,6 +349,19 @@ fn dispatch(cmd: Cmd, conns: &HashMap<u64, Conn>, shared: &Shared) {
     }
 }
 
+/// `work`'s output, or `None` if `deadline` comes first.
+async fn first_of<T>(work: impl Future<Output = T>, deadline: Sleep) -> Option<T> {
+    let mut work = pin!(work);
+    let mut deadline = deadline;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 /// The milliseconds since `start`, as the core counts time.
 fn core_now(start: std::time::Instant) -> coap_core::Instant {
     coap_core::Instant::from_millis(u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX))
@@ -330,6 +379,8 @@ struct ServerConn {
     observed: Arc<Mutex<Vec<u32>>>,
     /// Deferred requests of this connection, by handle number.
     deferred: HashMap<u32, Deferred>,
+    /// The peer sent Release (§5.5): close once nothing is in progress.
+    released: bool,
 }
 
 impl ServerConn {
@@ -359,8 +410,10 @@ impl ServerConn {
 }
 
 /// Serves one connection until it closes.
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection(
     mut t: Box<dyn Transport>,
+    websocket: bool,
     peer: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
@@ -370,6 +423,17 @@ async fn serve_connection(
 ) {
     let config = shared.config;
     let start = std::time::Instant::now();
+    if websocket {
+        // The WebSocket handshake (§4.1), within the time a CSM may take.
+        let deadline = (shared.timer)(start + config.csm_timeout);
+        match first_of(Ws::accept(t), deadline).await {
+            Some(Ok(ws)) => t = Box::new(ws),
+            _ => {
+                let _ = ended.try_send(id);
+                return;
+            }
+        }
+    }
     let mms = config.max_message_size;
     let conn = Connection::new(
         core_now(start),
@@ -388,6 +452,7 @@ async fn serve_connection(
         observers: Vec::new(),
         observed,
         deferred: HashMap::new(),
+        released: false,
     };
     let mut rx = vec![0u8; mms as usize];
     let mut framer = Framer::new(&mut rx, mms as usize);
@@ -526,7 +591,7 @@ async fn run(
             }
         }
         flush(t, s).await?;
-        if s.conn.is_closed() {
+        if s.conn.is_closed() || s.released && s.conn.is_idle() && s.deferred.is_empty() {
             return Ok(());
         }
     }
@@ -544,10 +609,15 @@ async fn handle_frame(
     let Some(event) = s.conn.handle_message(frame) else {
         return Ok(());
     };
-    let Event::Request(msg) = event else {
-        // CSM, Pong, Release (we take no new requests after it but answer what came),
-        // Abort (the connection is closed), responses (no client role): nothing to do.
-        return Ok(());
+    let msg = match event {
+        Event::Request(msg) => msg,
+        // §5.5: the peer wants the connection closed; the answers it waits for still go.
+        Event::Released { .. } => {
+            s.released = true;
+            return Ok(());
+        }
+        // CSM, Pong, Abort (the connection is closed), responses (no client role).
+        _ => return Ok(()),
     };
     let Some(token) = Token::new(msg.token()) else {
         return Ok(());

@@ -1,5 +1,6 @@
-"""An aiocoap 0.4.17 server over CoAP over TCP (RFC 8323, its `tcpserver` transport) for
-tests/tests/tcp.rs: `python aiocoap_tcp_server.py PORT`.
+"""An aiocoap 0.4.17 server over CoAP over TCP or WebSockets (RFC 8323: its `tcpserver`
+or `ws` transport) for tests/tests/tcp.rs and ws.rs: `python aiocoap_tcp_server.py PORT
+[TRANSPORT]` (TRANSPORT `tcpserver` by default; `ws` listens on PORT + 3000, aiocoap's rule).
 
 /hello GET; /large GET (3000 bytes: more than our Max-Message-Size of 1152, so aiocoap
 must send it block-wise); /counter GET, observable, counting up every 0.2 s. Prints
@@ -42,14 +43,14 @@ class Counter(resource.ObservableResource):
         return Message(code=Code.CONTENT, payload=str(self.count).encode(), content_format=0)
 
 
-async def main(port):
+async def main(port, transport):
     site = resource.Site()
     site.add_resource(["hello"], Hello())
     site.add_resource(["large"], Large())
     counter = Counter()
     site.add_resource(["counter"], counter)
     await aiocoap.Context.create_server_context(
-        site, bind=("127.0.0.1", port), transports=["tcpserver"]
+        site, bind=("127.0.0.1", port), transports=[transport]
     )
     asyncio.get_running_loop().create_task(counter.tick())
     print("ready", flush=True)
@@ -58,4 +59,4 @@ async def main(port):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "tcpserver"))
