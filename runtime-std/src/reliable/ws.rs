@@ -140,6 +140,8 @@ async fn handshake_io(inner: &mut dyn Transport, mem: &mut Mem) -> io::Result<()
 
 impl Ws {
     /// The server's handshake (§4.1) on an accepted connection.
+    // tungstenite's `Callback` returns its `ErrorResponse` by value.
+    #[allow(clippy::result_large_err)]
     pub(crate) async fn accept(mut inner: Box<dyn Transport>) -> io::Result<Ws> {
         let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
             let refuse = |code: u16, why: &str| {
