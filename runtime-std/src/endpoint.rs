@@ -415,7 +415,10 @@ impl<R: Runtime> Server<R> {
         Client {
             handle: Handle::new(self.commands.clone(), self.local, R::resolve)
                 .with_timer(crate::runtime::timer::<R>)
-                .with_security(self.security.clone()),
+                .with_security(self.security.clone())
+                .with_reliable(crate::reliable::client::Pool::new::<R>(
+                    self.config.request_timeout,
+                )),
             runtime: PhantomData,
         }
     }
