@@ -8,8 +8,8 @@
 #![cfg(feature = "reliable")]
 
 use coap_core::reliable::{
-    response_handle, Connection, ConnectionConfig, Event, Framer, Framing, ReliableMessage,
-    Served, ServerExchange,
+    response_handle, Connection, ConnectionConfig, Event, Framer, Framing, ReliableMessage, Served,
+    ServerExchange,
 };
 use coap_core::{
     Block, Code, IncomingRequest, Instant, Message, OptionNumber, Outcome, Resource,
@@ -132,7 +132,13 @@ fn unrecognised_critical_option_gets_4_02() {
     let mut opts = path("big");
     opts.push((OptionNumber(9), b"x".to_vec()));
     let (served, bytes) = p.get(&[1], &opts);
-    assert!(matches!(served, Served::Response { observing: None, .. }));
+    assert!(matches!(
+        served,
+        Served::Response {
+            observing: None,
+            ..
+        }
+    ));
     assert_eq!(parsed(&bytes).code(), Code::BAD_OPTION);
 }
 
@@ -169,7 +175,13 @@ fn observe_registers_notifies_in_order_and_an_error_ends_it() {
     let mut opts = vec![(OptionNumber::OBSERVE, Vec::new())];
     opts.extend(path("clock"));
     let (served, bytes) = p.get(&[3], &opts);
-    assert!(matches!(served, Served::Response { observing: Some(7), .. }));
+    assert!(matches!(
+        served,
+        Served::Response {
+            observing: Some(7),
+            ..
+        }
+    ));
     let first = parsed(&bytes).observe().expect("Observe in the answer");
     let mut ex = ServerExchange {
         conn: &mut p.server,
@@ -226,5 +238,8 @@ fn deferred_answer_goes_out_later() {
         panic!("a response");
     };
     let m = parsed(&p.out[..len]);
-    assert_eq!((m.code(), m.token(), m.payload()), (Code::CHANGED, &[4][..], &b"done"[..]));
+    assert_eq!(
+        (m.code(), m.token(), m.payload()),
+        (Code::CHANGED, &[4][..], &b"done"[..])
+    );
 }

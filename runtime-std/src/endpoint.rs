@@ -155,9 +155,7 @@ impl<R: Runtime> Client<R> {
         let mut handle = Handle::new(commands, local, R::resolve)
             .with_timer(crate::runtime::timer::<R>)
             .with_security(security)
-            .with_reliable(crate::reliable::client::Pool::new::<R>(
-                config.request_timeout,
-            ));
+            .with_reliable(crate::reliable::plain::pool::<R>(config.request_timeout));
         // The coaps socket exists only when there are DTLS credentials to use it with.
         let mut coaps = None;
         if wants_dtls {
@@ -416,7 +414,7 @@ impl<R: Runtime> Server<R> {
             handle: Handle::new(self.commands.clone(), self.local, R::resolve)
                 .with_timer(crate::runtime::timer::<R>)
                 .with_security(self.security.clone())
-                .with_reliable(crate::reliable::client::Pool::new::<R>(
+                .with_reliable(crate::reliable::plain::pool::<R>(
                     self.config.request_timeout,
                 )),
             runtime: PhantomData,

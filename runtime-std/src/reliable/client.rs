@@ -23,23 +23,24 @@ use coap_core::reliable::{
 };
 use coap_core::{Block, BuildError, Code, OptionNumber, Scheme, Token};
 
-use super::io::{wait, write_all, Plain, Sleep, Transport, Wake};
+use super::io::{wait, write_all, Sleep, Transport, Wake};
 use super::tls::{server_name, Tls, TlsClientConfig};
 use super::ws::Ws;
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
-use crate::client::Timer;
 use crate::command::OutgoingRequest;
 use crate::command::{command_channel, Cmd, Command, CommandReceiver, CommandSender, Progress};
 use crate::oscore::{Peer, Security};
 use crate::response::{ClientError, Response};
-use crate::runtime::Runtime;
 
+/// The runtime's timer (as `crate::Timer`; named here so that this file needs nothing of
+/// the UDP client's).
+pub(crate) type Timer = fn(Instant) -> Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A connection being opened.
-type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<dyn Transport>>> + Send>>;
+pub(crate) type Connecting = Pin<Box<dyn Future<Output = io::Result<Box<dyn Transport>>> + Send>>;
 /// How a connection is opened (plain TCP, or TLS on top).
-type Connect = fn(SocketAddr) -> Connecting;
+pub(crate) type Connect = fn(SocketAddr) -> Connecting;
 /// How a connection's task is started.
-type Spawn = fn(Pin<Box<dyn Future<Output = ()> + Send>>) -> io::Result<()>;
+pub(crate) type Spawn = fn(Pin<Box<dyn Future<Output = ()> + Send>>) -> io::Result<()>;
 
 /// A connection without exchanges for this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
@@ -69,25 +70,20 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-fn connect_plain<R: Runtime>(addr: SocketAddr) -> Connecting {
-    Box::pin(async move {
-        let s = R::connect_tcp(addr).await?;
-        Ok(Box::new(Plain(s)) as Box<dyn Transport>)
-    })
-}
-
-fn spawn<R: Runtime>(task: Pin<Box<dyn Future<Output = ()> + Send>>) -> io::Result<()> {
-    R::spawn(task)
-}
-
 impl Pool {
-    /// The pool of a client on runtime `R`; requests without a timeout of their own end
-    /// after `request_timeout`.
-    pub(crate) fn new<R: Runtime>(request_timeout: Duration) -> Pool {
+    /// The pool of a client whose runtime opens TCP connections with `connect`, runs their
+    /// tasks with `spawn` and sleeps with `timer` (`super::plain::pool` gives them);
+    /// requests without a timeout of their own end after `request_timeout`.
+    pub(crate) fn new(
+        connect: Connect,
+        spawn: Spawn,
+        timer: Timer,
+        request_timeout: Duration,
+    ) -> Pool {
         Pool {
-            connect: connect_plain::<R>,
-            spawn: spawn::<R>,
-            timer: crate::runtime::timer::<R>,
+            connect,
+            spawn,
+            timer,
             request_timeout,
             tls: None,
             conns: Default::default(),

@@ -7,8 +7,6 @@ use std::io;
 use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 
-use crate::runtime::AsyncTcpStream;
-
 /// A connection's byte stream as its task drives it (one owner, so `&mut self`).
 pub(crate) trait Transport: Send + 'static {
     /// Reads what has arrived; `Ok(0)` is the end of the stream.
@@ -16,19 +14,6 @@ pub(crate) trait Transport: Send + 'static {
 
     /// Writes some of `buf`.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
-}
-
-/// Plain TCP (`coap+tcp`, RFC 8323 §8.1).
-pub(crate) struct Plain<S>(pub S);
-
-impl<S: AsyncTcpStream> Transport for Plain<S> {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.0.poll_read(cx, buf)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.0.poll_write(cx, buf)
-    }
 }
 
 /// Writes all of `buf`.

@@ -21,6 +21,7 @@
 
 pub(crate) mod client;
 mod io;
+pub(crate) mod plain;
 mod server;
 mod tls;
 mod ws;

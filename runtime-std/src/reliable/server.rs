@@ -17,7 +17,8 @@ use coap_core::reliable::{
 };
 use coap_core::{Handler, Token};
 
-use super::io::{wait, write_all, Plain, Sleep, Transport, Wake};
+use super::io::{wait, write_all, Sleep, Transport, Wake};
+use super::plain::Plain;
 use super::tls::{Tls, TlsServerConfig};
 use super::ws::Ws;
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
