@@ -51,7 +51,6 @@ pub use coap_std::{
     NotifyError, Observation, OptionNumber, OscoreRejection, Outcome, Peer, Progress, Psk,
     PskStore, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
     ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError, TcpConfig,
-    TlsClientConfig, TlsServerConfig,
 };
 
 /// A CoAP client on smol: a handle on an endpoint whose loop runs on a thread of its own
@@ -124,30 +123,17 @@ impl Runtime for Smol {
 pub struct TcpStream(Async<std::net::TcpStream>);
 
 impl AsyncTcpStream for TcpStream {
-    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        loop {
-            match std::io::Read::read(&mut self.0.get_ref(), buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::task::ready!(self.0.poll_readable(cx))?;
-                }
-                r => return Poll::Ready(r),
-            }
-        }
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
     }
-
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        loop {
-            match std::io::Write::write(&mut self.0.get_ref(), buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::task::ready!(self.0.poll_writable(cx))?;
-                }
-                r => return Poll::Ready(r),
-            }
-        }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_writable(cx)
     }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().peer_addr()
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::io::Read::read(&mut self.0.get_ref(), buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        std::io::Write::write(&mut self.0.get_ref(), buf)
     }
 }
 
@@ -171,10 +157,6 @@ impl AsyncTcpListener for TcpListener {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().local_addr()
     }
 }
 

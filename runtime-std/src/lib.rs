@@ -191,14 +191,17 @@
 //! struct Tcp(std::net::TcpStream);
 //!
 //! impl AsyncTcpStream for Tcp {
-//!     fn poll_read(&self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-//!         Poll::Ready(io::Read::read(&mut &self.0, buf))
+//!     fn poll_readable(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+//!         Poll::Ready(Ok(()))
 //!     }
-//!     fn poll_write(&self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-//!         Poll::Ready(io::Write::write(&mut &self.0, buf))
+//!     fn poll_writable(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+//!         Poll::Ready(Ok(()))
 //!     }
-//!     fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-//!         self.0.peer_addr()
+//!     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+//!         io::Read::read(&mut &self.0, buf)
+//!     }
+//!     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+//!         io::Write::write(&mut &self.0, buf)
 //!     }
 //! }
 //!
@@ -209,9 +212,6 @@
 //!     type Stream = Tcp;
 //!     fn poll_accept(&self, _: &mut Context<'_>) -> Poll<io::Result<(Tcp, std::net::SocketAddr)>> {
 //!         Poll::Ready(self.0.accept().map(|(s, a)| (Tcp(s), a)))
-//!     }
-//!     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-//!         self.0.local_addr()
 //!     }
 //! }
 //!

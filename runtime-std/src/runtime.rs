@@ -41,7 +41,7 @@ pub trait Runtime: fmt::Debug + Send + Sync + 'static {
     /// The runtime's TCP listener.
     type TcpListener: AsyncTcpListener<Stream = Self::TcpStream>;
 
-    /// Registers a bound, listening std listener with the runtime's reactor.
+    /// Registers a bound, listening, non-blocking std listener with the runtime's reactor.
     fn listen_tcp(listener: std::net::TcpListener) -> io::Result<Self::TcpListener>;
 
     /// Opens a TCP connection to `addr` without blocking the loop.
@@ -51,17 +51,21 @@ pub trait Runtime: fmt::Debug + Send + Sync + 'static {
 /// The future [`Runtime::connect_tcp`] returns.
 pub type ConnectFuture<S> = std::pin::Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
 
-/// A connected TCP stream of a [`Runtime`], read and written through `&self` (one task
-/// owns it; nothing is split). `Ok(0)` from a read is the end of the stream.
+/// A connected TCP stream of a [`Runtime`], non-blocking, with readiness the connection
+/// task waits on (as [`AsyncUdpSocket`]): `coap-std` retries a `WouldBlock` after the
+/// stream's next readiness. `Ok(0)` from a read is the end of the stream.
 pub trait AsyncTcpStream: fmt::Debug + Send + Sync + 'static {
-    /// Reads what has arrived into `buf`, waiting for something if nothing has.
-    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+    /// Ready when bytes (or the end of the stream) may be waiting.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    /// Writes some of `buf`, waiting for room if there is none.
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+    /// Ready when the send buffer may have room.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    /// The peer's address.
-    fn peer_addr(&self) -> io::Result<SocketAddr>;
+    /// Reads what has arrived, or `WouldBlock`.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Writes what fits, or `WouldBlock`.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
 }
 
 /// A listening TCP socket of a [`Runtime`].
@@ -71,9 +75,6 @@ pub trait AsyncTcpListener: fmt::Debug + Send + Sync + 'static {
 
     /// The next connection, with the peer's address.
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
-
-    /// The address the listener is bound to.
-    fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
 /// A UDP socket of a [`Runtime`]: the non-blocking calls [`crate::pump`] makes, plus

@@ -68,7 +68,6 @@ pub use coap_std::{
     NotifyError, Observation, OptionNumber, OscoreRejection, Outcome, Peer, Progress, Psk,
     PskStore, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
     ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError, TcpConfig,
-    TlsClientConfig, TlsServerConfig,
 };
 #[cfg(feature = "tokio")]
 pub use runtime::{Socket, TcpListener, TcpStream, Tokio};

@@ -9,10 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use coap_std::{
-    AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, ConnectFuture, NonBlockingSocket,
-    ResolveFuture, Runtime,
-};
+use coap_std::{AsyncUdpSocket, NonBlockingSocket, ResolveFuture, Runtime};
 #[cfg(target_os = "linux")]
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -54,18 +51,14 @@ impl Runtime for Tokio {
 
     type TcpStream = TcpStream;
     type TcpListener = TcpListener;
-
     fn listen_tcp(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        listener.set_nonblocking(true)?;
         tokio::net::TcpListener::from_std(listener).map(TcpListener)
     }
 
-    fn connect_tcp(addr: SocketAddr) -> ConnectFuture<TcpStream> {
+    fn connect_tcp(addr: SocketAddr) -> coap_std::ConnectFuture<TcpStream> {
         Box::pin(async move {
             let s = tokio::net::TcpStream::connect(addr).await?;
-            // Small messages (RFC 8323): no waiting for more bytes to fill a segment.
-            s.set_nodelay(true)?;
-            Ok(TcpStream(s))
+            s.set_nodelay(true).map(|()| TcpStream(s)) // small messages: no Nagle wait
         })
     }
 }
@@ -74,30 +67,18 @@ impl Runtime for Tokio {
 #[derive(Debug)]
 pub struct TcpStream(tokio::net::TcpStream);
 
-impl AsyncTcpStream for TcpStream {
-    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        loop {
-            std::task::ready!(self.0.poll_read_ready(cx))?;
-            // tokio clears the readiness on `WouldBlock`: the next poll waits.
-            match self.0.try_read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+impl coap_std::AsyncTcpStream for TcpStream {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_read_ready(cx)
     }
-
-    fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        loop {
-            std::task::ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_write_ready(cx)
     }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
     }
 }
 
@@ -105,17 +86,12 @@ impl AsyncTcpStream for TcpStream {
 #[derive(Debug)]
 pub struct TcpListener(tokio::net::TcpListener);
 
-impl AsyncTcpListener for TcpListener {
+impl coap_std::AsyncTcpListener for TcpListener {
     type Stream = TcpStream;
-
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
         let (s, peer) = std::task::ready!(self.0.poll_accept(cx))?;
         s.set_nodelay(true)?;
         Poll::Ready(Ok((TcpStream(s), peer)))
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
     }
 }
 

@@ -15,7 +15,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use coap_tokio::{Code, Router, TcpConfig, TcpServer, TlsClientConfig, TlsServerConfig};
+use coap_tokio::glue::{TlsClientConfig, TlsServerConfig};
+use coap_tokio::{Code, Router, TcpConfig, TcpServer};
 use coap_tools::demo;
 use support::*;
 

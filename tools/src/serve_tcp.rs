@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use coap_tokio::{Handler, Peer, TcpConfig, TcpServer, TlsClientConfig, TlsServerConfig};
+use coap_tokio::glue::{TlsClientConfig, TlsServerConfig};
+use coap_tokio::{Handler, Peer, TcpConfig, TcpServer};
 use coap_tools::exit::Fail;
 use coap_tools::input::io_reason;
 

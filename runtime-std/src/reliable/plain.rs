@@ -18,11 +18,25 @@ pub(crate) struct Plain<S>(pub S);
 
 impl<S: AsyncTcpStream> Transport for Plain<S> {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.0.poll_read(cx, buf)
+        loop {
+            match self.0.try_read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(self.0.poll_readable(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.0.poll_write(cx, buf)
+        loop {
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(self.0.poll_writable(cx))?;
+                }
+                r => return Poll::Ready(r),
+            }
+        }
     }
 }
 

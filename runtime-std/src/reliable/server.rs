@@ -59,6 +59,7 @@ impl Default for TcpConfig {
 #[derive(Debug)]
 pub struct TcpServer<R: Runtime> {
     listener: R::TcpListener,
+    local: SocketAddr,
     config: TcpConfig,
     commands: CommandSender,
     inbox: CommandReceiver,
@@ -104,10 +105,14 @@ impl<R: Runtime> TcpServer<R> {
 
     /// Listens on `addr` with `config`.
     pub async fn bind_with(addr: SocketAddr, config: TcpConfig) -> io::Result<Self> {
-        let listener = R::listen_tcp(std::net::TcpListener::bind(addr)?)?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let listener = R::listen_tcp(listener)?;
         let (commands, inbox) = command_channel();
         Ok(TcpServer {
             listener,
+            local,
             config,
             commands,
             inbox,
@@ -149,7 +154,7 @@ impl<R: Runtime> TcpServer<R> {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local)
     }
 
     /// Notifies the observers of a resource on every connection (RFC 7641 §4.2; the
