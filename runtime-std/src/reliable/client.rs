@@ -255,7 +255,7 @@ impl ClientConn {
                 },
             ),
             start: Instant::now(),
-            out: vec![0; MAX_SEND],
+            out: vec![0; MAX_MESSAGE_SIZE as usize],
             exchanges: HashMap::new(),
             peer: Peer {
                 addr: self.addr,
@@ -474,6 +474,10 @@ impl State {
         block2: Option<Block>,
     ) -> Result<Result<(), ClientError>, io::Error> {
         let limit = (self.conn.peer_settings().max_message_size as usize).min(MAX_SEND);
+        if self.out.len() < limit {
+            // Grown once the peer's CSM allows more than the default.
+            self.out.resize(limit, 0);
+        }
         let sent = self.conn.send_request(
             &mut self.out[..limit],
             request.code,

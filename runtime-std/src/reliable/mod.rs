@@ -37,3 +37,8 @@ pub const MAX_MESSAGE_SIZE: u32 = 1152;
 /// The most this side sends in one message whatever the peer announces: a peer's
 /// Max-Message-Size of 4 GiB must not make us allocate that.
 pub(crate) const MAX_SEND: usize = 64 * 1024;
+
+/// The most a server connection sends in one message: larger representations go
+/// block-wise (RFC 7959) whatever the peer accepts, so that an idle connection holds a
+/// small buffer (libcoap announces 8 MiB).
+pub(crate) const SERVER_SEND: usize = 8 * 1024;

@@ -21,7 +21,7 @@ use super::io::{wait, write_all, Sleep, Transport, Wake};
 use super::plain::Plain;
 use super::tls::{Tls, TlsServerConfig};
 use super::ws::Ws;
-use super::{MAX_MESSAGE_SIZE, MAX_SEND};
+use super::{MAX_MESSAGE_SIZE, SERVER_SEND};
 use crate::command::{command_channel, Cmd, CommandReceiver, CommandSender};
 use crate::oscore::{Peer, Security};
 use crate::reply::{Reply, RespondError};
@@ -392,7 +392,11 @@ struct ServerConn {
 impl ServerConn {
     /// The answer buffer, no larger than the peer accepts (RFC 8323 §5.3.1).
     fn exchange(&mut self) -> ServerExchange<'_, 16> {
-        let limit = (self.conn.peer_settings().max_message_size as usize).min(MAX_SEND);
+        let limit = (self.conn.peer_settings().max_message_size as usize).min(SERVER_SEND);
+        if self.out.len() < limit {
+            // Grown once the peer's CSM allows more than the default.
+            self.out.resize(limit, 0);
+        }
         ServerExchange {
             conn: &mut self.conn,
             out: &mut self.out[..limit],
@@ -453,7 +457,7 @@ async fn serve_connection(
     let mut s = ServerConn {
         id,
         conn,
-        out: vec![0; MAX_SEND],
+        out: vec![0; MAX_MESSAGE_SIZE as usize],
         observe_seq: 0,
         observers: Vec::new(),
         observed,
