@@ -5,7 +5,8 @@
 //! - an observation ends when its connection closes, on the server (the observer is gone,
 //!   RFC 8323 §7) and on the client (the stream ends);
 //! - our server answers a stream that does not start with a CSM, or cannot be framed, with
-//!   Abort and a diagnostic (§5.3, §5.6);
+//!   Abort and a diagnostic (§5.3, §5.6); it serves a bounded number of connections and
+//!   releases idle ones (§5.5);
 //! - `coap get`: one-line errors and exit 1 for a refused connection and a peer sending
 //!   garbage;
 //! - libcoap 4.3.1 (`coap-client-notls`, `coap-server-notls`) and aiocoap 0.4.17 (its
@@ -226,7 +227,7 @@ impl RawReader {
         }
     }
 
-    /// The next message, or `None` at the end of the stream.
+    /// The next message, or `None` at the end of the stream (or a reset).
     fn next(&mut self) -> Option<(u8, Vec<u8>, Vec<u8>)> {
         loop {
             if let Some((total, hdr, tkl)) = head(&self.buf) {
@@ -238,7 +239,11 @@ impl RawReader {
                 }
             }
             let mut chunk = [0u8; 2048];
-            let n = self.stream.read(&mut chunk).expect("read within the bound");
+            let n = match self.stream.read(&mut chunk) {
+                // A reset (the server closed with our bytes unread) is a close too.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+                r => r.expect("read within the bound"),
+            };
             if n == 0 {
                 return None;
             }
@@ -590,4 +595,60 @@ fn our_client_against_aiocoap_server() {
         let last = obs.cancel().await.unwrap().unwrap();
         assert!(observe(&last).is_none(), "{last:?}");
     });
+}
+
+#[test]
+fn connections_are_bounded_and_idle_ones_released() {
+    let config = coap_tokio::TcpConfig {
+        max_connections: 2,
+        idle_timeout: Duration::from_millis(300),
+        ..coap_tokio::TcpConfig::default()
+    };
+    let (tx, rx) = mpsc::channel();
+    let (stop, stopped) = async_channel::bounded::<()>(1);
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+            let server = TcpServer::bind_with(addr, config).await.unwrap();
+            tx.send(server.local_addr().unwrap()).unwrap();
+            let shutdown = async move {
+                let _ = stopped.recv().await;
+            };
+            let _ = server
+                .serve_with_shutdown(Router::new(demo::routes()), shutdown)
+                .await;
+        });
+    });
+    let addr = rx.recv_timeout(BOUND).unwrap();
+    let open = || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(&frame(CSM, &[], &[])).unwrap();
+        RawReader::new(s)
+    };
+    let mut first = open();
+    assert_eq!(first.next().unwrap().0, CSM);
+    let mut second = open();
+    assert_eq!(second.next().unwrap().0, CSM);
+    // A third while two are open: closed before anything is sent.
+    let mut third = open();
+    assert!(third.next().is_none(), "over the bound");
+    // Idle for longer than the timeout: the server releases (7.04, RFC 8323 §5.5) and
+    // closes the connection.
+    let (code, _, _) = first.next().expect("Release");
+    assert_eq!(code, 0xe4);
+    assert!(first.next().is_none(), "closed after Release");
+    assert_eq!(second.next().map(|m| m.0), Some(0xe4));
+    // Their places are free again.
+    let mut fourth = open();
+    assert_eq!(fourth.next().unwrap().0, CSM);
+    drop(stop);
+    let deadline = Instant::now() + BOUND;
+    while !thread.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(thread.is_finished(), "the server stopped");
 }
