@@ -121,6 +121,19 @@ fn our_client_against_our_server() {
             .unwrap();
         assert_eq!(bad.code, Code::BAD_OPTION);
 
+        // Block1 (RFC 7959 §2.5): 5000 bytes exceed the 1152 our server announces, so
+        // they go up in blocks (2.31 Continue between them); read back block-wise.
+        let up: Vec<u8> = (0..5000u32).map(|i| b'0' + (i % 10) as u8).collect();
+        let put = client
+            .request(Method::Put, &server.uri("/upload"))
+            .payload(up.clone())
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(put.code, Code::CHANGED | Code::CREATED), "{put:?}");
+        let back = client.get(&server.uri("/upload")).await.unwrap();
+        assert_eq!(back.payload, up);
+
         let missing = client.get(&server.uri("/nothing-here")).await.unwrap();
         assert_eq!(missing.code, Code::NOT_FOUND);
 

@@ -192,6 +192,8 @@ struct Exchange {
     deadline: Option<Instant>,
     /// The answer is not wanted (a passive cancel of an observation, done actively).
     discard: bool,
+    /// A Block1 upload in progress: the block sent last.
+    upload: Option<Block>,
 }
 
 /// What a connection's task knows besides its connection.
@@ -472,6 +474,7 @@ impl State {
         token: Token,
         request: &OutgoingRequest,
         block2: Option<Block>,
+        block1: Option<Block>,
     ) -> Result<Result<(), ClientError>, io::Error> {
         let limit = (self.conn.peer_settings().max_message_size as usize).min(MAX_SEND);
         if self.out.len() < limit {
@@ -488,7 +491,24 @@ impl State {
                     b.builder()
                         .option_uint(OptionNumber::BLOCK2, blk.encode())?;
                 }
-                b.builder().payload(&request.payload)?;
+                let body = &request.payload;
+                match block1 {
+                    // RFC 7959 §2.5: this block of the upload, Size1 with the first.
+                    Some(blk) => {
+                        b.builder()
+                            .option_uint(OptionNumber::BLOCK1, blk.encode())?;
+                        if blk.num == 0 {
+                            let total = u32::try_from(body.len()).unwrap_or(u32::MAX);
+                            b.builder().option_uint(OptionNumber::SIZE1, total)?;
+                        }
+                        let end = (blk.offset() + blk.size()).min(body.len());
+                        b.builder()
+                            .payload(body.get(blk.offset()..end).unwrap_or(&[]))?;
+                    }
+                    None => {
+                        b.builder().payload(body)?;
+                    }
+                }
                 Ok(())
             },
         );
@@ -525,7 +545,18 @@ impl State {
             _ => return Ok(()),
         };
         let token = request.token.unwrap_or_else(|| self.fresh_token());
-        if let Err(e) = self.send(t, token, &request, None).await? {
+        let mut upload = None;
+        let mut sent = self.send(t, token, &request, None, None).await?;
+        if matches!(sent, Err(ClientError::Build(BuildError::BufferTooSmall)))
+            && request.payload.len() > 1024
+        {
+            // Larger than a message the peer takes: a Block1 upload (RFC 7959 §2.5), in
+            // 1024-byte blocks unless the server asks for smaller ones.
+            let first = Block::new(0, true, 6);
+            upload = Some(first);
+            sent = self.send(t, token, &request, None, upload).await?;
+        }
+        if let Err(e) = sent {
             let _ = sink.try_send(Err(e));
             return Ok(());
         }
@@ -541,6 +572,7 @@ impl State {
                 body: Vec::new(),
                 deadline: Some(Instant::now() + timeout),
                 discard: false,
+                upload,
             },
         );
         Ok(())
@@ -563,7 +595,7 @@ impl State {
         let mut request = ex.request.clone();
         request.options.retain(|(n, _)| *n != OptionNumber::OBSERVE);
         request.options.push((OptionNumber::OBSERVE, vec![1]));
-        if self.send(t, token, &request, None).await?.is_err() {
+        if self.send(t, token, &request, None, None).await?.is_err() {
             self.exchanges.remove(&token);
             self.conn.forget(token.as_slice());
         }
@@ -599,6 +631,29 @@ impl State {
             return Ok(());
         };
         let view = message.as_udp_view();
+        if let Some(sent) = ex.upload.take() {
+            if message.code() == Code::CONTINUE && sent.more {
+                // RFC 7959 §2.3: the next block, in the size the server asked for.
+                let asked = Block::of(&view, OptionNumber::BLOCK1).unwrap_or(sent);
+                let szx = asked.szx.min(sent.szx);
+                let num = (sent.offset() + sent.size()) >> (szx + 4);
+                let probe = Block::new(num as u32, false, szx);
+                let len = ex.request.payload.len();
+                let next = Block::new(probe.num, probe.offset() + probe.size() < len, szx);
+                let token = self.fresh_token();
+                match self.send(t, token, &ex.request, None, Some(next)).await? {
+                    Ok(()) => {
+                        ex.upload = Some(next);
+                        ex.deadline = Some(Instant::now() + self.request_timeout);
+                        self.exchanges.insert(token, ex);
+                    }
+                    Err(e) => drop(ex.sink.try_send(Err(e))),
+                }
+                return Ok(());
+            }
+            // Any other answer is the upload's outcome.
+            ex.request.payload.clear();
+        }
         let block2 = Block::of(&view, OptionNumber::BLOCK2);
         let success = message.code().kind() == coap_core::code::CodeClass::Success;
         if !ex.observe && success {
@@ -616,7 +671,7 @@ impl State {
                 let mut request = ex.request.clone();
                 request.payload.clear();
                 let token = self.fresh_token();
-                match self.send(t, token, &request, Some(next)).await? {
+                match self.send(t, token, &request, Some(next), None).await? {
                     Ok(()) => {
                         ex.deadline = Some(Instant::now() + self.request_timeout);
                         self.exchanges.insert(token, ex);
