@@ -4,7 +4,8 @@
 //! over UDP (RFC 7252 §5.4.1; there is no RST over TCP, RFC 8323 §3.4), Block2 by offset
 //! within the peer's Max-Message-Size (RFC 7959 §2.4, RFC 8323 §5.3.1), observe
 //! registration and notifications in order (RFC 7641 §4.1 over RFC 8323 §7), deferred
-//! answers, and an error notification ending the observation (RFC 7641 §4.2).
+//! answers, an error notification ending the observation (RFC 7641 §4.2), and a request
+//! its handler ignores no longer counting as in progress.
 #![cfg(feature = "reliable")]
 
 use coap_core::reliable::{
@@ -33,6 +34,13 @@ impl Resource<u8> for Clock {
         w.observable(7);
         let _ = w.payload(b"t0");
         Outcome::Respond
+    }
+}
+
+struct Silent;
+impl Resource<u8> for Silent {
+    fn get(&mut self, _: &IncomingRequest<'_, u8>, _: &mut ResponseWriter<'_>) -> Outcome {
+        Outcome::Ignore
     }
 }
 
@@ -99,6 +107,7 @@ impl Pair {
             Route::new("/big", Box::new(Big) as Box<dyn Resource<u8>>),
             Route::new("/clock", Box::new(Clock)),
             Route::new("/later", Box::new(Later)),
+            Route::new("/silent", Box::new(Silent)),
         ]);
         let mut ex = ServerExchange {
             conn: &mut self.server,
@@ -242,4 +251,28 @@ fn deferred_answer_goes_out_later() {
         (m.code(), m.token(), m.payload()),
         (Code::CHANGED, &[4][..], &b"done"[..])
     );
+}
+
+#[test]
+fn an_ignored_request_is_no_longer_in_progress() {
+    let mut p = Pair::new();
+    let (served, _) = p.get(&[5], &path("silent"));
+    assert_eq!(served, Served::Ignored);
+    // A Ping with Custody (RFC 8323 §5.4.1) waits for the requests before it to be
+    // answered; the ignored one does not hold it back.
+    let mut ping = [0u8; 16];
+    p.client.ping(&[9], true).unwrap();
+    let n = p.client.poll_transmit(&mut ping).unwrap().unwrap();
+    assert!(p.server.handle_message(&ping[..n]).is_none());
+    let mut pong = [0u8; 16];
+    let n = p
+        .server
+        .poll_transmit(&mut pong)
+        .unwrap()
+        .expect("the Pong at once");
+    assert!(matches!(
+        p.client.handle_message(&pong[..n]),
+        Some(Event::Pong { custody: true, .. })
+    ));
+    assert!(p.server.is_idle());
 }

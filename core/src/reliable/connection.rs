@@ -550,10 +550,16 @@ impl<const N: usize> Connection<N> {
         if len as u64 > u64::from(limit) {
             return Err(SendError::TooLarge { len, limit });
         }
+        self.unanswered(token);
+        Ok(())
+    }
+
+    /// The request with this token gets no response (its handler had nothing to say):
+    /// it no longer counts as in progress (nor holds back a Pong with Custody, §5.4.1).
+    pub(crate) fn unanswered(&mut self, token: &[u8]) {
         if let Some(t) = Token::new(token) {
             self.server.retain(|(s, _)| *s != t);
         }
-        Ok(())
     }
 
     pub(crate) fn check_send(&self) -> Result<(), SendError> {

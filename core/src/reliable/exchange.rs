@@ -130,7 +130,10 @@ impl<const N: usize> ServerExchange<'_, N> {
         };
         match handler.handle(&req, &mut w) {
             Outcome::Respond => {}
-            Outcome::Ignore => return Ok(Served::Ignored),
+            Outcome::Ignore => {
+                self.conn.unanswered(token.as_slice());
+                return Ok(Served::Ignored);
+            }
             Outcome::Defer => {
                 return Ok(Served::Deferred(Deferred {
                     token,

@@ -689,10 +689,13 @@ impl State {
         if !ex.discard {
             let _ = ex.sink.try_send(Ok(response));
         }
-        if !last {
+        if !last && ex.observe {
             // A notification: the observation goes on, without a deadline.
             ex.deadline = None;
             self.exchanges.insert(token, ex);
+        } else if !last {
+            // An Observe in the answer to a plain request: the request is answered.
+            self.conn.forget(token.as_slice());
         }
         Ok(())
     }
