@@ -90,6 +90,7 @@ impl Handle {
     async fn reliable_route(
         &self,
         uri: &str,
+        timeout: Option<Duration>,
     ) -> Result<Option<(CommandSender, Peer)>, ClientError> {
         let parsed = Uri::parse(uri)?;
         let scheme = parsed.scheme();
@@ -129,7 +130,7 @@ impl Handle {
                 Target::Addr(a) => a.ip().to_string(),
             },
         };
-        let commands = pool.commands(scheme, addr, &host)?;
+        let commands = pool.commands(scheme, addr, &host, timeout)?;
         let peer = coap_core::oscore::Secured {
             addr,
             security: Security::Plain,
@@ -496,7 +497,8 @@ impl RequestBuilder {
             mut request,
             progress,
         } = self;
-        if let Some((commands, peer)) = handle.reliable_route(&request.uri).await? {
+        if let Some((commands, peer)) = handle.reliable_route(&request.uri, request.timeout).await?
+        {
             return handle.send_on(&commands, peer, request, progress).await;
         }
         let (peer, candidates) = handle.peer_for(&mut request).await?;
@@ -556,7 +558,8 @@ impl RequestBuilder {
         {
             request.options.push((OptionNumber::OBSERVE, Vec::new()));
         }
-        if let Some((commands, peer)) = handle.reliable_route(&request.uri).await? {
+        if let Some((commands, peer)) = handle.reliable_route(&request.uri, request.timeout).await?
+        {
             return handle.start_observation_on(commands, peer, request);
         }
         let (peer, candidates) = handle.peer_for(&mut request).await?;

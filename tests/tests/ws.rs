@@ -314,3 +314,24 @@ fn our_client_against_aiocoap_ws_server() {
         assert!(observe(&last).is_none(), "{last:?}");
     });
 }
+
+#[test]
+fn cli_silent_websocket_server_times_out() {
+    // Accepts the connection and never answers the handshake.
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holder = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(BOUND)).unwrap();
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut &s, &mut sink);
+    });
+    let mut cmd = Command::new(coap_binary());
+    cmd.args(["get", "--timeout", "1", &format!("coap+ws://{addr}/hello")]);
+    let o = run(cmd);
+    assert_eq!(o.status.code(), Some(3), "exit 3, timeout: {}", shown(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{}", shown(&o));
+    assert!(err.contains("timeout"), "{}", shown(&o));
+    holder.join().unwrap();
+}

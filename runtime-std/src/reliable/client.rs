@@ -23,7 +23,7 @@ use coap_core::reliable::{
 };
 use coap_core::{Block, BuildError, Code, OptionNumber, Scheme, Token};
 
-use super::io::{wait, write_all, Sleep, Transport, Wake};
+use super::io::{first_of, wait, write_all, Sleep, Transport, Wake};
 use super::tls::{server_name, Tls, TlsClientConfig};
 use super::ws::Ws;
 use super::{MAX_MESSAGE_SIZE, MAX_SEND};
@@ -103,12 +103,13 @@ impl Pool {
     }
 
     /// The command channel of the connection to `addr` for `scheme`, opened if there is
-    /// none (or the last one is gone).
+    /// none (or the last one is gone) within `timeout` (the request's, else the pool's).
     pub(crate) fn commands(
         &self,
         scheme: Scheme,
         addr: SocketAddr,
         host: &str,
+        timeout: Option<Duration>,
     ) -> Result<CommandSender, ClientError> {
         // Plain connections by address; TLS ones by the name verified too.
         let name = match scheme {
@@ -163,7 +164,7 @@ impl Pool {
             timer: self.timer,
             request_timeout: self.request_timeout,
         }
-        .run(connecting, rx);
+        .run(connecting, timeout.unwrap_or(self.request_timeout), rx);
         (self.spawn)(Box::pin(task))?;
         conns.insert(key, tx.clone());
         Ok(tx)
@@ -229,15 +230,26 @@ impl ClientConn {
         }
     }
 
-    async fn run(self, connect: Connecting, inbox: CommandReceiver) {
-        let mut t = match connect.await {
+    async fn run(self, connect: Connecting, connect_timeout: Duration, inbox: CommandReceiver) {
+        // Connecting (and a WebSocket handshake) within the time a request may take.
+        let deadline = (self.timer)(Instant::now() + connect_timeout);
+        let connected = first_of(connect, deadline).await.unwrap_or_else(|| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no connection within the request timeout",
+            ))
+        });
+        let mut t = match connected {
             Ok(t) => t,
             Err(e) => {
                 self.leave_pool();
                 inbox.close();
                 let reason = e.to_string();
                 while let Ok(Command(cmd)) = inbox.try_recv() {
-                    let err = || ClientError::Io(io::Error::new(e.kind(), reason.clone()));
+                    let err = || match e.kind() {
+                        io::ErrorKind::TimedOut => ClientError::Timeout,
+                        kind => ClientError::Io(io::Error::new(kind, reason.clone())),
+                    };
                     match cmd {
                         Cmd::Request { reply, .. } => drop(reply.try_send(Err(err()))),
                         Cmd::Observe { sink, .. } => drop(sink.try_send(Err(err()))),

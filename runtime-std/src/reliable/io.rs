@@ -69,3 +69,16 @@ pub(crate) async fn wait<C>(
     })
     .await
 }
+
+/// `work`'s output, or `None` if `deadline` comes first.
+pub(crate) async fn first_of<T>(work: impl Future<Output = T>, deadline: Sleep) -> Option<T> {
+    let mut work = pin!(work);
+    let mut deadline = deadline;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        deadline.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}

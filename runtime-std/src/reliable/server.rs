@@ -17,7 +17,7 @@ use coap_core::reliable::{
 };
 use coap_core::{Handler, Token};
 
-use super::io::{wait, write_all, Sleep, Transport, Wake};
+use super::io::{first_of, wait, write_all, Sleep, Transport, Wake};
 use super::plain::Plain;
 use super::tls::{Tls, TlsServerConfig};
 use super::ws::Ws;
@@ -353,19 +353,6 @@ fn dispatch(cmd: Cmd, conns: &HashMap<u64, Conn>, shared: &Shared) {
         // with `ClientError::Closed`.
         _ => {}
     }
-}
-
-/// `work`'s output, or `None` if `deadline` comes first.
-async fn first_of<T>(work: impl Future<Output = T>, deadline: Sleep) -> Option<T> {
-    let mut work = pin!(work);
-    let mut deadline = deadline;
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        deadline.as_mut().poll(cx).map(|()| None)
-    })
-    .await
 }
 
 /// The milliseconds since `start`, as the core counts time.
