@@ -37,7 +37,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use async_io::{Async, Timer};
-use coap_std::{AsyncUdpSocket, NonBlockingSocket, ResolveFuture, Runtime};
+use coap_std::{
+    AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, ConnectFuture, NonBlockingSocket,
+    ResolveFuture, Runtime,
+};
 
 pub use coap_std as glue;
 pub use coap_std::app;
@@ -47,7 +50,7 @@ pub use coap_std::{
     Fallback, Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier,
     NotifyError, Observation, OptionNumber, OscoreRejection, Outcome, Peer, Progress, Psk,
     PskStore, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
-    ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError,
+    ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError, TcpConfig,
 };
 
 /// A CoAP client on smol: a handle on an endpoint whose loop runs on a thread of its own
@@ -58,6 +61,9 @@ pub type Client = coap_std::Client<Smol>;
 /// A CoAP server endpoint on smol: bind, then [`coap_std::Server::serve`] a handler (e.g. a
 /// [`Router`]) on any executor.
 pub type Server = coap_std::Server<Smol>;
+
+/// A CoAP over TCP server on smol (`coap+tcp`, RFC 8323; see [`coap_std::TcpServer`]).
+pub type TcpServer = coap_std::TcpServer<Smol>;
 
 /// A server on one port over several endpoints, one per core (`SO_REUSEPORT`; see
 /// [`coap_std::Sharded`]).
@@ -93,6 +99,64 @@ impl Runtime for Smol {
         Box::pin(blocking::unblock(move || {
             Ok((host.as_str(), port).to_socket_addrs()?.collect())
         }))
+    }
+
+    type TcpStream = TcpStream;
+    type TcpListener = TcpListener;
+
+    fn listen_tcp(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        Async::new(listener).map(TcpListener)
+    }
+
+    fn connect_tcp(addr: SocketAddr) -> ConnectFuture<TcpStream> {
+        Box::pin(async move {
+            let s = Async::<std::net::TcpStream>::connect(addr).await?;
+            // Small messages (RFC 8323): no waiting for more bytes to fill a segment.
+            s.get_ref().set_nodelay(true)?;
+            Ok(TcpStream(s))
+        })
+    }
+}
+
+/// An async-io TCP stream as CoAP over TCP uses it (RFC 8323).
+#[derive(Debug)]
+pub struct TcpStream(Async<std::net::TcpStream>);
+
+impl AsyncTcpStream for TcpStream {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_writable(cx)
+    }
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::io::Read::read(&mut self.0.get_ref(), buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        std::io::Write::write(&mut self.0.get_ref(), buf)
+    }
+}
+
+/// An async-io TCP listener.
+#[derive(Debug)]
+pub struct TcpListener(Async<std::net::TcpListener>);
+
+impl AsyncTcpListener for TcpListener {
+    type Stream = TcpStream;
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        loop {
+            match self.0.get_ref().accept() {
+                Ok((s, peer)) => {
+                    s.set_nodelay(true)?;
+                    return Poll::Ready(Async::new(s).map(|s| (TcpStream(s), peer)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::task::ready!(self.0.poll_readable(cx))?;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 }
 

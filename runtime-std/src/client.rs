@@ -49,6 +49,8 @@ pub struct Handle {
     timer: Option<Timer>,
     /// EDHOC sessions established for `edhoc-oscore` credentials (RFC 9528).
     pub(crate) sessions: crate::edhoc::sessions::Sessions,
+    /// The connections for `coap+tcp://` URIs (RFC 8323), if the runtime gave them.
+    reliable: Option<std::sync::Arc<crate::reliable::client::Pool>>,
 }
 
 impl Handle {
@@ -65,7 +67,75 @@ impl Handle {
             fallback: Fallback::default(),
             timer: None,
             sessions: Default::default(),
+            reliable: None,
         }
+    }
+
+    /// Sends `coap+tcp://` requests over the connections of `pool` (RFC 8323).
+    pub(crate) fn with_reliable(mut self, pool: crate::reliable::client::Pool) -> Handle {
+        self.reliable = Some(std::sync::Arc::new(pool));
+        self
+    }
+
+    /// Verifies `coaps+tcp://` servers with `tls` (RFC 8323 §9).
+    pub(crate) fn with_tls(mut self, tls: crate::reliable::TlsClientConfig) -> Handle {
+        if let Some(pool) = &self.reliable {
+            self.reliable = Some(std::sync::Arc::new(pool.with_tls(tls)));
+        }
+        self
+    }
+
+    /// For a URI of a reliable transport (`coap+tcp://`): the command channel of the
+    /// connection to its origin (opened if needed) and the peer; `None` for other URIs.
+    async fn reliable_route(
+        &self,
+        uri: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<(CommandSender, Peer)>, ClientError> {
+        let parsed = Uri::parse(uri)?;
+        let scheme = parsed.scheme();
+        if matches!(scheme, Scheme::Coap | Scheme::Coaps) {
+            return Ok(None);
+        }
+        let pool = self
+            .reliable
+            .as_ref()
+            .ok_or(ClientError::UnsupportedScheme)?;
+        let port = parsed.port();
+        let addr = match parsed.host() {
+            Host::Ip(ip) => SocketAddr::new(ip, port),
+            Host::Name(_) => {
+                let Target::Name(host, port) = Target::named(&parsed)? else {
+                    return Err(ClientError::UnsupportedScheme);
+                };
+                let origin = (host.to_ascii_lowercase(), port);
+                let addrs = match self.hosts.get(&origin) {
+                    Some(given) => given.clone(),
+                    None => (self.resolver)(host.clone(), port)
+                        .await
+                        .map_err(ClientError::Resolve)?,
+                };
+                *addrs.first().ok_or_else(|| {
+                    ClientError::Resolve(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("no address for {host}"),
+                    ))
+                })?
+            }
+        };
+        let host = match parsed.host() {
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(_) => match Target::named(&parsed)? {
+                Target::Name(name, _) => name,
+                Target::Addr(a) => a.ip().to_string(),
+            },
+        };
+        let commands = pool.commands(scheme, addr, &host, timeout)?;
+        let peer = coap_core::oscore::Secured {
+            addr,
+            security: Security::Plain,
+        };
+        Ok(Some((commands, peer)))
     }
 
     /// Gives the handle the runtime's timer, for staggered attempts to the addresses of a
@@ -307,6 +377,17 @@ impl Handle {
         request: OutgoingRequest,
         progress: Option<async_channel::Sender<Progress>>,
     ) -> Result<Response, ClientError> {
+        self.send_on(&self.commands, peer, request, progress).await
+    }
+
+    /// [`Handle::send_to`] through the loop (or connection task) reading `commands`.
+    async fn send_on(
+        &self,
+        commands: &CommandSender,
+        peer: Peer,
+        request: OutgoingRequest,
+        progress: Option<async_channel::Sender<Progress>>,
+    ) -> Result<Response, ClientError> {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let (reply, response) = async_channel::bounded(1);
         let command = Command(Cmd::Request {
@@ -316,11 +397,11 @@ impl Handle {
             reply,
             progress,
         });
-        self.commands
+        commands
             .try_send(command)
             .map_err(|_| ClientError::Closed)?;
         let guard = CancelOnDrop {
-            commands: &self.commands,
+            commands,
             key: Some(key),
         };
         let result = response.recv().await.map_err(|_| ClientError::Closed);
@@ -416,6 +497,10 @@ impl RequestBuilder {
             mut request,
             progress,
         } = self;
+        if let Some((commands, peer)) = handle.reliable_route(&request.uri, request.timeout).await?
+        {
+            return handle.send_on(&commands, peer, request, progress).await;
+        }
         let (peer, candidates) = handle.peer_for(&mut request).await?;
         let result = if candidates.addrs.len() > 1 {
             handle
@@ -473,6 +558,10 @@ impl RequestBuilder {
         {
             request.options.push((OptionNumber::OBSERVE, Vec::new()));
         }
+        if let Some((commands, peer)) = handle.reliable_route(&request.uri, request.timeout).await?
+        {
+            return handle.start_observation_on(commands, peer, request);
+        }
         let (peer, candidates) = handle.peer_for(&mut request).await?;
         let last = candidates.addrs.len().saturating_sub(1);
         for (i, addr) in candidates.addrs.iter().enumerate() {
@@ -516,11 +605,22 @@ impl Handle {
         peer: Peer,
         request: OutgoingRequest,
     ) -> Result<Observation, ClientError> {
+        self.start_observation_on(self.commands.clone(), peer, request)
+    }
+
+    /// [`Handle::start_observation`] through the loop (or connection task) reading
+    /// `commands`.
+    fn start_observation_on(
+        &self,
+        commands: CommandSender,
+        peer: Peer,
+        request: OutgoingRequest,
+    ) -> Result<Observation, ClientError> {
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         // Bounded: a consumer that does not keep up misses notifications (the newest
         // state matters, RFC 7641 §1.3) instead of growing memory.
         let (sink, notifications) = async_channel::bounded(64);
-        self.commands
+        commands
             .try_send(Command(Cmd::Observe {
                 key,
                 peer,
@@ -529,7 +629,7 @@ impl Handle {
             }))
             .map_err(|_| ClientError::Closed)?;
         Ok(Observation {
-            commands: self.commands.clone(),
+            commands,
             key,
             first: None,
             notifications: Box::pin(notifications),
@@ -704,6 +804,11 @@ impl Target {
         if !matches!(uri.scheme(), Scheme::Coap | Scheme::Coaps) {
             return Err(ClientError::UnsupportedScheme);
         }
+        Target::named(&uri)
+    }
+
+    /// The address or name of a parsed URI of any scheme.
+    fn named(uri: &Uri<'_>) -> Result<Target, ClientError> {
         let port = uri.port();
         Ok(match uri.host() {
             Host::Ip(IpAddr::V6(ip)) => {

@@ -154,7 +154,8 @@ impl<R: Runtime> Client<R> {
         }
         let mut handle = Handle::new(commands, local, R::resolve)
             .with_timer(crate::runtime::timer::<R>)
-            .with_security(security);
+            .with_security(security)
+            .with_reliable(crate::reliable::plain::pool::<R>(config.request_timeout));
         // The coaps socket exists only when there are DTLS credentials to use it with.
         let mut coaps = None;
         if wants_dtls {
@@ -187,6 +188,13 @@ impl<R: Runtime> Client<R> {
     /// The local address of the endpoint's socket.
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// Trusts the CAs of `tls` for `coaps+tcp://` servers (CoAP over TLS, RFC 8323 §9);
+    /// without it such requests fail.
+    pub fn with_tls(mut self, tls: crate::reliable::TlsClientConfig) -> Self {
+        self.handle = self.handle.with_tls(tls);
+        self
     }
 
     /// Resolves `host` (with `port`) to `addrs` instead of asking the system resolver,
@@ -411,7 +419,10 @@ impl<R: Runtime> Server<R> {
         Client {
             handle: Handle::new(self.commands.clone(), self.local, R::resolve)
                 .with_timer(crate::runtime::timer::<R>)
-                .with_security(self.security.clone()),
+                .with_security(self.security.clone())
+                .with_reliable(crate::reliable::plain::pool::<R>(
+                    self.config.request_timeout,
+                )),
             runtime: PhantomData,
         }
     }

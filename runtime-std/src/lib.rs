@@ -115,7 +115,10 @@
 //! use std::io;
 //! use std::task::{Context, Poll};
 //!
-//! use coap_std::{AsyncUdpSocket, NonBlockingSocket, ResolveFuture, Runtime};
+//! use coap_std::{
+//!     AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, ConnectFuture, NonBlockingSocket,
+//!     ResolveFuture, Runtime,
+//! };
 //!
 //! /// A runtime that has only blocking sockets and one thread per client.
 //! #[derive(Debug)]
@@ -173,6 +176,43 @@
 //!         let found = (host.as_str(), port).to_socket_addrs().map(Iterator::collect);
 //!         Box::pin(std::future::ready(found))
 //!     }
+//!     type TcpStream = Tcp;
+//!     type TcpListener = Listener;
+//!     fn listen_tcp(listener: std::net::TcpListener) -> io::Result<Listener> {
+//!         Ok(Listener(listener))
+//!     }
+//!     fn connect_tcp(addr: std::net::SocketAddr) -> ConnectFuture<Tcp> {
+//!         Box::pin(std::future::ready(std::net::TcpStream::connect(addr).map(Tcp)))
+//!     }
+//! }
+//!
+//! /// Blocking TCP (CoAP over TCP, RFC 8323): a real runtime waits on its reactor.
+//! #[derive(Debug)]
+//! struct Tcp(std::net::TcpStream);
+//!
+//! impl AsyncTcpStream for Tcp {
+//!     fn poll_readable(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+//!         Poll::Ready(Ok(()))
+//!     }
+//!     fn poll_writable(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+//!         Poll::Ready(Ok(()))
+//!     }
+//!     fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+//!         io::Read::read(&mut &self.0, buf)
+//!     }
+//!     fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+//!         io::Write::write(&mut &self.0, buf)
+//!     }
+//! }
+//!
+//! #[derive(Debug)]
+//! struct Listener(std::net::TcpListener);
+//!
+//! impl AsyncTcpListener for Listener {
+//!     type Stream = Tcp;
+//!     fn poll_accept(&self, _: &mut Context<'_>) -> Poll<io::Result<(Tcp, std::net::SocketAddr)>> {
+//!         Poll::Ready(self.0.accept().map(|(s, a)| (Tcp(s), a)))
+//!     }
 //! }
 //!
 //! /// What the adapter crate then exports.
@@ -200,6 +240,7 @@ mod icmp;
 pub mod multicast;
 pub mod oscore;
 mod oscore_rejection;
+pub mod reliable;
 mod reply;
 mod responder;
 mod response;
@@ -221,10 +262,11 @@ pub use driver::{
 };
 pub use endpoint::{Client, Server};
 pub use happy_eyeballs::Fallback;
+pub use reliable::{TcpConfig, TcpServer, TlsClientConfig, TlsServerConfig};
 pub use reply::{Reply, RespondError};
 pub use responder::{Notifier, NotifyError, Responder};
 pub use response::{ClientError, OscoreRejection, Response, StatusError};
-pub use runtime::{AsyncUdpSocket, Runtime};
+pub use runtime::{AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, ConnectFuture, Runtime};
 pub use shard::{Sharded, ShardedNotifier};
 pub use storage::DEDUP_LIMIT;
 pub use wait::Wait;

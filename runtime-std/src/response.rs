@@ -15,9 +15,10 @@ pub enum ClientError {
     /// The URI does not parse (RFC 7252 §6.4).
     #[error("invalid URI: {0}")]
     InvalidUri(UriError),
-    /// A scheme other than `coap` and `coaps` (`coap+tcp` needs a TCP transport), or
-    /// `coaps` where it cannot work (a group request).
-    #[error("unsupported URI scheme (only coap:// and coaps:// are supported)")]
+    /// A scheme this request cannot use: not one of CoAP's six, `coaps` where it cannot
+    /// work (a group request), or a reliable transport (`coap+tcp`, `coaps+tcp`,
+    /// `coap+ws`, `coaps+ws`, RFC 8323) where only UDP is (a group request).
+    #[error("unsupported URI scheme for this request")]
     UnsupportedScheme,
     /// A `coaps://` request without DTLS credentials: no PSK was configured for the
     /// endpoint or matches the URI in its credentials (RFC 7252 §9.1.3.1).

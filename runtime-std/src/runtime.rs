@@ -35,6 +35,46 @@ pub trait Runtime: fmt::Debug + Send + Sync + 'static {
     /// Resolves a host name from a URI (`coap://example.net/`) to socket addresses,
     /// without blocking the loop.
     fn resolve(host: String, port: u16) -> ResolveFuture;
+
+    /// The runtime's TCP stream (CoAP over TCP and TLS, RFC 8323).
+    type TcpStream: AsyncTcpStream;
+    /// The runtime's TCP listener.
+    type TcpListener: AsyncTcpListener<Stream = Self::TcpStream>;
+
+    /// Registers a bound, listening, non-blocking std listener with the runtime's reactor.
+    fn listen_tcp(listener: std::net::TcpListener) -> io::Result<Self::TcpListener>;
+
+    /// Opens a TCP connection to `addr` without blocking the loop.
+    fn connect_tcp(addr: SocketAddr) -> ConnectFuture<Self::TcpStream>;
+}
+
+/// The future [`Runtime::connect_tcp`] returns.
+pub type ConnectFuture<S> = std::pin::Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
+
+/// A connected TCP stream of a [`Runtime`], non-blocking, with readiness the connection
+/// task waits on (as [`AsyncUdpSocket`]): `coap-std` retries a `WouldBlock` after the
+/// stream's next readiness. `Ok(0)` from a read is the end of the stream.
+pub trait AsyncTcpStream: fmt::Debug + Send + Sync + 'static {
+    /// Ready when bytes (or the end of the stream) may be waiting.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Ready when the send buffer may have room.
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Reads what has arrived, or `WouldBlock`.
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Writes what fits, or `WouldBlock`.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+}
+
+/// A listening TCP socket of a [`Runtime`].
+pub trait AsyncTcpListener: fmt::Debug + Send + Sync + 'static {
+    /// The accepted connections' type.
+    type Stream: AsyncTcpStream;
+
+    /// The next connection, with the peer's address.
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Stream, SocketAddr)>>;
 }
 
 /// A UDP socket of a [`Runtime`]: the non-blocking calls [`crate::pump`] makes, plus

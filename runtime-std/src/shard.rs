@@ -167,6 +167,15 @@ impl ShardedNotifier {
 }
 
 /// One endpoint's notifier, for code that serves sharded or not alike.
+impl ShardedNotifier {
+    /// Notifies the observers of `other` too (another endpoint's, e.g. a
+    /// [`crate::TcpServer`] serving the same resources over TCP).
+    pub fn and(mut self, other: Notifier) -> ShardedNotifier {
+        self.shards.push(other);
+        self
+    }
+}
+
 impl From<Notifier> for ShardedNotifier {
     fn from(n: Notifier) -> Self {
         ShardedNotifier { shards: vec![n] }

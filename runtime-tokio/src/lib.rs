@@ -67,10 +67,10 @@ pub use coap_std::{
     Fallback, Group, GroupResponses, Handler, IncomingRequest, Interface, Method, Notifier,
     NotifyError, Observation, OptionNumber, OscoreRejection, Outcome, Peer, Progress, Psk,
     PskStore, Reply, RequestBuilder, Resource, RespondError, Responder, Response, ResponseHandle,
-    ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError,
+    ResponseWriter, Route, Router, Security, ShardedNotifier, StatusError, TcpConfig,
 };
 #[cfg(feature = "tokio")]
-pub use runtime::{Socket, Tokio};
+pub use runtime::{Socket, TcpListener, TcpStream, Tokio};
 
 /// A CoAP client on tokio: a handle on an endpoint whose loop runs as a tokio task. Cheap
 /// to clone; the endpoint closes when the last clone (and the last request) is gone.
@@ -81,6 +81,10 @@ pub type Client = coap_std::Client<Tokio>;
 /// a [`Router`]).
 #[cfg(feature = "tokio")]
 pub type Server = coap_std::Server<Tokio>;
+
+/// A CoAP over TCP server on tokio (`coap+tcp`, RFC 8323; see [`coap_std::TcpServer`]).
+#[cfg(feature = "tokio")]
+pub type TcpServer = coap_std::TcpServer<Tokio>;
 
 /// A server on one port over several endpoints, one per core (`SO_REUSEPORT`; see
 /// [`coap_std::Sharded`]).

@@ -48,6 +48,51 @@ impl Runtime for Tokio {
                 .collect())
         })
     }
+
+    type TcpStream = TcpStream;
+    type TcpListener = TcpListener;
+    fn listen_tcp(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        tokio::net::TcpListener::from_std(listener).map(TcpListener)
+    }
+
+    fn connect_tcp(addr: SocketAddr) -> coap_std::ConnectFuture<TcpStream> {
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect(addr).await?;
+            s.set_nodelay(true).map(|()| TcpStream(s)) // small messages: no Nagle wait
+        })
+    }
+}
+
+/// A tokio TCP stream as CoAP over TCP uses it (RFC 8323).
+#[derive(Debug)]
+pub struct TcpStream(tokio::net::TcpStream);
+
+impl coap_std::AsyncTcpStream for TcpStream {
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_read_ready(cx)
+    }
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_write_ready(cx)
+    }
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+}
+
+/// A tokio TCP listener.
+#[derive(Debug)]
+pub struct TcpListener(tokio::net::TcpListener);
+
+impl coap_std::AsyncTcpListener for TcpListener {
+    type Stream = TcpStream;
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        let (s, peer) = std::task::ready!(self.0.poll_accept(cx))?;
+        s.set_nodelay(true)?;
+        Poll::Ready(Ok((TcpStream(s), peer)))
+    }
 }
 
 /// A wait for an error on the socket (tokio reports EPOLLERR as neither readable nor

@@ -65,10 +65,11 @@ VENV="$PEERS/venv"
 aiocoap_version() {
     "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("aiocoap"))' 2>/dev/null || true
 }
-# EDHOC (RFC 9528) needs lakers-python (the `oscore` extra) and EDN credentials files
-# cbor-diag (the `prettyprint` extra); a venv from before either was used is completed.
+# EDHOC (RFC 9528) needs lakers-python (the `oscore` extra), EDN credentials files
+# cbor-diag (the `prettyprint` extra) and CoAP over WebSockets (RFC 8323 §4, tests/tests/ws.rs)
+# websockets (the `ws` extra); a venv from before any was used is completed.
 aiocoap_extras() {
-    "$VENV/bin/python" -c 'import lakers, cbor_diag, cbor2' 2>/dev/null
+    "$VENV/bin/python" -c 'import lakers, cbor_diag, cbor2, websockets' 2>/dev/null
 }
 if [[ -x "$VENV/bin/aiocoap-client" && "$(aiocoap_version)" == "$AIOCOAP_VERSION" ]] && aiocoap_extras; then
     log "aiocoap: $AIOCOAP_VERSION present in $VENV"
@@ -77,9 +78,9 @@ else
     mkdir -p "$PEERS"
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-        "aiocoap[oscore,linkheader,prettyprint]==$AIOCOAP_VERSION"
+        "aiocoap[oscore,linkheader,prettyprint,ws]==$AIOCOAP_VERSION"
     [[ "$(aiocoap_version)" == "$AIOCOAP_VERSION" ]] || { log "aiocoap: install failed"; exit 1; }
-    aiocoap_extras || { log "aiocoap: lakers-python or cbor-diag missing after install"; exit 1; }
+    aiocoap_extras || { log "aiocoap: lakers-python, cbor-diag or websockets missing after install"; exit 1; }
 fi
 
 # node-coap ----------------------------------------------------------------------------

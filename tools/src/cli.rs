@@ -432,6 +432,11 @@ pub struct RequestArgs {
     #[arg(long, value_name = "KEY|0xHEX|@FILE", requires = "psk_identity")]
     pub psk: Option<String>,
 
+    /// For coaps+tcp:// and coaps+ws:// URIs (CoAP over TLS, RFC 8323): trust the CA
+    /// certificates of FILE (PEM) to verify the server
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
     /// For a multicast URI (e.g. coap://224.0.1.187/... or coap://[ff02::fd%eth0]/...):
     /// collect responses for S seconds and print each responder's [default: 6]
     #[arg(long, value_name = "S", value_parser = parse_seconds)]
@@ -583,6 +588,34 @@ pub struct ServeArgs {
           default_value_t = coap_tokio::Config::default().held_slot_share_percent,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     pub held_slot_share: u8,
+    /// Also serve coap+tcp:// (CoAP over TCP, RFC 8323) on ADDR (IP:PORT, HOST:PORT or a
+    /// bare PORT), with the same resources
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, conflicts_with = "plugtest")]
+    pub tcp_bind: Option<SocketAddr>,
+
+    /// Also serve coaps+tcp:// (CoAP over TLS 1.3/1.2, ALPN "coap", RFC 8323) on ADDR, with
+    /// the certificate of --cert and the key of --key
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, requires_all = ["cert", "key"],
+          conflicts_with = "plugtest")]
+    pub tls_bind: Option<SocketAddr>,
+
+    /// Also serve coap+ws:// (CoAP over WebSockets, RFC 8323 §4: subprotocol "coap" at
+    /// /.well-known/coap) on ADDR
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, conflicts_with = "plugtest")]
+    pub ws_bind: Option<SocketAddr>,
+
+    /// Also serve coaps+ws:// (CoAP over secure WebSockets) on ADDR, with --cert and --key
+    #[arg(long, value_name = "ADDR", value_parser = parse_bind, requires_all = ["cert", "key"],
+          conflicts_with = "plugtest")]
+    pub wss_bind: Option<SocketAddr>,
+
+    /// With --tls-bind or --wss-bind: the server's certificate chain (PEM, leaf first)
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// With --tls-bind or --wss-bind: the server's private key (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -12,6 +12,7 @@ mod proxy_cmd;
 mod rd_cmd;
 mod request;
 mod serve;
+mod serve_tcp;
 mod shell;
 mod show;
 

@@ -40,7 +40,7 @@ pub async fn target_in(
     hosts: &[input::HostEntry],
 ) -> Result<Target, Fail> {
     let supported = if secure {
-        "coap:// and coaps:// are"
+        "coap://, coaps://, coap+tcp://, coaps+tcp://, coap+ws:// and coaps+ws:// are"
     } else {
         "coap:// is"
     };
@@ -50,7 +50,18 @@ pub async fn target_in(
         )),
         e => Fail::usage(format_args!("invalid URI '{text}': {e}")),
     })?;
-    let ok = uri.scheme() == Scheme::Coap || (secure && uri.scheme() == Scheme::Coaps);
+    // coap+tcp (RFC 8323) goes where the request commands send (`secure`), not to the
+    // UDP-only commands (ping, rd, proxy upstreams) that call this without it.
+    let ok = uri.scheme() == Scheme::Coap
+        || (secure
+            && matches!(
+                uri.scheme(),
+                Scheme::Coaps
+                    | Scheme::CoapTcp
+                    | Scheme::CoapsTcp
+                    | Scheme::CoapWs
+                    | Scheme::CoapsWs
+            ));
     if !ok {
         return Err(Fail::usage(format_args!(
             "unsupported URI scheme '{}' in '{text}': only {supported} supported",
@@ -276,6 +287,9 @@ pub async fn run_with(
     };
     for h in &args.resolve {
         client = client.with_host(&h.host, h.port, h.addrs.clone());
+    }
+    if let Some(ca) = &args.ca {
+        client = client.with_tls(crate::serve_tcp::client_tls(ca)?);
     }
     let has_payload = payload.as_ref().is_some_and(|p| !p.is_empty());
     let mut req = client.request(Method::Get, &send_uri).code(code);

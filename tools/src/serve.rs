@@ -28,11 +28,15 @@ pub fn threads(args: &ServeArgs) -> Result<usize, Fail> {
         || !args.join.is_empty()
         || args.leisure.is_some()
         || args.psk_file.is_some()
-        || args.credentials.is_some();
+        || args.credentials.is_some()
+        || args.tcp_bind.is_some()
+        || args.tls_bind.is_some()
+        || args.ws_bind.is_some()
+        || args.wss_bind.is_some();
     match args.threads {
         Some(n) if n > 1 && single => Err(Fail::usage(
             "--threads above 1 cannot be combined with --plugtest, --join, --leisure, \
-             --psk-file or --credentials (their state belongs to one endpoint)",
+             --psk-file, --credentials, --tcp-bind, --tls-bind, --ws-bind or --wss-bind (their state belongs to one endpoint)",
         )),
         Some(n) => Ok(usize::from(n)),
         None if single => Ok(1),
@@ -81,6 +85,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
     };
     // The key file too: a bad line fails before anything is bound.
     let psks = args.psk_file.as_deref().map(read_psk_file).transpose()?;
+    let tls = crate::serve_tcp::tls_config(&args)?;
     let credentials = coap_tools::input::credentials(args.credentials.as_deref())?;
     let idle = upload_idle(&args);
     let config = endpoint_config(&args);
@@ -154,6 +159,29 @@ pub async fn run(args: ServeArgs, threads: usize) -> Result<Exit, Fail> {
         let result = coap_tools::plugtest::serve(server, config, signal).await;
         return stop
             .finish("coap serve", "server", local, None, result)
+            .await;
+    }
+    let reliable = crate::serve_tcp::bind_all(&args, tls).await?;
+    if !reliable.is_empty() {
+        // The same resources over TCP and TLS (RFC 8323), notified with the UDP observers.
+        let notifier = reliable.iter().fold(
+            coap_tokio::ShardedNotifier::from(server.notifier()),
+            |n, s| n.and(s.notifier()),
+        );
+        let (routes, ticker) = resources(files, notifier, idle);
+        let shared = coap_tools::shared::SharedRoutes::new(routes);
+        for tcp in reliable {
+            let protection = if args.require_oscore {
+                Protection::Required
+            } else {
+                Protection::Optional
+            };
+            crate::serve_tcp::spawn(tcp, RequireOscore::new(shared.router(), protection));
+        }
+        let handler = RequireOscore::new(shared.router(), protection);
+        let result = server.serve_with_shutdown(handler, signal).await;
+        return stop
+            .finish("coap serve", "server", local, Some(ticker), result)
             .await;
     }
     let (routes, ticker) = resources(files, server.notifier(), idle);

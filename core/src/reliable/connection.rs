@@ -542,7 +542,27 @@ impl<const N: usize> Connection<N> {
         }
     }
 
-    fn check_send(&self) -> Result<(), SendError> {
+    /// A response written outside [`Connection::send_response`] (the server's exchange
+    /// layer, [`super::exchange`]): checked against the peer's Max-Message-Size, and the
+    /// request with this token is answered.
+    pub(crate) fn sent_response(&mut self, token: &[u8], len: usize) -> Result<(), SendError> {
+        let limit = self.peer.max_message_size;
+        if len as u64 > u64::from(limit) {
+            return Err(SendError::TooLarge { len, limit });
+        }
+        self.unanswered(token);
+        Ok(())
+    }
+
+    /// The request with this token gets no response (its handler had nothing to say):
+    /// it no longer counts as in progress (nor holds back a Pong with Custody, §5.4.1).
+    pub(crate) fn unanswered(&mut self, token: &[u8]) {
+        if let Some(t) = Token::new(token) {
+            self.server.retain(|(s, _)| *s != t);
+        }
+    }
+
+    pub(crate) fn check_send(&self) -> Result<(), SendError> {
         if self.is_closed() {
             return Err(SendError::Closed);
         }

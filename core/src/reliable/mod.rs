@@ -105,6 +105,7 @@
 //!   much to send with SZX 7 (§6); otherwise Block1/Block2 as over UDP.
 
 pub mod connection;
+pub mod exchange;
 pub mod framer;
 pub mod signaling;
 pub mod wire;
@@ -112,6 +113,7 @@ pub mod wire;
 pub use connection::{
     CloseReason, Connection, ConnectionConfig, Event, PeerSettings, ProtocolError, SendError,
 };
+pub use exchange::{response_handle, response_handle_id, Deferred, Served, ServerExchange};
 pub use framer::{FrameError, Framer};
 pub use signaling::{Signal, SignalError, DEFAULT_MAX_MESSAGE_SIZE};
 pub use wire::{FrameHead, Framing, ReliableBuilder, ReliableMessage, WireError};

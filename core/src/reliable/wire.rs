@@ -363,6 +363,26 @@ impl<'b> ReliableBuilder<'b> {
         self.inner.written()
     }
 
+    /// The option and payload writer by value, for code that owns one (the server's
+    /// [`ResponseWriter`](crate::ResponseWriter)); [`ReliableBuilder::from_parts`] puts it
+    /// back.
+    pub(crate) fn into_parts(self) -> (MessageBuilder<'b>, Framing, usize) {
+        (self.inner, self.framing, self.token_len)
+    }
+
+    /// The builder [`ReliableBuilder::into_parts`] took apart.
+    pub(crate) fn from_parts(
+        inner: MessageBuilder<'b>,
+        framing: Framing,
+        token_len: usize,
+    ) -> Self {
+        ReliableBuilder {
+            inner,
+            framing,
+            token_len,
+        }
+    }
+
     /// Writes the header and returns the message's length at the start of the buffer.
     pub fn finish(self) -> Result<usize, BuildError> {
         let (buf, len) = self.inner.into_parts();
